@@ -1,0 +1,1 @@
+//! The long-lived client: reconnect, resume, leader-only clustering, and the replica kept in sync.

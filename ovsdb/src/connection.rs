@@ -1,0 +1,1 @@
+//! One live session with a server: pipelined requests, echo, server-initiated requests.

@@ -1,0 +1,1 @@
+//! Errors of the client, each naming what it was for.

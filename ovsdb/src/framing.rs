@@ -1,0 +1,1 @@
+//! Splits the byte stream from the server into JSON messages, in time linear in the bytes received.

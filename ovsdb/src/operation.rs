@@ -1,0 +1,1 @@
+//! Transaction operations (RFC 7047 §5.2) and their results.

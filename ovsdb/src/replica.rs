@@ -1,0 +1,1 @@
+//! The in-memory replica of monitored tables, its indexes and change events.

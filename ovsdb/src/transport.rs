@@ -1,0 +1,1 @@
+//! Remotes (unix:, tcp:, ssl:) and the byte streams to them.

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The README's test command: every test of the workspace. Needs root (network namespaces, OVS).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ "$(id -u)" = 0 ] || { echo "test: run as root (the lab makes network namespaces)" >&2; exit 1; }
+export RUST_BACKTRACE=1
+# Tests spawn ovsdb-server, ovn-northd and whole labs; two at a time fit the two cores here.
+cargo test --workspace --no-fail-fast "$@" -- --test-threads 2
