@@ -1,0 +1,3 @@
+//! rovn's central controller: Kubernetes objects in, OVN Northbound rows out.
+
+pub mod ipam;
