@@ -1,3 +1,4 @@
 //! rovn's central controller: Kubernetes objects in, OVN Northbound rows out.
 
 pub mod ipam;
+pub mod names;

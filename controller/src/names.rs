@@ -1,0 +1,148 @@
+//! Every name rovn gives an OVN row, and every key it writes, in one place.
+//!
+//! The names are chosen for `ovn-nbctl show` readability and Kube-OVN compatibility
+//! (DESIGN.md, "OVN topology and names"); operators grep for them, so they never change.
+
+/// The cluster router every subnet switch hangs off.
+pub const CLUSTER_ROUTER: &str = "ovn-cluster";
+/// The switch joining node `ovn0` ports to the cluster router.
+pub const JOIN_SWITCH: &str = "join";
+/// The Subnet pods land in when their namespace names no other.
+pub const DEFAULT_SUBNET: &str = "ovn-default";
+/// The load balancer group attached to every subnet switch and `join`.
+pub const CLUSTER_LB_GROUP: &str = "cluster-lbs";
+
+/// `external_ids` key marking a row as written by rovn; rows without it are never touched.
+pub const VENDOR_KEY: &str = "rovn.io/vendor";
+/// The value of [`VENDOR_KEY`].
+pub const VENDOR: &str = "rovn";
+/// `external_ids` key naming the Kubernetes object a row exists for.
+pub const OWNER_KEY: &str = "rovn.io/owner";
+
+/// Annotation keys on pods and nodes (prefix `rovn.io/`).
+pub mod annotations {
+    /// The pod's (or a request for a static) address.
+    pub const IP_ADDRESS: &str = "rovn.io/ip_address";
+    /// The pod's (or a request for a static) MAC.
+    pub const MAC_ADDRESS: &str = "rovn.io/mac_address";
+    /// The pod's subnet CIDR.
+    pub const CIDR: &str = "rovn.io/cidr";
+    /// The pod's default gateway.
+    pub const GATEWAY: &str = "rovn.io/gateway";
+    /// The pod's logical switch (or a request for one).
+    pub const LOGICAL_SWITCH: &str = "rovn.io/logical_switch";
+    /// `"true"` once the address is allocated and the other annotations are written.
+    pub const ALLOCATED: &str = "rovn.io/allocated";
+    /// `"true"` once the pod's logical switch port is committed to NB.
+    pub const ROUTED: &str = "rovn.io/routed";
+    /// The node's address on `join`.
+    pub const JOIN_IP: &str = "rovn.io/join_ip";
+    /// The node's `ovn0` MAC.
+    pub const JOIN_MAC: &str = "rovn.io/join_mac";
+    /// The node's chassis name.
+    pub const CHASSIS: &str = "rovn.io/chassis";
+}
+
+/// The owner value of a namespaced object: `<Kind>/<namespace>/<name>`.
+pub fn owner(kind: &str, namespace: &str, name: &str) -> String {
+    format!("{kind}/{namespace}/{name}")
+}
+
+/// The owner value of a cluster-scoped object: `<Kind>/<name>`.
+pub fn cluster_owner(kind: &str, name: &str) -> String {
+    format!("{kind}/{name}")
+}
+
+/// A pod's logical switch port, which is also its OVS interface's `iface-id`.
+pub fn pod_port(namespace: &str, pod: &str) -> String {
+    format!("{pod}.{namespace}")
+}
+
+/// A node's port on `join` (host side: the OVS internal port `ovn0`).
+pub fn node_port(node: &str) -> String {
+    format!("node-{node}")
+}
+
+/// The cluster router's port towards `switch`.
+pub fn router_port(switch: &str) -> String {
+    format!("{CLUSTER_ROUTER}-{switch}")
+}
+
+/// `switch`'s port towards the cluster router.
+pub fn switch_router_port(switch: &str) -> String {
+    format!("{switch}-{CLUSTER_ROUTER}")
+}
+
+/// A Service's load balancer for one protocol (`tcp`, `udp`, `sctp`).
+pub fn service_load_balancer(namespace: &str, service: &str, protocol: &str) -> String {
+    format!(
+        "svc.{namespace}.{service}.{}",
+        protocol.to_ascii_lowercase()
+    )
+}
+
+/// A Port_Group or Address_Set name: OVN allows only `[a-zA-Z_.][a-zA-Z_.0-9]*`, so the readable
+/// part has every other character replaced by `_`; a hash of the exact `identity` keeps names
+/// that read alike apart. The identity itself goes into `external_ids` beside it.
+pub fn ovn_set_name(readable: &str, identity: &str) -> String {
+    let mut name: String = readable
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if name.chars().next().is_none_or(|c| c.is_ascii_digit()) {
+        name.insert(0, '_');
+    }
+    format!("{name}.{:08x}", fnv1a32(identity.as_bytes()))
+}
+
+/// FNV-1a, 32 bits: stable across releases and platforms, which a name stored in NB must be.
+fn fnv1a32(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5u32, |hash, b| {
+        (hash ^ u32::from(*b)).wrapping_mul(0x0100_0193)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_and_router_names_match_the_design() {
+        assert_eq!(pod_port("default", "web-0"), "web-0.default");
+        assert_eq!(node_port("node1"), "node-node1");
+        assert_eq!(router_port("ovn-default"), "ovn-cluster-ovn-default");
+        assert_eq!(switch_router_port("ovn-default"), "ovn-default-ovn-cluster");
+        assert_eq!(
+            service_load_balancer("kube-system", "dns", "UDP"),
+            "svc.kube-system.dns.udp"
+        );
+        assert_eq!(owner("Pod", "ns", "p"), "Pod/ns/p");
+        assert_eq!(cluster_owner("Node", "n1"), "Node/n1");
+    }
+
+    #[test]
+    fn set_names_are_valid_and_distinct() {
+        let valid = |n: &str| {
+            let mut chars = n.chars();
+            chars
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '.')
+                && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        };
+        let a = ovn_set_name("np-allow/web", "NetworkPolicy/ns/np-allow/ingress/0");
+        let b = ovn_set_name("np_allow/web", "NetworkPolicy/ns/np_allow/ingress/0");
+        assert!(valid(&a) && valid(&b), "{a} {b}");
+        assert!(a.starts_with("np_allow_web."));
+        assert_ne!(a, b);
+        assert!(valid(&ovn_set_name("9lives", "x")));
+        assert!(valid(&ovn_set_name("", "x")));
+        assert_eq!(ovn_set_name("x", "same"), ovn_set_name("x", "same"));
+        assert_eq!(fnv1a32(b"a"), 0xe40c292c);
+    }
+}
