@@ -1,0 +1,252 @@
+//! `rovn-lab`: bring a local OVN lab (central + N nodes in network namespaces) up, tear it down,
+//! list labs, and run commands inside a lab's namespaces.
+
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow};
+use clap::{Parser, Subcommand};
+use rovn_e2e::lab::{self, Encap, Lab, LabError, LabName, LabNames, LabSpec, Place};
+use tokio::signal::unix::{SignalKind, signal};
+
+#[derive(Parser)]
+#[command(about = "Local OVN lab: central OVN plus N nodes, each a network namespace")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Build a lab (tearing down leftovers of the same name first) and print how to reach it.
+    Up {
+        /// Lab name, 1-8 characters of [a-z0-9]; scopes every namespace, file and process.
+        #[arg(long)]
+        name: LabName,
+        /// Number of nodes (chassis), named node1..nodeN.
+        #[arg(long, default_value_t = 2)]
+        nodes: u8,
+        /// Tunnel encapsulation between nodes: geneve or vxlan.
+        #[arg(long, default_value_t = Encap::Geneve)]
+        encap: Encap,
+        /// Only OVN/OVS: no API server, kubelets or scheduler.
+        #[arg(long)]
+        no_kube: bool,
+        /// Where rovn-kubesim, rovn-kubelet, rovn-scheduler and rovn-cni are.
+        #[arg(long, env = "ROVN_BIN_DIR")]
+        bin_dir: Option<PathBuf>,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+        /// Leave a failed lab in place for inspection.
+        #[arg(long)]
+        keep_on_failure: bool,
+    },
+    /// Remove everything a lab made; safe on half-made labs and when nothing is left.
+    Down {
+        /// The lab to remove.
+        #[arg(long, required_unless_present = "stale")]
+        name: Option<LabName>,
+        /// Instead: remove every lab whose owning test process has died.
+        #[arg(long, conflicts_with = "name")]
+        stale: bool,
+    },
+    /// List labs and whether their daemons are alive.
+    Status,
+    /// Run a command inside a place of a lab (nodeN, central or outside) with its OVS/OVN env.
+    Exec {
+        /// The lab.
+        #[arg(long)]
+        name: LabName,
+        /// Where to run: node1..nodeN, central or outside.
+        place: Place,
+        /// The command and its arguments, after `--`.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+}
+
+/// Held by the interrupt handler while it tears a lab down (it exits the process when done), so
+/// the main thread cannot finish first and cut the teardown short.
+static INTERRUPT_TEARDOWN: Mutex<()> = Mutex::new(());
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // `RUST_LOG=rovn_e2e=debug` also shows how long each phase of `up` took.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .without_time()
+        .with_target(false)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,rovn_e2e=info")),
+        )
+        .init();
+    let result = run(cli);
+    let _not_interrupted = INTERRUPT_TEARDOWN.lock();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rovn-lab: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Cmd::Up {
+            name,
+            nodes,
+            encap,
+            no_kube,
+            bin_dir,
+            timeout,
+            keep_on_failure,
+        } => {
+            let started = Instant::now();
+            teardown_on_interrupt(name.clone())?;
+            let spec = LabSpec {
+                encap,
+                kube: !no_kube,
+                bin_dir,
+                timeout: Duration::from_secs(timeout),
+                keep_on_failure,
+                ..LabSpec::new(name.clone(), nodes)
+            };
+            let lab = Lab::up(&spec).map_err(|e| match e {
+                LabError::Timeout { .. } => anyhow!(
+                    "bringing up lab {name} (timeout {timeout}s): {e}\n(on a busy machine, a larger --timeout may help)"
+                ),
+                e => anyhow!("bringing up lab {name}: {e}"),
+            })?;
+            for line in lab.info().summary_lines() {
+                println!("{line}");
+            }
+            eprintln!(
+                "rovn-lab: lab {name} up in {:.2}s",
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+        Cmd::Down {
+            name: Some(name), ..
+        } => lab::down(&name).map_err(|e| anyhow!("tearing down lab {name}: {e}")),
+        Cmd::Down { name: None, .. } => {
+            for name in lab::down_stale().map_err(|e| anyhow!("removing stale labs: {e}"))? {
+                eprintln!("rovn-lab: removed stale lab {name}");
+            }
+            Ok(())
+        }
+        Cmd::Status => {
+            let labs = lab::status().map_err(|e| anyhow!("listing labs: {e}"))?;
+            if labs.is_empty() {
+                eprintln!("rovn-lab: no labs under {}", lab::names::STATE_ROOT);
+            }
+            for lab in &labs {
+                print_status(lab);
+            }
+            Ok(())
+        }
+        Cmd::Exec {
+            name,
+            place,
+            command,
+        } => {
+            let names = LabNames::new(name.clone());
+            let ns = names.netns(place);
+            anyhow::ensure!(
+                lab::netns::exists(&ns),
+                "lab {name} has no {} (namespace {ns} does not exist)",
+                place.label()
+            );
+            let (program, args) = command
+                .split_first()
+                .context("exec needs a command after --")?;
+            // Replace this process so signals and the exit status are the command's own.
+            let err = lab::exec_command(&names, place, program).args(args).exec();
+            Err(anyhow!("running {program} in {ns}: {err}"))
+        }
+    }
+}
+
+/// Makes Ctrl-C (or SIGTERM/SIGHUP) during `up` tear the half-made lab down instead of
+/// leaving it for the next `up` or `down` to find. Signal handlers, unlike a blocked signal
+/// mask, are not inherited by the daemons `up` starts.
+fn teardown_on_interrupt(name: LabName) -> anyhow::Result<()> {
+    let (registered_tx, registered_rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("interrupt".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_io()
+                .build();
+            let result = runtime.map_err(anyhow::Error::from).and_then(|rt| {
+                rt.block_on(async {
+                    let mut int = signal(SignalKind::interrupt())?;
+                    let mut term = signal(SignalKind::terminate())?;
+                    let mut hup = signal(SignalKind::hangup())?;
+                    let _ = registered_tx.send(Ok(()));
+                    let which = tokio::select! {
+                        _ = int.recv() => "SIGINT",
+                        _ = term.recv() => "SIGTERM",
+                        _ = hup.recv() => "SIGHUP",
+                    };
+                    Ok::<_, anyhow::Error>(which)
+                })
+            });
+            match result {
+                Ok(which) => {
+                    let _teardown = INTERRUPT_TEARDOWN.lock();
+                    eprintln!("rovn-lab: {which} during up; tearing lab {name} down");
+                    lab::cancel::cancel();
+                    if let Err(e) = lab::down(&name) {
+                        eprintln!("rovn-lab: tearing down lab {name}: {e}");
+                    }
+                    std::process::exit(130);
+                }
+                Err(e) => {
+                    let _ = registered_tx.send(Err(e));
+                }
+            }
+        })
+        .context("starting the interrupt handler")?;
+    registered_rx
+        .recv()
+        .context("the interrupt handler stopped")?
+        .context("installing interrupt handlers")
+}
+
+fn print_status(lab: &lab::LabStatus) {
+    let nodes = lab
+        .info
+        .as_ref()
+        .map(|i| {
+            i.nodes
+                .iter()
+                .map(|n| n.name.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_else(|| "?".into());
+    let api = lab
+        .info
+        .as_ref()
+        .and_then(|i| i.api.clone())
+        .unwrap_or_else(|| "-".into());
+    let owner = match lab.info.as_ref().and_then(|i| i.owner) {
+        Some(o) if o.is_alive() => format!(" owner={}", o.pid),
+        Some(o) => format!(" owner={} stale=yes", o.pid),
+        None => String::new(),
+    };
+    println!("lab={} nodes={nodes} api={api}{owner}", lab.name);
+    for d in &lab.daemons {
+        let pid = d.pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into());
+        let alive = if d.alive { "yes" } else { "NO" };
+        println!("  daemon={} pid={pid} alive={alive}", d.label);
+    }
+}
