@@ -217,11 +217,11 @@ impl BaseType {
             atom: atom.to_json().to_string(),
             constraint,
         };
-        if let Some(allowed) = &self.enumeration {
-            if !allowed.contains(atom) {
-                let names: Vec<String> = allowed.iter().map(ToString::to_string).collect();
-                return Err(violation(format!("one of {}", names.join(", "))));
-            }
+        if let Some(allowed) = &self.enumeration
+            && !allowed.contains(atom)
+        {
+            let names: Vec<String> = allowed.iter().map(ToString::to_string).collect();
+            return Err(violation(format!("one of {}", names.join(", "))));
         }
         match atom {
             Atom::Integer(i) => {
@@ -395,16 +395,20 @@ impl DatabaseSchema {
         })
     }
 
-    /// Parses a schema from the text of a `.ovsschema` file.
-    pub fn from_str(text: &str) -> Result<DatabaseSchema, SchemaError> {
-        let json: Json = serde_json::from_str(text)
-            .map_err(|e| schema_error("schema", format!("not JSON: {e}")))?;
-        Self::from_json(&json)
-    }
-
     /// A table by name.
     pub fn table(&self, name: &str) -> Option<&TableSchema> {
         self.tables.get(name)
+    }
+}
+
+impl std::str::FromStr for DatabaseSchema {
+    type Err = SchemaError;
+
+    /// Parses a schema from the text of a `.ovsschema` file.
+    fn from_str(text: &str) -> Result<DatabaseSchema, SchemaError> {
+        let json: Json = serde_json::from_str(text)
+            .map_err(|e| schema_error("schema", format!("not JSON: {e}")))?;
+        Self::from_json(&json)
     }
 }
 
