@@ -1,0 +1,67 @@
+//! `rovn-kubesim`: the lab's stand-in for kube-apiserver, serving the REST subset that
+//! rovn (kube-rs) and `kubectl` use, over plain HTTP without authentication.
+//!
+//! Served: core/v1 namespaces, nodes, pods (+status, +binding), services (+status),
+//! endpoints, events, configmaps; discovery.k8s.io/v1 endpointslices;
+//! networking.k8s.io/v1 networkpolicies; coordination.k8s.io/v1 leases;
+//! events.k8s.io/v1 events; apiextensions.k8s.io/v1 customresourcedefinitions and the
+//! custom resources they define; legacy discovery, `/version`, health endpoints, and a
+//! minimal `/openapi/v3`.
+//!
+//! Faithful where clients can tell: one cluster-wide resourceVersion counter, 409/404/
+//! 422/410 `Status` errors with upstream reasons, list pagination over a consistent
+//! snapshot, watches resumable from a bounded history with 410 `Expired` beyond it (or
+//! when a watcher falls too far behind), bookmarks and streaming lists,
+//! selector-filtered watches, status subresources, generation, finalizers, graceful pod
+//! deletion, namespace cascade deletion, pod spec immutability, label validation,
+//! Service ClusterIP/NodePort allocation, the `kubernetes` Service with endpoints at the
+//! advertised address, `kubectl get` Tables, `PartialObjectMetadata` responses.
+//!
+//! Layers: `store` (objects, resourceVersions, history; pure) ← `cluster` / `deletion`
+//! (write semantics; pure) ← `api` / `watch` (HTTP) ← `server` (listeners, lifecycle).
+//!
+//! Simplifications (invisible to kube-rs and kubectl in the lab's use):
+//! - server-side apply is "create if absent, else strategic merge (built-ins) or JSON
+//!   merge (custom resources)"; no `managedFields`, no field ownership conflicts;
+//! - no admission, RBAC or authentication; responses are always JSON (clients that
+//!   prefer protobuf also accept JSON); protobuf request bodies are decoded only for
+//!   ConfigMap, Namespace and Service (the common fields kubectl's
+//!   `create configmap|namespace|service` send), other kinds get 415;
+//! - `/openapi/v3` publishes only the PATCH operations with their `fieldValidation`
+//!   parameter (so kubectl leaves validation to the server) and no schemas
+//!   (`/openapi/v2` is 404); unknown fields are kept, not rejected;
+//! - no CRD schema validation, defaulting, pruning or version conversion (all served
+//!   versions of a CRD share storage, like `conversion: None`);
+//! - core/v1 and events.k8s.io/v1 Events are stored separately;
+//! - no controllers: no garbage collection of dependents (`propagationPolicy` is
+//!   accepted and ignored), no Endpoints/EndpointSlice controller, no scheduler;
+//! - list `resourceVersion`/`resourceVersionMatch` are accepted and the current state is
+//!   served (always at least as new as asked);
+//! - one global history window: a watch resuming from a resourceVersion older than the
+//!   window gets 410 even if its own kind did not change since;
+//! - generation is tracked for every kind; no pod logs/exec/port-forward.
+
+#![warn(missing_docs)]
+
+pub mod api;
+pub mod clock;
+pub mod cluster;
+pub mod crd;
+pub mod defaults;
+pub mod deletion;
+pub mod discovery;
+pub mod listen;
+pub mod openapi;
+pub mod patch;
+pub mod protobuf;
+pub mod resources;
+pub mod selectors;
+pub mod server;
+pub mod status;
+pub mod store;
+pub mod table;
+pub mod validation;
+pub mod watch;
+
+pub use listen::ListenSpec;
+pub use server::{Cluster, Config, RunningServer, ServerError, start};
