@@ -4,8 +4,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "test: run as root (the lab makes network namespaces)" >&2; exit 1; }
 export RUST_BACKTRACE=1
+# Lab tests run the workspace's programs (API server, kubelet, scheduler, podtool) from the target dir.
+cargo build --quiet --workspace --bins
 # Labs whose test process was killed (a cancelled run) would otherwise linger.
-cargo build --quiet -p rovn-e2e --bin rovn-lab
 "${CARGO_TARGET_DIR:-target}/debug/rovn-lab" down --stale
 # Tests spawn ovsdb-server, ovn-northd and whole labs; two at a time fit the two cores here.
 cargo test --workspace --no-fail-fast "$@" -- --test-threads 2
