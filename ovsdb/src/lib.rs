@@ -17,8 +17,18 @@ pub mod schema;
 pub mod transport;
 pub mod value;
 
+pub use client::{Backoff, Client, ClientConfig, ClientStats, Event, TransactError};
+pub use connection::{ConnectOptions, Connection, ConnectionStats, Notification};
+pub use error::Error;
+pub use model::{DatabaseModel, Model, ModelError};
+pub use monitor::{MonitorCondition, MonitorSelect, TableMonitor};
+pub use operation::{
+    Condition, Function, Mutation, Mutator, Operation, OperationResult, WaitUntil,
+};
+pub use replica::{Change, IndexSpec, Replica, ReplicaError};
 pub use schema::{
     AtomicType, BaseType, ColumnSchema, ColumnType, DatabaseSchema, RefType, SchemaError,
     TableSchema,
 };
+pub use transport::{Remote, TlsConfig};
 pub use value::{Atom, Datum, Row, Uuid, ValueError};
