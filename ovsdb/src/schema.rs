@@ -487,6 +487,8 @@ fn required_str(obj: &Map<String, Json>, key: &str, at: &str) -> Result<String, 
 
 #[cfg(test)]
 mod tests {
+    use std::str::FromStr;
+
     use super::*;
 
     #[test]
