@@ -1,0 +1,75 @@
+//! The cluster snapshot the desired state is computed from: only what NB rows depend on.
+
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+
+use crate::ipam::MacAddr;
+
+/// Everything in the cluster that shapes rovn's NB rows, already validated and allocated
+/// (addresses come from IPAM and the pod/node annotations, not from here).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterState {
+    /// The node ↔ pod switch `join`.
+    pub join: JoinSubnet,
+    /// The Subnet objects, each a logical switch.
+    pub subnets: Vec<Subnet>,
+    /// The nodes, each with a port on `join`.
+    pub nodes: Vec<Node>,
+    /// The pods that have an allocated address, each a port on its subnet's switch.
+    pub pods: Vec<PodPort>,
+}
+
+/// The `join` switch's addressing, kept apart from [`Subnet`] because it is configured on the
+/// controller, not by a Subnet object, and belongs to the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinSubnet {
+    /// The join CIDR (default 100.64.0.0/16).
+    pub cidr: Ipv4Net,
+    /// The router's address on it (default 100.64.0.1).
+    pub gateway: Ipv4Addr,
+}
+
+/// One Subnet object: a logical switch attached to the cluster router.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subnet {
+    /// The Subnet's name, which is also its switch's name.
+    pub name: String,
+    /// `spec.cidrBlock`.
+    pub cidr: Ipv4Net,
+    /// `spec.gateway`: the router port's address.
+    pub gateway: Ipv4Addr,
+}
+
+/// One node: its `ovn0` port on `join`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    /// The Node's name.
+    pub name: String,
+    /// The `rovn.io/join_ip` annotation.
+    pub join_ip: Ipv4Addr,
+    /// The `rovn.io/join_mac` annotation.
+    pub join_mac: MacAddr,
+    /// The `rovn.io/chassis` annotation, once the agent has written it: ports on the node are
+    /// bound to it (`options:requested-chassis`), falling back to the node name until then.
+    pub chassis: Option<String>,
+}
+
+/// One pod with an allocated address: its logical switch port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodPort {
+    /// The pod's namespace.
+    pub namespace: String,
+    /// The pod's name.
+    pub name: String,
+    /// The pod's UID: a pod re-created under the same name is a new port.
+    pub uid: String,
+    /// The node the pod is scheduled to.
+    pub node: String,
+    /// The pod's logical switch (its Subnet's name).
+    pub switch: String,
+    /// The allocated address.
+    pub ip: Ipv4Addr,
+    /// The allocated MAC.
+    pub mac: MacAddr,
+}

@@ -1,0 +1,170 @@
+use super::*;
+use crate::desired::{JoinSubnet, Subnet};
+
+fn ip(s: &str) -> Ipv4Addr {
+    s.parse().unwrap_or(Ipv4Addr::UNSPECIFIED)
+}
+
+fn net(s: &str) -> Ipv4Net {
+    s.parse().unwrap_or_default()
+}
+
+fn cluster() -> ClusterState {
+    ClusterState {
+        join: JoinSubnet {
+            cidr: net("100.64.0.0/16"),
+            gateway: ip("100.64.0.1"),
+        },
+        subnets: vec![Subnet {
+            name: "ovn-default".into(),
+            cidr: net("10.16.0.0/16"),
+            gateway: ip("10.16.0.1"),
+        }],
+        nodes: vec![Node {
+            name: "n1".into(),
+            join_ip: ip("100.64.0.2"),
+            join_mac: MacAddr::derived_from(ip("100.64.0.2")),
+            chassis: None,
+        }],
+        pods: vec![PodPort {
+            namespace: "default".into(),
+            name: "web".into(),
+            uid: "u1".into(),
+            node: "n1".into(),
+            switch: "ovn-default".into(),
+            ip: ip("10.16.0.5"),
+            mac: MacAddr::derived_from(ip("10.16.0.5")),
+        }],
+    }
+}
+
+#[test]
+fn topology_rows_follow_the_design_names_and_owners() {
+    let state = desired_state(&cluster());
+    assert!(state.problems.is_empty(), "{:?}", state.problems);
+    assert_eq!(state.routers.keys().collect::<Vec<_>>(), ["ovn-cluster"]);
+    assert_eq!(
+        state.switches.keys().collect::<Vec<_>>(),
+        ["join", "ovn-default"]
+    );
+    let join = &state.switches["join"];
+    assert_eq!(join.other_config["subnet"], "100.64.0.0/16");
+    assert_eq!(join.external_ids["rovn.io/owner"], "Cluster/ovn-cluster");
+    assert_eq!(join.external_ids["rovn.io/vendor"], "rovn");
+
+    let lrp = &state.router_ports["ovn-cluster-ovn-default"];
+    assert_eq!(lrp.parent, "ovn-cluster");
+    assert_eq!(lrp.row.mac, "0a:58:0a:10:00:01");
+    assert_eq!(
+        lrp.row.networks.iter().collect::<Vec<_>>(),
+        ["10.16.0.1/16"]
+    );
+    assert_eq!(lrp.row.external_ids["rovn.io/owner"], "Subnet/ovn-default");
+
+    let peer = &state.switch_ports["ovn-default-ovn-cluster"];
+    assert_eq!(peer.parent, "ovn-default");
+    assert_eq!(peer.row.type_, "router");
+    assert_eq!(peer.row.options["router-port"], "ovn-cluster-ovn-default");
+    assert!(peer.row.addresses.contains("router"));
+}
+
+#[test]
+fn node_and_pod_ports_carry_addresses_security_and_identity() {
+    let state = desired_state(&cluster());
+    let node = &state.switch_ports["node-n1"];
+    assert_eq!(node.parent, "join");
+    assert!(node.row.addresses.contains("0a:58:64:40:00:02 100.64.0.2"));
+    assert_eq!(node.row.addresses, node.row.port_security);
+    assert_eq!(node.row.external_ids["rovn.io/owner"], "Node/n1");
+
+    let pod = &state.switch_ports["web.default"];
+    assert_eq!(pod.parent, "ovn-default");
+    assert!(pod.row.addresses.contains("0a:58:0a:10:00:05 10.16.0.5"));
+    assert_eq!(pod.row.addresses, pod.row.port_security);
+    assert_eq!(pod.row.options["requested-chassis"], "n1");
+    assert_eq!(pod.row.external_ids["rovn.io/owner"], "Pod/default/web");
+    assert_eq!(pod.row.external_ids["pod-uid"], "u1");
+    assert_eq!(pod.row.external_ids["node"], "n1");
+}
+
+#[test]
+fn rendering_is_deterministic() {
+    assert_eq!(desired_state(&cluster()), desired_state(&cluster()));
+}
+
+#[test]
+fn bad_objects_are_left_out_and_their_owners_held() {
+    let mut c = cluster();
+    c.pods[0].ip = ip("10.17.0.5");
+    c.pods.push(PodPort {
+        switch: "nope".into(),
+        name: "lost".into(),
+        ..c.pods[0].clone()
+    });
+    c.subnets.push(Subnet {
+        name: "bad".into(),
+        cidr: net("10.20.0.0/16"),
+        gateway: ip("10.21.0.1"),
+    });
+    c.subnets.push(Subnet {
+        name: "join".into(),
+        cidr: net("10.30.0.0/16"),
+        gateway: ip("10.30.0.1"),
+    });
+    let state = desired_state(&c);
+    assert!(!state.switch_ports.contains_key("web.default"));
+    assert!(!state.switches.contains_key("bad"));
+    assert_eq!(
+        state.switches["join"].other_config["subnet"],
+        "100.64.0.0/16"
+    );
+    for owner in [
+        "Pod/default/web",
+        "Pod/default/lost",
+        "Subnet/bad",
+        "Subnet/join",
+    ] {
+        assert!(state.held_owners.contains(owner), "{owner} not held");
+    }
+    assert_eq!(state.problems.len(), 4, "{:?}", state.problems);
+    assert!(state.problems.iter().any(|p| p.to_string()
+        == "Pod/default/web: address 10.17.0.5 is outside ovn-default (10.16.0.0/16)"));
+}
+
+#[test]
+fn colliding_port_names_keep_the_first_and_report_the_second() {
+    let mut c = cluster();
+    c.nodes.push(Node {
+        name: "a.b".into(),
+        join_ip: ip("100.64.0.3"),
+        join_mac: MacAddr::derived_from(ip("100.64.0.3")),
+        chassis: None,
+    });
+    c.pods.push(PodPort {
+        namespace: "b".into(),
+        name: "node-a".into(),
+        ip: ip("10.16.0.6"),
+        ..c.pods[0].clone()
+    });
+    let state = desired_state(&c);
+    assert_eq!(
+        state.switch_ports["node-a.b"].row.external_ids["rovn.io/owner"],
+        "Node/a.b"
+    );
+    assert!(state.held_owners.contains("Pod/b/node-a"));
+}
+
+#[test]
+fn ports_are_bound_to_the_reported_chassis_when_known() {
+    let mut c = cluster();
+    c.nodes[0].chassis = Some("chassis-7".into());
+    let state = desired_state(&c);
+    assert_eq!(
+        state.switch_ports["web.default"].row.options["requested-chassis"],
+        "chassis-7"
+    );
+    assert_eq!(
+        state.switch_ports["node-n1"].row.options["requested-chassis"],
+        "chassis-7"
+    );
+}
