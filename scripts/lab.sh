@@ -14,12 +14,10 @@ bin=${CARGO_TARGET_DIR:-target}/debug
 
 case "${1:-up}" in
 up)
-    start_ms=$(($(date +%s%N) / 1000000))
-    "$bin/rovn-lab" up --name "$name" --nodes "$nodes" | tee "/tmp/rovn-lab-$name.env"
-    elapsed_ms=$(($(date +%s%N) / 1000000 - start_ms))
-    echo "lab $name up in $((elapsed_ms / 1000)).$((elapsed_ms % 1000 / 100)) s"
-    kubeconfig=$(sed -n 's/^kubeconfig=//p' "/tmp/rovn-lab-$name.env")
-    nb=$(sed -n 's/^nb=//p' "/tmp/rovn-lab-$name.env")
+    info=$("$bin/rovn-lab" up --name "$name" --nodes "$nodes")
+    echo "$info"
+    kubeconfig=$(sed -n 's/^kubeconfig=//p' <<<"$info")
+    nb=$(sed -n 's/^nb=//p' <<<"$info")
     echo
     echo "== kubectl --kubeconfig $kubeconfig get nodes -o wide"
     kubectl --kubeconfig "$kubeconfig" get nodes -o wide
