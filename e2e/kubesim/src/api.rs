@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 
 use crate::cluster::{PatchKind, Target};
 use crate::deletion::DeleteOptions;
+use crate::event_versions::served_form;
 use crate::resources::ResourceDef;
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::server::Cluster;
@@ -271,9 +272,7 @@ fn object_json(def: &ResourceDef, obj: &StoredObject) -> Bytes {
     if obj.value.get("apiVersion").and_then(Value::as_str) == Some(def.api_version().as_str()) {
         obj.json.clone()
     } else {
-        let mut v = obj.value.clone();
-        v["apiVersion"] = json!(def.api_version());
-        Bytes::from(v.to_string())
+        Bytes::from(served_form(def, &obj.value).to_string())
     }
 }
 
@@ -289,7 +288,7 @@ fn object_response(
             let include = IncludeObject::parse(q.get("includeObject").map(String::as_str));
             let t = table::table(
                 def,
-                std::iter::once(&obj.value),
+                std::iter::once(&served_form(def, &obj.value)),
                 obj.rv,
                 None,
                 include,
@@ -574,14 +573,7 @@ fn list_response(
     let remaining = items.len() - end;
     if *acc == Accept::Table {
         let include = IncludeObject::parse(q.get("includeObject").map(String::as_str));
-        let values: Vec<Value> = page
-            .iter()
-            .map(|o| {
-                let mut v = o.value.clone();
-                v["apiVersion"] = json!(def.api_version());
-                v
-            })
-            .collect();
+        let values: Vec<Value> = page.iter().map(|o| served_form(def, &o.value)).collect();
         let t = table::table(
             def,
             values.iter(),

@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 use crate::clock;
 use crate::crd;
 use crate::defaults::{self, ServiceAllocator};
+use crate::event_versions;
 use crate::patch::{self, PatchError};
 use crate::resources::{Registry, ResourceDef};
 use crate::status::{ApiError, Cause};
@@ -285,6 +286,16 @@ impl State {
         Ok(())
     }
 
+    /// The core/v1 Events resource that stores what `def` (events.k8s.io) serves.
+    fn core_events(&self, def: &ResourceDef) -> Result<Arc<ResourceDef>, ApiError> {
+        self.registry.get("", "v1", "events").ok_or_else(|| {
+            ApiError::internal(format!(
+                "{}: the core/v1 events storage is not served",
+                def.api_version()
+            ))
+        })
+    }
+
     /// Create: 201 semantics of POST on a collection.
     pub fn create(
         &mut self,
@@ -293,6 +304,15 @@ impl State {
         mut body: Value,
         dry_run: bool,
     ) -> Result<Arc<StoredObject>, ApiError> {
+        if event_versions::is_events_v1(def) {
+            let core = self.core_events(def)?;
+            return self.create(
+                &core,
+                namespace,
+                event_versions::core_from_events_v1(body),
+                dry_run,
+            );
+        }
         Self::normalise_identity(def, namespace, &mut body)?;
         prune_empty_metadata(&mut body);
         let meta = metadata_mut(&mut body);
@@ -445,6 +465,11 @@ impl State {
         target: Target,
         dry_run: bool,
     ) -> Result<Arc<StoredObject>, ApiError> {
+        if event_versions::is_events_v1(def) {
+            let core = self.core_events(def)?;
+            let body = event_versions::core_from_events_v1(body);
+            return self.update(&core, namespace, name, body, target, dry_run);
+        }
         let ns_opt = def.namespaced.then_some(namespace);
         Self::normalise_identity(def, ns_opt, &mut body)?;
         let body_name = meta_str(&body, "name");
@@ -676,7 +701,12 @@ impl State {
             }
             None => return Err(ApiError::not_found(&def.plural, &def.group, name)),
         };
-        let mut patched = current.value.clone();
+        let current_view = if event_versions::is_events_v1(def) {
+            event_versions::served_form(def, &current.value)
+        } else {
+            current.value.clone()
+        };
+        let mut patched = current_view.clone();
         let applied = match kind {
             PatchKind::Merge => {
                 if !patch_doc.is_object() {
@@ -723,7 +753,7 @@ impl State {
         }
         for field in ["name", "namespace", "uid"] {
             if patched.pointer(&format!("/metadata/{field}"))
-                != current.value.pointer(&format!("/metadata/{field}"))
+                != current_view.pointer(&format!("/metadata/{field}"))
             {
                 return Err(invalid(
                     def,
@@ -735,11 +765,18 @@ impl State {
                 ));
             }
         }
-        if patched.get("apiVersion") != current.value.get("apiVersion")
-            || patched.get("kind") != current.value.get("kind")
+        if patched.get("apiVersion") != current_view.get("apiVersion")
+            || patched.get("kind") != current_view.get("kind")
         {
             patched["apiVersion"] = json!(def.api_version());
             patched["kind"] = json!(def.kind);
+        }
+        if event_versions::is_events_v1(def) {
+            let core = self.core_events(def)?;
+            let patched = event_versions::core_from_events_v1(patched);
+            return self
+                .commit_update(&core, &current, patched, target, dry_run)
+                .map(|o| (o, false));
         }
         self.commit_update(def, &current, patched, target, dry_run)
             .map(|o| (o, false))

@@ -31,8 +31,8 @@
 //!   parameter (so kubectl leaves validation to the server) and no schemas
 //!   (`/openapi/v2` is 404); unknown fields are kept, not rejected;
 //! - no CRD schema validation, defaulting, pruning or version conversion (all served
-//!   versions of a CRD share storage, like `conversion: None`);
-//! - core/v1 and events.k8s.io/v1 Events are stored separately;
+//!   versions of a CRD share storage, like `conversion: None`); Events are the one
+//!   converted kind: core/v1 and events.k8s.io/v1 share one storage (`event_versions`);
 //! - no controllers: no garbage collection of dependents (`propagationPolicy` is
 //!   accepted and ignored), no Endpoints/EndpointSlice controller, no scheduler;
 //! - list `resourceVersion`/`resourceVersionMatch` are accepted and the current state is
@@ -50,6 +50,7 @@ pub mod crd;
 pub mod defaults;
 pub mod deletion;
 pub mod discovery;
+pub mod event_versions;
 pub mod listen;
 pub mod openapi;
 pub mod patch;

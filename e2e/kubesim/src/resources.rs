@@ -173,16 +173,20 @@ pub fn builtin_resources() -> Vec<ResourceDef> {
             &[],
             false,
         ),
-        builtin(
-            "events.k8s.io",
-            "v1",
-            "events",
-            "Event",
-            true,
-            false,
-            &["ev"],
-            false,
-        ),
+        // One storage with core/v1 Events, converted by `event_versions`.
+        ResourceDef {
+            storage: storage_key("", "events"),
+            ..builtin(
+                "events.k8s.io",
+                "v1",
+                "events",
+                "Event",
+                true,
+                false,
+                &["ev"],
+                false,
+            )
+        },
         builtin(
             "apiextensions.k8s.io",
             "v1",

@@ -262,6 +262,9 @@ fn supported_fields(group: &str, kind: &str) -> &'static [&'static str] {
             "regarding.namespace",
             "regarding.name",
             "regarding.uid",
+            "regarding.apiVersion",
+            "regarding.resourceVersion",
+            "regarding.fieldPath",
             "reason",
             "reportingController",
             "type",
@@ -293,7 +296,8 @@ impl FieldSelector {
                 return Err(SelectorError::UnsupportedField(field.to_string()));
             }
             reqs.push(FieldRequirement {
-                field: field.to_string(),
+                field: crate::event_versions::stored_field(group, kind, field)
+                    .unwrap_or_else(|| field.to_string()),
                 value: value.trim().to_string(),
                 negated,
             });

@@ -73,8 +73,8 @@ impl Watcher {
     }
 
     /// Renders an object that needs rewriting (other CRD version, or a Table).
-    fn render_value(&mut self, kind: &str, mut value: Value, rv: u64) -> Bytes {
-        value["apiVersion"] = json!(self.api_version);
+    fn render_value(&mut self, kind: &str, value: Value, rv: u64) -> Bytes {
+        let value = crate::event_versions::served_form(&self.req.def, &value);
         if self.req.metadata_only {
             return watch_line(
                 kind,
