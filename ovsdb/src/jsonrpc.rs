@@ -6,6 +6,8 @@
 
 use serde_json::{Value as Json, json};
 
+use crate::abbreviate::abbreviate;
+
 /// One JSON-RPC message.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Message {
@@ -87,7 +89,7 @@ impl Message {
     pub fn parse(bytes: &[u8]) -> Result<Message, MessageError> {
         let json: Json = serde_json::from_slice(bytes).map_err(|_| MessageError {
             reason: "invalid JSON",
-            text: abbreviate(&String::from_utf8_lossy(bytes)),
+            text: abbreviate(&String::from_utf8_lossy(bytes), 200),
         })?;
         Message::from_json(json)
     }
@@ -147,19 +149,8 @@ fn write_member<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, prefix: &[u8], 
 fn message_error(reason: &'static str, json: &Json) -> MessageError {
     MessageError {
         reason,
-        text: abbreviate(&json.to_string()),
+        text: abbreviate(&json.to_string(), 200),
     }
-}
-
-fn abbreviate(text: &str) -> String {
-    if text.len() <= 200 {
-        return text.to_string();
-    }
-    let mut cut = 197;
-    while !text.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    format!("{}...", &text[..cut])
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! Open_vSwitch database on each node (the agent writes it), with OVN Southbound read in tests.
 //! This crate is everything between a typed row and the socket.
 
+mod abbreviate;
 pub mod client;
 pub mod connection;
 pub mod error;

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value as Json, json};
 
+use crate::abbreviate::abbreviate;
 use crate::operation::Condition;
 use crate::schema::{DatabaseSchema, TableSchema};
 use crate::value::{Datum, Row, Uuid, ValueError};
@@ -55,18 +56,9 @@ pub enum MonitorError {
 }
 
 fn malformed(what: &str, got: &Json) -> MonitorError {
-    let mut got = got.to_string();
-    if got.len() > 120 {
-        let mut cut = 117;
-        while !got.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        got.truncate(cut);
-        got.push_str("...");
-    }
     MonitorError::Malformed {
         what: what.to_string(),
-        got,
+        got: abbreviate(&got.to_string(), 120),
     }
 }
 

@@ -9,6 +9,7 @@
 
 use serde_json::{Map, Value as Json, json};
 
+use crate::abbreviate::abbreviate;
 use crate::error::Error;
 use crate::schema::TableSchema;
 use crate::value::{Datum, Row, Uuid};
@@ -774,7 +775,7 @@ pub fn decode_results(ops: &[Operation], result: &Json) -> Result<Vec<OperationR
     let Json::Array(items) = result else {
         return Err(Error::Protocol(format!(
             "transact result is not an array: {}",
-            abbreviate(result)
+            abbreviate(&result.to_string(), 200)
         )));
     };
     for (index, item) in items.iter().enumerate() {
@@ -813,7 +814,7 @@ pub fn decode_results(ops: &[Operation], result: &Json) -> Result<Vec<OperationR
                 Error::Protocol(format!(
                     "result {index} ({}) is malformed: {reason}: {}",
                     op.describe(),
-                    abbreviate(item)
+                    abbreviate(&item.to_string(), 200)
                 ))
             })
         })
@@ -852,19 +853,6 @@ fn decode_one(op: &Operation, item: &Json) -> Result<OperationResult, &'static s
             .ok_or("no \"count\""),
         _ => Ok(OperationResult::Empty),
     }
-}
-
-fn abbreviate(json: &Json) -> String {
-    let mut text = json.to_string();
-    if text.len() > 200 {
-        let mut cut = 197;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        text.truncate(cut);
-        text.push_str("...");
-    }
-    text
 }
 
 #[cfg(test)]

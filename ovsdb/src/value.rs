@@ -14,6 +14,7 @@ use std::hash::{Hash, Hasher};
 use serde_json::{Value as Json, json};
 pub use uuid::Uuid;
 
+use crate::abbreviate::abbreviate;
 use crate::schema::{AtomicType, BaseType, ColumnType};
 
 /// Why a JSON value is not a valid datum for a column.
@@ -165,18 +166,9 @@ impl Atom {
 }
 
 fn type_error(expected: &str, got: &Json) -> ValueError {
-    let mut got = got.to_string();
-    if got.len() > 80 {
-        let mut cut = 77;
-        while !got.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        got.truncate(cut);
-        got.push_str("...");
-    }
     ValueError::Type {
         expected: expected.to_string(),
-        got,
+        got: abbreviate(&got.to_string(), 80),
     }
 }
 
