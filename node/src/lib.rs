@@ -1,4 +1,6 @@
-//! rovn's node side. Today it holds the CNI front end (`rovn-cni`) and the wire protocol the
-//! node agent (`rovn-node`) serves to it; the agent itself joins this crate later.
+//! rovn's node side: the CNI front end (`rovn-cni`), the wire protocol between it and the node
+//! agent, and the agent (`rovn-node`) that plugs pods into `br-int`.
 
+pub mod agent;
 pub mod cni;
+pub mod netdev;

@@ -1,0 +1,1 @@
+//! The controller process: watchers, IPAM state, annotation writes, the NB reconcile loop, leader election, metrics.

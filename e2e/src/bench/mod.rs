@@ -1,0 +1,1 @@
+//! Benchmarks that print `key=value` figures: the controller at scale and pod network-ready latency.

@@ -1,0 +1,1 @@
+//! Kernel network devices over rtnetlink: pod veths, the sandbox side of a pod, `ovn0` addresses and routes.
