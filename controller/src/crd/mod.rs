@@ -1,1 +1,139 @@
 //! The `Subnet` custom resource (group `rovn.io`, v1) and its status.
+//!
+//! Every field is a plain string, bool or list here, never a parsed address: a Subnet with a
+//! typo must still deserialize, so the controller can report it in the object's status rather
+//! than fail the whole watch. Parsing and validation live in [`crate::subnets`].
+
+// Each `printcolumn(...)` repeats `type_ =`, which clippy mistakes for a duplicated attribute.
+#![allow(clippy::duplicated_attributes)]
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResource;
+use kube::CustomResourceExt;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The condition type the controller maintains on every Subnet.
+pub const READY: &str = "Ready";
+
+/// A Subnet: a logical switch attached to the cluster router, the pool pods of its namespaces
+/// get addresses from.
+#[derive(
+    CustomResource, Serialize, Deserialize, Debug, Clone, PartialEq, Eq, PartialOrd, Ord, JsonSchema,
+)]
+#[kube(
+    group = "rovn.io",
+    version = "v1",
+    kind = "Subnet",
+    plural = "subnets",
+    shortname = "subnet",
+    status = "SubnetStatus",
+    derive = "PartialEq",
+    doc = "A rovn Subnet: one logical switch on the cluster router and the address pool of the namespaces it lists.",
+    printcolumn(name = "CIDR", type_ = "string", json_path = ".spec.cidrBlock"),
+    printcolumn(name = "Gateway", type_ = "string", json_path = ".spec.gateway"),
+    printcolumn(name = "Used", type_ = "integer", json_path = ".status.usedIPs"),
+    printcolumn(
+        name = "Available",
+        type_ = "integer",
+        json_path = ".status.availableIPs"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[0].status"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct SubnetSpec {
+    /// The subnet's IPv4 CIDR, e.g. `10.16.0.0/16`.
+    pub cidr_block: String,
+    /// The router's address on the subnet; the first host address when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
+    /// Addresses never handed out: single addresses (`10.16.0.5`) or ranges (`a..b`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude_ips: Vec<String>,
+    /// The namespaces whose pods get addresses here; pods of unlisted namespaces use `ovn-default`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub namespaces: Vec<String>,
+    /// Whether traffic leaving the cluster from this subnet is masqueraded to the node's address.
+    #[serde(default)]
+    pub nat_outgoing: bool,
+    /// Whether the subnet is isolated from the other subnets.
+    #[serde(default)]
+    pub private: bool,
+}
+
+/// What the controller reports about a Subnet: address usage and whether it was accepted.
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq, JsonSchema)]
+pub struct SubnetStatus {
+    /// Addresses held by pods (and nodes).
+    #[serde(rename = "usedIPs", default)]
+    #[schemars(extend("format" = "int64"))]
+    pub used_ips: u64,
+    /// Addresses still free to hand out.
+    #[serde(rename = "availableIPs", default)]
+    #[schemars(extend("format" = "int64"))]
+    pub available_ips: u64,
+    /// The `Ready` condition (always first, which the `Ready` printer column relies on).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<SubnetCondition>,
+}
+
+/// A Kubernetes-style condition (the fields of `metav1.Condition`), kept as a small own type so
+/// its schema is exactly what the CRD publishes.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SubnetCondition {
+    /// The condition type, e.g. `Ready`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// `True`, `False` or `Unknown`.
+    pub status: String,
+    /// A CamelCase reason, e.g. `Overlap`.
+    pub reason: String,
+    /// A human-readable explanation naming what to fix.
+    #[serde(default)]
+    pub message: String,
+    /// When `status` last changed (RFC 3339).
+    #[schemars(extend("format" = "date-time"))]
+    pub last_transition_time: String,
+    /// The Subnet's `metadata.generation` this condition was computed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+impl Subnet {
+    /// Whether the controller accepted this Subnet (`Ready=True`): the node agent and tools
+    /// should ignore a Subnet that is not, since no switch or pool exists for it.
+    pub fn is_ready(&self) -> bool {
+        self.status.as_ref().is_some_and(|status| {
+            status
+                .conditions
+                .iter()
+                .any(|c| c.type_ == READY && c.status == "True")
+        })
+    }
+}
+
+/// Why the CRD could not be rendered.
+#[derive(Debug, thiserror::Error)]
+#[error("rendering the Subnet CRD as YAML: {0}")]
+pub struct CrdError(#[from] serde_saphyr::SerializeError);
+
+/// The CustomResourceDefinition to install, as `deploy/crds/subnet.yaml` holds it.
+pub fn crd() -> CustomResourceDefinition {
+    Subnet::crd()
+}
+
+/// The first line of [`crd_yaml`], so nobody edits the generated file by hand.
+const GENERATED_HEADER: &str = "# Generated by `cargo run -p rovn-controller --bin rovn-crdgen` from controller/src/crd; do not edit.\n";
+
+/// [`crd`] as YAML, the exact content of `deploy/crds/subnet.yaml`.
+pub fn crd_yaml() -> Result<String, CrdError> {
+    Ok(format!(
+        "{GENERATED_HEADER}{}",
+        serde_saphyr::to_string(&crd())?
+    ))
+}

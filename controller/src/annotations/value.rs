@@ -1,0 +1,101 @@
+//! Typed reads of single annotation values, shared by the pod and node parsers.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+
+use super::AnnotationError;
+use crate::ipam::MacAddr;
+
+/// The value of `key`, or an error saying it is missing (for keys that must come together).
+pub(super) fn required<'a>(
+    annotations: &'a BTreeMap<String, String>,
+    key: &str,
+) -> Result<&'a str, AnnotationError> {
+    annotations
+        .get(key)
+        .map(String::as_str)
+        .ok_or_else(|| AnnotationError::new(key, "", "missing"))
+}
+
+/// An IPv4 address without prefix, as rovn writes it.
+pub(super) fn ipv4(key: &str, value: &str) -> Result<Ipv4Addr, AnnotationError> {
+    value
+        .parse()
+        .map_err(|_| AnnotationError::new(key, value, "not an IPv4 address"))
+}
+
+/// A unicast MAC address.
+pub(super) fn mac(key: &str, value: &str) -> Result<MacAddr, AnnotationError> {
+    value.parse::<MacAddr>().map_err(|e| {
+        let reason = match e {
+            crate::ipam::IpamError::BadMac { reason, .. } => {
+                format!("not a unicast MAC address ({reason})")
+            }
+            other => other.to_string(),
+        };
+        AnnotationError::new(key, value, reason)
+    })
+}
+
+/// A subnet CIDR in canonical form (no host bits) that can hold hosts (/30 or shorter).
+pub(super) fn cidr(key: &str, value: &str) -> Result<Ipv4Net, AnnotationError> {
+    let net: Ipv4Net = value
+        .parse()
+        .map_err(|_| AnnotationError::new(key, value, "not an IPv4 CIDR"))?;
+    if net.trunc() != net {
+        return Err(AnnotationError::new(
+            key,
+            value,
+            format!("has host bits set (the network is {})", net.trunc()),
+        ));
+    }
+    if net.prefix_len() > 30 {
+        return Err(AnnotationError::new(
+            key,
+            value,
+            "leaves no host addresses (the prefix must be /30 or shorter)",
+        ));
+    }
+    Ok(net)
+}
+
+/// A logical switch (Subnet) name: what a user typed, so only emptiness and blanks are refused
+/// here; whether such a Subnet exists is the Subnet choice's business.
+pub(super) fn switch_name(key: &str, value: &str) -> Result<String, AnnotationError> {
+    if value.is_empty() {
+        return Err(AnnotationError::new(key, value, "empty"));
+    }
+    if value.chars().any(char::is_whitespace) {
+        return Err(AnnotationError::new(key, value, "contains whitespace"));
+    }
+    Ok(value.to_string())
+}
+
+/// Checks that the address `key` holds is a host address of `cidr`: not outside, not the
+/// network or broadcast address.
+pub(super) fn host_of(
+    annotations: &BTreeMap<String, String>,
+    key: &str,
+    cidr: Ipv4Net,
+    cidr_key: &str,
+) -> Result<Ipv4Addr, AnnotationError> {
+    let value = required(annotations, key)?;
+    let ip = ipv4(key, value)?;
+    if !cidr.contains(&ip) {
+        return Err(AnnotationError::new(
+            key,
+            value,
+            format!("outside {cidr} ({cidr_key})"),
+        ));
+    }
+    if ip == cidr.network() || ip == cidr.broadcast() {
+        return Err(AnnotationError::new(
+            key,
+            value,
+            format!("is not a host address of {cidr} ({cidr_key})"),
+        ));
+    }
+    Ok(ip)
+}

@@ -1,0 +1,310 @@
+//! Validation of all Subnet objects together: each alone, then against the older accepted ones.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use k8s_openapi::jiff::Timestamp;
+
+use super::choice::SubnetChoiceError;
+use super::config::SubnetConfig;
+use super::reject::{RejectReason, SubnetRejection};
+use crate::crd;
+use crate::ipam::{IpamError, parse_exclude_ips};
+use crate::names::{DEFAULT_SUBNET, JOIN_SWITCH};
+
+/// The shortest prefix a Subnet may have: IPAM keeps one bit per address, and a larger subnet
+/// is far more than a cluster can use.
+const MIN_PREFIX: u8 = 8;
+/// The longest prefix: a /31 or /32 has no host address besides the gateway.
+const MAX_PREFIX: u8 = 30;
+
+/// Ranges no Subnet may overlap: they are routed elsewhere (from controller flags).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reserved {
+    /// The `join` switch's CIDR.
+    pub join: Ipv4Net,
+    /// The Service ClusterIP CIDR.
+    pub service: Ipv4Net,
+}
+
+/// The outcome of validating every Subnet object: which are accepted and which rejected.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SubnetSet {
+    accepted: BTreeMap<String, SubnetConfig>,
+    rejected: Vec<SubnetRejection>,
+    /// Which accepted Subnet lists each namespace (at most one, by validation).
+    by_namespace: BTreeMap<String, String>,
+}
+
+/// Deterministic: objects ordered by creationTimestamp then name; an object that overlaps an
+/// already accepted one, or the join/service CIDR, or claims a namespace an accepted one
+/// claims, is rejected WHOLE (never half-applied); so an older, working Subnet is never
+/// displaced by a newer one.
+///
+/// Age is the object's, not its spec's: editing an older Subnet's CIDR onto a newer one's range
+/// rejects the newer one (as Kube-OVN, rovn expects a CIDR in use not to be edited).
+pub fn validate_subnets(objects: &[crd::Subnet], reserved: &Reserved) -> SubnetSet {
+    let mut ordered: Vec<&crd::Subnet> = objects.iter().collect();
+    ordered.sort_by(|a, b| order_key(a).cmp(&order_key(b)));
+    let mut set = SubnetSet::default();
+    for object in ordered {
+        let name = object.metadata.name.clone().unwrap_or_default();
+        let generation = object.metadata.generation;
+        match check_alone(&name, object, reserved).and_then(|config| set.check_against(config)) {
+            Ok(config) => set.accept(config),
+            Err((reason, message)) => set.rejected.push(SubnetRejection {
+                name,
+                reason,
+                message,
+                generation,
+            }),
+        }
+    }
+    set
+}
+
+/// Oldest first, then by name. The uid and the spec only break ties the API server never
+/// produces (two objects with one name), so that even such input cannot make the outcome
+/// depend on its order.
+fn order_key(object: &crd::Subnet) -> (Option<Timestamp>, &str, &str, &crd::SubnetSpec) {
+    let meta = &object.metadata;
+    (
+        meta.creation_timestamp.as_ref().map(|t| t.0),
+        meta.name.as_deref().unwrap_or_default(),
+        meta.uid.as_deref().unwrap_or_default(),
+        &object.spec,
+    )
+}
+
+type Rejection = (RejectReason, String);
+
+/// Everything that can be checked on one object without looking at the others.
+fn check_alone(
+    name: &str,
+    object: &crd::Subnet,
+    reserved: &Reserved,
+) -> Result<SubnetConfig, Rejection> {
+    if name.is_empty() {
+        return Err((RejectReason::InvalidName, "the object has no name".into()));
+    }
+    if name == JOIN_SWITCH {
+        return Err((
+            RejectReason::InvalidName,
+            format!("the name {JOIN_SWITCH:?} belongs to the switch joining nodes to pods"),
+        ));
+    }
+    let spec = &object.spec;
+    let cidr = parse_cidr(&spec.cidr_block)?;
+    let gateway = parse_gateway(spec.gateway.as_deref(), cidr)?;
+    parse_exclude_ips(&spec.exclude_ips, cidr).map_err(|e| {
+        let message = match e {
+            IpamError::BadExclude { entry, reason } => {
+                format!("excludeIps entry {entry:?}: {reason}")
+            }
+            other => other.to_string(),
+        };
+        (RejectReason::InvalidExcludeIps, message)
+    })?;
+    let mut namespaces = spec.namespaces.clone();
+    if let Some(bad) = namespaces.iter().find(|n| !is_namespace_name(n)) {
+        return Err((
+            RejectReason::InvalidNamespaces,
+            format!("namespaces entry {bad:?} is not a namespace name (a DNS-1123 label)"),
+        ));
+    }
+    namespaces.sort();
+    namespaces.dedup();
+    for (what, range) in [("join", reserved.join), ("service", reserved.service)] {
+        if overlaps(cidr, range) {
+            return Err((
+                RejectReason::ReservedRange,
+                format!("cidrBlock {cidr} overlaps the {what} CIDR {range}"),
+            ));
+        }
+    }
+    Ok(SubnetConfig {
+        name: name.to_string(),
+        cidr,
+        gateway,
+        exclude_ips: spec.exclude_ips.clone(),
+        namespaces,
+        nat_outgoing: spec.nat_outgoing,
+        private: spec.private,
+        generation: object.metadata.generation,
+    })
+}
+
+fn parse_cidr(text: &str) -> Result<Ipv4Net, Rejection> {
+    let bad = |why: String| {
+        Err((
+            RejectReason::InvalidCidr,
+            format!("cidrBlock {text:?} {why}"),
+        ))
+    };
+    let Ok(cidr) = text.parse::<Ipv4Net>() else {
+        return bad("is not an IPv4 CIDR such as 10.16.0.0/16".into());
+    };
+    if cidr.trunc() != cidr {
+        return bad(format!(
+            "has host bits set (the network is {})",
+            cidr.trunc()
+        ));
+    }
+    if cidr.prefix_len() > MAX_PREFIX {
+        return bad(format!(
+            "leaves no room for pods (the prefix must be /{MAX_PREFIX} or shorter)"
+        ));
+    }
+    if cidr.prefix_len() < MIN_PREFIX {
+        return bad(format!(
+            "is too large (the prefix must be /{MIN_PREFIX} or longer)"
+        ));
+    }
+    Ok(cidr)
+}
+
+fn parse_gateway(text: Option<&str>, cidr: Ipv4Net) -> Result<Ipv4Addr, Rejection> {
+    let Some(text) = text else {
+        return Ok(Ipv4Addr::from(u32::from(cidr.network()) + 1));
+    };
+    let bad = |why: String| {
+        Err((
+            RejectReason::InvalidGateway,
+            format!("gateway {text:?} {why}"),
+        ))
+    };
+    let Ok(gateway) = text.parse::<Ipv4Addr>() else {
+        return bad("is not an IPv4 address".into());
+    };
+    if !cidr.contains(&gateway) {
+        return bad(format!("is outside cidrBlock {cidr}"));
+    }
+    if gateway == cidr.network() || gateway == cidr.broadcast() {
+        return bad(format!("is not a host address of {cidr}"));
+    }
+    Ok(gateway)
+}
+
+/// A DNS-1123 label, which is what a namespace name is.
+fn is_namespace_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    let edge = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes.first().is_some_and(edge)
+        && bytes.last().is_some_and(edge)
+        && bytes.iter().all(|b| edge(b) || *b == b'-')
+}
+
+fn overlaps(a: Ipv4Net, b: Ipv4Net) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}
+
+impl SubnetSet {
+    /// The checks against the Subnets accepted so far (all older than `config`).
+    fn check_against(&self, config: SubnetConfig) -> Result<SubnetConfig, Rejection> {
+        if self.accepted.contains_key(&config.name) {
+            return Err((
+                RejectReason::InvalidName,
+                format!("another Subnet object is named {:?}", config.name),
+            ));
+        }
+        if let Some(other) = self
+            .accepted
+            .values()
+            .find(|o| overlaps(o.cidr, config.cidr))
+        {
+            return Err((
+                RejectReason::Overlap,
+                format!(
+                    "cidrBlock {} overlaps {} of the older Subnet {}",
+                    config.cidr, other.cidr, other.name
+                ),
+            ));
+        }
+        if let Some((namespace, other)) = config
+            .namespaces
+            .iter()
+            .find_map(|n| self.by_namespace.get(n).map(|o| (n, o)))
+        {
+            return Err((
+                RejectReason::NamespaceConflict,
+                format!("namespace {namespace} is already listed by the older Subnet {other}"),
+            ));
+        }
+        Ok(config)
+    }
+
+    fn accept(&mut self, config: SubnetConfig) {
+        for namespace in &config.namespaces {
+            self.by_namespace
+                .insert(namespace.clone(), config.name.clone());
+        }
+        self.accepted.insert(config.name.clone(), config);
+    }
+
+    /// The accepted Subnets, by name.
+    pub fn accepted(&self) -> impl Iterator<Item = &SubnetConfig> {
+        self.accepted.values()
+    }
+
+    /// The rejected objects, oldest first.
+    pub fn rejected(&self) -> &[SubnetRejection] {
+        &self.rejected
+    }
+
+    /// The accepted Subnet `name`.
+    pub fn get(&self, name: &str) -> Option<&SubnetConfig> {
+        self.accepted.get(name)
+    }
+
+    /// Why the object `name` was rejected, if it was.
+    pub fn rejection(&self, name: &str) -> Option<&SubnetRejection> {
+        self.rejected.iter().find(|r| r.name == name)
+    }
+
+    /// The Subnet listing `namespace`, else `ovn-default` (if accepted).
+    pub fn for_namespace(&self, namespace: &str) -> Option<&SubnetConfig> {
+        match self.by_namespace.get(namespace) {
+            Some(name) => self.accepted.get(name),
+            None => self.accepted.get(DEFAULT_SUBNET),
+        }
+    }
+
+    /// The Subnet for a pod: its `logical_switch` request (must be accepted and, if the Subnet
+    /// lists namespaces, list the pod's namespace — else an error saying so), else
+    /// [`SubnetSet::for_namespace`].
+    pub fn for_pod(
+        &self,
+        namespace: &str,
+        requested: Option<&str>,
+    ) -> Result<&SubnetConfig, SubnetChoiceError> {
+        let Some(name) = requested else {
+            return self
+                .for_namespace(namespace)
+                .ok_or_else(|| SubnetChoiceError::NoDefault {
+                    namespace: namespace.to_string(),
+                });
+        };
+        let Some(config) = self.accepted.get(name) else {
+            return Err(match self.rejection(name) {
+                Some(rejection) => SubnetChoiceError::Rejected {
+                    name: name.to_string(),
+                    reason: rejection.reason,
+                    message: rejection.message.clone(),
+                },
+                None => SubnetChoiceError::Unknown {
+                    name: name.to_string(),
+                },
+            });
+        };
+        if !config.namespaces.is_empty() && !config.lists_namespace(namespace) {
+            return Err(SubnetChoiceError::NamespaceNotListed {
+                subnet: name.to_string(),
+                namespace: namespace.to_string(),
+            });
+        }
+        Ok(config)
+    }
+}

@@ -1,0 +1,340 @@
+//! Every document in `deploy/*.yaml` parses as the Kubernetes type its `kind` names, with no
+//! field dropped on the way (k8s-openapi ignores unknown fields, so a typo would otherwise pass),
+//! and the manifests grant and configure what rovn's components actually use.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::core::v1::{Container, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+fn deploy_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy")
+}
+
+/// All YAML files under `deploy/`, recursively, sorted.
+fn manifests() -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        let entries =
+            std::fs::read_dir(dir).unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()));
+        for entry in entries {
+            let path = entry
+                .unwrap_or_else(|e| panic!("listing {}: {e}", dir.display()))
+                .path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                out.push(path);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&deploy_dir(), &mut out);
+    out.sort();
+    out
+}
+
+/// The YAML documents of `path` as JSON values.
+fn documents(path: &Path) -> Vec<Value> {
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    serde_saphyr::from_multiple::<Value>(&text)
+        .unwrap_or_else(|e| panic!("{} is not valid YAML: {e}", path.display()))
+}
+
+/// Parses `doc` as `T` and checks that writing it back gives the same document.
+fn typed<T: DeserializeOwned + Serialize>(doc: &Value, what: &str) -> T {
+    let object: T = serde_json::from_value(doc.clone()).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let back = serde_json::to_value(&object).unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert_eq!(
+        strip_nulls(back),
+        strip_nulls(doc.clone()),
+        "{what}: a field was dropped or changed while parsing (typo or wrong type?)"
+    );
+    object
+}
+
+fn strip_nulls(value: Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, strip_nulls(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(strip_nulls).collect()),
+        other => other,
+    }
+}
+
+/// Every document parsed, by kind.
+#[derive(Default)]
+struct Parsed {
+    service_accounts: Vec<ServiceAccount>,
+    cluster_roles: Vec<ClusterRole>,
+    cluster_role_bindings: Vec<ClusterRoleBinding>,
+    roles: Vec<Role>,
+    role_bindings: Vec<RoleBinding>,
+    deployments: Vec<Deployment>,
+    daemon_sets: Vec<DaemonSet>,
+    crds: Vec<CustomResourceDefinition>,
+}
+
+fn parse_all() -> Parsed {
+    let mut parsed = Parsed::default();
+    let files = manifests();
+    assert!(
+        files.len() >= 4,
+        "deploy/ should hold the CRD, rbac, controller and node manifests: {files:?}"
+    );
+    for file in files {
+        for (i, doc) in documents(&file).iter().enumerate() {
+            let kind = doc.get("kind").and_then(Value::as_str).unwrap_or_default();
+            let what = format!("{} document {i} ({kind})", file.display());
+            match kind {
+                "ServiceAccount" => parsed.service_accounts.push(typed(doc, &what)),
+                "ClusterRole" => parsed.cluster_roles.push(typed(doc, &what)),
+                "ClusterRoleBinding" => parsed.cluster_role_bindings.push(typed(doc, &what)),
+                "Role" => parsed.roles.push(typed(doc, &what)),
+                "RoleBinding" => parsed.role_bindings.push(typed(doc, &what)),
+                "Deployment" => parsed.deployments.push(typed(doc, &what)),
+                "DaemonSet" => parsed.daemon_sets.push(typed(doc, &what)),
+                "CustomResourceDefinition" => parsed.crds.push(typed(doc, &what)),
+                other => panic!("{what}: unexpected kind {other:?}"),
+            }
+        }
+    }
+    parsed
+}
+
+/// Whether `rules` allow `verb` on `resource` of `group`.
+fn allows(rules: &[PolicyRule], group: &str, resource: &str, verb: &str) -> bool {
+    rules.iter().any(|r| {
+        r.api_groups
+            .as_ref()
+            .is_some_and(|g| g.iter().any(|g| g == group))
+            && r.resources
+                .as_ref()
+                .is_some_and(|rs| rs.iter().any(|r| r == resource))
+            && r.verbs.iter().any(|v| v == verb)
+    })
+}
+
+fn cluster_role<'a>(parsed: &'a Parsed, name: &str) -> &'a [PolicyRule] {
+    parsed
+        .cluster_roles
+        .iter()
+        .find(|r| r.metadata.name.as_deref() == Some(name))
+        .and_then(|r| r.rules.as_deref())
+        .unwrap_or_else(|| panic!("ClusterRole {name} with rules"))
+}
+
+fn assert_grants(rules: &[PolicyRule], who: &str, wanted: &[(&str, &str, &[&str])]) {
+    for (group, resource, verbs) in wanted {
+        for verb in *verbs {
+            assert!(
+                allows(rules, group, resource, verb),
+                "{who} may not {verb} {resource} ({group:?})"
+            );
+        }
+    }
+}
+
+fn bound(parsed: &Parsed, role: &str, service_account: &str) -> bool {
+    let subject_ok = |subjects: &Option<Vec<k8s_openapi::api::rbac::v1::Subject>>| {
+        subjects.as_ref().is_some_and(|s| {
+            s.iter().any(|s| {
+                s.kind == "ServiceAccount"
+                    && s.name == service_account
+                    && s.namespace.as_deref() == Some("kube-system")
+            })
+        })
+    };
+    parsed
+        .cluster_role_bindings
+        .iter()
+        .any(|b| b.role_ref.name == role && subject_ok(&b.subjects))
+        || parsed
+            .role_bindings
+            .iter()
+            .any(|b| b.role_ref.name == role && subject_ok(&b.subjects))
+}
+
+#[test]
+fn every_manifest_parses_into_its_kubernetes_type() {
+    let parsed = parse_all();
+    assert_eq!(parsed.crds.len(), 1);
+    assert_eq!(parsed.deployments.len(), 1);
+    assert_eq!(parsed.daemon_sets.len(), 1);
+    let accounts: BTreeSet<_> = parsed
+        .service_accounts
+        .iter()
+        .filter_map(|s| s.metadata.name.as_deref())
+        .collect();
+    assert_eq!(accounts, BTreeSet::from(["rovn-controller", "rovn-node"]));
+}
+
+#[test]
+fn rbac_grants_what_the_components_use() {
+    let parsed = parse_all();
+    let controller = cluster_role(&parsed, "rovn-controller");
+    assert_grants(
+        controller,
+        "rovn-controller",
+        &[
+            ("", "pods", &["get", "list", "watch", "patch"]),
+            ("", "nodes", &["get", "list", "watch", "patch"]),
+            ("", "namespaces", &["list", "watch"]),
+            ("rovn.io", "subnets", &["get", "list", "watch", "create"]),
+            ("rovn.io", "subnets/status", &["patch"]),
+            ("", "events", &["create", "patch"]),
+            ("events.k8s.io", "events", &["create", "patch"]),
+        ],
+    );
+    assert!(
+        !allows(controller, "", "pods", "delete"),
+        "the controller never deletes pods"
+    );
+    let lease_role = parsed
+        .roles
+        .iter()
+        .find(|r| r.metadata.namespace.as_deref() == Some("kube-system"))
+        .expect("a Role in kube-system for the Lease");
+    assert_grants(
+        lease_role.rules.as_deref().unwrap_or_default(),
+        "rovn-controller (kube-system)",
+        &[(
+            "coordination.k8s.io",
+            "leases",
+            &["get", "create", "update", "patch"],
+        )],
+    );
+    let lease_role_name = lease_role.metadata.name.as_deref().unwrap_or_default();
+    assert!(bound(&parsed, "rovn-controller", "rovn-controller"));
+    assert!(bound(&parsed, lease_role_name, "rovn-controller"));
+
+    let node = cluster_role(&parsed, "rovn-node");
+    assert_grants(
+        node,
+        "rovn-node",
+        &[
+            ("", "pods", &["get", "list", "watch"]),
+            ("", "nodes", &["get", "list", "watch", "patch"]),
+            ("rovn.io", "subnets", &["list", "watch"]),
+            ("", "events", &["create"]),
+        ],
+    );
+    assert!(
+        !allows(node, "", "pods", "patch"),
+        "the agent never writes pods"
+    );
+    assert!(bound(&parsed, "rovn-node", "rovn-node"));
+}
+
+fn env_names(container: &Container) -> BTreeSet<&str> {
+    container
+        .env
+        .iter()
+        .flatten()
+        .map(|e| e.name.as_str())
+        .collect()
+}
+
+#[test]
+fn controller_deployment_matches_the_contract() {
+    let parsed = parse_all();
+    let deployment = &parsed.deployments[0];
+    let spec = deployment.spec.as_ref().expect("Deployment spec");
+    assert_eq!(spec.replicas, Some(2));
+    let pod = spec.template.spec.as_ref().expect("pod template spec");
+    assert_eq!(pod.service_account_name.as_deref(), Some("rovn-controller"));
+    let container = &pod.containers[0];
+    assert_eq!(container.image.as_deref(), Some("rovn:dev"));
+    let env = env_names(container);
+    for name in [
+        "ROVN_NB_REMOTE",
+        "ROVN_DEFAULT_CIDR",
+        "ROVN_JOIN_CIDR",
+        "ROVN_SERVICE_CIDR",
+        "ROVN_LISTEN",
+        "ROVN_LEADER_ELECT",
+        "POD_NAME",
+    ] {
+        assert!(env.contains(name), "controller env lacks {name}");
+    }
+}
+
+#[test]
+fn node_daemonset_has_host_access() {
+    let parsed = parse_all();
+    let daemon_set = &parsed.daemon_sets[0];
+    let pod = daemon_set
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .expect("pod template spec");
+    assert_eq!(pod.host_network, Some(true));
+    assert_eq!(pod.service_account_name.as_deref(), Some("rovn-node"));
+    let container = &pod.containers[0];
+    assert_eq!(container.image.as_deref(), Some("rovn:dev"));
+    assert_eq!(
+        container
+            .security_context
+            .as_ref()
+            .and_then(|s| s.privileged),
+        Some(true)
+    );
+    let env = env_names(container);
+    for name in ["NODE_NAME", "ROVN_OVN_REMOTE"] {
+        assert!(env.contains(name), "agent env lacks {name}");
+    }
+    let volumes = pod.volumes.as_deref().unwrap_or_default();
+    let host_path_of = |volume: &str| {
+        volumes
+            .iter()
+            .find(|v| v.name == volume)
+            .and_then(|v| v.host_path.as_ref())
+            .map(|h| h.path.as_str())
+    };
+    let mounted: BTreeSet<(&str, Option<&str>)> = container
+        .volume_mounts
+        .iter()
+        .flatten()
+        .map(|m| (m.mount_path.as_str(), host_path_of(&m.name)))
+        .collect();
+    for path in [
+        "/run/openvswitch",
+        "/etc/cni/net.d",
+        "/opt/cni/bin",
+        "/run/rovn",
+        "/var/run/netns",
+    ] {
+        assert!(
+            mounted.contains(&(path, Some(path))),
+            "host {path} is not mounted at {path}: {mounted:?}"
+        );
+    }
+}
+
+#[test]
+#[should_panic(expected = "a field was dropped")]
+fn a_misspelt_field_is_caught() {
+    let doc: Value = serde_saphyr::from_str(
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: x\nautomountServiceAcountToken: false\n",
+    )
+    .expect("valid YAML");
+    let _: ServiceAccount = typed(&doc, "misspelt ServiceAccount");
+}
+
+#[test]
+#[should_panic(expected = "invalid type")]
+fn an_unquoted_boolean_env_value_is_caught() {
+    let doc: Value =
+        serde_saphyr::from_str("name: ROVN_LEADER_ELECT\nvalue: true\n").expect("valid YAML");
+    let _: k8s_openapi::api::core::v1::EnvVar = typed(&doc, "env var");
+}
