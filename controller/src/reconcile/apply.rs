@@ -46,8 +46,8 @@ pub async fn apply(
     let mut applied = Applied::default();
     let mut failures = Vec::new();
     for phase in plan.transactions(options.max_ops_per_transaction) {
-        let outcomes: Vec<_> = stream::iter(phase.iter())
-            .map(|txn| async move { (txn, client.transact(&txn.ops).await) })
+        let sends: Vec<_> = phase.iter().map(|txn| send(client, txn)).collect();
+        let outcomes: Vec<_> = stream::iter(sends)
             .buffer_unordered(options.max_in_flight.max(1))
             .collect()
             .await;
@@ -67,6 +67,19 @@ pub async fn apply(
     } else {
         Err(ApplyError { applied, failures })
     }
+}
+
+/// One transaction and its outcome. A named function rather than an `async` closure so the
+/// whole [`apply`] future is `Send` (closures returning futures over borrowed items are not
+/// general enough over lifetimes for `tokio::spawn`).
+async fn send<'a>(
+    client: &'a Client,
+    txn: &'a Transaction,
+) -> (
+    &'a Transaction,
+    Result<Vec<OperationResult>, rovn_ovsdb::TransactError>,
+) {
+    (txn, client.transact(&txn.ops).await)
 }
 
 /// A `ports` mutation that did not match exactly its one parent: with none, its ports were

@@ -3,6 +3,7 @@
 //! and removed on drop, also when a test fails.
 #![allow(dead_code)]
 
+pub mod kube;
 #[path = "../../../ovsdb/tests/support/mod.rs"]
 pub mod support;
 

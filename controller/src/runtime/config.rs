@@ -1,0 +1,127 @@
+//! What one controller process is told to do: the parsed command line, free of clap so tests
+//! can build it directly and run the controller in-process.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::Ipv4Net;
+
+/// Everything [`super::run`] needs besides the shutdown signal.
+#[derive(Clone)]
+pub struct RunConfig {
+    /// NB remotes (`unix:`, `tcp:`, `ssl:`), tried in turn.
+    pub nb_remotes: Vec<String>,
+    /// Where the Kubernetes API is.
+    pub kube: KubeSource,
+    /// `ovn-default`'s CIDR when the controller creates it.
+    pub default_cidr: Ipv4Net,
+    /// `ovn-default`'s gateway (first host when absent).
+    pub default_gateway: Option<Ipv4Addr>,
+    /// `ovn-default`'s `excludeIps`.
+    pub default_exclude_ips: Vec<String>,
+    /// The join network between nodes and the cluster router.
+    pub join_cidr: Ipv4Net,
+    /// The Service range, which no Subnet may overlap.
+    pub service_cidr: Ipv4Net,
+    /// The HTTP listener for `/metrics`, `/healthz`, `/readyz`; `None` for none (tests).
+    pub listen: Option<SocketAddr>,
+    /// Leader election; `None` runs without it.
+    pub election: Option<ElectionConfig>,
+    /// Interval of the full resync round.
+    pub resync_interval: Duration,
+    /// Bound on operations per NB transaction.
+    pub max_ops_per_transaction: usize,
+    /// Allocation patches in flight at once.
+    pub max_concurrent_patches: usize,
+}
+
+/// How the Kubernetes client is made.
+#[derive(Clone)]
+pub enum KubeSource {
+    /// `kube::Config::infer()` (in-cluster or `~/.kube/config`).
+    Infer,
+    /// A kubeconfig file.
+    Kubeconfig(PathBuf),
+    /// A client the caller built (in-process tests).
+    Client(kube::Client),
+}
+
+/// The Lease two replicas compete for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ElectionConfig {
+    /// The Lease's namespace.
+    pub namespace: String,
+    /// The Lease's name.
+    pub name: String,
+    /// This replica's holder identity.
+    pub identity: String,
+    /// How long a Lease not renewed stays held (client-go's default is 15 s).
+    pub lease_duration: Duration,
+}
+
+impl RunConfig {
+    /// A configuration with the contract's defaults for everything but the NB remotes and the
+    /// Kubernetes client.
+    pub fn new(nb_remotes: Vec<String>, kube: KubeSource) -> RunConfig {
+        RunConfig {
+            nb_remotes,
+            kube,
+            default_cidr: Ipv4Net::new(Ipv4Addr::new(10, 16, 0, 0), 16).unwrap_or_default(),
+            default_gateway: None,
+            default_exclude_ips: Vec::new(),
+            join_cidr: Ipv4Net::new(Ipv4Addr::new(100, 64, 0, 0), 16).unwrap_or_default(),
+            service_cidr: Ipv4Net::new(Ipv4Addr::new(10, 96, 0, 0), 12).unwrap_or_default(),
+            listen: None,
+            election: None,
+            resync_interval: Duration::from_secs(300),
+            max_ops_per_transaction: 2000,
+            max_concurrent_patches: 64,
+        }
+    }
+}
+
+/// Why a duration flag could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("duration {input:?}: expected a number with a unit (ms, s, m, h), e.g. 300s")]
+pub struct DurationError {
+    /// What was given.
+    pub input: String,
+}
+
+/// Parses `300s`, `1500ms`, `5m`, `1h` (a bare number is seconds), as the flags are written.
+pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
+    let bad = || DurationError {
+        input: input.to_string(),
+    };
+    let text = input.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number.parse().map_err(|_| bad())?;
+    let seconds = match unit.trim() {
+        "ms" => value / 1000.0,
+        "" | "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return Err(bad()),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|_| bad())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("300s"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1500ms"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+}

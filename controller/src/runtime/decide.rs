@@ -1,0 +1,198 @@
+//! What to do about one pod or node, decided from its object and what the controller already
+//! holds for it. Pure, so every case is unit-tested without an API server.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Pod;
+
+use crate::annotations::{
+    AnnotationError, PodAllocation, PodRequest, parse_pod_allocation, parse_pod_request,
+};
+
+/// The controller's next step for a pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PodAction {
+    /// Nothing to do (not scheduled yet, host network, or already handled).
+    Skip,
+    /// The pod no longer needs its address (gone, terminal, or host network).
+    Release,
+    /// The pod already carries an allocation (written before a restart): record it.
+    Restore(PodAllocation),
+    /// The pod needs an address, honouring what it requests.
+    Allocate(PodRequest),
+    /// The pod's annotations cannot be read; the user must fix them.
+    Refuse(AnnotationError),
+}
+
+/// What the controller holds for a pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Held<'a> {
+    /// Nothing.
+    Nothing,
+    /// An address (being written or written) for the pod with this UID.
+    Address(&'a str),
+}
+
+fn annotations(pod: &Pod) -> &BTreeMap<String, String> {
+    static EMPTY: BTreeMap<String, String> = BTreeMap::new();
+    pod.metadata.annotations.as_ref().unwrap_or(&EMPTY)
+}
+
+/// Whether the pod is done for good: its address can go to another pod.
+pub fn is_terminal(pod: &Pod) -> bool {
+    matches!(
+        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded" | "Failed")
+    )
+}
+
+/// Whether the pod shares its node's network namespace (rovn gives it nothing).
+pub fn is_host_network(pod: &Pod) -> bool {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.host_network)
+        .unwrap_or(false)
+}
+
+/// The node the pod is scheduled to, once it is.
+pub fn node_of(pod: &Pod) -> Option<&str> {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.node_name.as_deref())
+        .filter(|n| !n.is_empty())
+}
+
+/// The next step for `pod` (`None`: deleted) given what is held for it. A held address of
+/// another UID (a pod re-created under the same name) must be released by the caller before
+/// asking again with [`Held::Nothing`].
+pub fn decide_pod(pod: Option<&Pod>, held: Held<'_>) -> PodAction {
+    let Some(pod) = pod else {
+        return match held {
+            Held::Nothing => PodAction::Skip,
+            Held::Address(_) => PodAction::Release,
+        };
+    };
+    let uid = pod.metadata.uid.as_deref().unwrap_or("");
+    if is_host_network(pod) || is_terminal(pod) {
+        return match held {
+            Held::Nothing => PodAction::Skip,
+            Held::Address(_) => PodAction::Release,
+        };
+    }
+    match held {
+        Held::Address(held_uid) if held_uid == uid => return PodAction::Skip,
+        Held::Address(_) => return PodAction::Release,
+        Held::Nothing => {}
+    }
+    if node_of(pod).is_none() {
+        return PodAction::Skip;
+    }
+    let annotations = annotations(pod);
+    match parse_pod_allocation(annotations) {
+        Ok(Some(allocation)) => PodAction::Restore(allocation),
+        Err(e) => PodAction::Refuse(e),
+        Ok(None) => match parse_pod_request(annotations) {
+            Ok(request) => PodAction::Allocate(request),
+            Err(e) => PodAction::Refuse(e),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::names::annotations as keys;
+    use k8s_openapi::api::core::v1::{PodSpec, PodStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    fn pod(node: Option<&str>, annotations: &[(&str, &str)]) -> Pod {
+        Pod {
+            metadata: ObjectMeta {
+                name: Some("p".into()),
+                namespace: Some("ns".into()),
+                uid: Some("u1".into()),
+                annotations: Some(
+                    annotations
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                ),
+                ..Default::default()
+            },
+            spec: Some(PodSpec {
+                node_name: node.map(str::to_string),
+                ..Default::default()
+            }),
+            status: None,
+        }
+    }
+
+    #[test]
+    fn unscheduled_pods_wait_and_scheduled_ones_get_an_address() {
+        assert_eq!(
+            decide_pod(Some(&pod(None, &[])), Held::Nothing),
+            PodAction::Skip
+        );
+        assert!(matches!(
+            decide_pod(Some(&pod(Some("n1"), &[])), Held::Nothing),
+            PodAction::Allocate(_)
+        ));
+        assert_eq!(
+            decide_pod(Some(&pod(Some("n1"), &[])), Held::Address("u1")),
+            PodAction::Skip
+        );
+    }
+
+    #[test]
+    fn deleted_terminal_and_recreated_pods_release() {
+        assert_eq!(decide_pod(None, Held::Address("u1")), PodAction::Release);
+        assert_eq!(decide_pod(None, Held::Nothing), PodAction::Skip);
+        let mut done = pod(Some("n1"), &[]);
+        done.status = Some(PodStatus {
+            phase: Some("Succeeded".into()),
+            ..Default::default()
+        });
+        assert_eq!(
+            decide_pod(Some(&done), Held::Address("u1")),
+            PodAction::Release
+        );
+        assert_eq!(decide_pod(Some(&done), Held::Nothing), PodAction::Skip);
+        assert_eq!(
+            decide_pod(Some(&pod(Some("n1"), &[])), Held::Address("old-uid")),
+            PodAction::Release
+        );
+    }
+
+    #[test]
+    fn host_network_pods_get_nothing() {
+        let mut host = pod(Some("n1"), &[]);
+        if let Some(spec) = host.spec.as_mut() {
+            spec.host_network = Some(true);
+        }
+        assert_eq!(decide_pod(Some(&host), Held::Nothing), PodAction::Skip);
+    }
+
+    #[test]
+    fn allocated_pods_are_restored_and_bad_annotations_refused() {
+        let allocated = pod(
+            Some("n1"),
+            &[
+                (keys::IP_ADDRESS, "10.16.0.5"),
+                (keys::MAC_ADDRESS, "0a:58:0a:10:00:05"),
+                (keys::CIDR, "10.16.0.0/16"),
+                (keys::GATEWAY, "10.16.0.1"),
+                (keys::LOGICAL_SWITCH, "ovn-default"),
+                (keys::ALLOCATED, "true"),
+            ],
+        );
+        assert!(matches!(
+            decide_pod(Some(&allocated), Held::Nothing),
+            PodAction::Restore(a) if a.ip == std::net::Ipv4Addr::new(10, 16, 0, 5)
+        ));
+        let bad = pod(Some("n1"), &[(keys::IP_ADDRESS, "10.16.0.300")]);
+        assert!(matches!(
+            decide_pod(Some(&bad), Held::Nothing),
+            PodAction::Refuse(e) if e.key == keys::IP_ADDRESS
+        ));
+    }
+}

@@ -1,0 +1,163 @@
+//! Allocation outcomes a user sees: static addresses honoured or refused with an Event,
+//! exhaustion, excludeIps, malformed annotations, namespace → Subnet choice, Subnet overlap.
+
+mod common;
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use common::Ovn;
+use common::kube::{InProcess, Kube, allocated_ip, annotation, wait_for};
+use rovn_controller::names::annotations as keys;
+
+async fn wait_event(kube: &Kube, ns: &str, name: &str, reason: &str) -> Result<String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let events = kube.events_about(ns, name).await?;
+        if let Some((_, note)) = events.iter().find(|(r, _)| r == reason) {
+            return Ok(note.clone());
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "no {reason} event for {ns}/{name}; events: {events:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn wait_allocated(kube: &Kube, ns: &str, name: &str) -> Result<Ipv4Addr> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(ip) = kube
+            .get_pod(ns, name)
+            .await?
+            .as_ref()
+            .and_then(allocated_ip)
+        {
+            return Ok(ip);
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "{ns}/{name} was never allocated"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn static_addresses_exhaustion_exclusions_and_bad_annotations() -> Result<()> {
+    let ovn = Ovn::nb_only()?;
+    let kube = Kube::start().await?;
+    for ns in ["web", "tiny"] {
+        kube.namespace(ns).await?;
+    }
+    kube.node("n1").await?;
+    // 10.50.0.0/29: .1 gateway, .2-.3 excluded, so only .4 .5 .6 can be handed out.
+    kube.subnet("tiny", "10.50.0.0/29", &["tiny"], &["10.50.0.2..10.50.0.3"])
+        .await?;
+    let controller = InProcess::start(kube.config(&ovn.nb_remote()));
+
+    kube.pod("web", "static", "n1", &[(keys::IP_ADDRESS, "10.16.0.50")])
+        .await?;
+    let ip = wait_allocated(&kube, "web", "static").await?;
+    ensure!(ip == Ipv4Addr::new(10, 16, 0, 50), "static pod got {ip}");
+
+    kube.pod("web", "dup", "n1", &[(keys::IP_ADDRESS, "10.16.0.50")])
+        .await?;
+    kube.pod("web", "outside", "n1", &[(keys::IP_ADDRESS, "10.99.0.5")])
+        .await?;
+    kube.pod("web", "garbled", "n1", &[(keys::IP_ADDRESS, "10.16.0.300")])
+        .await?;
+    let note = wait_event(&kube, "web", "dup", "AddressInUse").await?;
+    ensure!(note.contains("10.16.0.50"), "{note}");
+    let note = wait_event(&kube, "web", "outside", "AddressOutsideSubnet").await?;
+    ensure!(note.contains("10.99.0.5"), "{note}");
+    let note = wait_event(&kube, "web", "garbled", "InvalidAnnotation").await?;
+    ensure!(note.contains(keys::IP_ADDRESS), "{note}");
+    for name in ["dup", "outside", "garbled"] {
+        let pod = kube.get_pod("web", name).await?.context("pod gone")?;
+        ensure!(
+            annotation(&pod, keys::ALLOCATED).is_none(),
+            "{name} was allocated: {:?}",
+            pod.metadata.annotations
+        );
+    }
+
+    let mut tiny_ips = Vec::new();
+    for i in 0..3 {
+        kube.pod("tiny", &format!("t{i}"), "n1", &[]).await?;
+        tiny_ips.push(wait_allocated(&kube, "tiny", &format!("t{i}")).await?);
+    }
+    tiny_ips.sort();
+    ensure!(
+        tiny_ips
+            == vec![
+                Ipv4Addr::new(10, 50, 0, 4),
+                Ipv4Addr::new(10, 50, 0, 5),
+                Ipv4Addr::new(10, 50, 0, 6)
+            ],
+        "tiny handed out {tiny_ips:?} (excluded .2/.3 must never be used)"
+    );
+    let t0 = kube.get_pod("tiny", "t0").await?.context("t0")?;
+    ensure!(annotation(&t0, keys::LOGICAL_SWITCH) == Some("tiny"));
+    ensure!(annotation(&t0, keys::GATEWAY) == Some("10.50.0.1"));
+    kube.pod("tiny", "t3", "n1", &[]).await?;
+    wait_event(&kube, "tiny", "t3", "SubnetExhausted").await?;
+
+    // A freed address goes to the waiting pod.
+    kube.delete_pod("tiny", "t0").await?;
+    let ip = wait_allocated(&kube, "tiny", "t3").await?;
+    ensure!(ip == Ipv4Addr::new(10, 50, 0, 4), "t3 got {ip}");
+    controller.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overlapping_subnet_is_rejected_and_the_older_one_untouched() -> Result<()> {
+    let ovn = Ovn::nb_only()?;
+    let kube = Kube::start().await?;
+    kube.namespace("blue").await?;
+    kube.node("n1").await?;
+    kube.subnet("older", "10.60.0.0/16", &["blue"], &[]).await?;
+    let controller = InProcess::start(kube.config(&ovn.nb_remote()));
+    kube.pod("blue", "b0", "n1", &[]).await?;
+    let ip = wait_allocated(&kube, "blue", "b0").await?;
+    ensure!(ip.octets()[..2] == [10, 60], "b0 got {ip}");
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    kube.subnet("newer", "10.60.128.0/17", &[], &[]).await?;
+    let rejected = wait_for(Duration::from_secs(15), || async {
+        let status = kube.get_subnet("newer").await?.and_then(|s| s.status);
+        Ok(status.is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "False" && c.reason == "Overlap")
+        }))
+    })
+    .await?;
+    ensure!(
+        rejected,
+        "newer status: {:?}",
+        kube.get_subnet("newer").await?.and_then(|s| s.status)
+    );
+    wait_event(&kube, "default", "newer", "Overlap").await?;
+    let older = kube
+        .get_subnet("older")
+        .await?
+        .and_then(|s| s.status)
+        .context("older has no status")?;
+    ensure!(
+        older
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True"),
+        "older: {older:?}"
+    );
+    let show = ovn.nbctl(&["show"])?;
+    ensure!(
+        show.contains("(older)") && !show.contains("(newer)"),
+        "{show}"
+    );
+    ensure!(show.contains("b0.blue"), "{show}");
+    controller.stop().await
+}

@@ -1,0 +1,186 @@
+//! The real binary killed with SIGKILL mid-churn and restarted, and restarted on a converged
+//! cluster: no duplicate, stale or leaked addresses; a converged restart writes nothing to NB.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use common::Ovn;
+use common::kube::{Kube, allocated_ip, annotation, db_records, wait_for};
+use futures::StreamExt;
+use rovn_controller::names::annotations as keys;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Every pod routed, addresses distinct, LSPs exactly the live pods, Subnet usage == pods.
+async fn assert_converged(kube: &Kube, ovn: &Ovn, namespace: &str) -> Result<()> {
+    let done = wait_for(Duration::from_secs(30), || async {
+        let pods = kube.pods().await?;
+        Ok(pods
+            .iter()
+            .all(|p| annotation(p, keys::ROUTED) == Some("true")))
+    })
+    .await?;
+    ensure!(done, "pods not all routed");
+    let pods = kube.pods().await?;
+    let ips: BTreeSet<_> = pods.iter().filter_map(allocated_ip).collect();
+    ensure!(
+        ips.len() == pods.len(),
+        "{} addresses for {} pods",
+        ips.len(),
+        pods.len()
+    );
+    let wanted: BTreeSet<String> = pods
+        .iter()
+        .map(|p| {
+            format!(
+                "{}.{namespace}",
+                p.metadata.name.clone().unwrap_or_default()
+            )
+        })
+        .collect();
+    let ok = wait_for(Duration::from_secs(15), || async {
+        let names = ovn.nbctl(&["--bare", "--columns=name", "list", "Logical_Switch_Port"])?;
+        let pod_ports: BTreeSet<String> = names
+            .split_whitespace()
+            .filter(|n| n.ends_with(&format!(".{namespace}")))
+            .map(str::to_string)
+            .collect();
+        Ok(pod_ports == wanted)
+    })
+    .await?;
+    ensure!(ok, "NB pod ports differ from the live pods");
+    let used = wait_for(Duration::from_secs(15), || async {
+        let status = kube.get_subnet("ovn-default").await?.and_then(|s| s.status);
+        Ok(status.is_some_and(|s| s.used_ips == pods.len() as u64))
+    })
+    .await?;
+    ensure!(
+        used,
+        "ovn-default usage {:?} != {} live pods",
+        kube.get_subnet("ovn-default").await?.and_then(|s| s.status),
+        pods.len()
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_mid_churn_and_restarted_leaves_no_duplicates_stale_ports_or_leaks() -> Result<()> {
+    let ovn = Ovn::nb_only()?;
+    let kube = Kube::start().await?;
+    kube.namespace("churn").await?;
+    kube.node("n1").await?;
+    let mut first = kube.spawn_binary(&ovn.nb_remote(), "first.log", &[])?;
+    first.wait_ready(Duration::from_secs(20)).await?;
+
+    let creating = async {
+        futures::stream::iter(0..150)
+            .map(|i| {
+                let kube = &kube;
+                async move { kube.pod("churn", &format!("p{i}"), "n1", &[]).await }
+            })
+            .buffer_unordered(16)
+            .collect::<Vec<_>>()
+            .await
+    };
+    let killing = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        first.kill();
+    };
+    let (created, ()) = tokio::join!(creating, killing);
+    for c in created {
+        c?;
+    }
+    // While it is down: some pods go away, more arrive.
+    for i in (0..150).step_by(3) {
+        kube.delete_pod("churn", &format!("p{i}")).await?;
+    }
+    for i in 150..170 {
+        kube.pod("churn", &format!("p{i}"), "n1", &[]).await?;
+    }
+    let mut second = kube.spawn_binary(&ovn.nb_remote(), "second.log", &[])?;
+    second.wait_ready(Duration::from_secs(20)).await?;
+    assert_converged(&kube, &ovn, "churn")
+        .await
+        .with_context(|| format!("second controller log:\n{}", second.log_text()))?;
+    Ok(())
+}
+
+/// `GET path` on the controller's HTTP listener, found in its log.
+async fn http_get(log: &str, path: &str) -> Result<String> {
+    let addr = log
+        .lines()
+        .find(|l| l.contains("serving /metrics"))
+        .and_then(|l| l.split("bound=").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .context("no listener address in the log")?;
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+        .await?;
+    let mut body = String::new();
+    stream.read_to_string(&mut body).await?;
+    Ok(body)
+}
+
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_on_a_converged_cluster_writes_nothing_to_nb() -> Result<()> {
+    let ovn = Ovn::nb_only()?;
+    let kube = Kube::start().await?;
+    kube.namespace("calm").await?;
+    kube.node("n1").await?;
+    kube.node("n2").await?;
+    for i in 0..40 {
+        kube.pod(
+            "calm",
+            &format!("p{i}"),
+            if i % 2 == 0 { "n1" } else { "n2" },
+            &[],
+        )
+        .await?;
+    }
+    let mut first = kube.spawn_binary(&ovn.nb_remote(), "first.log", &[])?;
+    first.wait_ready(Duration::from_secs(20)).await?;
+    assert_converged(&kube, &ovn, "calm").await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let status = first.terminate(Duration::from_secs(10));
+    ensure!(
+        status.is_some_and(|s| s.success()),
+        "SIGTERM exit: {status:?}"
+    );
+
+    let db = ovn.nb.dir().join("db");
+    let before = db_records(&db)?;
+    let mut second = kube.spawn_binary(&ovn.nb_remote(), "second.log", &[])?;
+    second.wait_ready(Duration::from_secs(20)).await?;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let after = db_records(&db)?;
+    ensure!(
+        after == before,
+        "restart wrote {} NB transactions; log:\n{}",
+        after - before,
+        second.log_text()
+    );
+    let metrics = http_get(&second.log_text(), "/metrics").await?;
+    ensure!(
+        metric(&metrics, "rovn_controller_nb_transactions_total") == Some(0.0),
+        "metrics:\n{metrics}"
+    );
+    ensure!(
+        metric(&metrics, "rovn_controller_reconcile_rounds_total").is_some_and(|r| r >= 1.0),
+        "metrics:\n{metrics}"
+    );
+    let ready = http_get(&second.log_text(), "/readyz").await?;
+    ensure!(
+        ready.starts_with("HTTP/1.0 200") || ready.starts_with("HTTP/1.1 200"),
+        "{ready}"
+    );
+    Ok(())
+}
