@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow};
 use clap::{Parser, Subcommand};
 use rovn_e2e::lab::{self, Encap, Lab, LabError, LabName, LabNames, LabSpec, Place};
+use rovn_e2e::scenario::demo;
+use rovn_e2e::scenario::{Cluster, LabCluster};
 use tokio::signal::unix::{SignalKind, signal};
 
 #[derive(Parser)]
@@ -33,9 +35,16 @@ enum Cmd {
         #[arg(long, default_value_t = Encap::Geneve)]
         encap: Encap,
         /// Only OVN/OVS: no API server, kubelets or scheduler.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "rovn")]
         no_kube: bool,
-        /// Where rovn-kubesim, rovn-kubelet, rovn-scheduler and rovn-cni are.
+        /// Also run rovn: rovn-controller in the central namespace and rovn-node on every node.
+        #[arg(long)]
+        rovn: bool,
+        /// No test kubelets: the lab registers the Node objects itself (for driving CNI directly).
+        #[arg(long, conflicts_with = "no_kube")]
+        no_kubelets: bool,
+        /// Where rovn-kubesim, rovn-kubelet, rovn-scheduler, rovn-controller, rovn-node and
+        /// rovn-cni are.
         #[arg(long, env = "ROVN_BIN_DIR")]
         bin_dir: Option<PathBuf>,
         /// Give up after this many seconds.
@@ -53,6 +62,13 @@ enum Cmd {
         /// Instead: remove every lab whose owning test process has died.
         #[arg(long, conflicts_with = "name")]
         stale: bool,
+    },
+    /// After `up --rovn`: pods in namespace `demo` on every node, a reachability table, and how
+    /// to look at the lab with kubectl, ovn-nbctl and ovn-trace.
+    Demo {
+        /// The lab.
+        #[arg(long)]
+        name: LabName,
     },
     /// List labs and whether their daemons are alive.
     Status,
@@ -104,6 +120,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             nodes,
             encap,
             no_kube,
+            rovn,
+            no_kubelets,
             bin_dir,
             timeout,
             keep_on_failure,
@@ -113,6 +131,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let spec = LabSpec {
                 encap,
                 kube: !no_kube,
+                rovn,
+                kubelets: !no_kubelets,
                 bin_dir,
                 timeout: Duration::from_secs(timeout),
                 keep_on_failure,
@@ -142,6 +162,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Cmd::Demo { name } => run_demo(&name),
         Cmd::Status => {
             let labs = lab::status().map_err(|e| anyhow!("listing labs: {e}"))?;
             if labs.is_empty() {
@@ -249,4 +270,106 @@ fn print_status(lab: &lab::LabStatus) {
         let alive = if d.alive { "yes" } else { "NO" };
         println!("  daemon={} pid={pid} alive={alive}", d.label);
     }
+}
+
+/// `rovn-lab demo`: runs the demo against lab `name` and prints the table, the NB summary, a
+/// working `ovn-trace` and how to use the lab's tools.
+fn run_demo(name: &LabName) -> anyhow::Result<()> {
+    let lab = Lab::attach(name, None).map_err(|e| anyhow!("lab {name}: {e}"))?;
+    anyhow::ensure!(
+        lab.info().rovn,
+        "lab {name} does not run rovn: bring it up with `rovn-lab up --name {name} --rovn`"
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let cluster = LabCluster::connect(&lab)
+            .await
+            .map_err(|e| anyhow!("connecting to lab {name}: {e}"))?;
+        let started = Instant::now();
+        let outcome = demo::run(&cluster).await;
+        let result = match outcome {
+            Ok(result) => result,
+            Err(e) => {
+                eprintln!("{}", cluster.dump(&[demo::NAMESPACE]).await);
+                return Err(anyhow!("demo in lab {name}: {e}"));
+            }
+        };
+        println!(
+            "== reachability in namespace {} ({} pods ready and measured in {:.1}s; \
+             TIME includes starting the client in the pod)",
+            demo::NAMESPACE,
+            result.servers.len() + result.clients.len(),
+            started.elapsed().as_secs_f64()
+        );
+        print!("{}", demo::render_table(&result));
+        println!();
+        let names = lab.names();
+        let nb = cluster
+            .nbctl(&["show"])
+            .await
+            .unwrap_or_else(|e| e.to_string());
+        println!("== ovn-nbctl show");
+        print!("{nb}");
+        println!();
+        print_trace(names, &result).await;
+        print_usage(names);
+        anyhow::ensure!(
+            demo::all_reached(&result),
+            "not every client reached every server with its own address (see the table)"
+        );
+        Ok(())
+    })
+}
+
+/// Runs the `ovn-trace` the usage text recommends, so the printed command is known to work.
+async fn print_trace(names: &LabNames, result: &demo::Demo) {
+    let (Some(client), Some(server)) = (result.clients.first(), result.servers.last()) else {
+        return;
+    };
+    let flow = demo::trace_flow(client, server);
+    let switch = rovn_controller::names::DEFAULT_SUBNET;
+    println!(
+        "== ovn-trace --db={} --summary {switch} '{flow}'",
+        names.sb_remote()
+    );
+    let out = tokio::process::Command::new("ovn-trace")
+        .arg(format!("--db={}", names.sb_remote()))
+        .arg("--summary")
+        .arg(switch)
+        .arg(&flow)
+        .output()
+        .await;
+    match out {
+        Ok(out) => {
+            print!("{}", String::from_utf8_lossy(&out.stdout));
+            eprint!("{}", String::from_utf8_lossy(&out.stderr));
+        }
+        Err(e) => println!("(cannot run ovn-trace: {e})"),
+    }
+    println!();
+}
+
+fn print_usage(names: &LabNames) {
+    let kubeconfig = names.kubeconfig();
+    let kubeconfig = kubeconfig.display();
+    let name = names.name();
+    println!("== use the lab");
+    println!("  kubectl --kubeconfig {kubeconfig} get pods -n demo -o wide");
+    println!("  kubectl --kubeconfig {kubeconfig} get subnets");
+    println!(
+        "  kubectl --kubeconfig {kubeconfig} get pod -n demo client-node1 -o jsonpath='{{.metadata.annotations}}'"
+    );
+    println!("  ovn-nbctl --db={} show", names.nb_remote());
+    println!("  ovn-sbctl --db={} show", names.sb_remote());
+    println!(
+        "  ovn-trace --db={} ovn-default '<flow, as above>'",
+        names.sb_remote()
+    );
+    println!("  rovn-lab exec --name {name} node1 -- ovs-vsctl show");
+    println!("  rovn-lab exec --name {name} node1 -- ip route");
+    println!("  logs: {}", names.logs_dir().display());
 }

@@ -85,6 +85,31 @@ pub fn start(names: &LabNames, deadline: Instant) -> Result<Central, LabError> {
     Ok(Central { nb, sb, northd })
 }
 
+/// How long the NB server gets to exit on SIGTERM when restarted.
+const NB_STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Restarts the running Northbound ovsdb-server on its existing database file (so its content
+/// survives) and waits until it serves again; clients (ovn-northd, rovn-controller) must
+/// reconnect by themselves. Fails if it was not running.
+pub fn restart_nb(names: &LabNames, deadline: Instant) -> Result<Daemon, LabError> {
+    let pidfile = names.pidfile(Place::Central, "ovnnb_db");
+    if !daemon::stop_pidfile(&pidfile, NB_STOP_GRACE)? {
+        return Err(LabError::Protocol {
+            what: "restart central/ovnnb_db".into(),
+            detail: format!("no running daemon in {}", pidfile.display()),
+        });
+    }
+    let nb = start_db(
+        names,
+        "ovnnb_db",
+        &names.nb_sock(),
+        NB_TCP_PORT,
+        &names.nb_db_file(),
+    )?;
+    ovs::wait_for_socket(&nb, &names.nb_sock(), deadline)?;
+    Ok(nb)
+}
+
 fn start_db(
     names: &LabNames,
     daemon_name: &str,

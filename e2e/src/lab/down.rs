@@ -117,6 +117,8 @@ pub const LAB_PROGRAMS: &[&str] = &[
     "rovn-kubesim",
     "rovn-kubelet",
     "rovn-scheduler",
+    "rovn-controller",
+    "rovn-node",
     // Helpers of an interrupted `up`, which could otherwise retry a vanished socket.
     "ovs-vsctl",
     "ovn-sbctl",

@@ -41,6 +41,85 @@ impl KubeBins {
     }
 }
 
+/// What runs beside the API server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AgentOptions {
+    /// A test kubelet per node; without them the lab registers the Node objects itself.
+    pub kubelets: bool,
+    /// rovn runs: the kubelets' CNI path starts with the directory rovn-node copies
+    /// `rovn-cni` into.
+    pub rovn: bool,
+}
+
+/// The kubelet's CNI plugin search path on `node`: rovn's per-node bin dir first when rovn
+/// runs, then the project's binaries, then Debian's reference plugins. Pure.
+pub fn cni_bin_path(names: &LabNames, bin_dir: &Path, node: u8, rovn: bool) -> String {
+    let project = format!("{}:{SYSTEM_CNI_BIN_DIR}", bin_dir.display());
+    if rovn {
+        format!("{}:{project}", names.cni_bin_dir(node).display())
+    } else {
+        project
+    }
+}
+
+/// The Node object a kubelet would register for lab node `index`: hostname label and the
+/// underlay address as InternalIP. Pure.
+pub fn node_object(index: u8) -> serde_json::Value {
+    let place = Place::Node(index);
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": place.label(),
+            "labels": {
+                "kubernetes.io/hostname": place.label(),
+                "kubernetes.io/os": "linux",
+            },
+        },
+    })
+}
+
+/// The status of a registered node without kubelet: Ready, with its underlay address. Pure.
+pub fn node_status_patch(index: u8) -> serde_json::Value {
+    let place = Place::Node(index);
+    serde_json::json!({
+        "status": {
+            "addresses": [
+                {"type": "InternalIP", "address": place.underlay_ip().to_string()},
+                {"type": "Hostname", "address": place.label()},
+            ],
+            "conditions": [{
+                "type": "Ready",
+                "status": "True",
+                "reason": "RovnLabRegistered",
+                "message": "registered by the lab (no kubelet runs on this node)",
+            }],
+        }
+    })
+}
+
+/// Registers every node of `nodes` the way its kubelet would, for labs without kubelets.
+fn register_nodes(api: SocketAddr, nodes: &[u8]) -> Result<(), LabError> {
+    for &index in nodes {
+        let name = Place::Node(index).label();
+        http_send(
+            api,
+            "POST",
+            "/api/v1/nodes",
+            "application/json",
+            &node_object(index).to_string(),
+        )?;
+        http_send(
+            api,
+            "PATCH",
+            &format!("/api/v1/nodes/{name}/status"),
+            "application/merge-patch+json",
+            &node_status_patch(index).to_string(),
+        )?;
+    }
+    Ok(())
+}
+
 /// The API server, started early (it needs only the central namespace) so its start-up
 /// overlaps with OVN's.
 #[derive(Debug)]
@@ -88,6 +167,7 @@ pub fn start_agents(
     bins: &KubeBins,
     api_server: ApiServer,
     nodes: &[u8],
+    options: AgentOptions,
     deadline: Instant,
 ) -> Result<Kube, LabError> {
     let kubesim = api_server.daemon;
@@ -104,9 +184,13 @@ pub fn start_agents(
         &render_kubeconfig(&names.kube_context(), &names.kube_lab_url()),
     )?;
 
-    let cni_bin_path = format!("{}:{SYSTEM_CNI_BIN_DIR}", bins.dir.display());
-    for &index in nodes {
-        daemons.push(start_kubelet(names, &bins.kubelet, index, &cni_bin_path)?);
+    if options.kubelets {
+        for &index in nodes {
+            let cni_bin_path = cni_bin_path(names, &bins.dir, index, options.rovn);
+            daemons.push(start_kubelet(names, &bins.kubelet, index, &cni_bin_path)?);
+        }
+    } else {
+        register_nodes(api, nodes)?;
     }
     daemons.push(daemon::start(&DaemonSpec {
         label: "central/rovn-scheduler".into(),
@@ -308,7 +392,27 @@ pub fn ready_nodes(node_list_json: &str) -> Result<BTreeSet<String>, LabError> {
 /// A minimal HTTP/1.0 GET (one request per connection, body read to EOF), enough to poll the
 /// lab's own API server without a client stack.
 pub fn http_get(addr: SocketAddr, path: &str) -> Result<String, LabError> {
-    let what = format!("GET http://{addr}{path}");
+    http_request(addr, "GET", path, None)
+}
+
+/// A minimal HTTP/1.0 request with a body (`POST`, `PATCH`, ...); the answer must be a 2xx.
+pub fn http_send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &str,
+) -> Result<String, LabError> {
+    http_request(addr, method, path, Some((content_type, body)))
+}
+
+fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<(&str, &str)>,
+) -> Result<String, LabError> {
+    let what = format!("{method} http://{addr}{path}");
     let io = |e: std::io::Error| LabError::Protocol {
         what: what.clone(),
         detail: e.to_string(),
@@ -317,11 +421,17 @@ pub fn http_get(addr: SocketAddr, path: &str) -> Result<String, LabError> {
     stream
         .set_read_timeout(Some(Duration::from_secs(2)))
         .map_err(io)?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nAccept: application/json\r\n\r\n"
-    )
-    .map_err(io)?;
+    let mut request =
+        format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\nAccept: application/json\r\n");
+    if let Some((content_type, body)) = body {
+        request.push_str(&format!(
+            "Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ));
+    } else {
+        request.push_str("\r\n");
+    }
+    stream.write_all(request.as_bytes()).map_err(io)?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).map_err(io)?;
     split_http_response(&String::from_utf8_lossy(&raw)).map_err(|detail| LabError::Protocol {
@@ -337,7 +447,7 @@ pub fn split_http_response(raw: &str) -> Result<String, String> {
         .ok_or_else(|| "response without a header end".to_string())?;
     let status_line = head.lines().next().unwrap_or_default();
     let code = status_line.split_whitespace().nth(1).unwrap_or_default();
-    if code != "200" {
+    if !matches!(code, "200" | "201") {
         return Err(format!("status {status_line:?}"));
     }
     Ok(body.to_string())
@@ -370,6 +480,30 @@ mod tests {
     }
 
     #[test]
+    fn rovn_puts_its_cni_dir_first() {
+        let names = LabNames::new("dev".parse().unwrap());
+        let bins = Path::new("/b");
+        assert_eq!(
+            cni_bin_path(&names, bins, 2, true),
+            "/run/rovn-lab/dev/node2/cni/bin:/b:/usr/lib/cni"
+        );
+        assert_eq!(cni_bin_path(&names, bins, 2, false), "/b:/usr/lib/cni");
+    }
+
+    #[test]
+    fn registered_nodes_look_like_the_kubelets() {
+        let node = node_object(3);
+        assert_eq!(node["metadata"]["name"], "node3");
+        assert_eq!(
+            node["metadata"]["labels"]["kubernetes.io/hostname"],
+            "node3"
+        );
+        let status = node_status_patch(3);
+        assert_eq!(status["status"]["addresses"][0]["address"], "172.30.0.13");
+        assert_eq!(status["status"]["conditions"][0]["status"], "True");
+    }
+
+    #[test]
     fn kubeconfig_points_at_the_server() {
         let text = render_kubeconfig("rovn-lab-dev", "http://127.0.0.1:1234");
         assert!(text.contains("server: http://127.0.0.1:1234"));
@@ -383,6 +517,10 @@ mod tests {
             "{}"
         );
         assert!(split_http_response("HTTP/1.1 404 Not Found\r\n\r\nno").is_err());
+        assert_eq!(
+            split_http_response("HTTP/1.1 201 Created\r\n\r\n{}").unwrap(),
+            "{}"
+        );
         assert!(split_http_response("garbage").is_err());
     }
 }

@@ -2,9 +2,10 @@
 //! and kube readiness), describing it, and running commands in it.
 
 use std::ffi::OsStr;
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Condvar, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::bins;
 use super::cancel;
@@ -13,11 +14,12 @@ use super::daemon::Daemon;
 use super::down;
 use super::error::LabError;
 use super::kube;
-use super::names::{LabNames, MAX_NODES, Place};
+use super::names::{LabName, LabNames, MAX_NODES, Place};
 use super::netns;
 use super::node::{self, Encap, Node};
 use super::outside;
 use super::readiness::{wait_for_chassis, wait_for_tunnels};
+use super::rovn::{self, RovnBins};
 use super::spec::{LabInfo, LabSpec};
 
 /// A running lab.
@@ -26,6 +28,7 @@ pub struct Lab {
     names: LabNames,
     info: LabInfo,
     daemons: Vec<Daemon>,
+    rovn_bins: Option<RovnBins>,
 }
 
 impl Lab {
@@ -64,6 +67,34 @@ impl Lab {
         }
     }
 
+    /// A lab that is already up (made by another process, e.g. `rovn-lab up`), from what its
+    /// `up` recorded; its restart helpers use the binaries in `bin_dir` (default: next to the
+    /// running executable).
+    pub fn attach(name: &LabName, bin_dir: Option<PathBuf>) -> Result<Lab, LabError> {
+        let names = LabNames::new(name.clone());
+        let path = names.state_file();
+        let text = std::fs::read_to_string(&path).map_err(|e| LabError::io("read", &path, e))?;
+        let info: LabInfo = serde_json::from_str(&text).map_err(|e| LabError::Protocol {
+            what: format!("lab {name}'s record {}", path.display()),
+            detail: e.to_string(),
+        })?;
+        let rovn_bins = if info.rovn {
+            let dir = match bin_dir {
+                Some(dir) => dir,
+                None => bins::default_bin_dir()?,
+            };
+            Some(RovnBins::find(&dir)?)
+        } else {
+            None
+        };
+        Ok(Lab {
+            names,
+            info,
+            daemons: Vec::new(),
+            rovn_bins,
+        })
+    }
+
     /// The lab's names and paths.
     pub fn names(&self) -> &LabNames {
         &self.names
@@ -88,6 +119,50 @@ impl Lab {
     pub fn down(self) -> Result<(), LabError> {
         down::down(self.names.name())
     }
+
+    fn rovn_bins(&self) -> Result<&RovnBins, LabError> {
+        self.rovn_bins.as_ref().ok_or_else(|| {
+            LabError::InvalidSpec(format!("lab {} does not run rovn", self.names.name()))
+        })
+    }
+
+    /// Restarts the running rovn-controller (SIGTERM, then the same command line) and waits
+    /// until it is ready again; returns the new daemon. Fails if it was not running.
+    pub fn restart_controller(&self, timeout: Duration) -> Result<Daemon, LabError> {
+        let spec = rovn::controller_spec(&self.names, self.rovn_bins()?);
+        rovn::ensure_running(&spec)?;
+        let daemon = rovn::restart(&spec)?;
+        rovn::wait_controller_ready(&self.names, &daemon, Instant::now() + timeout)?;
+        Ok(daemon)
+    }
+
+    /// Restarts the running rovn-node of node `index` and waits until it is ready again; fails
+    /// if it was not running.
+    pub fn restart_agent(&self, index: u8, timeout: Duration) -> Result<Daemon, LabError> {
+        self.check_node(index)?;
+        let spec = rovn::agent_spec(&self.names, self.rovn_bins()?, index, self.info.encap);
+        rovn::ensure_running(&spec)?;
+        let daemon = rovn::restart(&spec)?;
+        let agents = [(index, daemon)];
+        rovn::wait_agents_ready(&self.names, &agents, Instant::now() + timeout)?;
+        let [(_, daemon)] = agents;
+        Ok(daemon)
+    }
+
+    /// Restarts the Northbound ovsdb-server on the same database file (its content survives)
+    /// and waits until it serves again.
+    pub fn restart_nb(&self, timeout: Duration) -> Result<Daemon, LabError> {
+        central::restart_nb(&self.names, Instant::now() + timeout)
+    }
+
+    fn check_node(&self, index: u8) -> Result<(), LabError> {
+        let label = Place::Node(index).label();
+        if self.info.nodes.iter().any(|n| n.name == label) {
+            Ok(())
+        } else {
+            Err(LabError::InvalidPlace { place: label })
+        }
+    }
 }
 
 /// A command running `program` inside `place` of lab `names`, with `OVS_RUNDIR`, `OVN_RUNDIR`,
@@ -111,6 +186,9 @@ fn build(names: &LabNames, spec: &LabSpec) -> Result<Lab, LabError> {
     info.owner = spec.owner;
     write_info(names, &info)?;
     let kube_bins = find_kube_bins(spec)?;
+    let rovn_bins = find_rovn_bins(spec)?;
+    info.rovn = rovn_bins.is_some();
+    info.kubelets = kube_bins.is_some() && spec.kubelets;
 
     central::create_underlay(names)?;
     phase("underlay bridge ready");
@@ -128,12 +206,26 @@ fn build(names: &LabNames, spec: &LabSpec) -> Result<Lab, LabError> {
     );
     daemons.extend(controllers.iter().cloned());
     // Kubelets need only the underlay, so they register while the chassis do.
+    let options = kube::AgentOptions {
+        kubelets: spec.kubelets,
+        rovn: rovn_bins.is_some(),
+    };
     let kube = match (kube_bins, api_server) {
-        (Some(bins), Some(api)) => Some(kube::start_agents(names, &bins, api, &indexes, deadline)?),
+        (Some(bins), Some(api)) => Some(kube::start_agents(
+            names, &bins, api, &indexes, options, deadline,
+        )?),
         _ => None,
     };
     if let Some(kube) = &kube {
         daemons.extend(kube.daemons.iter().cloned());
+    }
+    // The controller needs the API server (kubeconfig-lab) and the NB, both there now.
+    let controller = match &rovn_bins {
+        Some(bins) => Some(rovn::start_controller(names, bins)?),
+        None => None,
+    };
+    if let Some(controller) = &controller {
+        daemons.push(controller.clone());
     }
     wait_for_chassis(names, &indexes, &daemons, &controllers, deadline)?;
     phase("every chassis registered");
@@ -147,24 +239,48 @@ fn build(names: &LabNames, spec: &LabSpec) -> Result<Lab, LabError> {
         write_info(names, &info)?;
         phase("every node Ready");
     }
+    // Agents read their Node object at start, so they start once every node is registered.
+    if let (Some(bins), Some(controller)) = (&rovn_bins, &controller) {
+        let agents = indexes
+            .iter()
+            .map(|&i| rovn::start_agent(names, bins, i, spec.encap).map(|d| (i, d)))
+            .collect::<Result<Vec<_>, _>>()?;
+        daemons.extend(agents.iter().map(|(_, d)| d.clone()));
+        rovn::wait_agents_ready(names, &agents, deadline)?;
+        phase("every rovn-node ready");
+        rovn::wait_controller_ready(names, controller, deadline)?;
+        phase("rovn-controller ready");
+    }
     Ok(Lab {
         names: names.clone(),
         info,
         daemons,
+        rovn_bins,
     })
+}
+
+/// The rovn binaries if the spec asks for rovn.
+fn find_rovn_bins(spec: &LabSpec) -> Result<Option<RovnBins>, LabError> {
+    if !spec.rovn {
+        return Ok(None);
+    }
+    RovnBins::find(&bin_dir(spec)?).map(Some)
+}
+
+fn bin_dir(spec: &LabSpec) -> Result<PathBuf, LabError> {
+    match &spec.bin_dir {
+        Some(dir) => Ok(dir.clone()),
+        None => bins::default_bin_dir(),
+    }
 }
 
 /// The kube binaries if the spec asks for kube; looked up before anything starts so a missing
 /// binary fails `up` at once.
 fn find_kube_bins(spec: &LabSpec) -> Result<Option<kube::KubeBins>, LabError> {
-    if !spec.kube {
+    if !spec.runs_kube() {
         return Ok(None);
     }
-    let dir = match &spec.bin_dir {
-        Some(dir) => dir.clone(),
-        None => bins::default_bin_dir()?,
-    };
-    kube::KubeBins::find(&dir).map(Some)
+    kube::KubeBins::find(&bin_dir(spec)?).map(Some)
 }
 
 fn make_dirs(names: &LabNames, indexes: &[u8]) -> Result<(), LabError> {

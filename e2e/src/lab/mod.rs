@@ -20,7 +20,9 @@ pub mod node;
 pub mod outside;
 pub mod ovs;
 pub mod poll;
+pub mod probe;
 pub mod readiness;
+pub mod rovn;
 pub mod spec;
 pub mod status;
 

@@ -29,6 +29,10 @@ pub const NB_TCP_PORT: u16 = 6641;
 pub const SB_TCP_PORT: u16 = 6642;
 /// TCP port of the API server on the underlay (for kubelets inside lab namespaces).
 pub const KUBE_LAB_PORT: u16 = 6443;
+/// TCP port of rovn-controller's `/metrics`, `/healthz` and `/readyz` (on the central address).
+pub const CONTROLLER_PORT: u16 = 10660;
+/// TCP port of rovn-node's `/metrics` and `/healthz` (on the node's underlay address).
+pub const AGENT_PORT: u16 = 10665;
 /// The OVS bridge that carries a node's underlay address (OVS userspace tunnelling needs it).
 pub const NODE_PHYS_BRIDGE: &str = "br-phy";
 /// The OVN integration bridge on every node.
@@ -292,6 +296,42 @@ impl LabNames {
         self.place_dir(Place::Node(node)).join("cni").join("net.d")
     }
 
+    /// Where a node's rovn-node copies `rovn-cni`; first on the node kubelet's CNI path.
+    pub fn cni_bin_dir(&self, node: u8) -> PathBuf {
+        self.place_dir(Place::Node(node)).join("cni").join("bin")
+    }
+
+    /// The unix socket a node's rovn-node serves CNI requests on.
+    pub fn cni_socket(&self, node: u8) -> PathBuf {
+        self.place_dir(Place::Node(node)).join("cni.sock")
+    }
+
+    /// The conflist rovn-node writes into the kubelet's CNI configuration directory.
+    pub fn cni_conflist(&self, node: u8) -> PathBuf {
+        self.cni_conf_dir(node).join("10-rovn.conflist")
+    }
+
+    /// rovn-controller's log (a fixed name other tools rely on).
+    pub fn controller_log(&self) -> PathBuf {
+        self.logs_dir().join("rovn-controller.log")
+    }
+
+    /// A node's rovn-node log (a fixed name other tools rely on).
+    pub fn agent_log(&self, node: u8) -> PathBuf {
+        self.logs_dir()
+            .join(format!("rovn-node-{}.log", Place::Node(node).label()))
+    }
+
+    /// rovn-controller's HTTP address inside the central namespace.
+    pub fn controller_listen(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from((CENTRAL_IP, CONTROLLER_PORT))
+    }
+
+    /// A node's rovn-node HTTP address inside the node's namespace.
+    pub fn agent_listen(&self, node: u8) -> std::net::SocketAddr {
+        std::net::SocketAddr::from((Place::Node(node).underlay_ip(), AGENT_PORT))
+    }
+
     /// The API server URL seen from inside lab namespaces.
     pub fn kube_lab_url(&self) -> String {
         format!("http://{CENTRAL_IP}:{KUBE_LAB_PORT}")
@@ -420,6 +460,29 @@ mod tests {
         assert_eq!(Place::Outside.underlay_ip(), Ipv4Addr::new(172, 30, 0, 254));
         assert_eq!(names("x").sb_tcp_remote(), "tcp:172.30.0.1:6642");
         assert_eq!(names("x").kube_lab_listen(), "rl-x-central@172.30.0.1:6443");
+    }
+
+    #[test]
+    fn rovn_paths_follow_the_contract() {
+        let n = names("dev");
+        assert_eq!(
+            n.controller_log(),
+            Path::new("/run/rovn-lab/dev/logs/rovn-controller.log")
+        );
+        assert_eq!(
+            n.agent_log(2),
+            Path::new("/run/rovn-lab/dev/logs/rovn-node-node2.log")
+        );
+        assert_eq!(
+            n.cni_socket(1),
+            Path::new("/run/rovn-lab/dev/node1/cni.sock")
+        );
+        assert_eq!(
+            n.cni_bin_dir(1),
+            Path::new("/run/rovn-lab/dev/node1/cni/bin")
+        );
+        assert_eq!(n.controller_listen().to_string(), "172.30.0.1:10660");
+        assert_eq!(n.agent_listen(3).to_string(), "172.30.0.13:10665");
     }
 
     #[test]

@@ -20,6 +20,12 @@ pub struct LabSpec {
     pub encap: Encap,
     /// Whether to start the API server, kubelets and scheduler.
     pub kube: bool,
+    /// Whether to run rovn itself: `rovn-controller` in the central namespace and one
+    /// `rovn-node` per node. Implies `kube`.
+    pub rovn: bool,
+    /// Whether to start a test kubelet per node (only with `kube`). Without kubelets the lab
+    /// registers each Node object itself, so a benchmark can drive CNI directly.
+    pub kubelets: bool,
     /// Where the project's binaries are; `None` means [`super::bins::default_bin_dir`].
     pub bin_dir: Option<PathBuf>,
     /// Deadline for the whole `up`.
@@ -32,18 +38,35 @@ pub struct LabSpec {
 }
 
 impl LabSpec {
-    /// A spec with the defaults: Geneve, no kube, 60 s timeout, clean up on failure.
+    /// A spec with the defaults: Geneve, no kube, no rovn, kubelets when kube runs, 60 s
+    /// timeout, clean up on failure.
     pub fn new(name: LabName, nodes: u8) -> Self {
         LabSpec {
             name,
             nodes,
             encap: Encap::Geneve,
             kube: false,
+            rovn: false,
+            kubelets: true,
             bin_dir: None,
             timeout: Duration::from_secs(60),
             keep_on_failure: false,
             owner: None,
         }
+    }
+
+    /// A spec for a lab running rovn on the Kubernetes stand-ins (kubelets included).
+    pub fn with_rovn(name: LabName, nodes: u8) -> Self {
+        LabSpec {
+            kube: true,
+            rovn: true,
+            ..LabSpec::new(name, nodes)
+        }
+    }
+
+    /// Whether the Kubernetes stand-ins run (asked for, or implied by rovn).
+    pub fn runs_kube(&self) -> bool {
+        self.kube || self.rovn
     }
 }
 
@@ -78,6 +101,12 @@ pub struct LabInfo {
     /// The process whose life bounds the lab's, if any.
     #[serde(default)]
     pub owner: Option<ProcessRef>,
+    /// Whether rovn-controller and rovn-node run in the lab.
+    #[serde(default)]
+    pub rovn: bool,
+    /// Whether test kubelets run on the nodes.
+    #[serde(default)]
+    pub kubelets: bool,
 }
 
 impl LabInfo {
@@ -100,6 +129,8 @@ impl LabInfo {
             kubeconfig: None,
             api: None,
             owner: None,
+            rovn: false,
+            kubelets: false,
         }
     }
 

@@ -1,1 +1,24 @@
-//! Pod-network scenarios written against a small `Cluster` interface, so they can run on the lab or on a real cluster.
+//! Pod-network scenarios written against a small [`Cluster`] interface, so the same code runs
+//! on the lab ([`LabCluster`]) or, later, on a real cluster through `kubectl exec`.
+//!
+//! Each scenario is an async function taking the cluster and a namespace of its own; it makes
+//! its pods, sends real traffic with `rovn-podtool`, and returns the first failed check as a
+//! [`ScenarioError`]. [`Cluster::dump`] gives what to print when one fails.
+
+pub mod api;
+pub mod cluster;
+pub mod demo;
+pub mod error;
+pub mod harness;
+pub mod lab_cluster;
+pub mod ovn_state;
+pub mod pod_network;
+pub mod pods;
+pub mod report;
+pub mod restarts;
+pub mod traffic;
+pub mod wait;
+
+pub use cluster::{Cluster, Component, ExecOutput, PodRef};
+pub use error::{Result, ScenarioError};
+pub use lab_cluster::LabCluster;

@@ -1,0 +1,290 @@
+//! rovn itself in a lab: `rovn-controller` in the central namespace and one `rovn-node` per
+//! node, started with the command lines the project's contracts fix, waited for through their
+//! own health endpoints, and restartable one at a time (for the restart scenarios).
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::bins;
+use super::daemon::{self, Daemon, DaemonSpec};
+use super::error::LabError;
+use super::names::{LabNames, Place};
+use super::node::Encap;
+use super::poll;
+use super::probe::http_get_in_netns;
+
+/// How often readiness endpoints are asked.
+const READY_POLL_INTERVAL: Duration = Duration::from_millis(50);
+/// How long a daemon gets to exit on SIGTERM before SIGKILL when it is restarted.
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
+/// The pidfile name (per place) of the controller and of the agents.
+pub const CONTROLLER_DAEMON: &str = "rovn-controller";
+/// The pidfile name (per node) of the node agent.
+pub const AGENT_DAEMON: &str = "rovn-node";
+
+/// The rovn binaries, found before anything starts so a missing one fails `up` at once.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RovnBins {
+    /// `rovn-controller`.
+    pub controller: PathBuf,
+    /// `rovn-node`; it copies `rovn-cni` from its own directory into the node's CNI bin dir.
+    pub node: PathBuf,
+}
+
+impl RovnBins {
+    /// Finds `rovn-controller`, `rovn-node` and `rovn-cni` in `dir`.
+    pub fn find(dir: &Path) -> Result<RovnBins, LabError> {
+        bins::find(dir, "rovn-cni")?;
+        Ok(RovnBins {
+            controller: bins::find(dir, "rovn-controller")?,
+            node: bins::find(dir, "rovn-node")?,
+        })
+    }
+}
+
+/// The controller's command line, exactly as the contracts fix it.
+pub fn controller_args(names: &LabNames) -> Vec<OsString> {
+    vec![
+        "--nb-remote".into(),
+        names.nb_remote().into(),
+        "--kubeconfig".into(),
+        names.kubeconfig_lab().into(),
+        "--listen".into(),
+        names.controller_listen().to_string().into(),
+        "--leader-elect".into(),
+        "true".into(),
+        "--log-format".into(),
+        "text".into(),
+    ]
+}
+
+/// A node agent's command line, exactly as the contracts fix it.
+pub fn agent_args(names: &LabNames, node: u8, encap: Encap) -> Vec<OsString> {
+    vec![
+        "--node-name".into(),
+        Place::Node(node).label().into(),
+        "--ovs-db".into(),
+        names.node_db_remote(node).into(),
+        "--ovn-remote".into(),
+        names.sb_tcp_remote().into(),
+        "--encap-type".into(),
+        encap.to_string().into(),
+        "--datapath-type".into(),
+        "netdev".into(),
+        "--cni-socket".into(),
+        names.cni_socket(node).into(),
+        "--cni-conf-dir".into(),
+        names.cni_conf_dir(node).into(),
+        "--cni-bin-dir".into(),
+        names.cni_bin_dir(node).into(),
+        "--listen".into(),
+        names.agent_listen(node).to_string().into(),
+    ]
+}
+
+fn env_of(names: &LabNames, place: Place) -> Vec<(String, OsString)> {
+    let mut env: Vec<(String, OsString)> = names
+        .env_for(place)
+        .into_iter()
+        .map(|(k, v)| (k, v.into()))
+        .collect();
+    if std::env::var_os("RUST_LOG").is_none() {
+        env.push(("RUST_LOG".into(), "info".into()));
+    }
+    env
+}
+
+/// The controller's daemon spec.
+pub fn controller_spec(names: &LabNames, bins: &RovnBins) -> DaemonSpec {
+    DaemonSpec {
+        label: format!("central/{CONTROLLER_DAEMON}"),
+        netns: Some(names.netns(Place::Central)),
+        program: bins.controller.clone(),
+        args: controller_args(names),
+        env: env_of(names, Place::Central),
+        pidfile: names.pidfile(Place::Central, CONTROLLER_DAEMON),
+        log_file: names.controller_log(),
+        writes_own_pidfile: false,
+    }
+}
+
+/// A node agent's daemon spec.
+pub fn agent_spec(names: &LabNames, bins: &RovnBins, node: u8, encap: Encap) -> DaemonSpec {
+    let place = Place::Node(node);
+    DaemonSpec {
+        label: format!("{}/{AGENT_DAEMON}", place.label()),
+        netns: Some(names.netns(place)),
+        program: bins.node.clone(),
+        args: agent_args(names, node, encap),
+        env: env_of(names, place),
+        pidfile: names.pidfile(place, AGENT_DAEMON),
+        log_file: names.agent_log(node),
+        writes_own_pidfile: false,
+    }
+}
+
+/// Starts the controller (needs the API server's lab kubeconfig and the NB socket).
+pub fn start_controller(names: &LabNames, bins: &RovnBins) -> Result<Daemon, LabError> {
+    daemon::start(&controller_spec(names, bins))
+}
+
+/// Starts the agent of `node` (needs the node's switch, the SB and the API server).
+pub fn start_agent(
+    names: &LabNames,
+    bins: &RovnBins,
+    node: u8,
+    encap: Encap,
+) -> Result<Daemon, LabError> {
+    for dir in [names.cni_bin_dir(node), names.cni_conf_dir(node)] {
+        std::fs::create_dir_all(&dir).map_err(|e| LabError::io("create", &dir, e))?;
+    }
+    daemon::start(&agent_spec(names, bins, node, encap))
+}
+
+/// Waits until the controller's `/readyz` answers 200 (it leads, its caches are synced and the
+/// first NB reconcile is done), failing early with its log if it exits.
+pub fn wait_controller_ready(
+    names: &LabNames,
+    controller: &Daemon,
+    deadline: Instant,
+) -> Result<(), LabError> {
+    let ns = names.netns(Place::Central);
+    let addr = names.controller_listen();
+    let mut last = String::from("no answer yet");
+    let ready = poll::until(deadline, READY_POLL_INTERVAL, || {
+        controller.ensure_alive()?;
+        match http_get_in_netns(&ns, addr, "/readyz") {
+            Ok(_) => Ok(Some(())),
+            Err(e) => {
+                last = e.to_string();
+                Ok(None)
+            }
+        }
+    })?;
+    ready.ok_or_else(|| LabError::Timeout {
+        what: format!(
+            "{} to be ready at http://{addr}/readyz ({last})",
+            controller.label
+        ),
+        logs: vec![controller.log_excerpt()],
+    })
+}
+
+/// Whether the agent of `node` is ready: its conflist is written and `/healthz` answers 200.
+pub fn agent_ready(names: &LabNames, node: u8) -> Result<bool, LabError> {
+    if !names.cni_conflist(node).is_file() {
+        return Ok(false);
+    }
+    let ns = names.netns(Place::Node(node));
+    Ok(http_get_in_netns(&ns, names.agent_listen(node), "/healthz").is_ok())
+}
+
+/// Waits until every agent of `agents` (node index, daemon) is ready, failing early with the
+/// log of one that exits and naming those still not ready at the deadline.
+pub fn wait_agents_ready(
+    names: &LabNames,
+    agents: &[(u8, Daemon)],
+    deadline: Instant,
+) -> Result<(), LabError> {
+    let mut waiting: Vec<&(u8, Daemon)> = agents.iter().collect();
+    let done = poll::until(deadline, READY_POLL_INTERVAL, || {
+        let mut still = Vec::new();
+        for agent in &waiting {
+            agent.1.ensure_alive()?;
+            if !agent_ready(names, agent.0)? {
+                still.push(*agent);
+            }
+        }
+        waiting = still;
+        Ok::<_, LabError>(waiting.is_empty().then_some(()))
+    })?;
+    done.ok_or_else(|| LabError::Timeout {
+        what: format!(
+            "rovn-node on {:?} to be ready (conflist written, /healthz answering)",
+            waiting
+                .iter()
+                .map(|(i, _)| Place::Node(*i).label())
+                .collect::<Vec<_>>()
+        ),
+        logs: waiting.iter().map(|(_, d)| d.log_excerpt()).collect(),
+    })
+}
+
+/// Stops the daemon recorded in `spec.pidfile` (if running) and starts `spec` again; returns the
+/// new daemon. The log file is appended to, so it shows both lives.
+pub fn restart(spec: &DaemonSpec) -> Result<Daemon, LabError> {
+    daemon::stop_pidfile(&spec.pidfile, STOP_GRACE)?;
+    daemon::start(spec)
+}
+
+/// Fails unless the daemon of `spec` runs: a restart test must not pass because the daemon had
+/// already died.
+pub fn ensure_running(spec: &DaemonSpec) -> Result<(), LabError> {
+    match daemon::read_pidfile(&spec.pidfile) {
+        Some(pid) if daemon::is_alive(pid) => Ok(()),
+        _ => Err(LabError::DaemonDied {
+            daemon: spec.label.clone(),
+            log: spec.log_file.clone(),
+            log_tail: daemon::log_tail(&spec.log_file, daemon::LOG_TAIL_LINES),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names() -> LabNames {
+        LabNames::new("dev".parse().unwrap())
+    }
+
+    fn joined(args: &[OsString]) -> String {
+        args.iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    #[test]
+    fn controller_command_line_is_the_contract() {
+        assert_eq!(
+            joined(&controller_args(&names())),
+            "--nb-remote unix:/run/rovn-lab/dev/central/nb.sock \
+             --kubeconfig /run/rovn-lab/dev/kubeconfig-lab --listen 172.30.0.1:10660 \
+             --leader-elect true --log-format text"
+        );
+    }
+
+    #[test]
+    fn agent_command_line_is_the_contract() {
+        assert_eq!(
+            joined(&agent_args(&names(), 2, Encap::Vxlan)),
+            "--node-name node2 --ovs-db unix:/run/rovn-lab/dev/node2/db.sock \
+             --ovn-remote tcp:172.30.0.1:6642 --encap-type vxlan --datapath-type netdev \
+             --cni-socket /run/rovn-lab/dev/node2/cni.sock \
+             --cni-conf-dir /run/rovn-lab/dev/node2/cni/net.d \
+             --cni-bin-dir /run/rovn-lab/dev/node2/cni/bin --listen 172.30.0.12:10665"
+        );
+    }
+
+    #[test]
+    fn specs_use_the_contract_log_files() {
+        let bins = RovnBins {
+            controller: "/b/rovn-controller".into(),
+            node: "/b/rovn-node".into(),
+        };
+        let c = controller_spec(&names(), &bins);
+        assert_eq!(c.netns.as_deref(), Some("rl-dev-central"));
+        assert_eq!(
+            c.log_file,
+            Path::new("/run/rovn-lab/dev/logs/rovn-controller.log")
+        );
+        let a = agent_spec(&names(), &bins, 1, Encap::Geneve);
+        assert_eq!(a.netns.as_deref(), Some("rl-dev-node1"));
+        assert_eq!(
+            a.pidfile,
+            Path::new("/run/rovn-lab/dev/node1/rovn-node.pid")
+        );
+    }
+}

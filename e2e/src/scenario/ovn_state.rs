@@ -1,0 +1,118 @@
+//! What OVN and OVS hold for pods: rovn's pod ports in NB and the pod interfaces on each node's
+//! switch, read as JSON tables so the scenarios can compare them with the pods that exist.
+
+use serde_json::Value;
+
+use super::cluster::{Cluster, argv};
+use super::error::{Result, ScenarioError};
+
+/// The rows of a `--format=json` table as (heading → cell) pairs. Pure.
+fn json_rows(text: &str, what: &str) -> Result<Vec<Vec<(String, Value)>>> {
+    let table: Value = serde_json::from_str(text)
+        .map_err(|e| ScenarioError::Check(format!("{what}: not a JSON table ({e}): {text}")))?;
+    let headings: Vec<String> = table["headings"]
+        .as_array()
+        .map(|h| {
+            h.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let rows = table["data"].as_array().cloned().unwrap_or_default();
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            headings
+                .iter()
+                .cloned()
+                .zip(row.as_array().cloned().unwrap_or_default())
+                .collect()
+        })
+        .collect())
+}
+
+/// The value of `key` in an OVSDB JSON map cell `["map", [[k, v], ...]]`. Pure.
+pub fn map_get<'a>(cell: &'a Value, key: &str) -> Option<&'a str> {
+    cell.get(1)?
+        .as_array()?
+        .iter()
+        .find(|pair| pair.get(0).and_then(Value::as_str) == Some(key))?
+        .get(1)?
+        .as_str()
+}
+
+fn cell<'a>(row: &'a [(String, Value)], heading: &str) -> Option<&'a Value> {
+    row.iter().find(|(h, _)| h == heading).map(|(_, v)| v)
+}
+
+/// The names of rovn's pod ports in NB: rovn-owned logical switch ports of type "" except the
+/// nodes' `node-*` ports. Sorted.
+pub async fn pod_lsps(cluster: &impl Cluster) -> Result<Vec<String>> {
+    let text = cluster
+        .nbctl(&[
+            "--format=json",
+            "--columns=name,type,external_ids",
+            "list",
+            "Logical_Switch_Port",
+        ])
+        .await?;
+    let mut names: Vec<String> = json_rows(&text, "NB Logical_Switch_Port")?
+        .iter()
+        .filter(|row| {
+            cell(row, "external_ids").and_then(|c| map_get(c, "rovn.io/vendor")) == Some("rovn")
+                && cell(row, "type").and_then(Value::as_str) == Some("")
+        })
+        .filter_map(|row| {
+            cell(row, "name")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .filter(|name| !name.starts_with("node-"))
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// The `iface-id`s of the pod interfaces on `node`'s switch (every interface with an
+/// `iface-id` except `ovn0`'s `node-*`). Sorted.
+pub async fn node_pod_ports(cluster: &impl Cluster, node: &str) -> Result<Vec<String>> {
+    let text = cluster
+        .exec_on_node(
+            node,
+            &argv([
+                "ovs-vsctl",
+                "--timeout=10",
+                "--format=json",
+                "--columns=name,external_ids",
+                "list",
+                "Interface",
+            ]),
+        )
+        .await?
+        .ok(&format!("listing OVS interfaces on {node}"))?;
+    let mut ids: Vec<String> = json_rows(&text, &format!("OVS Interface table of {node}"))?
+        .iter()
+        .filter_map(|row| cell(row, "external_ids").and_then(|c| map_get(c, "iface-id")))
+        .filter(|id| !id.starts_with("node-"))
+        .map(str::to_string)
+        .collect();
+    ids.sort();
+    Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_tables_give_named_cells() {
+        let text = r#"{"data":[["a.ns","",["map",[["rovn.io/vendor","rovn"]]]]],"headings":["name","type","external_ids"]}"#;
+        let rows = json_rows(text, "t").unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(cell(&rows[0], "name").and_then(Value::as_str), Some("a.ns"));
+        let ext = cell(&rows[0], "external_ids").unwrap();
+        assert_eq!(map_get(ext, "rovn.io/vendor"), Some("rovn"));
+        assert_eq!(map_get(ext, "iface-id"), None);
+        assert!(json_rows("nope", "t").is_err());
+    }
+}

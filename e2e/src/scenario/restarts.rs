@@ -1,0 +1,164 @@
+//! Scenario 6: restarting rovn's parts (the controller, one agent, the NB database) disturbs
+//! nothing: pods keep their addresses, an established TCP connection keeps flowing, new pods
+//! work, and no stale port is left in NB or on a switch.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddrV4;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use rovn_controller::names::annotations;
+
+use super::api;
+use super::cluster::{Cluster, Component, PodRef, two_nodes};
+use super::error::{Result, ScenarioError};
+use super::ovn_state::{node_pod_ports, pod_lsps};
+use super::pods::{self, PodSpec, TCP_PORT, pod_ref};
+use super::traffic::{From, LongConnection, Proto, expect_exchange};
+
+/// The address annotations of the pods, to compare before and after.
+async fn addresses(
+    cluster: &impl Cluster,
+    refs: &[PodRef],
+) -> Result<BTreeMap<PodRef, (String, String)>> {
+    let mut out = BTreeMap::new();
+    for r in refs {
+        let p = api::must_get_pod(cluster, r).await?;
+        let ip = pods::annotation(&p, annotations::IP_ADDRESS).unwrap_or_default();
+        let mac = pods::annotation(&p, annotations::MAC_ADDRESS).unwrap_or_default();
+        out.insert(r.clone(), (ip.to_string(), mac.to_string()));
+    }
+    Ok(out)
+}
+
+/// Runs scenario 6 in namespace `ns` (the cluster should hold no other pods' ports than the
+/// ones it can list, as the stale-port check compares NB and OVS with every pod).
+pub async fn survive_restarts(cluster: &impl Cluster, ns: &str) -> Result<()> {
+    let client = cluster.client();
+    let (n1, n2) = two_nodes(cluster)?;
+    let tool = cluster.podtool();
+    api::ensure_namespace(&client, ns).await?;
+    let running = api::create_and_wait(
+        &client,
+        &[
+            PodSpec::server(ns, "server", &tool).on(&n2),
+            PodSpec::idle(ns, "client", &tool).on(&n1),
+        ],
+    )
+    .await?;
+    let (server, client_pod) = (&running[0], &running[1]);
+    let refs = [pod_ref(server), pod_ref(client_pod)];
+    let before = addresses(cluster, &refs).await?;
+    let server_ip =
+        pods::pod_ip(server).ok_or_else(|| ScenarioError::Check("server without podIP".into()))?;
+    let client_ip = pods::pod_ip(client_pod)
+        .ok_or_else(|| ScenarioError::Check("client without podIP".into()))?;
+    let target = SocketAddrV4::new(server_ip, TCP_PORT);
+    // The server may still be binding although Running: a first exchange waits for it.
+    expect_exchange(
+        cluster,
+        &From::Pod(refs[1].clone()),
+        Proto::Tcp,
+        target,
+        "server",
+        client_ip,
+    )
+    .await?;
+    let (mut conn, greeting) = LongConnection::open(cluster, &refs[1], target).await?;
+    crate::ensure!(
+        greeting.server == "server" && greeting.client == client_ip,
+        "long-lived connection greeted by {greeting:?}, expected server seeing {client_ip}"
+    );
+    conn.round_trip("before-restarts").await?;
+
+    for component in [
+        Component::Controller,
+        Component::Agent(n1.clone()),
+        Component::NbDatabase,
+    ] {
+        cluster.restart(&component).await?;
+        conn.round_trip(&format!("after-restart-of-{component:?}"))
+            .await
+            .map_err(|e| {
+                ScenarioError::Check(format!(
+                    "the established connection broke after restarting {component:?}: {e}"
+                ))
+            })?;
+        let now = addresses(cluster, &refs).await?;
+        crate::ensure!(
+            now == before,
+            "pod addresses changed after restarting {component:?}: {before:?} → {now:?}"
+        );
+    }
+
+    let late = api::create_and_wait(&client, &[PodSpec::server(ns, "late", &tool).on(&n1)]).await?;
+    let late_ip = pods::pod_ip(&late[0])
+        .ok_or_else(|| ScenarioError::Check("late pod without podIP".into()))?;
+    expect_exchange(
+        cluster,
+        &From::Pod(pod_ref(&late[0])),
+        Proto::Tcp,
+        target,
+        "server",
+        late_ip,
+    )
+    .await?;
+    expect_exchange(
+        cluster,
+        &From::Pod(refs[0].clone()),
+        Proto::Udp,
+        SocketAddrV4::new(late_ip, pods::UDP_PORT),
+        "late",
+        server_ip,
+    )
+    .await?;
+    conn.round_trip("after-new-pod").await?;
+    drop(conn);
+
+    api::delete_pod(&client, &refs[1]).await?;
+    super::wait::until(
+        api::POD_TIMEOUT,
+        "NB and OVS to match the remaining pods",
+        async || check_no_stale_ports(cluster).await.map(Some),
+    )
+    .await
+}
+
+/// NB's pod ports are exactly the pods on the pod network, and each node's switch has exactly
+/// the ports of its pods.
+pub async fn check_no_stale_ports(cluster: &impl Cluster) -> Result<()> {
+    let all: Api<Pod> = Api::all(cluster.client());
+    let list = all
+        .list(&Default::default())
+        .await
+        .map_err(|e| ScenarioError::kube("listing every pod", e))?;
+    let on_pod_network: Vec<&Pod> = list
+        .items
+        .iter()
+        .filter(|p| !pods::is_host_network(p))
+        .collect();
+    let mut expected: Vec<String> = on_pod_network
+        .iter()
+        .map(|p| pod_ref(p).lsp_name())
+        .collect();
+    expected.sort();
+    let in_nb = pod_lsps(cluster).await?;
+    crate::ensure!(
+        in_nb == expected,
+        "NB pod ports {in_nb:?}, pods {expected:?}"
+    );
+    for node in cluster.nodes() {
+        let mut wanted: Vec<String> = on_pod_network
+            .iter()
+            .filter(|p| pods::node_name(p) == Some(node.as_str()))
+            .map(|p| pod_ref(p).lsp_name())
+            .collect();
+        wanted.sort();
+        let ports = node_pod_ports(cluster, &node).await?;
+        crate::ensure!(
+            ports == wanted,
+            "OVS pod ports on {node} {ports:?}, pods there {wanted:?}"
+        );
+    }
+    Ok(())
+}
