@@ -1,0 +1,189 @@
+//! The agent's Prometheus metrics and its `/metrics` + `/healthz` HTTP endpoint.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use super::errors::AddStep;
+
+/// Labels of the request counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// ADD, DEL, CHECK, STATUS, GC.
+    pub command: String,
+    /// `ok` or `error`.
+    pub result: String,
+}
+
+/// Labels of the per-step histogram.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StepLabels {
+    /// One of [`AddStep::as_str`].
+    pub step: String,
+}
+
+/// Everything the agent counts.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    add_seconds: Histogram,
+    add_step_seconds: Family<StepLabels, Histogram>,
+    ready: AtomicBool,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 17))
+}
+
+impl Metrics {
+    /// Registers the metrics under the `rovn_node` prefix.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("rovn_node");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "cni_requests",
+            "CNI requests served, by command and result",
+            requests.clone(),
+        );
+        let add_seconds = latency_histogram();
+        registry.register(
+            "cni_add_duration_seconds",
+            "Time to serve a successful CNI ADD",
+            add_seconds.clone(),
+        );
+        let add_step_seconds = Family::<StepLabels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "cni_add_step_duration_seconds",
+            "Time spent in each step of CNI ADD (annotation, veth, ovs_port, ovn_installed)",
+            add_step_seconds.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            add_seconds,
+            add_step_seconds,
+            ready: AtomicBool::new(false),
+        }
+    }
+
+    /// Counts one request.
+    pub fn request(&self, command: &str, ok: bool) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                command: command.to_string(),
+                result: if ok { "ok" } else { "error" }.to_string(),
+            })
+            .inc();
+    }
+
+    /// Records a successful ADD's total time.
+    pub fn add_done(&self, total: Duration) {
+        self.add_seconds.observe(total.as_secs_f64());
+    }
+
+    /// Records one ADD step's time.
+    pub fn add_step(&self, step: AddStep, took: Duration) {
+        self.add_step_seconds
+            .get_or_create(&StepLabels {
+                step: step.as_str().to_string(),
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    /// Marks the agent ready (for `/healthz`).
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Relaxed);
+    }
+
+    /// Whether the agent is ready.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    /// The text exposition.
+    pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+async fn metrics_handler(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
+    match metrics.encode() {
+        Ok(text) => (
+            StatusCode::OK,
+            [(
+                "content-type",
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+async fn healthz(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
+    if metrics.is_ready() {
+        (StatusCode::OK, "ok")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+    }
+}
+
+/// Binds `listen` and serves `/metrics` and `/healthz` in the background.
+pub async fn serve(listen: SocketAddr, metrics: Arc<Metrics>) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let app = Router::new()
+        .route("/metrics", get(metrics_handler))
+        .route("/healthz", get(healthz))
+        .with_state(metrics);
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding the metrics listener on {listen}"))?;
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "metrics server stopped");
+        }
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_and_step_histograms_show_in_the_exposition() {
+        let m = Metrics::new();
+        m.request("ADD", true);
+        m.add_step(AddStep::OvnInstalled, Duration::from_millis(20));
+        let text = m.encode().unwrap();
+        assert!(
+            text.contains("rovn_node_cni_requests_total{command=\"ADD\",result=\"ok\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("step=\"ovn_installed\""), "{text}");
+    }
+}
