@@ -1,1 +1,155 @@
-fn main() { eprintln!("rovn-bench: not built yet"); std::process::exit(1) }
+//! `rovn-bench`: runs one benchmark and prints its figures as `key=value` lines on stdout.
+//! Progress and errors go to stderr. Ctrl-C or SIGTERM stops everything the run started.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use rovn_e2e::bench::{self, BenchError, Figures};
+
+/// rovn benchmarks (run as root; they start OVN, the test API server and rovn).
+#[derive(Debug, Parser)]
+#[command(name = "rovn-bench", version)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// rovn-controller from an empty NB to every pod routed, then a restart (issue 4).
+    Controller {
+        /// Node objects to create.
+        #[arg(long, default_value_t = 100)]
+        nodes: usize,
+        /// Pods to create, bound round robin to the nodes.
+        #[arg(long, default_value_t = 10_000)]
+        pods: usize,
+        /// Create requests in flight at once.
+        #[arg(long, default_value_t = 64)]
+        in_flight: usize,
+        /// Bound on each wait, in seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+        /// Keep the scratch directory (databases, logs) and print its path.
+        #[arg(long)]
+        keep: bool,
+        /// Where rovn-kubesim and rovn-controller are (default: next to rovn-bench, or
+        /// $ROVN_BIN_DIR).
+        #[arg(long)]
+        bin_dir: Option<PathBuf>,
+    },
+    /// Pod network-ready latency (CNI ADD) beside the OVN floor, on a lab (issue 5).
+    PodReady {
+        /// Lab nodes.
+        #[arg(long, default_value_t = 2)]
+        nodes: u8,
+        /// Pods, bound round robin to the nodes.
+        #[arg(long, default_value_t = 60)]
+        pods: usize,
+        /// CNI calls (and floor ports) in flight per node.
+        #[arg(long, default_value_t = 8)]
+        per_node: usize,
+        /// Floor ports (default: as many as pods).
+        #[arg(long)]
+        floor_ports: Option<usize>,
+        /// Bound on bringing the lab up and on each wait, in seconds.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+        /// Where the project's binaries are (default: next to rovn-bench, or $ROVN_BIN_DIR).
+        #[arg(long)]
+        bin_dir: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("rovn-bench: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run_interruptible(args.command)) {
+        Ok(figures) => {
+            for line in figures.lines() {
+                println!("{line}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("rovn-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the benchmark until it ends or a signal arrives; on a signal the benchmark's future
+/// is dropped, and with it every guard of what it started.
+async fn run_interruptible(command: Command) -> Result<Figures, BenchError> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| BenchError::io("install a handler for", "SIGTERM", e))?;
+    tokio::select! {
+        result = run(command) => result,
+        _ = tokio::signal::ctrl_c() => interrupted(),
+        _ = term.recv() => interrupted(),
+    }
+}
+
+fn interrupted() -> Result<Figures, BenchError> {
+    // No lab part is made any more; what exists is torn down by the dropped guards.
+    rovn_e2e::lab::cancel::cancel();
+    Err(BenchError::Interrupted)
+}
+
+async fn run(command: Command) -> Result<Figures, BenchError> {
+    match command {
+        Command::Controller {
+            nodes,
+            pods,
+            in_flight,
+            timeout,
+            keep,
+            bin_dir,
+        } => {
+            bench::controller::run(&bench::controller::ControllerBench {
+                nodes,
+                pods,
+                in_flight,
+                timeout: Duration::from_secs(timeout),
+                keep,
+                bin_dir,
+            })
+            .await
+        }
+        Command::PodReady {
+            nodes,
+            pods,
+            per_node,
+            floor_ports,
+            timeout,
+            bin_dir,
+        } => {
+            bench::pod_ready::run(&bench::pod_ready::PodReadyBench {
+                nodes,
+                pods,
+                per_node,
+                floor_ports,
+                timeout: Duration::from_secs(timeout),
+                bin_dir,
+            })
+            .await
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! Both benchmarks at a tiny size, run as a user runs them (the `rovn-bench` binary): they
+//! must finish, clean up, and print every figure with a sane value. No timing thresholds: the
+//! figures are for people, not for CI. Needs the workspace's binaries built next to
+//! `rovn-bench` (`cargo build --workspace --bins`, as `make test` does) and root.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use rovn_e2e::bench::figures::parse_lines;
+
+fn run_bench(args: &[&str]) -> BTreeMap<String, String> {
+    let output = Command::new(env!("CARGO_BIN_EXE_rovn-bench"))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run rovn-bench {args:?}: {e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "rovn-bench {args:?} failed: {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        output.status
+    );
+    parse_lines(&stdout)
+}
+
+fn number(figures: &BTreeMap<String, String>, key: &str) -> f64 {
+    let text = figures
+        .get(key)
+        .unwrap_or_else(|| panic!("no {key}= line in {figures:?}"));
+    let value: f64 = text
+        .parse()
+        .unwrap_or_else(|e| panic!("{key}={text} is not a number: {e}"));
+    assert!(value.is_finite() && value >= 0.0, "{key}={text}");
+    value
+}
+
+#[test]
+fn controller_bench_prints_sane_figures() {
+    let figures = run_bench(&[
+        "controller",
+        "--nodes",
+        "2",
+        "--pods",
+        "20",
+        "--timeout",
+        "120",
+    ]);
+    assert_eq!(number(&figures, "nodes"), 2.0);
+    assert_eq!(number(&figures, "pods"), 20.0);
+    let converge = number(&figures, "converge_s");
+    assert!(converge > 0.0);
+    let rate = number(&figures, "pods_per_sec");
+    assert!(
+        (rate * converge - 20.0).abs() < 0.5,
+        "rate {rate} × {converge} s ≠ 20 pods"
+    );
+    assert!(number(&figures, "first_start_ready_s") > 0.0);
+    assert!(number(&figures, "restart_ready_s") > 0.0);
+    let writes = number(&figures, "restart_nb_writes");
+    assert_eq!(writes.fract(), 0.0, "a transaction count: {writes}");
+    let peak = number(&figures, "peak_rss_mb");
+    assert!(peak > 1.0 && peak < 100_000.0, "peak_rss_mb={peak}");
+    assert_eq!(
+        peak,
+        number(&figures, "first_run_peak_rss_mb").max(number(&figures, "restart_peak_rss_mb"))
+    );
+    assert!(
+        !figures.contains_key("dir"),
+        "the scratch dir is kept only with --keep"
+    );
+}
+
+#[test]
+fn pod_ready_bench_prints_sane_figures() {
+    let figures = run_bench(&[
+        "pod-ready",
+        "--nodes",
+        "2",
+        "--pods",
+        "6",
+        "--timeout",
+        "120",
+    ]);
+    assert_eq!(number(&figures, "pods"), 6.0);
+    assert_eq!(number(&figures, "floor_ports"), 6.0);
+    for prefix in ["cni_add", "floor"] {
+        let p50 = number(&figures, &format!("{prefix}_p50_ms"));
+        let p90 = number(&figures, &format!("{prefix}_p90_ms"));
+        let p99 = number(&figures, &format!("{prefix}_p99_ms"));
+        assert!(
+            0.0 < p50 && p50 <= p90 && p90 <= p99,
+            "{prefix}: {p50} {p90} {p99}"
+        );
+    }
+    let ratio = number(&figures, "ratio_p99");
+    let expected = number(&figures, "cni_add_p99_ms") / number(&figures, "floor_p99_ms");
+    assert!(
+        (ratio - expected).abs() < 0.01,
+        "ratio_p99={ratio}, expected {expected}"
+    );
+}
