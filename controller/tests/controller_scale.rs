@@ -2,13 +2,16 @@
 
 mod common;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, ensure};
 use common::Ovn;
 use common::kube::{InProcess, Kube, allocated_ip, annotation, wait_for};
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::runtime::watcher::{self, Event};
 use rovn_controller::names::annotations as keys;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -111,16 +114,7 @@ async fn ten_thousand_pods_converge_and_restart() -> Result<()> {
     eprintln!("created {PODS} pods in {:?}", started.elapsed());
     let started = Instant::now();
     let controller = InProcess::start(kube.config(&ovn.nb_remote()));
-    let done = wait_for(Duration::from_secs(300), || async {
-        tokio::time::sleep(Duration::from_millis(1000)).await;
-        let pods = kube.pods().await?;
-        Ok(pods
-            .iter()
-            .filter(|p| annotation(p, keys::ROUTED) == Some("true"))
-            .count()
-            == PODS)
-    })
-    .await?;
+    let done = wait_all_routed(&kube, PODS, Duration::from_secs(300)).await?;
     ensure!(done, "not converged in 300 s");
     eprintln!("converge_s={:.2}", started.elapsed().as_secs_f64());
     controller.stop().await?;
@@ -151,4 +145,41 @@ async fn ten_thousand_pods_converge_and_restart() -> Result<()> {
             .join("\n")
     );
     Ok(())
+}
+
+/// Waits until `count` pods carry `routed=true`, following one watch: re-listing 10,000 pods
+/// every second would itself be a large part of the API server's load being measured.
+async fn wait_all_routed(kube: &Kube, count: usize, timeout: Duration) -> Result<bool> {
+    let follow = async {
+        let mut routed = HashSet::new();
+        let mut events = watcher::watcher(
+            Api::<Pod>::all(kube.client.clone()),
+            watcher::Config::default(),
+        )
+        .boxed();
+        while let Some(event) = events.try_next().await? {
+            match event {
+                Event::Apply(pod) | Event::InitApply(pod) => {
+                    let key = (pod.metadata.namespace.clone(), pod.metadata.name.clone());
+                    if annotation(&pod, keys::ROUTED) == Some("true") {
+                        routed.insert(key);
+                    } else {
+                        routed.remove(&key);
+                    }
+                }
+                Event::Delete(pod) => {
+                    routed.remove(&(pod.metadata.namespace.clone(), pod.metadata.name.clone()));
+                }
+                Event::Init => routed.clear(),
+                Event::InitDone => {}
+            }
+            if routed.len() == count {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    };
+    tokio::time::timeout(timeout, follow)
+        .await
+        .unwrap_or(Ok(false))
 }

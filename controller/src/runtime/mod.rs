@@ -36,7 +36,7 @@ use crate::crd::{self, Subnet};
 use crate::reconcile::{self, ApplyOptions};
 use crate::subnets::Reserved;
 use controller::{Caches, Controller, Parts, Settings};
-use watch::{Kind, spawn_reflector};
+use watch::{Kind, slim_pod, spawn_reflector};
 
 /// How often a replica that does not lead retries the Lease.
 const ELECTION_RETRY: Duration = Duration::from_secs(1);
@@ -93,9 +93,24 @@ pub async fn run(
     // The caches fill while the NB replica syncs: the two initial loads overlap.
     let (notes_tx, notes_rx) = mpsc::unbounded_channel();
     let caches = Caches {
-        pods: spawn_reflector(Api::<Pod>::all(kube.clone()), Kind::Pod, notes_tx.clone()),
-        nodes: spawn_reflector(Api::<Node>::all(kube.clone()), Kind::Node, notes_tx.clone()),
-        subnets: spawn_reflector(Api::<Subnet>::all(kube.clone()), Kind::Subnet, notes_tx),
+        pods: spawn_reflector(
+            Api::<Pod>::all(kube.clone()),
+            Kind::Pod,
+            notes_tx.clone(),
+            slim_pod,
+        ),
+        nodes: spawn_reflector(
+            Api::<Node>::all(kube.clone()),
+            Kind::Node,
+            notes_tx.clone(),
+            |_| {},
+        ),
+        subnets: spawn_reflector(
+            Api::<Subnet>::all(kube.clone()),
+            Kind::Subnet,
+            notes_tx,
+            |_| {},
+        ),
     };
 
     loop {

@@ -5,6 +5,7 @@ use std::fmt::Debug;
 use std::hash::Hash;
 
 use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Pod, PodSpec, PodStatus};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher::{self, Event};
@@ -61,9 +62,31 @@ pub enum Note {
     Synced(Kind),
 }
 
-/// Starts a watcher on `api` filling a cache, sending a [`Note`] per change. Runs until the
-/// receiver is dropped; watch errors are retried with backoff (and logged).
-pub fn spawn_reflector<K>(api: Api<K>, kind: Kind, notes: UnboundedSender<Note>) -> Store<K>
+/// Keeps of a pod only what the controller decides from (identity, annotations, node, host
+/// network, phase): containers, volumes and status details of 10,000 pods would otherwise
+/// be most of the controller's memory.
+pub fn slim_pod(pod: &mut Pod) {
+    pod.metadata.managed_fields = None;
+    pod.spec = pod.spec.take().map(|spec| PodSpec {
+        node_name: spec.node_name,
+        host_network: spec.host_network,
+        ..PodSpec::default()
+    });
+    pod.status = pod.status.take().map(|status| PodStatus {
+        phase: status.phase,
+        ..PodStatus::default()
+    });
+}
+
+/// Starts a watcher on `api` filling a cache (each object passed through `slim` first),
+/// sending a [`Note`] per change. Runs until the receiver is dropped; watch errors are
+/// retried with backoff (and logged).
+pub fn spawn_reflector<K>(
+    api: Api<K>,
+    kind: Kind,
+    notes: UnboundedSender<Note>,
+    slim: fn(&mut K),
+) -> Store<K>
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
@@ -76,6 +99,7 @@ where
         while let Some(item) = stream.next().await {
             match item {
                 Ok(event) => {
+                    let event = event.modify(slim);
                     writer.apply_watcher_event(&event);
                     let note = match &event {
                         Event::Apply(o) | Event::Delete(o) => Note::Changed(kind, Key::of(o)),
@@ -94,3 +118,50 @@ where
 }
 
 use kube::runtime::watcher::watcher;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::decide::{Held, decide_pod, is_host_network, is_terminal, node_of};
+    use k8s_openapi::api::core::v1::Container;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    #[test]
+    fn slim_pods_keep_what_decisions_read_and_drop_containers() {
+        let pod = Pod {
+            metadata: ObjectMeta {
+                name: Some("p".into()),
+                namespace: Some("ns".into()),
+                uid: Some("u1".into()),
+                annotations: Some([("a".to_string(), "b".to_string())].into()),
+                ..Default::default()
+            },
+            spec: Some(PodSpec {
+                node_name: Some("n1".into()),
+                host_network: Some(false),
+                containers: vec![Container {
+                    name: "c".into(),
+                    image: Some("pause".into()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            status: Some(PodStatus {
+                phase: Some("Running".into()),
+                message: Some("long text".into()),
+                ..Default::default()
+            }),
+        };
+        let mut slim = pod.clone();
+        slim_pod(&mut slim);
+        assert_eq!(slim.metadata, pod.metadata);
+        assert_eq!(node_of(&slim), Some("n1"));
+        assert!(!is_host_network(&slim) && !is_terminal(&slim));
+        assert_eq!(
+            decide_pod(Some(&slim), Held::Nothing),
+            decide_pod(Some(&pod), Held::Nothing)
+        );
+        assert!(slim.spec.is_some_and(|s| s.containers.is_empty()));
+        assert_eq!(slim.status.and_then(|s| s.message), None);
+    }
+}
