@@ -152,7 +152,8 @@ impl Elector {
         let mut new_spec = spec.clone();
         if !ours {
             new_spec.acquire_time = Some(now_ts.clone());
-            new_spec.lease_transitions = Some(spec.lease_transitions.unwrap_or(0) + 1);
+            new_spec.lease_transitions =
+                Some(spec.lease_transitions.unwrap_or(0).saturating_add(1));
         }
         new_spec.holder_identity = Some(self.config.identity.clone());
         new_spec.lease_duration_seconds = Some(self.duration_seconds());

@@ -90,6 +90,38 @@ pub async fn run(
     }
     metrics.leader.set(1);
 
+    // The Lease is renewed from the moment it is taken: waiting for the caches and NB can take
+    // longer than its duration, and a replica that let it lapse there would go on to allocate
+    // beside the next leader.
+    let work = lead(&config, kube, nb, &metrics, &ready, started, stopped);
+    let result = match elector.as_mut() {
+        Some(elector) => tokio::select! {
+            r = work => r,
+            lost = elector.keep() => Err(anyhow!(lost)),
+        },
+        None => work.await,
+    };
+    ready.store(false, std::sync::atomic::Ordering::Release);
+    metrics.leader.set(0);
+    if result.is_ok()
+        && let Some(elector) = elector.as_mut()
+    {
+        elector.release().await;
+    }
+    result
+}
+
+/// What the leader does: fill the caches, wait for the NB replica, then run the controller
+/// until `stopped` resolves or it cannot go on.
+async fn lead<F: Future<Output = ()>>(
+    config: &RunConfig,
+    kube: kube::Client,
+    nb: rovn_ovsdb::Client,
+    metrics: &Metrics,
+    ready: &Arc<AtomicBool>,
+    started: Instant,
+    stopped: impl Fn() -> F,
+) -> anyhow::Result<()> {
     // The caches fill while the NB replica syncs: the two initial loads overlap.
     let (notes_tx, notes_rx) = mpsc::unbounded_channel();
     let caches = Caches {
@@ -119,12 +151,7 @@ pub async fn run(
                 Ok(()) => break,
                 Err(e) => tracing::warn!(error = %e, "waiting for NB"),
             },
-            _ = stopped() => {
-                if let Some(elector) = elector.as_mut() {
-                    elector.release().await;
-                }
-                return Ok(());
-            }
+            _ = stopped() => return Ok(()),
         }
     }
 
@@ -156,21 +183,7 @@ pub async fn run(
         started,
     })?;
 
-    let result = match elector.as_mut() {
-        Some(elector) => tokio::select! {
-            r = controller.run(stopped()) => r,
-            lost = elector.keep() => Err(anyhow!(lost)),
-        },
-        None => controller.run(stopped()).await,
-    };
-    ready.store(false, std::sync::atomic::Ordering::Release);
-    metrics.leader.set(0);
-    if result.is_ok()
-        && let Some(elector) = elector.as_mut()
-    {
-        elector.release().await;
-    }
-    result
+    controller.run(stopped()).await
 }
 
 async fn kube_client(source: &KubeSource) -> anyhow::Result<kube::Client> {
