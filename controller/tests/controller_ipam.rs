@@ -9,6 +9,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, ensure};
 use common::Ovn;
 use common::kube::{InProcess, Kube, allocated_ip, annotation, wait_for};
+use kube::Api;
+use kube::api::{Patch, PatchParams};
+use rovn_controller::crd::Subnet;
 use rovn_controller::names::annotations as keys;
 
 async fn wait_event(kube: &Kube, ns: &str, name: &str, reason: &str) -> Result<String> {
@@ -105,10 +108,25 @@ async fn static_addresses_exhaustion_exclusions_and_bad_annotations() -> Result<
     kube.pod("tiny", "t3", "n1", &[]).await?;
     wait_event(&kube, "tiny", "t3", "SubnetExhausted").await?;
 
-    // A freed address goes to the waiting pod.
-    kube.delete_pod("tiny", "t0").await?;
+    // A pod that has finished (Succeeded) gives its address back although the object stays,
+    // and the freed address goes to the waiting pod; its port leaves NB.
+    kube.pod_phase("tiny", "t0", "Succeeded").await?;
     let ip = wait_allocated(&kube, "tiny", "t3").await?;
     ensure!(ip == Ipv4Addr::new(10, 50, 0, 4), "t3 got {ip}");
+    let gone = wait_for(Duration::from_secs(15), || async {
+        Ok(!ovn
+            .nbctl(&["--bare", "--columns=name", "list", "Logical_Switch_Port"])?
+            .lines()
+            .any(|l| l == "t0.tiny"))
+    })
+    .await?;
+    ensure!(gone, "the finished pod's port t0.tiny is still in NB");
+    // A failed pod too: t1's address goes to the next pod.
+    let t1_ip = wait_allocated(&kube, "tiny", "t1").await?;
+    kube.pod_phase("tiny", "t1", "Failed").await?;
+    kube.pod("tiny", "t4", "n1", &[]).await?;
+    let ip = wait_allocated(&kube, "tiny", "t4").await?;
+    ensure!(ip == t1_ip, "t4 got {ip}, the failed t1 held {t1_ip}");
     controller.stop().await
 }
 
@@ -159,5 +177,45 @@ async fn an_overlapping_subnet_is_rejected_and_the_older_one_untouched() -> Resu
         "{show}"
     );
     ensure!(show.contains("b0.blue"), "{show}");
+
+    // Editing the live Subnet into an invalid one (onto the join range) is refused in its
+    // status, and its switch and pod port stay as they were until the edit is fixed.
+    let patch = serde_json::json!({ "spec": { "cidrBlock": "100.64.0.0/24" } });
+    Api::<Subnet>::all(kube.client.clone())
+        .patch("older", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .context("editing older")?;
+    let refused = wait_for(Duration::from_secs(15), || async {
+        let status = kube.get_subnet("older").await?.and_then(|s| s.status);
+        Ok(status.is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "False")
+        }))
+    })
+    .await?;
+    ensure!(
+        refused,
+        "older after the bad edit: {:?}",
+        kube.get_subnet("older").await?.and_then(|s| s.status)
+    );
+    // Let a few NB rounds pass: nothing of older may go.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let show = ovn.nbctl(&["show"])?;
+    ensure!(
+        show.contains("(older)") && show.contains("b0.blue"),
+        "a bad edit tore down the live Subnet: {show}"
+    );
+    ensure!(
+        ovn.nbctl(&["show", "ovn-cluster"])?
+            .contains("ovn-cluster-older"),
+        "the live Subnet lost its router port"
+    );
+    let b0 = kube.get_pod("blue", "b0").await?.context("b0 gone")?;
+    ensure!(
+        allocated_ip(&b0) == Some(ip),
+        "b0's address changed: {:?}",
+        b0.metadata.annotations
+    );
     controller.stop().await
 }

@@ -1053,11 +1053,19 @@ impl Controller {
         self.round.running = true;
         self.nb_dirty.store(false, Ordering::Release);
         let cluster = self.cluster_state();
+        // A Subnet edited into an invalid state keeps the switch it had, and so its pods keep
+        // their ports, until the edit is fixed or the Subnet deleted.
         let keep: Vec<String> = self
             .refused
             .iter()
             .filter(|(_, r)| r.keep_rows)
             .map(|(key, _)| pod_owner(key))
+            .chain(
+                self.subnet_set
+                    .rejected()
+                    .iter()
+                    .map(|r| names::cluster_owner("Subnet", &r.name)),
+            )
             .collect();
         let pods: Vec<(Key, String)> = self
             .pods

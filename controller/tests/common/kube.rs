@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Api;
-use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use rovn_controller::crd::{Subnet, SubnetSpec};
 use rovn_controller::names::annotations as keys;
 use rovn_controller::runtime::{self, KubeSource, RunConfig};
@@ -125,6 +125,16 @@ impl Kube {
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
             Err(e) => Err(e).with_context(|| format!("deleting pod {namespace}/{name}")),
         }
+    }
+
+    /// Sets the pod's `status.phase`, as a kubelet does when its containers end.
+    pub async fn pod_phase(&self, namespace: &str, name: &str, phase: &str) -> Result<()> {
+        let patch = json!({ "status": { "phase": phase } });
+        Api::<Pod>::namespaced(self.client.clone(), namespace)
+            .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .with_context(|| format!("setting pod {namespace}/{name} to {phase}"))?;
+        Ok(())
     }
 
     pub async fn get_pod(&self, namespace: &str, name: &str) -> Result<Option<Pod>> {
