@@ -177,7 +177,11 @@ impl SubnetPool {
                 self.check_static(ip, false)?;
                 ip
             }
-            None => self.next_free()?,
+            // A pod's static MAC may be the derived MAC of a free address: that address is
+            // passed over, or every later pod would fail on it.
+            None => self.next_free(|ip| {
+                request.mac.is_some() || !self.macs.contains_key(&MacAddr::derived_from(ip))
+            })?,
         };
         self.take(owner, ip, request.mac)
     }
@@ -276,18 +280,28 @@ impl SubnetPool {
         Ok(())
     }
 
-    fn next_free(&self) -> Result<Ipv4Addr, IpamError> {
+    /// The next free address from the cursor on, wrapping once, that `usable` accepts.
+    fn next_free(&self, usable: impl Fn(Ipv4Addr) -> bool) -> Result<Ipv4Addr, IpamError> {
         let size = self.size();
         let start = if self.cursor >= size { 0 } else { self.cursor };
-        let found = self
-            .first_free_in(start, size)
-            .or_else(|| self.first_free_in(0, start));
-        match found {
-            Some(offset) => Ok(Ipv4Addr::from(u32::from(self.cidr.network()) + offset)),
-            None => Err(IpamError::Exhausted {
-                subnet: self.name.clone(),
-                cidr: self.cidr,
-            }),
+        let (mut from, mut to) = (start, size);
+        loop {
+            match self.first_free_in(from, to) {
+                Some(offset) => {
+                    let ip = Ipv4Addr::from(u32::from(self.cidr.network()) + offset);
+                    if usable(ip) {
+                        return Ok(ip);
+                    }
+                    from = offset + 1;
+                }
+                None if to == size && start > 0 => (from, to) = (0, start),
+                None => {
+                    return Err(IpamError::Exhausted {
+                        subnet: self.name.clone(),
+                        cidr: self.cidr,
+                    });
+                }
+            }
         }
     }
 
@@ -381,6 +395,37 @@ mod tests {
             Some(ip("10.0.0.4"))
         );
         assert_eq!(p.usage().available, 0);
+    }
+
+    #[test]
+    fn a_static_mac_equal_to_a_free_addresses_derived_mac_does_not_block_the_pool() {
+        let mut p = pool("10.0.0.0/28", &[]);
+        // ns/s takes the last address (the cursor wraps to the start) with the MAC that
+        // 10.0.0.2, the next free address, would derive.
+        let squatter = Request {
+            ip: Some(ip("10.0.0.14")),
+            mac: Some(MacAddr::derived_from(ip("10.0.0.2"))),
+        };
+        assert!(p.allocate("ns/s", squatter).is_ok());
+        let got: Vec<_> = (0..3)
+            .map(|i| {
+                p.allocate(&format!("ns/p{i}"), Request::default())
+                    .map(|a| a.ip)
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![Ok(ip("10.0.0.3")), Ok(ip("10.0.0.4")), Ok(ip("10.0.0.5"))]
+        );
+        // The passed-over address is still free for a request that brings its own MAC.
+        let own_mac = Request {
+            ip: Some(ip("10.0.0.2")),
+            mac: Some(MacAddr::derived_from(ip("10.0.0.14"))),
+        };
+        assert_eq!(
+            p.allocate("ns/m", own_mac).map(|a| a.ip),
+            Ok(ip("10.0.0.2"))
+        );
     }
 
     #[test]
