@@ -47,25 +47,25 @@ struct Args {
     #[arg(long, env = "ROVN_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
     leader_elect: bool,
     /// Namespace of the election Lease.
-    #[arg(long, default_value = "kube-system")]
+    #[arg(long, env = "ROVN_LEASE_NAMESPACE", default_value = "kube-system")]
     lease_namespace: String,
     /// Name of the election Lease.
-    #[arg(long, default_value = "rovn-controller")]
+    #[arg(long, env = "ROVN_LEASE_NAME", default_value = "rovn-controller")]
     lease_name: String,
     /// How long an unrenewed Lease stays held.
-    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    #[arg(long, env = "ROVN_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
     lease_duration: Duration,
     /// This replica's identity in the Lease (default: hostname-pid).
     #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
     /// Interval of the full NB resync.
-    #[arg(long, default_value = "300s", value_parser = parse_duration)]
+    #[arg(long, env = "ROVN_RESYNC_INTERVAL", default_value = "300s", value_parser = parse_duration)]
     resync_interval: Duration,
     /// Bound on operations per NB transaction.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, env = "ROVN_MAX_OPS_PER_TRANSACTION", default_value_t = 2000)]
     max_ops_per_transaction: usize,
     /// Log format (filter with RUST_LOG).
-    #[arg(long, value_enum, default_value = "text")]
+    #[arg(long, env = "ROVN_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
 }
 

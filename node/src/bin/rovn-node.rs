@@ -45,35 +45,34 @@ struct Args {
     #[arg(long, env = "ROVN_CNI_SOCKET", default_value = "/run/rovn/cni.sock")]
     cni_socket: PathBuf,
     /// Where the conflist is written.
-    #[arg(long, default_value = "/etc/cni/net.d")]
+    #[arg(long, env = "ROVN_CNI_CONF_DIR", default_value = "/etc/cni/net.d")]
     cni_conf_dir: PathBuf,
     /// The conflist's file name.
-    #[arg(long, default_value = "10-rovn.conflist")]
+    #[arg(long, env = "ROVN_CNI_CONF_NAME", default_value = "10-rovn.conflist")]
     cni_conf_name: String,
     /// Where rovn-cni is installed.
-    #[arg(long, default_value = "/opt/cni/bin")]
+    #[arg(long, env = "ROVN_CNI_BIN_DIR", default_value = "/opt/cni/bin")]
     cni_bin_dir: PathBuf,
     /// The Service CIDR, routed via the join gateway.
     #[arg(long, env = "ROVN_SERVICE_CIDR", default_value = "10.96.0.0/12")]
     service_cidr: Ipv4Net,
     /// Pod MTU (default: the underlay MTU minus the tunnel overhead).
-    #[arg(long)]
+    #[arg(long, env = "ROVN_MTU")]
     mtu: Option<u32>,
     /// Address of /metrics and /healthz.
     #[arg(long, env = "ROVN_LISTEN", default_value = "0.0.0.0:10665")]
     listen: SocketAddr,
     /// How long ADD waits for the controller's allocation (e.g. 60s, 500ms).
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, env = "ROVN_ALLOCATION_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     allocation_timeout: Duration,
     /// How long ADD waits for ovn-controller to install the port.
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, env = "ROVN_OVN_INSTALLED_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     ovn_installed_timeout: Duration,
     /// Log format: text or json (filter with RUST_LOG).
-    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    #[arg(long, env = "ROVN_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
 }
 
-/// Parses `60s`, `500ms`, `2m` or plain seconds.
 fn init_tracing(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
