@@ -55,17 +55,23 @@ pub async fn configure(join: &NodeJoin, mtu: u32, routes: &[Ipv4Net]) -> anyhow:
     .with_context(|| format!("configuring {NODE_PORT} with {address} and routes {routes:?}"))
 }
 
-/// Re-applies the routes whenever the Subnet set changes; runs until the watch ends.
+/// Re-applies the routes whenever the Subnet set changes; runs until the watch ends. Nothing
+/// is configured before the first Subnet list has arrived.
 pub async fn follow_subnets(
     join: NodeJoin,
     mtu: u32,
     service_cidr: Ipv4Net,
-    mut subnets: watch::Receiver<BTreeSet<Ipv4Net>>,
+    mut subnets: watch::Receiver<Option<BTreeSet<Ipv4Net>>>,
 ) {
     let mut applied: Option<Vec<Ipv4Net>> = None;
     loop {
-        let wanted = routes(&subnets.borrow_and_update(), service_cidr, &join);
-        if applied.as_ref() != Some(&wanted) {
+        let wanted = subnets
+            .borrow_and_update()
+            .as_ref()
+            .map(|listed| routes(listed, service_cidr, &join));
+        if let Some(wanted) = wanted
+            && applied.as_ref() != Some(&wanted)
+        {
             match configure(&join, mtu, &wanted).await {
                 Ok(()) => {
                     tracing::info!(routes = ?wanted, "ovn0 routes updated");

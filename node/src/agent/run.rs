@@ -97,8 +97,24 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
 
     let join = node::wait_join(&nodes, &config.node_name).await?;
     node_port::ensure_ovs_port(&state.ovs, &config.node_name, &join).await?;
-    let subnet_cidrs = subnets::watch_cidrs(kube.clone());
-    let first_routes = node_port::routes(&subnet_cidrs.borrow(), config.service_cidr, &join);
+    let mut subnet_cidrs = subnets::watch_cidrs(kube.clone());
+    let first_routes = {
+        let listed = tokio::time::timeout(
+            NODE_READ_PATIENCE,
+            subnet_cidrs.wait_for(Option::is_some),
+        )
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .with_context(|| {
+            format!("no Subnet list from the API within {NODE_READ_PATIENCE:?}; ovn0's routes left as they are")
+        })?;
+        node_port::routes(
+            listed.as_ref().unwrap_or(&Default::default()),
+            config.service_cidr,
+            &join,
+        )
+    };
     node_port::configure(&join, mtu, &first_routes).await?;
     tokio::spawn(node_port::follow_subnets(
         join.clone(),

@@ -54,9 +54,10 @@ pub fn apply_event(
 }
 
 /// Starts a task that publishes the set of Subnet CIDRs on the returned channel whenever it
-/// changes; it starts empty and is first updated after the initial list.
-pub fn watch_cidrs(client: kube::Client) -> watch::Receiver<BTreeSet<Ipv4Net>> {
-    let (tx, rx) = watch::channel(BTreeSet::new());
+/// changes. It holds `None` until the first list completes: an empty set before then would
+/// mean "no Subnets", and routes replaced from it would cut running pods off from their node.
+pub fn watch_cidrs(client: kube::Client) -> watch::Receiver<Option<BTreeSet<Ipv4Net>>> {
+    let (tx, rx) = watch::channel(None);
     tokio::spawn(async move {
         let api: Api<Subnet> = Api::all(client);
         let mut stream = watcher(api, watcher::Config::default())
@@ -71,10 +72,10 @@ pub fn watch_cidrs(client: kube::Client) -> watch::Receiver<BTreeSet<Ipv4Net>> {
                     if pending.is_none() {
                         let cidrs: BTreeSet<Ipv4Net> = current.values().copied().collect();
                         tx.send_if_modified(|old| {
-                            if *old == cidrs {
+                            if old.as_ref() == Some(&cidrs) {
                                 false
                             } else {
-                                *old = cidrs;
+                                *old = Some(cidrs);
                                 true
                             }
                         });
