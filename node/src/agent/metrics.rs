@@ -39,7 +39,7 @@ pub struct StepLabels {
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
-    add_seconds: Histogram,
+    request_seconds: Family<RequestLabels, Histogram>,
     add_step_seconds: Family<StepLabels, Histogram>,
     ready: AtomicBool,
 }
@@ -58,11 +58,13 @@ impl Metrics {
             "CNI requests served, by command and result",
             requests.clone(),
         );
-        let add_seconds = latency_histogram();
+        let request_seconds = Family::<RequestLabels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
         registry.register(
-            "cni_add_duration_seconds",
-            "Time to serve a successful CNI ADD",
-            add_seconds.clone(),
+            "cni_request_duration_seconds",
+            "Time to serve a CNI request, by command and result",
+            request_seconds.clone(),
         );
         let add_step_seconds = Family::<StepLabels, Histogram>::new_with_constructor(
             latency_histogram as fn() -> Histogram,
@@ -75,25 +77,22 @@ impl Metrics {
         Metrics {
             registry,
             requests,
-            add_seconds,
+            request_seconds,
             add_step_seconds,
             ready: AtomicBool::new(false),
         }
     }
 
-    /// Counts one request.
-    pub fn request(&self, command: &str, ok: bool) {
-        self.requests
-            .get_or_create(&RequestLabels {
-                command: command.to_string(),
-                result: if ok { "ok" } else { "error" }.to_string(),
-            })
-            .inc();
-    }
-
-    /// Records a successful ADD's total time.
-    pub fn add_done(&self, total: Duration) {
-        self.add_seconds.observe(total.as_secs_f64());
+    /// Counts one request and how long it took.
+    pub fn request(&self, command: &str, ok: bool, took: Duration) {
+        let labels = RequestLabels {
+            command: command.to_string(),
+            result: if ok { "ok" } else { "error" }.to_string(),
+        };
+        self.requests.get_or_create(&labels).inc();
+        self.request_seconds
+            .get_or_create(&labels)
+            .observe(took.as_secs_f64());
     }
 
     /// Records one ADD step's time.
@@ -177,11 +176,18 @@ mod tests {
     #[test]
     fn counters_and_step_histograms_show_in_the_exposition() {
         let m = Metrics::new();
-        m.request("ADD", true);
+        m.request("ADD", true, Duration::from_millis(30));
+        m.request("DEL", false, Duration::from_millis(3));
         m.add_step(AddStep::OvnInstalled, Duration::from_millis(20));
         let text = m.encode().unwrap();
         assert!(
             text.contains("rovn_node_cni_requests_total{command=\"ADD\",result=\"ok\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "rovn_node_cni_request_duration_seconds_count{command=\"DEL\",result=\"error\"} 1"
+            ),
             "{text}"
         );
         assert!(text.contains("step=\"ovn_installed\""), "{text}");

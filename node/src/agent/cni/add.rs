@@ -178,7 +178,6 @@ pub async fn add(state: &AgentState, request: &CniRequest) -> Result<Value, Fail
     state
         .metrics
         .add_step(AddStep::OvnInstalled, installed_took);
-    state.metrics.add_done(started.elapsed());
     tracing::info!(
         pod = format!("{namespace}/{name}"),
         container = container_id,

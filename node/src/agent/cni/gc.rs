@@ -12,10 +12,13 @@ use crate::agent::state::AgentState;
 use crate::cni::protocol::CniRequest;
 use crate::netdev;
 
-/// The container IDs in the config's `cni.dev/valid-attachments`.
+/// The container IDs in the config's `cni.dev/valid-attachments`. A GC without the list is
+/// refused: read as "nothing is valid", it would unplug every pod on the node.
 pub fn valid_containers(config: &Value) -> Result<BTreeSet<String>, String> {
     let Some(list) = config.get("cni.dev/valid-attachments") else {
-        return Ok(BTreeSet::new());
+        return Err(
+            "GC without cni.dev/valid-attachments: refusing to remove every attachment".into(),
+        );
     };
     let list = list
         .as_array()
@@ -108,6 +111,7 @@ mod tests {
             BTreeSet::from(["a".to_string()])
         );
         assert!(valid_containers(&json!({"cni.dev/valid-attachments": 3})).is_err());
+        assert!(valid_containers(&json!({"name": "rovn"})).is_err());
         assert!(valid_containers(&json!({"cni.dev/valid-attachments": [{}]})).is_err());
     }
 

@@ -51,6 +51,7 @@ pub fn status(state: &AgentState) -> Result<Value, Failure> {
 /// Serves one request.
 pub async fn handle(state: &AgentState, request: &CniRequest) -> CniResponse {
     let command = request.command;
+    let started = std::time::Instant::now();
     let outcome = match command {
         CniCommand::Add => add::add(state, request).await,
         CniCommand::Del => del::del(state, request).await,
@@ -62,7 +63,9 @@ pub async fn handle(state: &AgentState, request: &CniRequest) -> CniResponse {
             "VERSION is answered by rovn-cni itself",
         )),
     };
-    state.metrics.request(command.as_str(), outcome.is_ok());
+    state
+        .metrics
+        .request(command.as_str(), outcome.is_ok(), started.elapsed());
     let container = request.container_id.as_deref().unwrap_or("");
     match outcome {
         Ok(value) if command == CniCommand::Status => CniResponse::Ok(value),
