@@ -73,13 +73,24 @@ impl Ctx {
         pod: &str,
         uid: &str,
     ) -> anyhow::Result<Value> {
+        self.add_as(sandbox, container, (pod, uid), "eth0")
+    }
+
+    /// ADD with the sandbox interface named `ifname` (`CNI_IFNAME`).
+    fn add_as(
+        &self,
+        sandbox: &Sandbox,
+        container: &str,
+        (pod, uid): (&str, &str),
+        ifname: &str,
+    ) -> anyhow::Result<Value> {
         let netns = sandbox.path();
         let (ok, result) = self.call(
             &CniCall {
                 command: "ADD",
                 container_id: container,
                 netns: Some(&netns),
-                ifname: "eth0",
+                ifname,
                 pod: Some((NS, pod, uid)),
             },
             json!({}),
@@ -154,6 +165,25 @@ async fn scenario(names: &LabNames) -> anyhow::Result<()> {
     let result = ctx.add(&s1, "c1", "p1", &uid1)?;
     eprintln!("ADD of p1 took {:?}", started.elapsed());
     check_add_result(&result, &ip1, &s1)?;
+    // The pod MTU leaves room for Geneve's 58 bytes under the underlay's (br-phy's) MTU.
+    let underlay: u32 = stdout(&support::on_node(
+        names,
+        1,
+        "cat",
+        &["/sys/class/net/br-phy/mtu"],
+    ))
+    .trim()
+    .parse()
+    .context("br-phy's MTU")?;
+    let pod_mtu = stdout(&s1.run("cat", &["/sys/class/net/eth0/mtu"]));
+    ensure!(
+        pod_mtu.trim() == (underlay - 58).to_string()
+            && result["interfaces"][1]["mtu"] == underlay - 58,
+        "pod MTU {} (result {}), underlay {underlay}: expected {}",
+        pod_mtu.trim(),
+        result["interfaces"][1]["mtu"],
+        underlay - 58
+    );
     let tx = stdout(&s1.run("ethtool", &["-k", "eth0"]));
     ensure!(
         tx.contains("tx-checksumming: off"),
@@ -227,6 +257,29 @@ async fn scenario(names: &LabNames) -> anyhow::Result<()> {
     ctx.del("c2", Some(&s2.path()), "p2")?;
     ctx.del("never-added", None, "p2")?;
 
+    // CNI_IFNAME names the sandbox interface; a DEL after the runtime already removed the
+    // sandbox (netns gone, and the veth with it) still removes the OVS port.
+    support::create_pod(&client, NS, "pn", NODE, BTreeMap::new()).await?;
+    let (uid4, ip4) = pod_uid(&client, "pn").await?;
+    let s4 = Sandbox::new(names, "sn")?;
+    let result4 = ctx.add_as(&s4, "cn", ("pn", &uid4), "net1")?;
+    ensure!(
+        result4["interfaces"][1]["name"] == "net1"
+            && result4["ips"][0]["address"] == format!("{ip4}/16"),
+        "ADD as net1 answered {result4}"
+    );
+    let addr4 = stdout(&s4.run("ip", &["-4", "-o", "addr", "show", "dev", "net1"]));
+    ensure!(addr4.contains(&ip4), "net1 lacks {ip4}: {addr4}");
+    let (netns4, veth4) = (s4.path(), rovn_node::netdev::host_veth_name("cn"));
+    ensure!(ctx.port_exists(&veth4)?, "no OVS port {veth4} after ADD");
+    drop(s4);
+    ctx.del("cn", Some(&netns4), "pn")?;
+    ctx.del("cn", Some(&netns4), "pn")?;
+    ensure!(
+        !ctx.port_exists(&veth4)? && !ctx.veth_exists(&veth4),
+        "DEL with the sandbox gone left port or veth {veth4}"
+    );
+
     concurrent_adds(&ctx).await?;
     check_metrics(
         &ctx,
@@ -259,7 +312,7 @@ async fn scenario(names: &LabNames) -> anyhow::Result<()> {
     let log_len = std::fs::metadata(names.agent_log(1))
         .map(|m| m.len())
         .unwrap_or(0);
-    let daemon = lab_rovn::restart(&agent)?;
+    let daemon = rovn_e2e::lab::daemon::start(&agent)?;
     lab_rovn::wait_agents_ready(
         names,
         &[(1, daemon)],

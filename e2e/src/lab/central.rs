@@ -88,17 +88,22 @@ pub fn start(names: &LabNames, deadline: Instant) -> Result<Central, LabError> {
 /// How long the NB server gets to exit on SIGTERM when restarted.
 const NB_STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Restarts the running Northbound ovsdb-server on its existing database file (so its content
-/// survives) and waits until it serves again; clients (ovn-northd, rovn-controller) must
-/// reconnect by themselves. Fails if it was not running.
-pub fn restart_nb(names: &LabNames, deadline: Instant) -> Result<Daemon, LabError> {
+/// Stops the running Northbound ovsdb-server (SIGTERM); its database file stays. Fails if it
+/// was not running.
+pub fn stop_nb(names: &LabNames) -> Result<(), LabError> {
     let pidfile = names.pidfile(Place::Central, "ovnnb_db");
     if !daemon::stop_pidfile(&pidfile, NB_STOP_GRACE)? {
         return Err(LabError::Protocol {
-            what: "restart central/ovnnb_db".into(),
+            what: "stop central/ovnnb_db".into(),
             detail: format!("no running daemon in {}", pidfile.display()),
         });
     }
+    Ok(())
+}
+
+/// Starts the Northbound ovsdb-server on its existing database file (so its content survives)
+/// and waits until it serves; clients (ovn-northd, rovn-controller) reconnect by themselves.
+pub fn start_nb(names: &LabNames, deadline: Instant) -> Result<Daemon, LabError> {
     let nb = start_db(
         names,
         "ovnnb_db",

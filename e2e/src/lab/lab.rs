@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use super::bins;
 use super::cancel;
 use super::central::{self, Central};
-use super::daemon::Daemon;
+use super::daemon::{self, Daemon};
 use super::down;
 use super::error::LabError;
 use super::kube;
@@ -126,33 +126,49 @@ impl Lab {
         })
     }
 
-    /// Restarts the running rovn-controller (SIGTERM, then the same command line) and waits
-    /// until it is ready again; returns the new daemon. Fails if it was not running.
-    pub fn restart_controller(&self, timeout: Duration) -> Result<Daemon, LabError> {
+    /// Stops the running rovn-controller (SIGTERM); fails if it was not running, so a restart
+    /// test cannot pass because the controller had already died.
+    pub fn stop_controller(&self) -> Result<(), LabError> {
+        rovn::stop(&rovn::controller_spec(&self.names, self.rovn_bins()?))
+    }
+
+    /// Starts rovn-controller with the lab's command line and waits until it is ready.
+    pub fn start_controller(&self, timeout: Duration) -> Result<Daemon, LabError> {
         let spec = rovn::controller_spec(&self.names, self.rovn_bins()?);
-        rovn::ensure_running(&spec)?;
-        let daemon = rovn::restart(&spec)?;
+        let daemon = daemon::start(&spec)?;
         rovn::wait_controller_ready(&self.names, &daemon, Instant::now() + timeout)?;
         Ok(daemon)
     }
 
-    /// Restarts the running rovn-node of node `index` and waits until it is ready again; fails
-    /// if it was not running.
-    pub fn restart_agent(&self, index: u8, timeout: Duration) -> Result<Daemon, LabError> {
+    /// Stops the running rovn-node of node `index`; fails if it was not running.
+    pub fn stop_agent(&self, index: u8) -> Result<(), LabError> {
+        self.check_node(index)?;
+        rovn::stop(&rovn::agent_spec(
+            &self.names,
+            self.rovn_bins()?,
+            index,
+            self.info.encap,
+        ))
+    }
+
+    /// Starts rovn-node on node `index` and waits until it is ready.
+    pub fn start_agent(&self, index: u8, timeout: Duration) -> Result<Daemon, LabError> {
         self.check_node(index)?;
         let spec = rovn::agent_spec(&self.names, self.rovn_bins()?, index, self.info.encap);
-        rovn::ensure_running(&spec)?;
-        let daemon = rovn::restart(&spec)?;
-        let agents = [(index, daemon)];
+        let agents = [(index, daemon::start(&spec)?)];
         rovn::wait_agents_ready(&self.names, &agents, Instant::now() + timeout)?;
         let [(_, daemon)] = agents;
         Ok(daemon)
     }
 
-    /// Restarts the Northbound ovsdb-server on the same database file (its content survives)
-    /// and waits until it serves again.
-    pub fn restart_nb(&self, timeout: Duration) -> Result<Daemon, LabError> {
-        central::restart_nb(&self.names, Instant::now() + timeout)
+    /// Stops the Northbound ovsdb-server; its database file stays for [`Lab::start_nb`].
+    pub fn stop_nb(&self) -> Result<(), LabError> {
+        central::stop_nb(&self.names)
+    }
+
+    /// Starts the Northbound ovsdb-server on the database it had and waits until it serves.
+    pub fn start_nb(&self, timeout: Duration) -> Result<Daemon, LabError> {
+        central::start_nb(&self.names, Instant::now() + timeout)
     }
 
     fn check_node(&self, index: u8) -> Result<(), LabError> {

@@ -211,11 +211,11 @@ pub fn wait_agents_ready(
     })
 }
 
-/// Stops the daemon recorded in `spec.pidfile` (if running) and starts `spec` again; returns the
-/// new daemon. The log file is appended to, so it shows both lives.
-pub fn restart(spec: &DaemonSpec) -> Result<Daemon, LabError> {
+/// Stops the daemon of `spec` (SIGTERM, then SIGKILL after the grace); fails unless it ran.
+pub fn stop(spec: &DaemonSpec) -> Result<(), LabError> {
+    ensure_running(spec)?;
     daemon::stop_pidfile(&spec.pidfile, STOP_GRACE)?;
-    daemon::start(spec)
+    Ok(())
 }
 
 /// Fails unless the daemon of `spec` runs: a restart test must not pass because the daemon had

@@ -117,8 +117,19 @@ pub trait Cluster: Sync {
     /// Runs `ovn-nbctl ARGS` against the cluster's Northbound database.
     fn nbctl(&self, args: &[&str]) -> impl Future<Output = Result<String>> + Send;
 
+    /// Stops a component; it stays down until [`Cluster::start`]. Fails if it was not running.
+    fn stop(&self, component: &Component) -> impl Future<Output = Result<()>> + Send;
+
+    /// Starts a stopped component and waits until it is ready.
+    fn start(&self, component: &Component) -> impl Future<Output = Result<()>> + Send;
+
     /// Restarts a component and waits until it is ready again.
-    fn restart(&self, component: &Component) -> impl Future<Output = Result<()>> + Send;
+    fn restart(&self, component: &Component) -> impl Future<Output = Result<()>> + Send {
+        async move {
+            self.stop(component).await?;
+            self.start(component).await
+        }
+    }
 
     /// Everything a maintainer needs when a scenario fails in `namespaces`: pods with their
     /// annotations, OVN's view, OVS ports of the nodes, daemon log tails.

@@ -189,28 +189,39 @@ impl Cluster for LabCluster<'_> {
         run(command, &what).await?.ok(&what)
     }
 
-    async fn restart(&self, component: &Component) -> Result<()> {
+    async fn stop(&self, component: &Component) -> Result<()> {
         let lab = self.lab;
-        let restarted = tokio::task::block_in_place(|| match component {
-            Component::Controller => lab.restart_controller(RESTART_TIMEOUT),
-            Component::Agent(node) => {
-                let index = match node.parse::<Place>()? {
-                    Place::Node(i) => i,
-                    _ => {
-                        return Err(crate::lab::LabError::InvalidPlace {
-                            place: node.clone(),
-                        });
-                    }
-                };
-                lab.restart_agent(index, RESTART_TIMEOUT)
-            }
-            Component::NbDatabase => lab.restart_nb(RESTART_TIMEOUT),
+        tokio::task::block_in_place(|| match component {
+            Component::Controller => lab.stop_controller(),
+            Component::Agent(node) => lab.stop_agent(node_index(node)?),
+            Component::NbDatabase => lab.stop_nb(),
         })?;
-        tracing::info!(daemon = %restarted.label, pid = restarted.pid, "restarted");
+        tracing::info!(?component, "stopped");
+        Ok(())
+    }
+
+    async fn start(&self, component: &Component) -> Result<()> {
+        let lab = self.lab;
+        let started = tokio::task::block_in_place(|| match component {
+            Component::Controller => lab.start_controller(RESTART_TIMEOUT),
+            Component::Agent(node) => lab.start_agent(node_index(node)?, RESTART_TIMEOUT),
+            Component::NbDatabase => lab.start_nb(RESTART_TIMEOUT),
+        })?;
+        tracing::info!(daemon = %started.label, pid = started.pid, "started");
         Ok(())
     }
 
     async fn dump(&self, namespaces: &[&str]) -> String {
         report::lab_dump(self, namespaces).await
+    }
+}
+
+/// The lab node index of a node name (`node2` → 2).
+fn node_index(node: &str) -> std::result::Result<u8, crate::lab::LabError> {
+    match node.parse::<Place>()? {
+        Place::Node(i) => Ok(i),
+        _ => Err(crate::lab::LabError::InvalidPlace {
+            place: node.to_string(),
+        }),
     }
 }

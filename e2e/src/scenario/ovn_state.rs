@@ -1,6 +1,8 @@
 //! What OVN and OVS hold for pods: rovn's pod ports in NB and the pod interfaces on each node's
 //! switch, read as JSON tables so the scenarios can compare them with the pods that exist.
 
+use std::collections::BTreeMap;
+
 use serde_json::Value;
 
 use super::cluster::{Cluster, argv};
@@ -45,37 +47,45 @@ fn cell<'a>(row: &'a [(String, Value)], heading: &str) -> Option<&'a Value> {
     row.iter().find(|(h, _)| h == heading).map(|(_, v)| v)
 }
 
-/// The names of rovn's pod ports in NB: rovn-owned logical switch ports of type "" except the
-/// nodes' `node-*` ports. Sorted.
-pub async fn pod_lsps(cluster: &impl Cluster) -> Result<Vec<String>> {
+/// Row UUIDs by name: a restart that re-created a row keeps the name but not the UUID.
+pub type RowsByName = BTreeMap<String, String>;
+
+fn uuid_of(row: &[(String, Value)]) -> String {
+    // `--format=json` prints a UUID cell as ["uuid", "…"].
+    cell(row, "_uuid")
+        .and_then(|c| c.get(1))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// rovn's pod ports in NB (rovn-owned logical switch ports of type "" except the nodes'
+/// `node-*` ports), name → row UUID.
+pub async fn pod_lsps(cluster: &impl Cluster) -> Result<RowsByName> {
     let text = cluster
         .nbctl(&[
             "--format=json",
-            "--columns=name,type,external_ids",
+            "--columns=_uuid,name,type,external_ids",
             "list",
             "Logical_Switch_Port",
         ])
         .await?;
-    let mut names: Vec<String> = json_rows(&text, "NB Logical_Switch_Port")?
+    Ok(json_rows(&text, "NB Logical_Switch_Port")?
         .iter()
         .filter(|row| {
             cell(row, "external_ids").and_then(|c| map_get(c, "rovn.io/vendor")) == Some("rovn")
                 && cell(row, "type").and_then(Value::as_str) == Some("")
         })
         .filter_map(|row| {
-            cell(row, "name")
-                .and_then(Value::as_str)
-                .map(str::to_string)
+            let name = cell(row, "name").and_then(Value::as_str)?;
+            (!name.starts_with("node-")).then(|| (name.to_string(), uuid_of(row)))
         })
-        .filter(|name| !name.starts_with("node-"))
-        .collect();
-    names.sort();
-    Ok(names)
+        .collect())
 }
 
-/// The `iface-id`s of the pod interfaces on `node`'s switch (every interface with an
-/// `iface-id` except `ovn0`'s `node-*`). Sorted.
-pub async fn node_pod_ports(cluster: &impl Cluster, node: &str) -> Result<Vec<String>> {
+/// The pod interfaces on `node`'s switch (every interface with an `iface-id` except `ovn0`'s
+/// `node-*`), iface-id → Interface row UUID.
+pub async fn node_pod_ports(cluster: &impl Cluster, node: &str) -> Result<RowsByName> {
     let text = cluster
         .exec_on_node(
             node,
@@ -83,21 +93,20 @@ pub async fn node_pod_ports(cluster: &impl Cluster, node: &str) -> Result<Vec<St
                 "ovs-vsctl",
                 "--timeout=10",
                 "--format=json",
-                "--columns=name,external_ids",
+                "--columns=_uuid,name,external_ids",
                 "list",
                 "Interface",
             ]),
         )
         .await?
         .ok(&format!("listing OVS interfaces on {node}"))?;
-    let mut ids: Vec<String> = json_rows(&text, &format!("OVS Interface table of {node}"))?
+    Ok(json_rows(&text, &format!("OVS Interface table of {node}"))?
         .iter()
-        .filter_map(|row| cell(row, "external_ids").and_then(|c| map_get(c, "iface-id")))
-        .filter(|id| !id.starts_with("node-"))
-        .map(str::to_string)
-        .collect();
-    ids.sort();
-    Ok(ids)
+        .filter_map(|row| {
+            let id = cell(row, "external_ids").and_then(|c| map_get(c, "iface-id"))?;
+            (!id.starts_with("node-")).then(|| (id.to_string(), uuid_of(row)))
+        })
+        .collect())
 }
 
 #[cfg(test)]
@@ -106,9 +115,10 @@ mod tests {
 
     #[test]
     fn json_tables_give_named_cells() {
-        let text = r#"{"data":[["a.ns","",["map",[["rovn.io/vendor","rovn"]]]]],"headings":["name","type","external_ids"]}"#;
+        let text = r#"{"data":[[["uuid","5f1c"],"a.ns","",["map",[["rovn.io/vendor","rovn"]]]]],"headings":["_uuid","name","type","external_ids"]}"#;
         let rows = json_rows(text, "t").unwrap();
         assert_eq!(rows.len(), 1);
+        assert_eq!(uuid_of(&rows[0]), "5f1c");
         assert_eq!(cell(&rows[0], "name").and_then(Value::as_str), Some("a.ns"));
         let ext = cell(&rows[0], "external_ids").unwrap();
         assert_eq!(map_get(ext, "rovn.io/vendor"), Some("rovn"));

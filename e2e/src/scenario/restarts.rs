@@ -1,6 +1,8 @@
 //! Scenario 6: restarting rovn's parts (the controller, one agent, the NB database) disturbs
-//! nothing: pods keep their addresses, an established TCP connection keeps flowing, new pods
-//! work, and no stale port is left in NB or on a switch.
+//! nothing: an established TCP connection keeps flowing while each is down and after it is
+//! back, pods keep their addresses and their very NB and OVS rows, a pod deleted and one
+//! created while the controller is down are caught up, new pods work, and after every restart
+//! NB and OVS hold exactly the ports of the pods that exist.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddrV4;
@@ -31,6 +33,40 @@ async fn addresses(
     Ok(out)
 }
 
+/// The NB port and the OVS interface row UUIDs of `refs`, by port name.
+async fn pod_rows(
+    cluster: &impl Cluster,
+    refs: &[PodRef],
+) -> Result<BTreeMap<String, (Option<String>, Option<String>)>> {
+    let lsps = pod_lsps(cluster).await?;
+    let mut interfaces = BTreeMap::new();
+    for node in cluster.nodes() {
+        interfaces.extend(node_pod_ports(cluster, &node).await?);
+    }
+    Ok(refs
+        .iter()
+        .map(|r| {
+            let name = r.lsp_name();
+            let rows = (lsps.get(&name).cloned(), interfaces.get(&name).cloned());
+            (name, rows)
+        })
+        .collect())
+}
+
+/// While the controller is down: deletes `doomed` (its kubelet and agent finish it; its NB port
+/// stays behind until the controller is back) and creates a pod on `node` that cannot get an
+/// address yet. Returns the new pod.
+async fn change_while_controller_down(
+    cluster: &impl Cluster,
+    doomed: &PodRef,
+    node: &str,
+) -> Result<PodRef> {
+    let client = cluster.client();
+    api::delete_pod(&client, doomed).await?;
+    let born = PodSpec::server(&doomed.namespace, "born-while-down", &cluster.podtool()).on(node);
+    api::create_pod(&client, &born).await
+}
+
 /// Runs scenario 6 in namespace `ns` (the cluster should hold no other pods' ports than the
 /// ones it can list, as the stale-port check compares NB and OVS with every pod).
 pub async fn survive_restarts(cluster: &impl Cluster, ns: &str) -> Result<()> {
@@ -43,10 +79,12 @@ pub async fn survive_restarts(cluster: &impl Cluster, ns: &str) -> Result<()> {
         &[
             PodSpec::server(ns, "server", &tool).on(&n2),
             PodSpec::idle(ns, "client", &tool).on(&n1),
+            PodSpec::idle(ns, "doomed", &tool).on(&n2),
         ],
     )
     .await?;
     let (server, client_pod) = (&running[0], &running[1]);
+    let doomed = pod_ref(&running[2]);
     let refs = [pod_ref(server), pod_ref(client_pod)];
     let before = addresses(cluster, &refs).await?;
     let server_ip =
@@ -71,12 +109,31 @@ pub async fn survive_restarts(cluster: &impl Cluster, ns: &str) -> Result<()> {
     );
     conn.round_trip("before-restarts").await?;
 
+    // The pods' rows as they are: a restart must leave them as they are, not re-create them.
+    let rows_before = pod_rows(cluster, &refs).await?;
     for component in [
         Component::Controller,
         Component::Agent(n1.clone()),
         Component::NbDatabase,
     ] {
-        cluster.restart(&component).await?;
+        cluster.stop(&component).await?;
+        // The data plane is OVN's: traffic flows while rovn's part is down.
+        conn.round_trip(&format!("while-{component:?}-is-down"))
+            .await
+            .map_err(|e| {
+                ScenarioError::Check(format!(
+                    "the established connection broke while {component:?} was down: {e}"
+                ))
+            })?;
+        let born = match component {
+            // What happens while the controller is down is caught up when it is back: a pod
+            // deleted in between loses its port, a pod created in between gets its address.
+            Component::Controller => {
+                Some(change_while_controller_down(cluster, &doomed, &n2).await?)
+            }
+            _ => None,
+        };
+        cluster.start(&component).await?;
         conn.round_trip(&format!("after-restart-of-{component:?}"))
             .await
             .map_err(|e| {
@@ -88,6 +145,32 @@ pub async fn survive_restarts(cluster: &impl Cluster, ns: &str) -> Result<()> {
         crate::ensure!(
             now == before,
             "pod addresses changed after restarting {component:?}: {before:?} → {now:?}"
+        );
+        if let Some(born) = born {
+            let running = api::wait_running(&client, &born).await?;
+            let ip = pods::pod_ip(&running)
+                .ok_or_else(|| ScenarioError::Check(format!("{born} without podIP")))?;
+            expect_exchange(
+                cluster,
+                &From::Pod(born.clone()),
+                Proto::Tcp,
+                target,
+                "server",
+                ip,
+            )
+            .await?;
+        }
+        super::wait::until(
+            api::POD_TIMEOUT,
+            &format!("NB and OVS to match the pods after restarting {component:?}"),
+            async || check_no_stale_ports(cluster).await.map(Some),
+        )
+        .await?;
+        let rows = pod_rows(cluster, &refs).await?;
+        crate::ensure!(
+            rows == rows_before,
+            "restarting {component:?} re-created pod rows (NB port / OVS interface UUIDs): \
+             {rows_before:?} → {rows:?}"
         );
     }
 
@@ -142,7 +225,7 @@ pub async fn check_no_stale_ports(cluster: &impl Cluster) -> Result<()> {
         .map(|p| pod_ref(p).lsp_name())
         .collect();
     expected.sort();
-    let in_nb = pod_lsps(cluster).await?;
+    let in_nb: Vec<String> = pod_lsps(cluster).await?.into_keys().collect();
     crate::ensure!(
         in_nb == expected,
         "NB pod ports {in_nb:?}, pods {expected:?}"
@@ -154,7 +237,7 @@ pub async fn check_no_stale_ports(cluster: &impl Cluster) -> Result<()> {
             .map(|p| pod_ref(p).lsp_name())
             .collect();
         wanted.sort();
-        let ports = node_pod_ports(cluster, &node).await?;
+        let ports: Vec<String> = node_pod_ports(cluster, &node).await?.into_keys().collect();
         crate::ensure!(
             ports == wanted,
             "OVS pod ports on {node} {ports:?}, pods there {wanted:?}"
