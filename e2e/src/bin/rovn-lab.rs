@@ -315,20 +315,21 @@ fn run_demo(name: &LabName) -> anyhow::Result<()> {
         println!("== ovn-nbctl show");
         print!("{nb}");
         println!();
-        print_trace(names, &result).await;
+        let traced = print_trace(names, &result).await;
         print_usage(names);
         anyhow::ensure!(
             demo::all_reached(&result),
             "not every client reached every server with its own address (see the table)"
         );
-        Ok(())
+        traced
     })
 }
 
-/// Runs the `ovn-trace` the usage text recommends, so the printed command is known to work.
-async fn print_trace(names: &LabNames, result: &demo::Demo) {
+/// Runs the `ovn-trace` the usage text recommends, so the printed command is known to work:
+/// the trace must end in the server's port.
+async fn print_trace(names: &LabNames, result: &demo::Demo) -> anyhow::Result<()> {
     let (Some(client), Some(server)) = (result.clients.first(), result.servers.last()) else {
-        return;
+        return Ok(());
     };
     let flow = demo::trace_flow(client, server);
     let switch = rovn_controller::names::DEFAULT_SUBNET;
@@ -342,15 +343,19 @@ async fn print_trace(names: &LabNames, result: &demo::Demo) {
         .arg(switch)
         .arg(&flow)
         .output()
-        .await;
-    match out {
-        Ok(out) => {
-            print!("{}", String::from_utf8_lossy(&out.stdout));
-            eprint!("{}", String::from_utf8_lossy(&out.stderr));
-        }
-        Err(e) => println!("(cannot run ovn-trace: {e})"),
-    }
+        .await
+        .context("running ovn-trace")?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    print!("{stdout}");
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
     println!();
+    let port = server.pod.lsp_name();
+    anyhow::ensure!(
+        out.status.success() && stdout.contains(&format!("output to \"{port}\"")),
+        "ovn-trace did not deliver {flow} to {port} ({})",
+        out.status
+    );
+    Ok(())
 }
 
 fn print_usage(names: &LabNames) {

@@ -1,0 +1,75 @@
+//! The README's main command, through the same `rovn-lab` calls `scripts/lab.sh` makes: a
+//! 2-node lab with rovn, the demo's reachability table (every client reached every server
+//! with its own address, over TCP and UDP), the `ovn-nbctl show` summary, a trace that ends in
+//! the server's port, the usage lines; then `down` leaves nothing.
+
+mod common;
+
+use std::process::Command;
+
+use common::{assert_gone, output, run_ok, unique_name};
+
+#[test]
+fn rovn_lab_demo_shows_every_pod_reaching_every_server() {
+    let lab_bin = env!("CARGO_BIN_EXE_rovn-lab");
+    let name = unique_name("dm");
+    let _cleanup = rovn_e2e::lab::DownOnDrop::new(name.clone());
+    let up = run_ok(Command::new(lab_bin).args([
+        "up",
+        "--name",
+        name.as_str(),
+        "--nodes",
+        "2",
+        "--rovn",
+    ]));
+    assert!(up.contains("kubeconfig="), "{up}");
+
+    let demo = output(Command::new(lab_bin).args(["demo", "--name", name.as_str()]));
+    let stdout = String::from_utf8_lossy(&demo.stdout);
+    let stderr = String::from_utf8_lossy(&demo.stderr);
+    assert!(
+        demo.status.success(),
+        "rovn-lab demo failed: {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        demo.status
+    );
+    // Two clients × two servers × TCP and UDP, each row naming the client's own address as
+    // the source the server saw.
+    let rows: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with("client-node"))
+        .collect();
+    assert_eq!(rows.len(), 8, "reachability rows:\n{stdout}");
+    let mut protos = Vec::new();
+    for row in &rows {
+        // CLIENT  NODE/IP  SERVER  NODE/IP:PORT  PROTO  RESULT  SOURCE-IP-SEEN  TIME ms
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        let client_ip = cells.get(1).and_then(|c| c.split('/').nth(1));
+        assert!(
+            cells.get(5) == Some(&"ok")
+                && client_ip.is_some()
+                && cells.get(6).copied() == client_ip,
+            "row {row:?} is not a success seen from the client's own address\n{stdout}"
+        );
+        protos.extend(cells.get(4).copied());
+    }
+    protos.sort();
+    assert_eq!(
+        protos,
+        ["tcp", "tcp", "tcp", "tcp", "udp", "udp", "udp", "udp"],
+        "{stdout}"
+    );
+    for section in [
+        "== reachability in namespace demo",
+        "== ovn-nbctl show",
+        "switch",
+        "router",
+        "== ovn-trace",
+        "== use the lab",
+        "kubectl --kubeconfig",
+    ] {
+        assert!(stdout.contains(section), "no {section:?} in:\n{stdout}");
+    }
+
+    run_ok(Command::new(lab_bin).args(["down", "--name", name.as_str()]));
+    assert_gone(&name);
+}
