@@ -4,7 +4,7 @@
 
 mod common;
 
-use rovn_e2e::lab::LabSpec;
+use rovn_e2e::lab::{Encap, LabSpec, node};
 use rovn_e2e::scenario::harness::{run_on_lab, step};
 use rovn_e2e::scenario::pod_network;
 
@@ -33,7 +33,10 @@ fn pod_network_scenarios_on_geneve() {
         step("5 static and subnets", async || {
             pod_network::static_and_subnets(cluster, "s5").await
         })
-        .await
+        .await?;
+        // The traffic above crossed Geneve tunnels only.
+        node::ensure_only_tunnels(cluster.lab().names(), 2, Encap::Geneve)?;
+        Ok(())
     });
     if let Err(e) = result {
         panic!("lab {name}: {e}");

@@ -36,16 +36,8 @@ fn pod_network_scenarios_on_vxlan() {
             pod_network::static_and_subnets(cluster, "v5").await
         })
         .await?;
-        // The traffic above crossed VXLAN tunnels only: every node has them, and no Geneve one.
-        let names = cluster.lab().names();
-        for i in 1..=2 {
-            let vxlan = node::tunnel_remotes(names, i, Encap::Vxlan)?;
-            let geneve = node::tunnel_remotes(names, i, Encap::Geneve)?;
-            rovn_e2e::ensure!(
-                vxlan.len() == 1 && geneve.is_empty(),
-                "node{i} has vxlan tunnels to {vxlan:?} and geneve tunnels to {geneve:?}"
-            );
-        }
+        // The traffic above crossed VXLAN tunnels only.
+        node::ensure_only_tunnels(cluster.lab().names(), 2, Encap::Vxlan)?;
         Ok(())
     });
     if let Err(e) = result {

@@ -182,6 +182,26 @@ pub fn tunnel_remotes(names: &LabNames, index: u8, encap: Encap) -> Result<Vec<S
     Ok(parse_remote_ips(&out))
 }
 
+/// Fails unless every one of the `nodes` nodes has `encap` tunnels to each other node and no
+/// tunnel of the other type, so a test proves which encapsulation its traffic crossed.
+pub fn ensure_only_tunnels(names: &LabNames, nodes: u8, encap: Encap) -> Result<(), LabError> {
+    let other = match encap {
+        Encap::Geneve => Encap::Vxlan,
+        Encap::Vxlan => Encap::Geneve,
+    };
+    for i in 1..=nodes {
+        let wanted = tunnel_remotes(names, i, encap)?;
+        let unwanted = tunnel_remotes(names, i, other)?;
+        if wanted.len() != usize::from(nodes) - 1 || !unwanted.is_empty() {
+            return Err(LabError::Protocol {
+                what: format!("{encap} tunnels of {}", Place::Node(i).label()),
+                detail: format!("{encap} tunnels to {wanted:?}, {other} tunnels to {unwanted:?}"),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// The `remote_ip` values in `ovs-vsctl --bare` output of Interface options.
 pub fn parse_remote_ips(bare_options: &str) -> Vec<String> {
     bare_options

@@ -166,6 +166,20 @@ pub async fn create_subnet(client: &Client, subnet: &DynamicObject) -> Result<()
     .await
 }
 
+/// A Subnet's `status.usedIPs` and `status.availableIPs`, once the controller wrote them.
+pub async fn subnet_usage(client: &Client, name: &str) -> Result<Option<(u64, u64)>> {
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &subnet_resource());
+    let got = api
+        .get_opt(name)
+        .await
+        .map_err(|e| ScenarioError::kube(format!("reading Subnet {name}"), e))?;
+    Ok(got.and_then(|s| {
+        let used = s.data.pointer("/status/usedIPs")?.as_u64()?;
+        let available = s.data.pointer("/status/availableIPs")?.as_u64()?;
+        Some((used, available))
+    }))
+}
+
 /// Every pod of `namespace`.
 pub async fn list_pods(client: &Client, namespace: &str) -> Result<Vec<Pod>> {
     let api: Api<Pod> = Api::namespaced(client.clone(), namespace);

@@ -1,5 +1,6 @@
-//! The failure dump of a lab cluster: pods with their annotations, OVN's NB and SB views, the
-//! rovn rows, every node's OVS interfaces, and the daemons' log tails.
+//! The failure dump of a lab cluster: pods with their annotations, Nodes (join addresses) and
+//! Subnets (status), OVN's NB and SB views, the rovn rows, every node's OVS interfaces, and the
+//! daemons' log tails.
 
 use std::fmt::Write;
 
@@ -38,6 +39,16 @@ pub async fn lab_dump(cluster: &LabCluster<'_>, namespaces: &[&str]) -> String {
             }
         }
     }
+    let _ = writeln!(out, "===== Nodes and Subnets");
+    let kubectl = tokio::process::Command::new("kubectl")
+        .arg(format!(
+            "--kubeconfig={}",
+            cluster.lab().names().kubeconfig().display()
+        ))
+        .args(["get", "nodes,subnets", "-o", "yaml"])
+        .output()
+        .await;
+    push_output(&mut out, kubectl, "kubectl");
     let nb = [
         ("ovn-nbctl show", vec!["show"]),
         (
@@ -73,15 +84,7 @@ pub async fn lab_dump(cluster: &LabCluster<'_>, namespaces: &[&str]) -> String {
             .args(&args)
             .output()
             .await;
-        match result {
-            Ok(o) => {
-                out.push_str(&String::from_utf8_lossy(&o.stdout));
-                out.push_str(&String::from_utf8_lossy(&o.stderr));
-            }
-            Err(e) => {
-                let _ = writeln!(out, "(cannot run ovn-sbctl: {e})");
-            }
-        }
+        push_output(&mut out, result, "ovn-sbctl");
     }
     for node in cluster.nodes() {
         let _ = writeln!(out, "===== OVS interfaces of {node}");
@@ -106,6 +109,7 @@ pub async fn lab_dump(cluster: &LabCluster<'_>, namespaces: &[&str]) -> String {
         names.controller_log(),
         names.log_file(Place::Central, "rovn-kubesim"),
         names.log_file(Place::Central, "ovn-northd"),
+        names.log_file(Place::Central, "ovnnb_db"),
     ];
     for node in &cluster.lab().info().nodes {
         if let Ok(Place::Node(i)) = node.name.parse::<Place>() {
@@ -119,4 +123,17 @@ pub async fn lab_dump(cluster: &LabCluster<'_>, namespaces: &[&str]) -> String {
         let _ = writeln!(out, "{}", log_tail(&log, LOG_LINES));
     }
     out
+}
+
+/// Appends what a command printed, or why it could not run.
+fn push_output(out: &mut String, result: std::io::Result<std::process::Output>, program: &str) {
+    match result {
+        Ok(o) => {
+            out.push_str(&String::from_utf8_lossy(&o.stdout));
+            out.push_str(&String::from_utf8_lossy(&o.stderr));
+        }
+        Err(e) => {
+            let _ = writeln!(out, "(cannot run {program}: {e})");
+        }
+    }
 }
