@@ -84,14 +84,33 @@ async fn killed_mid_churn_and_restarted_leaves_no_duplicates_stale_ports_or_leak
             .collect::<Vec<_>>()
             .await
     };
-    let killing = async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        first.kill();
+    let allocated = || async {
+        Ok::<_, anyhow::Error>(
+            kube.pods()
+                .await?
+                .iter()
+                .filter(|p| allocated_ip(p).is_some())
+                .count(),
+        )
     };
-    let (created, ()) = tokio::join!(creating, killing);
+    // SIGKILL once the controller is part-way through: some pods allocated, not all.
+    let killing = async {
+        let started = wait_for(Duration::from_secs(20), || async {
+            Ok(allocated().await? >= 10)
+        })
+        .await;
+        first.kill();
+        started.and(allocated().await)
+    };
+    let (created, at_kill) = tokio::join!(creating, killing);
     for c in created {
         c?;
     }
+    let at_kill = at_kill?;
+    ensure!(
+        (10..150).contains(&at_kill),
+        "{at_kill} of 150 pods were allocated when the controller was killed: not mid-churn"
+    );
     // While it is down: some pods go away, more arrive.
     for i in (0..150).step_by(3) {
         kube.delete_pod("churn", &format!("p{i}")).await?;

@@ -56,8 +56,8 @@ fn controller_bench_prints_sane_figures() {
     );
     assert!(number(&figures, "first_start_ready_s") > 0.0);
     assert!(number(&figures, "restart_ready_s") > 0.0);
-    let writes = number(&figures, "restart_nb_writes");
-    assert_eq!(writes.fract(), 0.0, "a transaction count: {writes}");
+    // A restart on the converged cluster is a diff that comes out empty.
+    assert_eq!(number(&figures, "restart_nb_writes"), 0.0, "{figures:?}");
     let peak = number(&figures, "peak_rss_mb");
     assert!(peak > 1.0 && peak < 100_000.0, "peak_rss_mb={peak}");
     assert_eq!(
