@@ -7,6 +7,11 @@ use rovn_ovsdb::{Atom, Condition, Datum, Mutation, Operation, Uuid};
 use super::error::Conflict;
 use crate::names;
 
+/// How every transaction rovn sends ends: a `comment` operation, which ovsdb-server records
+/// with the transaction (`ovsdb-tool show-log` prints it, as it does ovn-nbctl's), so who wrote
+/// a row, and for which objects, can be read back from the database file.
+pub const COMMENT_PREFIX: &str = "rovn-controller:";
+
 /// What a step does to its row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Action {
@@ -213,6 +218,13 @@ impl<'p> Pending<'p> {
             ));
             txn.labels.push((owner, what));
         }
+        let mut owners: Vec<&str> = self.steps.iter().map(|s| s.owner.as_str()).collect();
+        owners.dedup();
+        let owners = summarize(&owners);
+        txn.ops
+            .push(Operation::Comment(format!("{COMMENT_PREFIX} {owners}")));
+        txn.labels
+            .push((owners, "the transaction's comment".into()));
         txn
     }
 }
@@ -236,7 +248,8 @@ fn batch(steps: &[Step], max_ops: usize) -> Vec<Transaction> {
     let mut out = Vec::new();
     let mut pending = Pending::default();
     for step in steps {
-        if !pending.steps.is_empty() && pending.ops + pending.cost_of(step) > max_ops {
+        // + 1: the comment that ends every transaction.
+        if !pending.steps.is_empty() && pending.ops + pending.cost_of(step) + 1 > max_ops {
             out.push(std::mem::take(&mut pending).finish());
         }
         pending.push(step);
@@ -276,20 +289,36 @@ mod tests {
         };
         let mut plan = Plan::default();
         plan.phases[1] = (0..10).map(|i| port_step(i, &parent)).collect();
-        let txns = plan.transactions(4);
+        let txns = plan.transactions(5);
         assert_eq!(txns[1].len(), 4, "3 + 3 + 3 + 1 ports");
         for txn in &txns[1] {
-            assert!(txn.ops.len() <= 4);
-            let Some(Operation::Mutate { mutations, .. }) = txn.ops.last() else {
-                panic!("last op is not the parent mutation: {:?}", txn.ops);
+            assert!(txn.ops.len() <= 5);
+            let [
+                ..,
+                Operation::Mutate { mutations, .. },
+                Operation::Comment(comment),
+            ] = txn.ops.as_slice()
+            else {
+                panic!(
+                    "the parent mutation and the comment do not end {:?}",
+                    txn.ops
+                );
             };
-            let inserts = txn.ops.len() - 1;
+            let inserts = txn.ops.len() - 2;
             assert_eq!(mutations.len(), 1);
             assert_eq!(mutations[0].value.len(), inserts);
+            assert!(
+                comment.starts_with(COMMENT_PREFIX) && comment.contains("Pod/ns/p"),
+                "{comment}"
+            );
             assert_eq!(txn.labels.len(), txn.ops.len());
         }
         assert!(txns[0].is_empty() && txns[2].is_empty());
         assert_eq!(txns[1][3].labels[1].0, "Pod/ns/p9");
+        let Some(Operation::Comment(last)) = txns[1][3].ops.last() else {
+            panic!("no comment");
+        };
+        assert_eq!(last, &format!("{COMMENT_PREFIX} Pod/ns/p9"));
     }
 
     #[test]
@@ -337,7 +366,8 @@ mod tests {
             let txns = &plan.transactions(max_ops)[1];
             let mut seen = 0;
             for txn in txns {
-                let biggest = 4;
+                // One step's own 3 operations, its parent mutation and the comment.
+                let biggest = 5;
                 proptest::prop_assert!(txn.ops.len() <= max_ops.max(biggest));
                 proptest::prop_assert_eq!(txn.ops.len(), txn.labels.len());
                 let inserted: Vec<Atom> = txn.ops.iter().filter_map(|op| match op {

@@ -22,7 +22,7 @@ use super::error::BenchError;
 use super::figures::Figures;
 use super::load;
 use super::lsp_watch::LspWatch;
-use super::nb_log::RecordCounter;
+use super::nb_log::{RecordCounter, Records};
 use super::objects;
 use super::pod_watch::wait_for_annotation;
 use super::procs::kib_to_mib;
@@ -171,7 +171,9 @@ pub async fn run(bench: &ControllerBench) -> Result<Figures, BenchError> {
     );
     f.put(
         "converge_nb_txns",
-        records_before_restart.saturating_sub(records_at_start),
+        records_before_restart
+            .rovn
+            .saturating_sub(records_at_start.rovn),
     );
     f.seconds("first_start_ready_s", first_ready - first_started);
     if let Some(ms) = first_logged {
@@ -183,7 +185,16 @@ pub async fn run(bench: &ControllerBench) -> Result<Figures, BenchError> {
     }
     f.put(
         "restart_nb_writes",
-        records_after_restart.saturating_sub(records_before_restart),
+        records_after_restart
+            .rovn
+            .saturating_sub(records_before_restart.rovn),
+    );
+    // Everything committed over the restart, ovn-northd's writes (ports' `up`) included.
+    f.put(
+        "restart_nb_records",
+        records_after_restart
+            .all
+            .saturating_sub(records_before_restart.all),
     );
     f.real("peak_rss_mb", kib_to_mib(first_peak.max(second_peak)));
     f.real("first_run_peak_rss_mb", kib_to_mib(first_peak));
@@ -218,14 +229,14 @@ async fn while_alive<T>(
     }
 }
 
-/// Waits until NB has committed no transaction for [`QUIET_FOR`], so that ovn-northd's
-/// follow-up writes (e.g. ports' `up`) are not counted as the controller's; returns the
-/// record count then.
+/// Waits until NB has committed no transaction for [`QUIET_FOR`], so that a phase's writes
+/// (the controller's, and ovn-northd's follow-ups such as ports' `up`) are all in; returns the
+/// record counts then.
 async fn wait_for_quiet_nb(
     ovn: &central::ScratchCentral,
     records: &mut RecordCounter,
     timeout: Duration,
-) -> Result<usize, BenchError> {
+) -> Result<Records, BenchError> {
     let deadline = Instant::now() + timeout;
     let mut last = records.count()?;
     let mut quiet_since = Instant::now();
@@ -241,7 +252,7 @@ async fn wait_for_quiet_nb(
         if Instant::now() >= deadline {
             return Err(BenchError::Timeout {
                 what: "NB to stop committing transactions".into(),
-                detail: format!("{last} records in {}", ovn.nb_db.display()),
+                detail: format!("{} records in {}", last.all, ovn.nb_db.display()),
             });
         }
     }

@@ -56,11 +56,13 @@ fn an_empty_nb_gets_roots_first_then_ports_attached_by_parent_name() {
     let txns = plan.transactions(2000);
     let ports = &txns[PORTS];
     assert_eq!(ports.len(), 1);
-    // 4 inserts, then one mutation per parent (router, join, ovn-default), by name.
-    assert_eq!(ports[0].ops.len(), 7);
+    // 4 inserts, then one mutation per parent (router, join, ovn-default), by name, and the
+    // comment.
+    assert_eq!(ports[0].ops.len(), 8);
     assert_eq!(ports[0].parent_mutations.len(), 3);
-    assert!(ports[0].ops[4..].iter().all(|op| matches!(op,
+    assert!(ports[0].ops[4..7].iter().all(|op| matches!(op,
         Operation::Mutate { conditions, .. } if conditions[0].column == "name")));
+    assert!(matches!(&ports[0].ops[7], Operation::Comment(_)));
 }
 
 #[test]
