@@ -105,7 +105,20 @@ async fn shutdown_signal() {
     }
 }
 
+/// One malloc arena for the whole process. glibc gives threads their own arenas, and memory
+/// freed in one is not reused by another; with the runtime's workers each building parts of a
+/// 10,000-pod NB round, that took peak RSS from about 200 MB to about 280 MB
+/// (`rovn-bench controller`), with no measurable cost in convergence time.
+fn single_malloc_arena() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only tunes the allocator; it runs before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
+
 fn main() -> std::process::ExitCode {
+    single_malloc_arena();
     match run() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
