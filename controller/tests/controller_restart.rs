@@ -203,3 +203,48 @@ async fn restart_on_a_converged_cluster_writes_nothing_to_nb() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_created_while_nb_is_down_are_routed_once_it_is_back() -> Result<()> {
+    let mut ovn = Ovn::nb_only()?;
+    let kube = Kube::start().await?;
+    kube.namespace("outage").await?;
+    kube.node("n1").await?;
+    let mut controller = kube.spawn_binary(&ovn.nb_remote(), "controller.log", &[])?;
+    controller.wait_ready(Duration::from_secs(20)).await?;
+
+    // NB crashes; pods keep coming. They get addresses (IPAM needs no NB) but no port yet.
+    ovn.nb.stop();
+    for i in 0..20 {
+        kube.pod("outage", &format!("p{i}"), "n1", &[]).await?;
+    }
+    let allocated = wait_for(Duration::from_secs(15), || async {
+        Ok(kube
+            .pods()
+            .await?
+            .iter()
+            .filter(|p| allocated_ip(p).is_some())
+            .count()
+            == 20)
+    })
+    .await?;
+    ensure!(allocated, "pods were not allocated while NB was down");
+    let routed = kube
+        .pods()
+        .await?
+        .iter()
+        .filter(|p| annotation(p, keys::ROUTED) == Some("true"))
+        .count();
+    ensure!(routed == 0, "{routed} pods marked routed with NB down");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    ovn.nb.restart()?;
+    assert_converged(&kube, &ovn, "outage")
+        .await
+        .with_context(|| format!("controller log:\n{}", controller.log_text()))?;
+    ensure!(
+        !controller.exited(),
+        "the controller died over the NB outage"
+    );
+    Ok(())
+}
