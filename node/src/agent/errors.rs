@@ -39,8 +39,10 @@ pub const MISSING_FIELD: u32 = 107;
 pub enum AddStep {
     /// Waiting for the controller's `rovn.io/allocated` annotation.
     Annotation,
-    /// Creating and configuring the veth pair.
+    /// Creating the veth pair (host end up, sandbox end named).
     Veth,
+    /// Configuring the sandbox end (address, route); runs beside the two OVS steps.
+    Sandbox,
     /// Adding the Port and Interface to `br-int`.
     OvsPort,
     /// Waiting for ovn-controller's `ovn-installed`.
@@ -49,9 +51,10 @@ pub enum AddStep {
 
 impl AddStep {
     /// Every step, in the order ADD runs them.
-    pub const ALL: [AddStep; 4] = [
+    pub const ALL: [AddStep; 5] = [
         AddStep::Annotation,
         AddStep::Veth,
+        AddStep::Sandbox,
         AddStep::OvsPort,
         AddStep::OvnInstalled,
     ];
@@ -61,6 +64,7 @@ impl AddStep {
         match self {
             AddStep::Annotation => "annotation",
             AddStep::Veth => "veth",
+            AddStep::Sandbox => "sandbox",
             AddStep::OvsPort => "ovs_port",
             AddStep::OvnInstalled => "ovn_installed",
         }

@@ -61,6 +61,17 @@ pub struct AttachedVeth {
     pub sandbox_mac: MacAddr,
 }
 
+/// The host end of a pod's veth once the pair exists, before the sandbox end is configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodVeth {
+    /// The host end's name (the OVS port/interface name).
+    pub host_name: String,
+    /// The host end's ifindex in the agent's namespace.
+    pub host_ifindex: u32,
+    /// The host end's (kernel-chosen) MAC, reported in the CNI result's host interface.
+    pub host_mac: MacAddr,
+}
+
 /// What a sandbox interface looks like now, for CNI CHECK to compare with what was asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SandboxInterface {
@@ -104,6 +115,23 @@ pub async fn attach_pod(
     spec: &PodInterfaceSpec,
 ) -> Result<AttachedVeth, NetdevError> {
     pod::attach_pod(host_name, spec).await
+}
+
+/// The first half of [`attach_pod`]: the pair exists (created, reused, or replacing a leftover
+/// host end) and the host end is up with the MTU; the sandbox end has its name, MAC and MTU from
+/// creation but no address or route yet. The host end can be plugged into OVS from here on,
+/// while [`configure_sandbox_end`] finishes the sandbox.
+pub async fn create_pod_veth(
+    host_name: &str,
+    spec: &PodInterfaceSpec,
+) -> Result<PodVeth, NetdevError> {
+    pod::create_pod_veth(host_name, spec).await
+}
+
+/// The second half of [`attach_pod`], inside the sandbox: MAC, MTU, TX checksum offload,
+/// address, link up, default route. Returns the pod end's ifindex and MAC.
+pub async fn configure_sandbox_end(spec: &PodInterfaceSpec) -> Result<(u32, MacAddr), NetdevError> {
+    pod::configure_sandbox_end(spec).await
 }
 
 /// Removes the host veth (and so its peer). Missing = Ok.

@@ -16,7 +16,7 @@ use super::link::{LinkFacts, all_links, configure_link, delete_link, link_by_nam
 use super::names::{HOST_VETH_PREFIX, validate_ifname};
 use super::netns::{AGENT_NETNS, ensure_not_own_netns, netns_label, open_netns, run_in_netns};
 use super::routes::{main_table_routes, replace_route};
-use super::{AttachedVeth, HostVeth, NetdevError, PodInterfaceSpec, SandboxInterface};
+use super::{AttachedVeth, HostVeth, NetdevError, PodInterfaceSpec, PodVeth, SandboxInterface};
 
 /// Smallest MTU the kernel accepts for IPv4 (RFC 791's 68 octets).
 const MIN_MTU: u32 = 68;
@@ -99,6 +99,21 @@ pub(crate) async fn attach_pod(
     host_name: &str,
     spec: &PodInterfaceSpec,
 ) -> Result<AttachedVeth, NetdevError> {
+    let host = create_pod_veth(host_name, spec).await?;
+    let (sandbox_ifindex, sandbox_mac) = configure_sandbox_end(spec).await?;
+    Ok(AttachedVeth {
+        host_name: host.host_name,
+        host_ifindex: host.host_ifindex,
+        host_mac: host.host_mac,
+        sandbox_ifindex,
+        sandbox_mac,
+    })
+}
+
+pub(crate) async fn create_pod_veth(
+    host_name: &str,
+    spec: &PodInterfaceSpec,
+) -> Result<PodVeth, NetdevError> {
     validate_attach(host_name, spec)?;
     ensure_not_own_netns(&spec.sandbox)?;
     let sandbox_label = netns_label(&spec.sandbox);
@@ -141,18 +156,22 @@ pub(crate) async fn attach_pod(
         device: host_name.to_string(),
         reason: "the host veth has no Ethernet address".to_string(),
     })?;
+    Ok(PodVeth {
+        host_name: host_name.to_string(),
+        host_ifindex: host.index,
+        host_mac,
+    })
+}
+
+pub(crate) async fn configure_sandbox_end(
+    spec: &PodInterfaceSpec,
+) -> Result<(u32, MacAddr), NetdevError> {
     let wanted = spec.clone();
     let pod_end = run_in_netns(&spec.sandbox, move |netlink| async move {
         configure_pod_end(&netlink, &wanted).await
     })
     .await?;
-    Ok(AttachedVeth {
-        host_name: host_name.to_string(),
-        host_ifindex: host.index,
-        host_mac,
-        sandbox_ifindex: pod_end.index,
-        sandbox_mac: pod_end.mac.unwrap_or(spec.mac),
-    })
+    Ok((pod_end.index, pod_end.mac.unwrap_or(spec.mac)))
 }
 
 /// One `RTM_NEWLINK` creating `host_name` here and its peer `spec.ifname` (MAC, MTU) directly in

@@ -67,15 +67,18 @@ pub async fn add(state: &AgentState, request: &CniRequest) -> Result<Value, Fail
     let _in_flight = state.begin_add(container_id);
 
     let step = Instant::now();
-    let (pod, allocation) = pods::wait_allocation(
-        state.kube.clone(),
-        namespace,
-        name,
-        uid,
-        state.config.allocation_timeout,
-    )
-    .await
-    .map_err(pod_failure)?;
+    let (pod, allocation) = match pods::cached_allocation(&state.pods, namespace, name, uid) {
+        Some(found) => found,
+        None => pods::wait_allocation(
+            state.kube.clone(),
+            namespace,
+            name,
+            uid,
+            state.config.allocation_timeout,
+        )
+        .await
+        .map_err(pod_failure)?,
+    };
     state.metrics.add_step(AddStep::Annotation, step.elapsed());
 
     let step = Instant::now();
@@ -95,16 +98,29 @@ pub async fn add(state: &AgentState, request: &CniRequest) -> Result<Value, Fail
         mtu: state.mtu,
         tx_checksum_offload: state.config.datapath_type.allows_tx_checksum_offload(),
     };
-    let veth = netdev::attach_pod(&host_name, &spec).await.map_err(|e| {
-        Failure::new(
-            errors::NETDEV_FAILURE,
-            format!("pod {namespace}/{name}: creating the veth {host_name}: {e}"),
-        )
-    })?;
+    let veth = netdev::create_pod_veth(&host_name, &spec)
+        .await
+        .map_err(|e| {
+            Failure::new(
+                errors::NETDEV_FAILURE,
+                format!("pod {namespace}/{name}: creating the veth {host_name}: {e}"),
+            )
+        })?;
     state.metrics.add_step(AddStep::Veth, step.elapsed());
 
-    let step = Instant::now();
-    let events = state.ovs.client().subscribe();
+    // The sandbox end is configured while OVS and ovn-controller plug the host end: neither
+    // needs the other, and waiting for ovn-installed is most of an ADD.
+    let sandbox_end = async {
+        let step = Instant::now();
+        let configured = netdev::configure_sandbox_end(&spec).await.map_err(|e| {
+            Failure::new(
+                errors::NETDEV_FAILURE,
+                format!("pod {namespace}/{name}: configuring {ifname} in the sandbox: {e}"),
+            )
+        });
+        state.metrics.add_step(AddStep::Sandbox, step.elapsed());
+        configured
+    };
     let port = PodPort {
         name: host_name.clone(),
         pod_name: name.to_string(),
@@ -114,6 +130,40 @@ pub async fn add(state: &AgentState, request: &CniRequest) -> Result<Value, Fail
         mac: allocation.mac,
         ip: allocation.ip,
     };
+    let plugged = plug_host_end(state, &port);
+    let (configured, plugged) = tokio::join!(sandbox_end, plugged);
+    configured?;
+    let installed_took = plugged?;
+    tracing::info!(
+        pod = format!("{namespace}/{name}"),
+        container = container_id,
+        port = host_name,
+        ip = %allocation.ip,
+        total_ms = started.elapsed().as_millis() as u64,
+        ovn_installed_ms = installed_took.as_millis() as u64,
+        "pod plugged"
+    );
+
+    let attachment = Attachment {
+        host_ifname: veth.host_name,
+        host_mac: veth.host_mac,
+        sandbox_ifname: ifname.to_string(),
+        sandbox_mac: allocation.mac,
+        sandbox: sandbox.to_string(),
+        address,
+        gateway: allocation.gateway,
+        mtu: state.mtu,
+    };
+    Ok(add_result(&request.cni_version, &attachment))
+}
+
+/// The host end into `br-int` as `port`'s iface-id (replacing a port of an earlier sandbox of
+/// the same pod), then the wait for ovn-controller's `ovn-installed`. Returns how long that
+/// wait took.
+async fn plug_host_end(state: &AgentState, port: &PodPort) -> Result<std::time::Duration, Failure> {
+    let (namespace, name, host_name) = (&port.namespace, &port.pod_name, &port.name);
+    let step = Instant::now();
+    let events = state.ovs.client().subscribe();
     let ovs_failure = |e: String, transient: bool| {
         let code = if transient {
             errors::TRY_AGAIN_LATER
@@ -135,12 +185,12 @@ pub async fn add(state: &AgentState, request: &CniRequest) -> Result<Value, Fail
         .bridge(INTEGRATION_BRIDGE)
         .ok_or_else(|| ovs_failure(format!("{INTEGRATION_BRIDGE} does not exist"), false))?;
     // A port of an earlier sandbox of the same pod would claim the same logical port.
-    let superseded = superseded_ports(&rovn_pod_ports(&snapshot), &port);
+    let superseded = superseded_ports(&rovn_pod_ports(&snapshot), port);
     let mut ops = remove_ports_ops(
         &snapshot,
         &superseded.iter().map(|p| p.port_uuid).collect::<Vec<_>>(),
     );
-    ops.extend(ensure_pod_port_ops(&snapshot, bridge, &port));
+    ops.extend(ensure_pod_port_ops(&snapshot, bridge, port));
     state
         .ovs
         .transact(&ops, "adding the pod's OVS port")
@@ -163,7 +213,7 @@ pub async fn add(state: &AgentState, request: &CniRequest) -> Result<Value, Fail
     wait_installed(
         &state.ovs,
         events,
-        &host_name,
+        host_name,
         state.config.ovn_installed_timeout,
     )
     .await
@@ -178,27 +228,7 @@ pub async fn add(state: &AgentState, request: &CniRequest) -> Result<Value, Fail
     state
         .metrics
         .add_step(AddStep::OvnInstalled, installed_took);
-    tracing::info!(
-        pod = format!("{namespace}/{name}"),
-        container = container_id,
-        port = host_name,
-        ip = %allocation.ip,
-        total_ms = started.elapsed().as_millis() as u64,
-        ovn_installed_ms = installed_took.as_millis() as u64,
-        "pod plugged"
-    );
-
-    let attachment = Attachment {
-        host_ifname: veth.host_name,
-        host_mac: veth.host_mac,
-        sandbox_ifname: ifname.to_string(),
-        sandbox_mac: allocation.mac,
-        sandbox: sandbox.to_string(),
-        address,
-        gateway: allocation.gateway,
-        mtu: state.mtu,
-    };
-    Ok(add_result(&request.cni_version, &attachment))
+    Ok(installed_took)
 }
 
 #[cfg(test)]
