@@ -24,6 +24,8 @@ pub struct AgentState {
     pub events: PodEvents,
     /// The pod MTU.
     pub mtu: u32,
+    /// The node's pods (metadata), for ADD to find allocations without asking the API.
+    pub pods: kube::runtime::reflector::Store<k8s_openapi::api::core::v1::Pod>,
     ready: AtomicBool,
     in_flight: Mutex<BTreeSet<String>>,
 }
@@ -55,6 +57,7 @@ impl AgentState {
         events: PodEvents,
         mtu: u32,
     ) -> AgentState {
+        let pods = super::kube::pods::watch_node_pods(kube.clone(), &config.node_name);
         AgentState {
             config,
             kube,
@@ -62,6 +65,7 @@ impl AgentState {
             metrics,
             events,
             mtu,
+            pods,
             ready: AtomicBool::new(false),
             in_flight: Mutex::new(BTreeSet::new()),
         }

@@ -1,5 +1,6 @@
-//! The pods the agent plugs: waiting (with a watch on the one pod) for the controller's
-//! allocation, and listing the node's pods for restart cleanup.
+//! The pods the agent plugs: a cache of the node's pods, waiting (from that cache, else with a
+//! watch on the one pod) for the controller's allocation, and listing the node's pods for
+//! restart cleanup.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -8,6 +9,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::ListParams;
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use rovn_controller::annotations::{self, AnnotationError, PodAllocation};
 
@@ -109,6 +111,52 @@ pub fn observe(pod: &Pod, expected_uid: Option<&str>) -> Result<Observation, Pod
     }
 }
 
+/// A cache of the pods bound to `node` (metadata only), kept by a watch for as long as the
+/// agent runs. By the time a runtime calls ADD the controller has usually allocated the pod
+/// already, and reading that from the cache saves each ADD a list and a watch.
+pub fn watch_node_pods(client: kube::Client, node: &str) -> Store<Pod> {
+    let api: Api<Pod> = Api::all(client);
+    let config = watcher::Config::default().fields(&format!("spec.nodeName={node}"));
+    let (reader, writer) = reflector::store();
+    let stream = watcher(api, config)
+        .default_backoff()
+        .modify(|pod| {
+            pod.metadata.managed_fields = None;
+            pod.spec = None;
+            pod.status = None;
+        })
+        .reflect(writer);
+    let node = node.to_string();
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        while let Some(event) = stream.next().await {
+            if let Err(e) = event {
+                tracing::warn!(node, error = %e, "watching the node's pods; retrying");
+            }
+        }
+    });
+    reader
+}
+
+/// The pod's allocation when `cache` already holds it for exactly this incarnation (the
+/// runtime named its UID); `None` sends the caller to the watch.
+pub fn cached_allocation(
+    cache: &Store<Pod>,
+    namespace: &str,
+    name: &str,
+    expected_uid: Option<&str>,
+) -> Option<(Pod, PodAllocation)> {
+    let expected = expected_uid.filter(|u| !u.is_empty())?;
+    let pod = cache.get(&ObjectRef::new(name).within(namespace))?;
+    if pod.metadata.uid.as_deref() != Some(expected) {
+        return None;
+    }
+    match observe(&pod, Some(expected)) {
+        Ok(Observation::Ready(allocation)) => Some(((*pod).clone(), allocation)),
+        _ => None,
+    }
+}
+
 /// Watches pod `namespace/name` until it carries a valid allocation, for at most `timeout`.
 pub async fn wait_allocation(
     client: kube::Client,
@@ -195,4 +243,57 @@ pub async fn get(client: kube::Client, namespace: &str, name: &str) -> anyhow::R
     api.get_opt(name)
         .await
         .with_context(|| format!("reading pod {namespace}/{name}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    use rovn_controller::names::annotations as keys;
+
+    fn pod(uid: &str, allocated: bool) -> Pod {
+        let mut annotations = BTreeMap::new();
+        if allocated {
+            for (k, v) in [
+                (keys::IP_ADDRESS, "10.16.0.5"),
+                (keys::MAC_ADDRESS, "0a:58:0a:10:00:05"),
+                (keys::CIDR, "10.16.0.0/16"),
+                (keys::GATEWAY, "10.16.0.1"),
+                (keys::LOGICAL_SWITCH, "ovn-default"),
+                (keys::ALLOCATED, "true"),
+            ] {
+                annotations.insert(k.to_string(), v.to_string());
+            }
+        }
+        Pod {
+            metadata: ObjectMeta {
+                name: Some("web".into()),
+                namespace: Some("ns".into()),
+                uid: Some(uid.into()),
+                annotations: Some(annotations),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    fn cache_of(pod: Pod) -> Store<Pod> {
+        let (reader, mut writer) = reflector::store();
+        writer.apply_watcher_event(&watcher::Event::Apply(pod));
+        reader
+    }
+
+    #[test]
+    fn only_an_allocated_pod_of_the_named_incarnation_is_taken_from_the_cache() {
+        let cache = cache_of(pod("u1", true));
+        let found = cached_allocation(&cache, "ns", "web", Some("u1"));
+        assert_eq!(found.map(|(_, a)| a.ip.to_string()).as_deref(), Some("10.16.0.5"));
+        // An older incarnation, no UID to compare, another pod, or no allocation yet: ask the API.
+        assert!(cached_allocation(&cache, "ns", "web", Some("u2")).is_none());
+        assert!(cached_allocation(&cache, "ns", "web", None).is_none());
+        assert!(cached_allocation(&cache, "ns", "web", Some("")).is_none());
+        assert!(cached_allocation(&cache, "ns", "db", Some("u1")).is_none());
+        let pending = cache_of(pod("u1", false));
+        assert!(cached_allocation(&pending, "ns", "web", Some("u1")).is_none());
+    }
 }
