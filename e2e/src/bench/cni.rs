@@ -2,6 +2,7 @@
 //! CNI_* environment, the network config on stdin, the result on stdout. The request building
 //! is pure; [`invoke`] runs one call and times it from exec to result.
 
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -9,8 +10,6 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
-
-use crate::lab::netns;
 
 use super::error::BenchError;
 
@@ -110,8 +109,24 @@ pub fn result_address(stdout: &str) -> Result<String, String> {
 /// Runs one call; returns its stdout and how long it took from exec to exit. A non-zero exit
 /// is an error carrying the plugin's output (its CNI error object).
 pub async fn invoke(call: &CniCall, timeout: Duration) -> Result<(String, Duration), BenchError> {
-    let mut command =
-        tokio::process::Command::from(netns::exec_command(&call.node_netns, &call.plugin));
+    // The plugin runs in the node's network namespace, entered with setns(2) between fork and
+    // exec as a runtime living on the node would be there already: `ip netns exec` would add an
+    // exec and a sysfs mount to every timed call.
+    let ns_path = Path::new(crate::lab::names::NETNS_DIR).join(&call.node_netns);
+    let ns = std::fs::File::open(&ns_path).map_err(|e| BenchError::Cni {
+        command: call.command,
+        pod: call.pod(),
+        detail: format!("opening {}: {e}", ns_path.display()),
+    })?;
+    let mut command = tokio::process::Command::new(&call.plugin);
+    // SAFETY: the closure runs between fork and exec and only calls setns(2), which is
+    // async-signal-safe; `ns` is an open descriptor owned by the closure.
+    unsafe {
+        command.pre_exec(move || {
+            nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(std::io::Error::from)
+        });
+    }
     command
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
