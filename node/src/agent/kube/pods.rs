@@ -249,22 +249,20 @@ pub async fn get(client: kube::Client, namespace: &str, name: &str) -> anyhow::R
 mod tests {
     use super::*;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-    use rovn_controller::names::annotations as keys;
 
     fn pod(uid: &str, allocated: bool) -> Pod {
-        let mut annotations = BTreeMap::new();
-        if allocated {
-            for (k, v) in [
-                (keys::IP_ADDRESS, "10.16.0.5"),
-                (keys::MAC_ADDRESS, "0a:58:0a:10:00:05"),
-                (keys::CIDR, "10.16.0.0/16"),
-                (keys::GATEWAY, "10.16.0.1"),
-                (keys::LOGICAL_SWITCH, "ovn-default"),
-                (keys::ALLOCATED, "true"),
-            ] {
-                annotations.insert(k.to_string(), v.to_string());
-            }
-        }
+        let allocation = PodAllocation {
+            ip: "10.16.0.5".parse().unwrap(),
+            mac: rovn_controller::ipam::MacAddr([0x0a, 0x58, 10, 16, 0, 5]),
+            cidr: "10.16.0.0/16".parse().unwrap(),
+            gateway: "10.16.0.1".parse().unwrap(),
+            switch: "ovn-default".into(),
+        };
+        let annotations = if allocated {
+            annotations::render_pod_allocation(&allocation)
+        } else {
+            BTreeMap::new()
+        };
         Pod {
             metadata: ObjectMeta {
                 name: Some("web".into()),
@@ -287,7 +285,10 @@ mod tests {
     fn only_an_allocated_pod_of_the_named_incarnation_is_taken_from_the_cache() {
         let cache = cache_of(pod("u1", true));
         let found = cached_allocation(&cache, "ns", "web", Some("u1"));
-        assert_eq!(found.map(|(_, a)| a.ip.to_string()).as_deref(), Some("10.16.0.5"));
+        assert_eq!(
+            found.map(|(_, a)| a.ip.to_string()).as_deref(),
+            Some("10.16.0.5")
+        );
         // An older incarnation, no UID to compare, another pod, or no allocation yet: ask the API.
         assert!(cached_allocation(&cache, "ns", "web", Some("u2")).is_none());
         assert!(cached_allocation(&cache, "ns", "web", None).is_none());
