@@ -55,15 +55,17 @@ pub async fn configure(join: &NodeJoin, mtu: u32, routes: &[Ipv4Net]) -> anyhow:
     .with_context(|| format!("configuring {NODE_PORT} with {address} and routes {routes:?}"))
 }
 
-/// Re-applies the routes whenever the Subnet set changes; runs until the watch ends. Nothing
-/// is configured before the first Subnet list has arrived.
+/// Re-applies the routes whenever the Subnet set changes, starting from the `configured` ones
+/// start-up put in place; runs until the watch ends. Nothing is configured while the watch
+/// holds no Subnet list.
 pub async fn follow_subnets(
     join: NodeJoin,
     mtu: u32,
     service_cidr: Ipv4Net,
     mut subnets: watch::Receiver<Option<BTreeSet<Ipv4Net>>>,
+    configured: Vec<Ipv4Net>,
 ) {
-    let mut applied: Option<Vec<Ipv4Net>> = None;
+    let mut applied = Some(configured);
     loop {
         let wanted = subnets
             .borrow_and_update()

@@ -121,6 +121,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         mtu,
         config.service_cidr,
         subnet_cidrs,
+        first_routes,
     ));
 
     conflist::install_cni_binary(&config.cni_bin_dir)?;
