@@ -1,0 +1,8 @@
+//! The words every rovn binary shares, and nothing that does I/O: the controller writes them,
+//! the node agent and the CNI read them, the lab and the tests check them. Keeping them in one
+//! crate at the bottom of the workspace is what lets `node/` and `e2e/` agree with the
+//! controller without depending on it.
+
+mod owner;
+
+pub use owner::{Owner, OwnerError, OwnerKind};
