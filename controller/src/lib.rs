@@ -8,3 +8,4 @@ pub mod names;
 pub mod reconcile;
 pub mod runtime;
 pub mod subnets;
+pub mod tables;

@@ -18,6 +18,20 @@ pub const VENDOR_KEY: &str = "rovn.io/vendor";
 pub const VENDOR: &str = "rovn";
 /// `external_ids` key naming the Kubernetes object a row exists for.
 pub const OWNER_KEY: &str = "rovn.io/owner";
+/// `external_ids` key holding a nameless row's stable id among its owner's rows.
+pub const ID_KEY: &str = "rovn.io/id";
+
+/// `external_ids` key on a pod port holding the pod's UID: a row with another one is another
+/// incarnation and is replaced, not updated.
+pub const POD_UID_KEY: &str = "pod-uid";
+/// `external_ids` key on pod and node ports naming the node.
+pub const NODE_KEY: &str = "node";
+/// `Logical_Switch.other_config` key holding the switch's CIDR.
+pub const SUBNET_CONFIG: &str = "subnet";
+/// `Logical_Switch_Port.options` key binding a port to one chassis.
+pub const REQUESTED_CHASSIS: &str = "requested-chassis";
+/// `Logical_Switch_Port.options` key naming a router-type port's router port.
+pub const ROUTER_PORT_OPTION: &str = "router-port";
 
 /// Annotation keys on pods and nodes (prefix `rovn.io/`).
 pub mod annotations {

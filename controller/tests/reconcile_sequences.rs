@@ -85,23 +85,29 @@ fn check(client: &Client, desired: &DesiredState) -> Result<()> {
         .filter(|(_, p)| p.external_ids.get("rovn.io/vendor").map(String::as_str) == Some("rovn"))
         .map(|(n, _)| n)
         .collect();
-    let wanted: BTreeSet<&String> = desired.switch_ports.keys().collect();
+    let wanted: BTreeSet<&str> = desired
+        .rows::<LogicalSwitchPort>()
+        .map(|(key, _)| key.as_str())
+        .collect();
+    let owned: BTreeSet<&str> = owned.into_iter().map(String::as_str).collect();
     ensure!(
         owned == wanted,
         "owned ports differ: {owned:?} vs {wanted:?}"
     );
-    for (name, want) in &desired.switch_ports {
+    for (key, placed) in desired.rows::<LogicalSwitchPort>() {
+        let name = key.as_str();
+        let want: LogicalSwitchPort = desired.model(key).context("model")?;
         let have = &ports[name];
         ensure!(
-            parent_of.get(&have.uuid) == Some(&want.parent),
+            parent_of.get(&have.uuid).map(String::as_str) == placed.parent.as_ref().map(|p| p.as_str()),
             "{name} on the wrong switch"
         );
-        ensure!(have.addresses == want.row.addresses, "{name} addresses");
+        ensure!(have.addresses == want.addresses, "{name} addresses");
         ensure!(
-            have.port_security == want.row.port_security,
+            have.port_security == want.port_security,
             "{name} port_security"
         );
-        for (k, v) in want.row.options.iter().chain(&want.row.external_ids) {
+        for (k, v) in want.options.iter().chain(&want.external_ids) {
             ensure!(
                 have.options.get(k) == Some(v) || have.external_ids.get(k) == Some(v),
                 "{name} lacks {k}={v}"

@@ -6,32 +6,18 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 use rovn_ovsdb_schemas::nb::{LogicalRouter, LogicalRouterPort, LogicalSwitch, LogicalSwitchPort};
 
-use super::cluster::{ClusterState, Node, PodPort};
-use super::state::{Attached, DesiredError, DesiredState};
-use crate::ipam::MacAddr;
-use crate::names;
+use rovn_api::Owner;
 
-/// `external_ids` key on a pod port holding the pod's UID.
-pub const POD_UID_KEY: &str = "pod-uid";
-/// `external_ids` key on pod and node ports naming the node.
-pub const NODE_KEY: &str = "node";
-/// `Logical_Switch.other_config` key holding the switch's CIDR.
-pub const SUBNET_CONFIG: &str = "subnet";
-/// `Logical_Switch_Port.options` key binding a port to one chassis.
-pub const REQUESTED_CHASSIS: &str = "requested-chassis";
-/// `Logical_Switch_Port.options` key naming a router-type port's router port.
-pub const ROUTER_PORT_OPTION: &str = "router-port";
+use super::cluster::{ClusterState, Node, PodPort};
+use super::state::{DesiredError, DesiredState, RowKey};
+use crate::ipam::MacAddr;
+use crate::names::{
+    self, NODE_KEY, POD_UID_KEY, REQUESTED_CHASSIS, ROUTER_PORT_OPTION, SUBNET_CONFIG,
+};
 
 /// The owner of the cluster router and the `join` switch.
-fn cluster_owner() -> String {
-    names::cluster_owner("Cluster", names::CLUSTER_ROUTER)
-}
-
-fn owned_ids(owner: &str) -> BTreeMap<String, String> {
-    BTreeMap::from([
-        (names::VENDOR_KEY.to_string(), names::VENDOR.to_string()),
-        (names::OWNER_KEY.to_string(), owner.to_string()),
-    ])
+fn cluster_owner() -> Owner {
+    Owner::cluster(names::CLUSTER_ROUTER)
 }
 
 /// The rows rovn wants for `cluster`. Objects that cannot be rendered are left out, listed in
@@ -40,14 +26,11 @@ fn owned_ids(owner: &str) -> BTreeMap<String, String> {
 pub fn desired_state(cluster: &ClusterState) -> DesiredState {
     let mut state = DesiredState::default();
     let cluster_owner = cluster_owner();
-    state.routers.insert(
-        names::CLUSTER_ROUTER.to_string(),
-        LogicalRouter {
-            name: names::CLUSTER_ROUTER.to_string(),
-            external_ids: owned_ids(&cluster_owner),
-            ..Default::default()
-        },
-    );
+    let router = LogicalRouter {
+        name: names::CLUSTER_ROUTER.to_string(),
+        ..Default::default()
+    };
+    state.add(&cluster_owner, &router, "", None);
 
     let mut cidrs: BTreeMap<String, Ipv4Net> = BTreeMap::new();
     let switches = std::iter::once((
@@ -56,30 +39,20 @@ pub fn desired_state(cluster: &ClusterState) -> DesiredState {
         cluster.join.gateway,
         cluster_owner.clone(),
     ))
-    .chain(cluster.subnets.iter().map(|s| {
-        (
-            s.name.as_str(),
-            s.cidr,
-            s.gateway,
-            names::cluster_owner("Subnet", &s.name),
-        )
-    }));
+    .chain(
+        cluster
+            .subnets
+            .iter()
+            .map(|s| (s.name.as_str(), s.cidr, s.gateway, Owner::subnet(&s.name))),
+    );
     for (name, cidr, gateway, owner) in switches {
         if let Err(problem) = check_subnet(&owner, cidr, gateway) {
             state.hold(&owner, problem);
             continue;
         }
-        if let Some(other) = state.switches.get(name).and_then(owner_of_switch) {
-            let problem = DesiredError::Duplicate {
-                owner: owner.clone(),
-                name: name.to_string(),
-                other,
-            };
-            state.hold(&owner, problem);
-            continue;
+        if render_switch(&mut state, name, cidr, gateway, &owner) {
+            cidrs.insert(name.to_string(), cidr.trunc());
         }
-        cidrs.insert(name.to_string(), cidr.trunc());
-        render_switch(&mut state, name, cidr, gateway, &owner);
     }
 
     if let Some(join_cidr) = cidrs.get(names::JOIN_SWITCH).copied() {
@@ -103,40 +76,9 @@ pub fn desired_state(cluster: &ClusterState) -> DesiredState {
     state
 }
 
-impl DesiredState {
-    fn hold(&mut self, owner: &str, problem: DesiredError) {
-        self.held_owners.insert(owner.to_string());
-        self.problems.push(problem);
-    }
-
-    /// Adds a switch port unless its name is taken, in which case the owner is held.
-    fn add_switch_port(&mut self, owner: &str, port: Attached<LogicalSwitchPort>) {
-        if let Some(existing) = self.switch_ports.get(&port.row.name) {
-            let other = existing
-                .row
-                .external_ids
-                .get(names::OWNER_KEY)
-                .cloned()
-                .unwrap_or_default();
-            let problem = DesiredError::Duplicate {
-                owner: owner.to_string(),
-                name: port.row.name.clone(),
-                other,
-            };
-            self.hold(owner, problem);
-            return;
-        }
-        self.switch_ports.insert(port.row.name.clone(), port);
-    }
-}
-
-fn owner_of_switch(switch: &LogicalSwitch) -> Option<String> {
-    switch.external_ids.get(names::OWNER_KEY).cloned()
-}
-
-fn check_subnet(owner: &str, cidr: Ipv4Net, gateway: Ipv4Addr) -> Result<(), DesiredError> {
+fn check_subnet(owner: &Owner, cidr: Ipv4Net, gateway: Ipv4Addr) -> Result<(), DesiredError> {
     let bad = |reason: String| DesiredError::BadSubnet {
-        owner: owner.to_string(),
+        owner: owner.clone(),
         reason,
     };
     if cidr.prefix_len() > 30 {
@@ -155,55 +97,44 @@ pub(crate) fn mac_ip(mac: MacAddr, ip: Ipv4Addr) -> String {
     format!("{mac} {ip}")
 }
 
+/// The switch, its router port and the router port's peer; false (and `owner` held) when the
+/// switch's name is already taken.
 fn render_switch(
     state: &mut DesiredState,
     name: &str,
     cidr: Ipv4Net,
     gateway: Ipv4Addr,
-    owner: &str,
-) {
-    let ids = owned_ids(owner);
-    state.switches.insert(
-        name.to_string(),
-        LogicalSwitch {
-            name: name.to_string(),
-            other_config: BTreeMap::from([(SUBNET_CONFIG.to_string(), cidr.trunc().to_string())]),
-            external_ids: ids.clone(),
-            ..Default::default()
-        },
-    );
+    owner: &Owner,
+) -> bool {
+    let switch = LogicalSwitch {
+        name: name.to_string(),
+        other_config: BTreeMap::from([(SUBNET_CONFIG.to_string(), cidr.trunc().to_string())]),
+        ..Default::default()
+    };
+    if state.add(owner, &switch, "", None).is_none() {
+        return false;
+    }
     let router_port = names::router_port(name);
-    state.router_ports.insert(
-        router_port.clone(),
-        Attached {
-            parent: names::CLUSTER_ROUTER.to_string(),
-            row: LogicalRouterPort {
-                name: router_port.clone(),
-                mac: MacAddr::derived_from(gateway).to_string(),
-                networks: BTreeSet::from([format!("{gateway}/{}", cidr.prefix_len())]),
-                external_ids: ids.clone(),
-                ..Default::default()
-            },
-        },
-    );
-    state.add_switch_port(
-        owner,
-        Attached {
-            parent: name.to_string(),
-            row: LogicalSwitchPort {
-                name: names::switch_router_port(name),
-                type_: "router".to_string(),
-                addresses: BTreeSet::from(["router".to_string()]),
-                options: BTreeMap::from([(ROUTER_PORT_OPTION.to_string(), router_port)]),
-                external_ids: ids,
-                ..Default::default()
-            },
-        },
-    );
+    let lrp = LogicalRouterPort {
+        name: router_port.clone(),
+        mac: MacAddr::derived_from(gateway).to_string(),
+        networks: BTreeSet::from([format!("{gateway}/{}", cidr.prefix_len())]),
+        ..Default::default()
+    };
+    state.add(owner, &lrp, "", Some(RowKey::name(names::CLUSTER_ROUTER)));
+    let peer = LogicalSwitchPort {
+        name: names::switch_router_port(name),
+        type_: "router".to_string(),
+        addresses: BTreeSet::from(["router".to_string()]),
+        options: BTreeMap::from([(ROUTER_PORT_OPTION.to_string(), router_port)]),
+        ..Default::default()
+    };
+    state.add(owner, &peer, "", Some(RowKey::name(name)));
+    true
 }
 
 fn render_node(state: &mut DesiredState, node: &Node, join_cidr: Ipv4Net) {
-    let owner = names::cluster_owner("Node", &node.name);
+    let owner = Owner::node(&node.name);
     if !join_cidr.contains(&node.join_ip) {
         let problem = DesiredError::OutsideSubnet {
             owner: owner.clone(),
@@ -215,31 +146,24 @@ fn render_node(state: &mut DesiredState, node: &Node, join_cidr: Ipv4Net) {
         return;
     }
     let address = mac_ip(node.join_mac, node.join_ip);
-    let mut ids = owned_ids(&owner);
-    ids.insert(NODE_KEY.to_string(), node.name.clone());
-    state.add_switch_port(
-        &owner,
-        Attached {
-            parent: names::JOIN_SWITCH.to_string(),
-            row: LogicalSwitchPort {
-                name: names::node_port(&node.name),
-                addresses: BTreeSet::from([address.clone()]),
-                port_security: BTreeSet::from([address]),
-                options: BTreeMap::from([(
-                    REQUESTED_CHASSIS.to_string(),
-                    node.chassis.clone().unwrap_or_else(|| node.name.clone()),
-                )]),
-                external_ids: ids,
-                ..Default::default()
-            },
-        },
-    );
+    let port = LogicalSwitchPort {
+        name: names::node_port(&node.name),
+        addresses: BTreeSet::from([address.clone()]),
+        port_security: BTreeSet::from([address]),
+        options: BTreeMap::from([(
+            REQUESTED_CHASSIS.to_string(),
+            node.chassis.clone().unwrap_or_else(|| node.name.clone()),
+        )]),
+        external_ids: BTreeMap::from([(NODE_KEY.to_string(), node.name.clone())]),
+        ..Default::default()
+    };
+    state.add(&owner, &port, "", Some(RowKey::name(names::JOIN_SWITCH)));
 }
 
 /// `chassis` is the node's chassis name when the agent has reported it, else the node's name
 /// (which OVN also matches against the chassis hostname).
 fn render_pod(state: &mut DesiredState, pod: &PodPort, cidr: Option<Ipv4Net>, chassis: &str) {
-    let owner = names::owner("Pod", &pod.namespace, &pod.name);
+    let owner = Owner::pod(&pod.namespace, &pod.name);
     let Some(cidr) = cidr else {
         let problem = DesiredError::UnknownSwitch {
             owner: owner.clone(),
@@ -259,23 +183,18 @@ fn render_pod(state: &mut DesiredState, pod: &PodPort, cidr: Option<Ipv4Net>, ch
         return;
     }
     let address = mac_ip(pod.mac, pod.ip);
-    let mut ids = owned_ids(&owner);
-    ids.insert(POD_UID_KEY.to_string(), pod.uid.clone());
-    ids.insert(NODE_KEY.to_string(), pod.node.clone());
-    state.add_switch_port(
-        &owner,
-        Attached {
-            parent: pod.switch.clone(),
-            row: LogicalSwitchPort {
-                name: names::pod_port(&pod.namespace, &pod.name),
-                addresses: BTreeSet::from([address.clone()]),
-                port_security: BTreeSet::from([address]),
-                options: BTreeMap::from([(REQUESTED_CHASSIS.to_string(), chassis.to_string())]),
-                external_ids: ids,
-                ..Default::default()
-            },
-        },
-    );
+    let port = LogicalSwitchPort {
+        name: names::pod_port(&pod.namespace, &pod.name),
+        addresses: BTreeSet::from([address.clone()]),
+        port_security: BTreeSet::from([address]),
+        options: BTreeMap::from([(REQUESTED_CHASSIS.to_string(), chassis.to_string())]),
+        external_ids: BTreeMap::from([
+            (POD_UID_KEY.to_string(), pod.uid.clone()),
+            (NODE_KEY.to_string(), pod.node.clone()),
+        ]),
+        ..Default::default()
+    };
+    state.add(&owner, &port, "", Some(RowKey::name(&pod.switch)));
 }
 
 #[cfg(test)]

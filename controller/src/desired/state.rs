@@ -1,35 +1,110 @@
-//! The rendered rows, keyed by their stable identity (table + name).
+//! The rendered rows of every table rovn writes, keyed by their stable identity.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 
-use rovn_ovsdb_schemas::nb::{LogicalRouter, LogicalRouterPort, LogicalSwitch, LogicalSwitchPort};
+use rovn_api::Owner;
+use rovn_ovsdb::{Datum, Row, Uuid};
+use rovn_ovsdb::model::ToDatum;
 
-/// A non-root row together with the name of the row whose `ports` hold it: OVN ports exist
-/// only while their switch or router refers to them, so the parent is part of the identity.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Attached<M> {
-    /// The parent switch's or router's name.
-    pub parent: String,
-    /// The row rovn wants (uuid nil, `ports`-like reference columns empty).
-    pub row: M,
+use crate::names;
+use crate::tables::{Identity, Managed, Ownership};
+
+/// A row's identity within its table: its name where the table has one, else its owner and a
+/// stable id (`rovn.io/owner` + `rovn.io/id` in `external_ids`). The same key on the desired and
+/// the current side is the same row.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RowKey(String);
+
+impl RowKey {
+    /// The key of a row identified by its name.
+    pub fn name(name: impl Into<String>) -> RowKey {
+        RowKey(name.into())
+    }
+
+    /// The key of a nameless row: its owner's rendering and its id, as they appear in
+    /// `external_ids`.
+    pub fn owned(owner: &str, id: &str) -> RowKey {
+        RowKey(format!("{owner}#{id}"))
+    }
+
+    /// The key as text, for logs and errors.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
-/// The NB rows rovn wants, by table and name. Only the columns rovn manages are meaningful;
-/// the reconciler leaves every other column and every foreign map key alone.
+impl fmt::Display for RowKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A column whose value is a set of references to other rows rovn writes, named by their keys
+/// because a row that does not exist yet has no UUID. The reconciler resolves the keys and
+/// adds or removes only references to rovn's own rows, so references other writers added
+/// survive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refs {
+    /// The referencing column.
+    pub column: &'static str,
+    /// The referenced table.
+    pub table: &'static str,
+    /// The referenced rows.
+    pub keys: BTreeSet<RowKey>,
+}
+
+/// One row rovn wants, reduced to what the reconciler compares: its managed columns (with
+/// `external_ids` already carrying the vendor, owner and id keys), its parent and its
+/// references.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DesiredRow {
+    /// The object the row exists for.
+    pub owner: Owner,
+    /// The parent row's key, for tables whose rows live in a parent's column.
+    pub parent: Option<RowKey>,
+    /// rovn's columns with their values and how rovn owns each.
+    pub columns: Vec<(&'static str, Datum, Ownership)>,
+    /// Reference columns, resolved when the plan is made.
+    pub refs: Vec<Refs>,
+    /// The incarnation (`pod-uid`): a current row with another one is replaced, not updated.
+    pub incarnation: Option<String>,
+}
+
+impl DesiredRow {
+    /// The desired value of `column`, when rovn manages it.
+    pub fn column(&self, column: &str) -> Option<&Datum> {
+        self.columns
+            .iter()
+            .find(|(c, _, _)| *c == column)
+            .map(|(_, d, _)| d)
+    }
+
+    /// Adds a reference column: the row should refer to `keys` of `table` in `column`.
+    pub fn refer(
+        &mut self,
+        column: &'static str,
+        table: &'static str,
+        keys: impl IntoIterator<Item = RowKey>,
+    ) {
+        self.refs.push(Refs {
+            column,
+            table,
+            keys: keys.into_iter().collect(),
+        });
+    }
+}
+
+/// The NB rows rovn wants, by table and key. Only the columns rovn manages are meaningful; the
+/// reconciler leaves every other column and every foreign map key alone.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DesiredState {
-    /// Logical routers by name.
-    pub routers: BTreeMap<String, LogicalRouter>,
-    /// Logical switches by name.
-    pub switches: BTreeMap<String, LogicalSwitch>,
-    /// Logical router ports by name, with their router.
-    pub router_ports: BTreeMap<String, Attached<LogicalRouterPort>>,
-    /// Logical switch ports by name, with their switch.
-    pub switch_ports: BTreeMap<String, Attached<LogicalSwitchPort>>,
+    /// Rows by table name, then key.
+    pub tables: BTreeMap<&'static str, BTreeMap<RowKey, DesiredRow>>,
     /// Owners whose objects could not be rendered ([`DesiredState::problems`]): their
     /// existing rows are kept as they are instead of being collected as garbage, so a typo in
     /// one object never tears down its running network.
-    pub held_owners: BTreeSet<String>,
+    pub held_owners: BTreeSet<Owner>,
     /// Why some objects were left out.
     pub problems: Vec<DesiredError>,
 }
@@ -37,7 +112,84 @@ pub struct DesiredState {
 impl DesiredState {
     /// How many rows are desired, for logs and metrics.
     pub fn row_count(&self) -> usize {
-        self.routers.len() + self.switches.len() + self.router_ports.len() + self.switch_ports.len()
+        self.tables.values().map(BTreeMap::len).sum()
+    }
+
+    /// The desired rows of `M`'s table.
+    pub fn rows<M: Managed>(&self) -> impl Iterator<Item = (&RowKey, &DesiredRow)> {
+        self.tables.get(M::TABLE).into_iter().flatten()
+    }
+
+    /// The desired row of `M`'s table with `key`.
+    pub fn row<M: Managed>(&self, key: &RowKey) -> Option<&DesiredRow> {
+        self.tables.get(M::TABLE)?.get(key)
+    }
+
+    /// The desired row with `key` as `M`'s model (rovn's columns only; reference and
+    /// parent columns empty), for tests and tools that read what rovn wants.
+    pub fn model<M: Managed>(&self, key: &RowKey) -> Option<M> {
+        let want = self.row::<M>(key)?;
+        let mut row: Row = want
+            .columns
+            .iter()
+            .map(|(column, datum, _)| (column.to_string(), datum.clone()))
+            .collect();
+        if M::IDENTITY == Identity::Name {
+            row.insert("name".to_string(), Datum::atom(key.as_str()));
+        }
+        M::from_row(Uuid::nil(), &row).ok()
+    }
+
+    /// Adds `row` for `owner`, under the row `parent` of the table's parent table where it has
+    /// one. `id` is the row's stable id for tables without names, ignored for named ones.
+    /// `external_ids` gets the vendor, owner and id keys here, so every row carries them the
+    /// same way. A key already taken holds `owner` and returns `None`.
+    pub fn add<M: Managed>(
+        &mut self,
+        owner: &Owner,
+        row: &M,
+        id: &str,
+        parent: Option<RowKey>,
+    ) -> Option<&mut DesiredRow> {
+        let owner_text = owner.to_string();
+        let key = match M::IDENTITY {
+            Identity::Name => RowKey::name(row.name().unwrap_or_default()),
+            Identity::OwnerId => RowKey::owned(&owner_text, id),
+        };
+        let mut columns = row.managed();
+        if M::HAS_EXTERNAL_IDS {
+            let mut ids = row.external_ids().clone();
+            ids.insert(names::VENDOR_KEY.to_string(), names::VENDOR.to_string());
+            ids.insert(names::OWNER_KEY.to_string(), owner_text);
+            if M::IDENTITY == Identity::OwnerId {
+                ids.insert(names::ID_KEY.to_string(), id.to_string());
+            }
+            columns.push(("external_ids", ids.to_datum(), Ownership::OwnKeys));
+        }
+        let incarnation = row.external_ids().get(names::POD_UID_KEY).cloned();
+        if let Some(existing) = self.tables.get(M::TABLE).and_then(|t| t.get(&key)) {
+            let problem = DesiredError::Duplicate {
+                owner: owner.clone(),
+                name: format!("{} {key}", M::TABLE),
+                other: existing.owner.clone(),
+            };
+            self.hold(owner, problem);
+            return None;
+        }
+        let table = self.tables.entry(M::TABLE).or_default();
+        Some(table.entry(key).or_insert(DesiredRow {
+            owner: owner.clone(),
+            parent,
+            columns,
+            refs: Vec::new(),
+            incarnation,
+        }))
+    }
+
+    /// Leaves `owner`'s rows as they are, and records why.
+    pub fn hold(&mut self, owner: &Owner, problem: DesiredError) {
+        self.held_owners.insert(owner.clone());
+        self.problems.push(problem);
     }
 }
 
@@ -48,34 +200,34 @@ pub enum DesiredError {
     /// A gateway outside its subnet, or a CIDR that cannot hold ports.
     #[error("{owner}: {reason}")]
     BadSubnet {
-        /// The subnet's owner value (`Subnet/<name>` or `Cluster/ovn-cluster` for join).
-        owner: String,
+        /// The Subnet (or the cluster, for `join`).
+        owner: Owner,
         /// What is wrong.
         reason: String,
     },
-    /// Two objects want the same row name.
+    /// Two objects want the same row.
     #[error("{owner}: row {name} is already wanted by {other}")]
     Duplicate {
         /// The object left out.
-        owner: String,
-        /// The contested name.
+        owner: Owner,
+        /// The contested row, as `<table> <key>`.
         name: String,
         /// The object that keeps it.
-        other: String,
+        other: Owner,
     },
     /// A pod on a switch that is not desired.
     #[error("{owner}: logical switch {switch} does not exist")]
     UnknownSwitch {
-        /// The pod's owner value.
-        owner: String,
+        /// The pod.
+        owner: Owner,
         /// The switch it names.
         switch: String,
     },
     /// An address outside the switch's CIDR.
     #[error("{owner}: address {ip} is outside {switch} ({cidr})")]
     OutsideSubnet {
-        /// The pod's or node's owner value.
-        owner: String,
+        /// The pod or node.
+        owner: Owner,
         /// The address.
         ip: std::net::Ipv4Addr,
         /// The switch.
@@ -83,4 +235,16 @@ pub enum DesiredError {
         /// Its CIDR.
         cidr: ipnet::Ipv4Net,
     },
+}
+
+impl DesiredError {
+    /// The object the problem is about, whom its Event goes to.
+    pub fn owner(&self) -> &Owner {
+        match self {
+            DesiredError::BadSubnet { owner, .. }
+            | DesiredError::Duplicate { owner, .. }
+            | DesiredError::UnknownSwitch { owner, .. }
+            | DesiredError::OutsideSubnet { owner, .. } => owner,
+        }
+    }
 }

@@ -1,7 +1,9 @@
 //! Sends a [`Plan`] to NB: phase after phase, each phase's transactions pipelined.
 
+use std::collections::{HashMap, HashSet};
+
 use futures::stream::{self, StreamExt};
-use rovn_ovsdb::{Client, Error, OperationResult};
+use rovn_ovsdb::{Atom, Client, Datum, Error, Operation, OperationResult, Uuid};
 
 use super::error::{ApplyError, TransactionFailure};
 use super::plan::{Plan, Transaction};
@@ -34,10 +36,10 @@ pub struct Applied {
     pub operations: usize,
 }
 
-/// Sends `plan`: the phases in order (a phase starts once the previous one is answered, as
-/// ports of a new switch find it by name), the transactions of a phase up to
+/// Sends `plan`: the phases in order (a phase starts once the previous one is answered, since
+/// its rows refer to rows the previous ones inserted), the transactions of a phase up to
 /// `max_in_flight` at a time. Failed transactions do not stop the others; they are reported
-/// together, each naming the object it failed for, and the next reconcile retries them.
+/// together, each naming the objects it failed for, and the next reconcile retries them.
 pub async fn apply(
     client: &Client,
     plan: &Plan,
@@ -45,8 +47,19 @@ pub async fn apply(
 ) -> Result<Applied, ApplyError> {
     let mut applied = Applied::default();
     let mut failures = Vec::new();
+    let mut created: HashMap<String, Uuid> = HashMap::new();
     for phase in plan.transactions(options.max_ops_per_transaction) {
-        let sends: Vec<_> = phase.iter().map(|txn| send(client, txn)).collect();
+        let mut ready = Vec::with_capacity(phase.len());
+        for txn in &phase {
+            match resolve(txn, &created) {
+                Some(ops) => ready.push((txn, ops)),
+                None => failures.push(TransactionFailure::NotCreated {
+                    owners: txn.owners(),
+                    what: txn.labels.first().map(|l| l.what.clone()).unwrap_or_default(),
+                }),
+            }
+        }
+        let sends: Vec<_> = ready.iter().map(|(txn, ops)| send(client, txn, ops)).collect();
         let outcomes: Vec<_> = stream::iter(sends)
             .buffer_unordered(options.max_in_flight.max(1))
             .collect()
@@ -56,6 +69,11 @@ pub async fn apply(
                 Ok(results) => {
                     applied.transactions += 1;
                     applied.operations += txn.ops.len();
+                    for (index, symbol) in &txn.creates {
+                        if let Some(uuid) = results.get(*index).and_then(OperationResult::uuid) {
+                            created.insert(symbol.clone(), uuid);
+                        }
+                    }
                     failures.extend(missing_parents(txn, &results));
                 }
                 Err(source) => failures.push(failure(txn, source)),
@@ -69,51 +87,123 @@ pub async fn apply(
     }
 }
 
+/// `txn`'s operations with every uuid-name of a row an earlier phase inserted replaced by the
+/// row's UUID; `None` when such a row was not inserted (its transaction failed). Names the
+/// transaction defines itself stay as they are.
+fn resolve(txn: &Transaction, created: &HashMap<String, Uuid>) -> Option<Vec<Operation>> {
+    let own: HashSet<&str> = txn
+        .ops
+        .iter()
+        .filter_map(|op| match op {
+            Operation::Insert {
+                uuid_name: Some(name),
+                ..
+            } => Some(name.as_str()),
+            _ => None,
+        })
+        .collect();
+    let mut missing = false;
+    let mut datum = |d: &mut Datum| {
+        let needs = |a: &Atom| matches!(a, Atom::NamedUuid(n) if !own.contains(n.as_str()));
+        let swap = |a: &Atom, missing: &mut bool| match a {
+            Atom::NamedUuid(n) if !own.contains(n.as_str()) => match created.get(n) {
+                Some(uuid) => Atom::Uuid(*uuid),
+                None => {
+                    *missing = true;
+                    a.clone()
+                }
+            },
+            _ => a.clone(),
+        };
+        match d {
+            Datum::Set(atoms) if atoms.iter().any(needs) => {
+                *atoms = atoms.iter().map(|a| swap(a, &mut missing)).collect();
+            }
+            Datum::Map(pairs) if pairs.iter().any(|(k, v)| needs(k) || needs(v)) => {
+                *pairs = pairs
+                    .iter()
+                    .map(|(k, v)| (swap(k, &mut missing), swap(v, &mut missing)))
+                    .collect();
+            }
+            _ => {}
+        }
+    };
+    let mut ops = txn.ops.clone();
+    for op in &mut ops {
+        match op {
+            Operation::Insert { row, .. } => row.values_mut().for_each(&mut datum),
+            Operation::Update {
+                conditions, row, ..
+            } => {
+                conditions.iter_mut().for_each(|c| datum(&mut c.value));
+                row.values_mut().for_each(&mut datum);
+            }
+            Operation::Mutate {
+                conditions,
+                mutations,
+                ..
+            } => {
+                conditions.iter_mut().for_each(|c| datum(&mut c.value));
+                mutations.iter_mut().for_each(|m| datum(&mut m.value));
+            }
+            Operation::Delete { conditions, .. } => {
+                conditions.iter_mut().for_each(|c| datum(&mut c.value));
+            }
+            _ => {}
+        }
+    }
+    (!missing).then_some(ops)
+}
+
 /// One transaction and its outcome. A named function rather than an `async` closure so the
 /// whole [`apply`] future is `Send` (closures returning futures over borrowed items are not
 /// general enough over lifetimes for `tokio::spawn`).
 async fn send<'a>(
     client: &'a Client,
     txn: &'a Transaction,
+    ops: &'a [Operation],
 ) -> (
     &'a Transaction,
     Result<Vec<OperationResult>, rovn_ovsdb::TransactError>,
 ) {
-    (txn, client.transact(&txn.ops).await)
+    (txn, client.transact(ops).await)
 }
 
-/// A `ports` mutation that did not match exactly its one parent: with none, its ports were
+/// A parent mutation that did not match exactly its one parent: with none, its children were
 /// collected by the server.
 fn missing_parents(txn: &Transaction, results: &[OperationResult]) -> Vec<TransactionFailure> {
     txn.parent_mutations
         .iter()
         .filter(|(index, _)| results.get(*index).and_then(OperationResult::count) != Some(1))
         .map(|(index, parent)| {
-            let (owner, what) = txn.labels.get(*index).cloned().unwrap_or_default();
+            let label = txn.labels.get(*index);
             TransactionFailure::MissingParent {
-                owner,
-                what,
+                owners: label.map(|l| l.owners.clone()).unwrap_or_default(),
+                what: label.map(|l| l.what.clone()).unwrap_or_default(),
                 parent: parent.clone(),
             }
         })
         .collect()
 }
 
-/// Names the object a failed transaction was for: the failing operation's, or for a failed
-/// commit (index past the last operation) every object of the transaction, summarized.
+/// Names the objects a failed transaction was for: the failing operation's, or for a failed
+/// commit (index past the last operation) or a lost session every object of the transaction.
 fn failure(txn: &Transaction, source: rovn_ovsdb::TransactError) -> TransactionFailure {
-    let (owner, what) = match source.error() {
-        Error::Transaction { index, .. } if *index < txn.labels.len() => txn.labels[*index].clone(),
+    let (owners, what) = match source.error() {
+        Error::Transaction { index, .. } if *index < txn.labels.len() => {
+            let label = &txn.labels[*index];
+            (label.owners.clone(), label.what.clone())
+        }
         _ => {
-            let first = txn.labels.first().cloned().unwrap_or_default();
+            let first = txn.labels.first().map(|l| l.what.clone()).unwrap_or_default();
             (
-                format!("{} (and the other objects of its transaction)", first.0),
-                format!("{} operations starting with {}", txn.ops.len(), first.1),
+                txn.owners(),
+                format!("{} operations starting with {first}", txn.ops.len()),
             )
         }
     };
     TransactionFailure::Transact {
-        owner,
+        owners,
         what,
         source,
     }

@@ -1,319 +1,350 @@
 //! Desired rows vs. the replica → the minimal [`Plan`]. Pure: reads the replica, writes nothing.
+//!
+//! Generic over tables: each [`TableSpec`] says how its rows are identified, which parent column
+//! holds them and which columns and references are rovn's. Tables are visited after the tables
+//! they depend on, so a row always finds its parent and the rows it refers to — existing, or
+//! inserted by an earlier phase of the same plan.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use rovn_ovsdb::{Atom, Datum, Model, Operation, Replica, Row, Uuid};
-use rovn_ovsdb_schemas::nb::{LogicalRouter, LogicalRouterPort, LogicalSwitch, LogicalSwitchPort};
+use rovn_ovsdb::model::Changes;
+use rovn_ovsdb::{Atom, Condition, Datum, Operation, Replica, Row, Uuid};
 
+use super::changes::{column_changes, reference_changes};
 use super::current::{CurrentRow, CurrentTable, parents_of};
 use super::error::{Conflict, DiffError};
-use super::managed::{Managed, changes};
-use super::plan::{Action, ParentRef, Plan, PortLink, Step};
-use crate::desired::{Attached, DesiredState, POD_UID_KEY};
+use super::plan::{Action, Link, Plan, RowRef, Step};
+use crate::desired::{DesiredRow, DesiredState, RowKey};
 use crate::names;
-
-const ROOTS: usize = 0;
-const PORTS: usize = 1;
-const ROOT_GARBAGE: usize = 2;
+use crate::tables::{Identity, TableSpec, specs};
 
 /// The operations that make `replica` hold `desired`, touching only rows rovn owns.
 ///
-/// Runs in time linear in the rows of the four tables it reads; a converged state gives an
-/// empty plan.
+/// Runs in time linear in the rows of the tables it reads; a converged state gives an empty
+/// plan.
 pub fn diff(desired: &DesiredState, replica: &Replica) -> Result<Plan, DiffError> {
+    let specs = ordered(specs());
+    let depth = specs.iter().map(|(_, rank)| *rank).max().unwrap_or(0) + 1;
+    let empty = BTreeMap::new();
     let mut differ = Differ {
-        plan: Plan::default(),
-        held: &desired.held_owners,
+        phases: vec![Vec::new(); depth * 2],
+        conflicts: Vec::new(),
+        held: desired
+            .held_owners
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+        tables: HashMap::new(),
         named: 0,
     };
-    let routers = CurrentTable::index(replica, LogicalRouter::TABLE)?;
-    let switches = CurrentTable::index(replica, LogicalSwitch::TABLE)?;
-    let router_parents = differ.roots(&desired.routers, &routers)?;
-    let switch_parents = differ.roots(&desired.switches, &switches)?;
-    let lrps = CurrentTable::index(replica, LogicalRouterPort::TABLE)?;
-    let lsps = CurrentTable::index(replica, LogicalSwitchPort::TABLE)?;
-    let lrp_parents = parents_of(replica, LogicalRouter::TABLE)?;
-    let lsp_parents = parents_of(replica, LogicalSwitch::TABLE)?;
-    differ.children(&desired.router_ports, &lrps, &router_parents, &lrp_parents)?;
-    differ.children(&desired.switch_ports, &lsps, &switch_parents, &lsp_parents)?;
-    Ok(differ.plan)
+    for (spec, rank) in &specs {
+        let rows = desired.tables.get(spec.table).unwrap_or(&empty);
+        let current = CurrentTable::index(replica, spec, |key| rows.contains_key(key))?;
+        let parent_of = match spec.parent {
+            Some(parent) => parents_of(replica, parent.table, parent.column)?,
+            None => HashMap::new(),
+        };
+        let mut table = TableDiff {
+            spec,
+            current,
+            parent_of,
+            placed: HashMap::new(),
+            deleted: HashSet::new(),
+        };
+        differ.table(&mut table, rows, *rank, depth * 2 - 1 - rank);
+        differ.tables.insert(spec.table, table);
+    }
+    Ok(Plan {
+        phases: differ.phases,
+        conflicts: differ.conflicts,
+    })
 }
 
-/// The parents the children of one table may use.
-struct Parents<'r> {
-    table: &'static str,
-    /// Desired parent name → how a transaction names it; absent when blocked by a conflict.
-    refs: HashMap<String, ParentRef>,
-    /// Parents being deleted: their ports go with them.
+/// The specs with their rank: 0 for tables that depend on nothing, else one more than the
+/// highest rank they depend on. Sorted by rank (stable, so the order of [`specs`] breaks ties).
+fn ordered(specs: Vec<TableSpec>) -> Vec<(TableSpec, usize)> {
+    fn rank_of(table: &str, specs: &[TableSpec], seen: &mut Vec<&'static str>) -> usize {
+        let Some(spec) = specs.iter().find(|s| s.table == table) else {
+            return 0;
+        };
+        if seen.contains(&spec.table) {
+            return 0;
+        }
+        seen.push(spec.table);
+        let rank = spec
+            .depends_on()
+            .map(|t| rank_of(t, specs, seen) + 1)
+            .max()
+            .unwrap_or(0);
+        seen.pop();
+        rank
+    }
+    let mut ranked: Vec<(TableSpec, usize)> = specs
+        .iter()
+        .map(|s| (s.clone(), rank_of(s.table, &specs, &mut Vec::new())))
+        .collect();
+    ranked.sort_by_key(|(_, rank)| *rank);
+    ranked
+}
+
+/// One table's current rows and what the diff decided for them, kept for the tables that
+/// depend on it.
+struct TableDiff<'r> {
+    spec: &'r TableSpec,
+    current: CurrentTable<'r>,
+    /// Child UUID → parent UUID, for child tables.
+    parent_of: HashMap<Uuid, Uuid>,
+    /// Desired keys → the row that will hold them (absent when blocked by a conflict or a
+    /// missing parent).
+    placed: HashMap<RowKey, RowRef>,
+    /// Rows being deleted: their children go with them.
     deleted: HashSet<Uuid>,
-    /// Every current parent row's name, to describe old parents.
-    names: &'r HashMap<Uuid, &'r str>,
 }
 
-struct Differ<'d> {
-    plan: Plan,
-    held: &'d BTreeSet<String>,
+struct Differ<'r> {
+    phases: Vec<Vec<Step>>,
+    conflicts: Vec<Conflict>,
+    held: HashSet<String>,
+    tables: HashMap<&'static str, TableDiff<'r>>,
     named: usize,
 }
 
-/// The insert of a desired row: its name and rovn's columns only. The server fills in every
-/// other column's default, and the request stays small.
-fn insert<M: Managed>(name: &str, want: &M) -> Operation {
-    let mut row = Row::new();
-    row.insert("name".to_string(), Datum::atom(name));
-    for (column, value, _) in want.managed() {
-        let datum = value.to_datum();
-        if !datum.is_empty() {
-            row.insert(column.to_string(), datum);
-        }
-    }
-    Operation::insert(M::TABLE, row)
+fn what(table: &str, key: &RowKey) -> String {
+    format!("{table} {key}")
 }
 
-fn owner_of<M: Managed>(row: &M) -> String {
-    row.external_ids()
-        .get(names::OWNER_KEY)
-        .cloned()
-        .unwrap_or_default()
+fn delete_op(table: &'static str, uuid: Uuid) -> Operation {
+    Operation::delete(table, vec![Condition::uuid(uuid)])
 }
 
-impl Differ<'_> {
-    fn uuid_name(&mut self) -> String {
+impl<'r> Differ<'r> {
+    fn symbol(&mut self) -> String {
         self.named += 1;
         format!("rovn_row{}", self.named)
     }
 
-    fn push(&mut self, phase: usize, step: Step) {
-        self.plan.phases[phase].push(step);
-    }
-
-    fn conflict<M: Managed>(&mut self, name: &str, foreign: &CurrentRow, want: &M) {
-        self.plan.conflicts.push(Conflict {
-            table: M::TABLE,
-            name: name.to_string(),
-            uuid: foreign.uuid,
-            owner: owner_of(want),
-        });
-    }
-
-    /// Owned rows of `current` that are not desired and whose owner is not held, in a stable
-    /// order (name, then UUID) so plans are reproducible.
-    fn garbage_of<'r>(
-        &self,
-        current: &CurrentTable<'r>,
-        desired: impl Fn(&str) -> bool,
-    ) -> Vec<(&'r str, CurrentRow<'r>)> {
-        let mut garbage: Vec<_> = current
-            .owned()
-            .filter(|(name, row)| !desired(name) && !self.held.contains(row.owner()))
-            .collect();
-        garbage.sort_by(|a, b| a.0.cmp(b.0).then(a.1.uuid.cmp(&b.1.uuid)));
-        garbage
-    }
-
-    fn roots<'r, M: Managed>(
+    fn table(
         &mut self,
-        desired: &BTreeMap<String, M>,
-        current: &'r CurrentTable<'r>,
-    ) -> Result<Parents<'r>, DiffError> {
-        let mut parents = Parents {
-            table: M::TABLE,
-            refs: HashMap::new(),
-            deleted: HashSet::new(),
-            names: &current.names,
-        };
-        for (name, want) in desired {
-            let rows = current.named(name);
-            if let Some(foreign) = rows.iter().find(|r| !r.owned) {
-                self.conflict(name, foreign, want);
+        table: &mut TableDiff<'r>,
+        rows: &BTreeMap<RowKey, DesiredRow>,
+        phase: usize,
+        garbage_phase: usize,
+    ) {
+        let spec = table.spec;
+        for (key, want) in rows {
+            let current = table.current.keyed(key).to_vec();
+            if let Some(foreign) = current.iter().find(|r| !r.owned) {
+                self.conflicts.push(Conflict {
+                    table: spec.table,
+                    name: key.to_string(),
+                    uuid: foreign.uuid,
+                    owner: want.owner.clone(),
+                });
                 continue;
             }
-            let what = format!("{} {name}", M::TABLE);
-            let Some((keep, duplicates)) = rows.split_first() else {
-                self.push(
-                    ROOTS,
-                    Step {
-                        owner: owner_of(want),
-                        what,
-                        action: Action::Insert,
-                        ops: vec![insert(name, want)],
-                        links: Vec::new(),
-                    },
-                );
-                parents.refs.insert(
-                    name.clone(),
-                    ParentRef::Created {
-                        table: M::TABLE,
-                        name: name.clone(),
-                    },
-                );
-                continue;
+            let parent = match (spec.parent, &want.parent) {
+                (None, _) => None,
+                (Some(p), Some(parent_key)) => {
+                    match self.tables.get(p.table).and_then(|t| t.placed.get(parent_key)) {
+                        Some(r) => Some((p, r.clone(), what(p.table, parent_key))),
+                        None => continue,
+                    }
+                }
+                (Some(_), None) => continue,
             };
-            let ops = changes(keep.row, want).into_operations(M::TABLE, keep.uuid);
-            if !ops.is_empty() {
-                self.push(
-                    ROOTS,
-                    Step {
-                        owner: owner_of(want),
-                        what: what.clone(),
+            let refs = self.resolve_refs(want);
+            let existing = current.first().copied();
+            let in_place = existing.filter(|row| {
+                let same_parent = match &parent {
+                    None => true,
+                    Some((_, RowRef::Existing(uuid), _)) => table.parent_of.get(&row.uuid) == Some(uuid),
+                    Some((_, RowRef::Created(_), _)) => false,
+                };
+                same_parent && row.external_id(names::POD_UID_KEY) == want.incarnation.as_deref()
+            });
+            if let Some(row) = in_place {
+                let mut changes = Changes::default();
+                column_changes(row.row, &want.columns, &mut changes);
+                for (column, target, atoms) in &refs {
+                    let target = self.tables.get(target);
+                    reference_changes(
+                        row.row,
+                        column,
+                        atoms,
+                        |atom| matches!((atom, target), (Atom::Uuid(u), Some(t)) if t.current.is_owned(u)),
+                        &mut changes,
+                    );
+                }
+                let ops = changes.into_operations(spec.table, row.uuid);
+                if !ops.is_empty() {
+                    self.phases[phase].push(Step {
+                        owner: Some(want.owner.clone()),
+                        what: what(spec.table, key),
                         action: Action::Update,
                         ops,
                         links: Vec::new(),
-                    },
-                );
-            }
-            parents.refs.insert(
-                name.clone(),
-                ParentRef::Existing {
-                    table: M::TABLE,
-                    name: name.clone(),
-                    uuid: keep.uuid,
-                },
-            );
-            for dup in duplicates {
-                self.delete_root::<M>(dup, &what, &mut parents);
-            }
-        }
-        for (name, row) in self.garbage_of(current, |n| desired.contains_key(n)) {
-            self.delete_root::<M>(&row, &format!("{} {name}", M::TABLE), &mut parents);
-        }
-        Ok(parents)
-    }
-
-    fn delete_root<M: Managed>(&mut self, row: &CurrentRow, what: &str, parents: &mut Parents) {
-        parents.deleted.insert(row.uuid);
-        self.push(
-            ROOT_GARBAGE,
-            Step {
-                owner: row.owner().to_string(),
-                what: what.to_string(),
-                action: Action::Delete,
-                ops: vec![Operation::delete(
-                    M::TABLE,
-                    vec![rovn_ovsdb::Condition::uuid(row.uuid)],
-                )],
-                links: Vec::new(),
-            },
-        );
-    }
-
-    /// How row `uuid` leaves its current parent: a `ports` deletion, nothing when the parent
-    /// goes too, a plain delete for an orphan (which a non-root row can only be briefly).
-    fn detach(
-        &self,
-        uuid: Uuid,
-        table: &'static str,
-        parents: &Parents,
-        parent_of: &HashMap<Uuid, Uuid>,
-    ) -> (Vec<Operation>, Vec<PortLink>) {
-        match parent_of.get(&uuid) {
-            Some(p) if parents.deleted.contains(p) => (Vec::new(), Vec::new()),
-            Some(p) => (
-                Vec::new(),
-                vec![PortLink {
-                    parent: ParentRef::Existing {
-                        table: parents.table,
-                        name: parents.names.get(p).copied().unwrap_or("").to_string(),
-                        uuid: *p,
-                    },
-                    insert: None,
-                    delete: Some(uuid),
-                }],
-            ),
-            None => (
-                vec![Operation::delete(
-                    table,
-                    vec![rovn_ovsdb::Condition::uuid(uuid)],
-                )],
-                Vec::new(),
-            ),
-        }
-    }
-
-    fn children<M: Managed>(
-        &mut self,
-        desired: &BTreeMap<String, Attached<M>>,
-        current: &CurrentTable,
-        parents: &Parents,
-        parent_of: &HashMap<Uuid, Uuid>,
-    ) -> Result<(), DiffError> {
-        for (name, Attached { parent, row: want }) in desired {
-            let Some(parent_ref) = parents.refs.get(parent) else {
-                continue;
-            };
-            let rows = current.named(name);
-            if let Some(foreign) = rows.iter().find(|r| !r.owned) {
-                self.conflict(name, foreign, want);
-                continue;
-            }
-            let existing = rows.first();
-            let in_place = existing.filter(|row| {
-                let same_parent = matches!(parent_ref, ParentRef::Existing { uuid, .. }
-                    if parent_of.get(&row.uuid) == Some(uuid));
-                same_parent && row.external_id(POD_UID_KEY) == want.incarnation()
-            });
-            if let Some(row) = in_place {
-                let ops = changes(row.row, want).into_operations(M::TABLE, row.uuid);
-                if !ops.is_empty() {
-                    self.push(
-                        PORTS,
-                        Step {
-                            owner: owner_of(want),
-                            what: format!("{} {name}", M::TABLE),
-                            action: Action::Update,
-                            ops,
-                            links: Vec::new(),
-                        },
-                    );
+                        creates: None,
+                    });
                 }
-                continue;
-            }
-            let named = self.uuid_name();
-            let mut ops = Vec::new();
-            let mut links = Vec::new();
-            if let Some(row) = existing {
-                (ops, links) = self.detach(row.uuid, M::TABLE, parents, parent_of);
-            }
-            ops.push(insert(name, want).with_uuid_name(named.clone()));
-            links.push(PortLink {
-                parent: parent_ref.clone(),
-                insert: Some(Atom::NamedUuid(named)),
-                delete: None,
-            });
-            let action = if existing.is_some() {
-                Action::Replace
+                table.placed.insert(key.clone(), RowRef::Existing(row.uuid));
             } else {
-                Action::Insert
-            };
-            self.push(
-                PORTS,
-                Step {
-                    owner: owner_of(want),
-                    what: format!("{} {name}", M::TABLE),
-                    action,
+                let symbol = self.symbol();
+                let mut ops = Vec::new();
+                let mut links = Vec::new();
+                if let Some(old) = existing {
+                    self.retire(table, &old, &mut ops, &mut links);
+                }
+                ops.push(insert(spec, key, want, &refs).with_uuid_name(symbol.clone()));
+                if let Some((p, parent_ref, parent_what)) = parent {
+                    links.push(Link {
+                        table: p.table,
+                        column: p.column,
+                        parent: parent_ref,
+                        parent_what,
+                        insert: Some(Atom::NamedUuid(symbol.clone())),
+                        delete: None,
+                    });
+                }
+                self.phases[phase].push(Step {
+                    owner: Some(want.owner.clone()),
+                    what: what(spec.table, key),
+                    action: if existing.is_some() {
+                        Action::Replace
+                    } else {
+                        Action::Insert
+                    },
                     ops,
                     links,
-                },
-            );
-        }
-        for (name, row) in self.garbage_of(current, |n| desired.contains_key(n)) {
-            let (ops, links) = self.detach(row.uuid, M::TABLE, parents, parent_of);
-            if ops.is_empty() && links.is_empty() {
-                continue;
+                    creates: Some(symbol.clone()),
+                });
+                table.placed.insert(key.clone(), RowRef::Created(symbol));
             }
-            self.push(
-                PORTS,
-                Step {
-                    owner: row.owner().to_string(),
-                    what: format!("{} {name}", M::TABLE),
-                    action: Action::Delete,
-                    ops,
-                    links,
-                },
-            );
+            for duplicate in current.iter().skip(1) {
+                self.garbage(table, key, duplicate, phase, garbage_phase);
+            }
         }
-        Ok(())
+        let mut garbage: Vec<(RowKey, CurrentRow<'r>)> = table
+            .current
+            .owned()
+            .filter(|(key, row)| {
+                spec.has_external_ids
+                    && !rows.contains_key(*key)
+                    && !self.held.contains(row.owner_text())
+            })
+            .map(|(key, row)| (key.clone(), row))
+            .collect();
+        garbage.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.uuid.cmp(&b.1.uuid)));
+        for (key, row) in &garbage {
+            self.garbage(table, key, row, phase, garbage_phase);
+        }
     }
+
+    /// The reference columns of `want`, each as the atoms the column should hold: rows of the
+    /// referenced table that exist or are inserted earlier in the plan. A key that is not
+    /// placed (not desired, or blocked) is left out until it is.
+    fn resolve_refs(&self, want: &DesiredRow) -> Vec<(&'static str, &'static str, BTreeSet<Atom>)> {
+        want.refs
+            .iter()
+            .map(|r| {
+                let placed = self.tables.get(r.table).map(|t| &t.placed);
+                let atoms = r
+                    .keys
+                    .iter()
+                    .filter_map(|k| placed.and_then(|p| p.get(k)).map(RowRef::atom))
+                    .collect();
+                (r.column, r.table, atoms)
+            })
+            .collect()
+    }
+
+    /// How `row` leaves: a root row is deleted; a child is taken out of its parent's column
+    /// (the server then collects it), or nothing when the parent goes too.
+    fn retire(
+        &self,
+        table: &mut TableDiff<'r>,
+        row: &CurrentRow<'r>,
+        ops: &mut Vec<Operation>,
+        links: &mut Vec<Link>,
+    ) {
+        table.deleted.insert(row.uuid);
+        let Some(p) = table.spec.parent else {
+            ops.push(delete_op(table.spec.table, row.uuid));
+            return;
+        };
+        let parents = self.tables.get(p.table);
+        match table.parent_of.get(&row.uuid) {
+            Some(parent) if parents.is_some_and(|t| t.deleted.contains(parent)) => {}
+            Some(parent) => links.push(Link {
+                table: p.table,
+                column: p.column,
+                parent: RowRef::Existing(*parent),
+                parent_what: parents
+                    .and_then(|t| t.current.keys.get(parent))
+                    .map(|k| what(p.table, k))
+                    .unwrap_or_else(|| format!("{} {parent}", p.table)),
+                insert: None,
+                delete: Some(row.uuid),
+            }),
+            // An orphan, which a non-root row can only be briefly.
+            None => ops.push(delete_op(table.spec.table, row.uuid)),
+        }
+    }
+
+    /// Removes an owned row nobody wants: children in their table's phase, root rows in the
+    /// garbage phases after everything that could still refer to them has let go.
+    fn garbage(
+        &mut self,
+        table: &mut TableDiff<'r>,
+        key: &RowKey,
+        row: &CurrentRow<'r>,
+        phase: usize,
+        garbage_phase: usize,
+    ) {
+        let mut ops = Vec::new();
+        let mut links = Vec::new();
+        self.retire(table, row, &mut ops, &mut links);
+        if ops.is_empty() && links.is_empty() {
+            return;
+        }
+        let phase = if table.spec.parent.is_none() {
+            garbage_phase
+        } else {
+            phase
+        };
+        self.phases[phase].push(Step {
+            owner: row.owner(),
+            what: what(table.spec.table, key),
+            action: Action::Delete,
+            ops,
+            links,
+            creates: None,
+        });
+    }
+}
+
+/// The insert of a desired row: its name, rovn's columns and references only. The server fills
+/// in every other column's default, and the request stays small.
+fn insert(
+    spec: &TableSpec,
+    key: &RowKey,
+    want: &DesiredRow,
+    refs: &[(&'static str, &'static str, BTreeSet<Atom>)],
+) -> Operation {
+    let mut row = Row::new();
+    if spec.identity == Identity::Name {
+        row.insert("name".to_string(), Datum::atom(key.as_str()));
+    }
+    for (column, datum, _) in &want.columns {
+        if !datum.is_empty() {
+            row.insert(column.to_string(), datum.clone());
+        }
+    }
+    for (column, _, atoms) in refs {
+        if !atoms.is_empty() {
+            row.insert(column.to_string(), Datum::Set(atoms.clone()));
+        }
+    }
+    Operation::insert(spec.table, row)
 }
 
 #[cfg(test)]

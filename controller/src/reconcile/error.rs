@@ -1,5 +1,6 @@
-//! Why a reconcile could not do (all of) its work; each error names the row or object.
+//! Why a reconcile could not do (all of) its work; each error names the row and its objects.
 
+use rovn_api::Owner;
 use rovn_ovsdb::{TransactError, Uuid};
 
 use super::apply::Applied;
@@ -18,7 +19,7 @@ pub struct Conflict {
     /// The foreign row.
     pub uuid: Uuid,
     /// The object that wants the name.
-    pub owner: String,
+    pub owner: Owner,
 }
 
 /// Why no plan could be computed.
@@ -32,31 +33,60 @@ pub enum DiffError {
     NoReplica,
 }
 
-/// One transaction that failed, with the object it failed for.
+/// One transaction that failed, with the objects it failed for.
 #[derive(Debug, thiserror::Error)]
 pub enum TransactionFailure {
     /// The server refused an operation, or the session was lost.
-    #[error("reconciling {what} (for {owner}): {source}")]
+    #[error("reconciling {what} (for {}): {source}", list(owners))]
     Transact {
-        /// The owner of the failing operation (or of the transaction's rows).
-        owner: String,
+        /// The objects of the failing operation, or of the whole transaction when the server
+        /// names no operation.
+        owners: Vec<Owner>,
         /// The row or rows concerned.
         what: String,
         /// The client's error.
         #[source]
         source: TransactError,
     },
-    /// A `ports` mutation did not find its one parent row (with none, the ports it should
-    /// have attached were collected by the server).
-    #[error("reconciling {what} (for {owner}): parent row {parent} was not found exactly once")]
+    /// A parent mutation did not find its one parent row (with none, the rows it should have
+    /// attached were collected by the server).
+    #[error("reconciling {what} (for {}): parent row {parent} was not found exactly once", list(owners))]
     MissingParent {
-        /// The owners of the ports.
-        owner: String,
-        /// The ports.
+        /// The objects of the children.
+        owners: Vec<Owner>,
+        /// The children.
         what: String,
-        /// The parent switch or router.
+        /// The parent row.
         parent: String,
     },
+    /// The transaction refers to a row an earlier transaction of the plan should have
+    /// inserted, and that one failed: it was not sent.
+    #[error("reconciling {what} (for {}): not sent, since a row it refers to was not created", list(owners))]
+    NotCreated {
+        /// The objects of the transaction.
+        owners: Vec<Owner>,
+        /// Its first row.
+        what: String,
+    },
+}
+
+impl TransactionFailure {
+    /// Every object the failure is about: each gets its own Event.
+    pub fn owners(&self) -> &[Owner] {
+        match self {
+            TransactionFailure::Transact { owners, .. }
+            | TransactionFailure::MissingParent { owners, .. }
+            | TransactionFailure::NotCreated { owners, .. } => owners,
+        }
+    }
+}
+
+fn list(owners: &[Owner]) -> String {
+    owners
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Some transactions of a plan failed; the others were applied.

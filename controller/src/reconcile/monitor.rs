@@ -2,48 +2,46 @@
 
 use std::collections::BTreeSet;
 
-use rovn_ovsdb::{IndexSpec, Model, TableMonitor};
-use rovn_ovsdb_schemas::nb::{LogicalRouter, LogicalRouterPort, LogicalSwitch, LogicalSwitchPort};
+use rovn_ovsdb::{IndexSpec, TableMonitor};
 
-use super::managed::Managed;
 use crate::names;
+use crate::tables::{Identity, specs};
 
-/// The NB tables the reconciler must see, each with only the columns it reads: the name, the
-/// managed columns (`external_ids` among them) and, for switches and routers, `ports`. Columns
-/// rovn never compares (northd's `up`, `dynamic_addresses`, …) stay out of the replica, which at
-/// 10,000 pods is most of the controller's memory.
+/// The NB tables the reconciler writes, each with only the columns it reads: the name, the
+/// managed columns and references, `external_ids`, and the parent columns that hold child
+/// rows. Columns rovn never compares (northd's `up`, `dynamic_addresses`, …) stay out of the
+/// replica, which at 10,000 pods is most of the controller's memory.
 pub fn monitored_tables() -> Vec<TableMonitor> {
-    vec![
-        columns::<LogicalRouter>(&[LogicalRouter::PORTS]),
-        columns::<LogicalRouterPort>(&[]),
-        columns::<LogicalSwitch>(&[LogicalSwitch::PORTS]),
-        columns::<LogicalSwitchPort>(&[]),
-    ]
+    let specs = specs();
+    specs
+        .iter()
+        .map(|spec| {
+            let mut wanted: BTreeSet<&'static str> = spec.columns.iter().copied().collect();
+            wanted.extend(spec.refs.iter().map(|(column, _)| *column));
+            if spec.identity == Identity::Name {
+                wanted.insert("name");
+            }
+            if spec.has_external_ids {
+                wanted.insert("external_ids");
+            }
+            wanted.extend(
+                specs
+                    .iter()
+                    .filter_map(|child| child.parent)
+                    .filter(|p| p.table == spec.table)
+                    .map(|p| p.column),
+            );
+            TableMonitor::all(spec.table).with_columns(wanted)
+        })
+        .collect()
 }
 
-/// `M`'s table with `name`, `M`'s managed columns and `extra`. The managed columns are read off
-/// [`Managed::managed`] itself, so a column added there is replicated without a second list.
-fn columns<M: Managed + Default>(extra: &[&'static str]) -> TableMonitor {
-    let mut wanted: BTreeSet<&'static str> = M::default()
-        .managed()
-        .into_iter()
-        .map(|(column, _, _)| column)
-        .collect();
-    wanted.insert("name");
-    wanted.extend(extra);
-    TableMonitor::all(M::TABLE).with_columns(wanted)
-}
-
-/// Indexes on `external_ids:rovn.io/owner` of those tables, so the controller can find an
-/// object's rows (e.g. to report a pod's port) without a scan.
+/// Indexes on `external_ids:rovn.io/owner` of those tables, so the controller and tools can
+/// find an object's rows without a scan.
 pub fn owner_indexes() -> Vec<IndexSpec> {
-    [
-        LogicalRouter::TABLE,
-        LogicalRouterPort::TABLE,
-        LogicalSwitch::TABLE,
-        LogicalSwitchPort::TABLE,
-    ]
-    .into_iter()
-    .map(|t| IndexSpec::map_key(t, "external_ids", names::OWNER_KEY))
-    .collect()
+    specs()
+        .into_iter()
+        .filter(|spec| spec.has_external_ids)
+        .map(|spec| IndexSpec::map_key(spec.table, "external_ids", names::OWNER_KEY))
+        .collect()
 }

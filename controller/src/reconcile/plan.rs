@@ -2,10 +2,10 @@
 
 use std::collections::BTreeMap;
 
+use rovn_api::Owner;
 use rovn_ovsdb::{Atom, Condition, Datum, Mutation, Operation, Uuid};
 
 use super::error::Conflict;
-use crate::names;
 
 /// How every transaction rovn sends ends: a `comment` operation, which ovsdb-server records
 /// with the transaction (`ovsdb-tool show-log` prints it, as it does ovn-nbctl's), so who wrote
@@ -17,7 +17,7 @@ pub const COMMENT_PREFIX: &str = "rovn-controller:";
 pub enum Action {
     /// A new row.
     Insert,
-    /// Changed columns or map keys of an existing row.
+    /// Changed columns, map keys or references of an existing row.
     Update,
     /// An existing row replaced by a new one (new incarnation or new parent).
     Replace,
@@ -25,82 +25,79 @@ pub enum Action {
     Delete,
 }
 
-/// The parent of a port as a transaction can name it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum ParentRef {
+/// A row as a transaction can name it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum RowRef {
     /// A row already in NB.
-    Existing {
-        table: &'static str,
-        name: String,
-        uuid: Uuid,
-    },
-    /// A row inserted by an earlier phase of the same plan: found by its name, since its
-    /// UUID is not known when the plan is made.
-    Created { table: &'static str, name: String },
+    Existing(Uuid),
+    /// A row inserted by an earlier phase of the same plan, by the uuid-name of its insert:
+    /// [`super::apply`] replaces the name with the UUID the server gave it.
+    Created(String),
 }
 
-impl ParentRef {
-    /// Which rows a `ports` mutation matches. A parent created earlier in the plan is matched
-    /// by name *and* rovn's vendor key, so a foreign row that took the same name meanwhile
-    /// never gets rovn's ports.
-    fn conditions(&self) -> Vec<Condition> {
+impl RowRef {
+    /// The row as a reference atom.
+    pub fn atom(&self) -> Atom {
         match self {
-            ParentRef::Existing { uuid, .. } => vec![Condition::uuid(*uuid)],
-            ParentRef::Created { name, .. } => vec![
-                Condition::eq("name", Datum::atom(name.as_str())),
-                Condition::includes(
-                    "external_ids",
-                    Datum::map([(names::VENDOR_KEY, names::VENDOR)]),
-                ),
-            ],
+            RowRef::Existing(uuid) => Atom::Uuid(*uuid),
+            RowRef::Created(symbol) => Atom::NamedUuid(symbol.clone()),
         }
     }
 
-    fn table(&self) -> &'static str {
-        match self {
-            ParentRef::Existing { table, .. } | ParentRef::Created { table, .. } => table,
-        }
-    }
-
-    fn describe(&self) -> String {
-        match self {
-            ParentRef::Existing { table, name, .. } | ParentRef::Created { table, name } => {
-                format!("{table} {name}")
-            }
-        }
+    fn condition(&self) -> Condition {
+        Condition::eq("_uuid", Datum::atom(self.atom()))
     }
 }
 
-/// A port joining or leaving its parent's `ports`.
+/// A child row joining or leaving the column of its parent that holds it.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct PortLink {
-    pub parent: ParentRef,
-    /// The port to add: a named-uuid of an insert in the same step, or a UUID.
+pub(crate) struct Link {
+    /// The parent table.
+    pub table: &'static str,
+    /// The parent's column.
+    pub column: &'static str,
+    /// The parent row.
+    pub parent: RowRef,
+    /// The parent, as `<table> <key>`, for messages.
+    pub parent_what: String,
+    /// The child to add: the uuid-name of an insert in the same step.
     pub insert: Option<Atom>,
-    /// The port to take out.
+    /// The child to take out.
     pub delete: Option<Uuid>,
 }
 
-/// Everything one row needs, indivisible: a port's insert and its parent's mutation always
+/// Everything one row needs, indivisible: a child's insert and its parent's mutation always
 /// land in the same transaction.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Step {
-    /// The object the row is for (`Pod/ns/name`, ...), which errors name.
-    pub owner: String,
-    /// The row, as `<table> <name>`.
+    /// The object the row is for; `None` for a garbage row whose `rovn.io/owner` this version
+    /// of rovn cannot read.
+    pub owner: Option<Owner>,
+    /// The row, as `<table> <key>`.
     pub what: String,
     /// What happens to it.
     pub action: Action,
     pub(crate) ops: Vec<Operation>,
-    pub(crate) links: Vec<PortLink>,
+    pub(crate) links: Vec<Link>,
+    /// The uuid-name of the row this step inserts, which later phases refer to.
+    pub(crate) creates: Option<String>,
 }
 
 impl Step {
-    /// The step's own operations (its parent's `ports` mutation is added when batched), for
-    /// logs and inspection.
+    /// The step's own operations (its parent's mutation is added when batched), for logs and
+    /// inspection.
     pub fn ops(&self) -> &[Operation] {
         &self.ops
     }
+}
+
+/// What one operation of a transaction is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Label {
+    /// The objects it is for (several for a parent mutation shared by their rows).
+    pub owners: Vec<Owner>,
+    /// The row or rows, for messages.
+    pub what: String,
 }
 
 /// One transaction of a plan, with what each operation is for.
@@ -108,18 +105,34 @@ impl Step {
 pub struct Transaction {
     /// The operations, in order.
     pub ops: Vec<Operation>,
-    /// For each operation: (owner, row) it is for.
-    pub labels: Vec<(String, String)>,
-    /// Indexes of `ports` mutations and the parent each must find.
+    /// For each operation, what it is for.
+    pub labels: Vec<Label>,
+    /// Indexes of parent mutations and the parent each must find.
     pub(crate) parent_mutations: Vec<(usize, String)>,
+    /// Indexes of inserts whose UUIDs later phases need, with their uuid-names.
+    pub(crate) creates: Vec<(usize, String)>,
+}
+
+impl Transaction {
+    /// Every object the transaction writes for, once each.
+    pub fn owners(&self) -> Vec<Owner> {
+        let mut owners: Vec<Owner> = self
+            .labels
+            .iter()
+            .flat_map(|l| l.owners.iter().cloned())
+            .collect();
+        owners.sort();
+        owners.dedup();
+        owners
+    }
 }
 
 /// The operations that turn NB into the desired state, in phases that must commit in order:
-/// switches and routers, then their ports (which reference new parents by name), then the
-/// deletion of unwanted switches and routers.
+/// each table after the tables its rows refer to (parents, referenced rows), then deletions of
+/// unwanted root rows, referring tables first.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Plan {
-    pub(crate) phases: [Vec<Step>; 3],
+    pub(crate) phases: Vec<Vec<Step>>,
     /// Desired rows that were not written because a foreign row holds their name.
     pub conflicts: Vec<Conflict>,
 }
@@ -141,21 +154,28 @@ impl Plan {
     }
 
     /// The plan as transactions of at most `max_ops` operations (a step bigger than that gets
-    /// a transaction of its own), phase by phase.
+    /// a transaction of its own), phase by phase; empty phases are left out.
     pub fn transactions(&self, max_ops: usize) -> Vec<Vec<Transaction>> {
         self.phases
             .iter()
+            .filter(|steps| !steps.is_empty())
             .map(|steps| batch(steps, max_ops.max(1)))
             .collect()
     }
 }
 
+type ParentKey<'p> = (&'static str, &'static str, &'p RowRef);
+
 /// Steps accumulated for one transaction, with the parent mutations merged per parent.
 #[derive(Default)]
 struct Pending<'p> {
     steps: Vec<&'p Step>,
-    parents: BTreeMap<&'p ParentRef, Vec<&'p PortLink>>,
+    parents: BTreeMap<ParentKey<'p>, Vec<&'p Link>>,
     ops: usize,
+}
+
+fn parent_key(link: &Link) -> ParentKey<'_> {
+    (link.table, link.column, &link.parent)
 }
 
 impl<'p> Pending<'p> {
@@ -164,31 +184,41 @@ impl<'p> Pending<'p> {
             + step
                 .links
                 .iter()
-                .filter(|l| !self.parents.contains_key(&l.parent))
+                .filter(|l| !self.parents.contains_key(&parent_key(l)))
                 .count()
     }
 
     fn push(&mut self, step: &'p Step) {
         self.ops += self.cost_of(step);
         for link in &step.links {
-            self.parents.entry(&link.parent).or_default().push(link);
+            self.parents.entry(parent_key(link)).or_default().push(link);
         }
         self.steps.push(step);
     }
 
     fn finish(self) -> Transaction {
         let mut txn = Transaction {
-            ops: Vec::with_capacity(self.ops),
-            labels: Vec::with_capacity(self.ops),
+            ops: Vec::with_capacity(self.ops + 1),
+            labels: Vec::with_capacity(self.ops + 1),
             parent_mutations: Vec::new(),
+            creates: Vec::new(),
         };
         for step in &self.steps {
             for op in &step.ops {
+                if let (Some(symbol), Operation::Insert { uuid_name: Some(n), .. }) =
+                    (&step.creates, op)
+                    && n == symbol
+                {
+                    txn.creates.push((txn.ops.len(), symbol.clone()));
+                }
                 txn.ops.push(op.clone());
-                txn.labels.push((step.owner.clone(), step.what.clone()));
+                txn.labels.push(Label {
+                    owners: step.owner.iter().cloned().collect(),
+                    what: step.what.clone(),
+                });
             }
         }
-        for (parent, links) in self.parents {
+        for ((table, column, parent), links) in self.parents {
             let inserted: Vec<Atom> = links.iter().filter_map(|l| l.insert.clone()).collect();
             let deleted: Vec<Atom> = links
                 .iter()
@@ -196,46 +226,46 @@ impl<'p> Pending<'p> {
                 .collect();
             let mut mutations = Vec::new();
             if !inserted.is_empty() {
-                mutations.push(Mutation::insert("ports", Datum::set(inserted)));
+                mutations.push(Mutation::insert(column, Datum::set(inserted)));
             }
             if !deleted.is_empty() {
-                mutations.push(Mutation::delete("ports", Datum::set(deleted)));
+                mutations.push(Mutation::delete(column, Datum::set(deleted)));
             }
-            let owners: Vec<&str> = self
+            let mut owners: Vec<Owner> = self
                 .steps
                 .iter()
-                .filter(|s| s.links.iter().any(|l| &l.parent == parent))
-                .map(|s| s.owner.as_str())
+                .filter(|s| s.links.iter().any(|l| parent_key(l) == (table, column, parent)))
+                .filter_map(|s| s.owner.clone())
                 .collect();
-            let owner = summarize(&owners);
-            let what = format!("ports of {} ({} changed)", parent.describe(), links.len());
-            txn.parent_mutations
-                .push((txn.ops.len(), parent.describe()));
-            txn.ops.push(Operation::mutate(
-                parent.table(),
-                parent.conditions(),
-                mutations,
-            ));
-            txn.labels.push((owner, what));
+            owners.dedup();
+            let parent_what = links.first().map(|l| l.parent_what.clone()).unwrap_or_default();
+            let what = format!("{column} of {parent_what} ({} changed)", links.len());
+            txn.parent_mutations.push((txn.ops.len(), parent_what));
+            txn.ops
+                .push(Operation::mutate(table, vec![parent.condition()], mutations));
+            txn.labels.push(Label { owners, what });
         }
-        let mut owners: Vec<&str> = self.steps.iter().map(|s| s.owner.as_str()).collect();
-        owners.dedup();
-        let owners = summarize(&owners);
-        txn.ops
-            .push(Operation::Comment(format!("{COMMENT_PREFIX} {owners}")));
-        txn.labels
-            .push((owners, "the transaction's comment".into()));
+        let owners = txn.owners();
+        txn.ops.push(Operation::Comment(format!(
+            "{COMMENT_PREFIX} {}",
+            summarize(&owners)
+        )));
+        txn.labels.push(Label {
+            owners,
+            what: "the transaction's comment".into(),
+        });
         txn
     }
 }
 
-/// A readable list of owners, cut short when long.
-fn summarize(owners: &[&str]) -> String {
+/// A readable list of owners for the transaction comment, cut short when long (the comment is
+/// for people reading `ovsdb-tool show-log`; errors and Events use the typed owners).
+fn summarize(owners: &[Owner]) -> String {
     const SHOWN: usize = 3;
     let mut s = owners
         .iter()
         .take(SHOWN)
-        .copied()
+        .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(", ");
     if owners.len() > SHOWN {
@@ -264,34 +294,39 @@ fn batch(steps: &[Step], max_ops: usize) -> Vec<Transaction> {
 mod tests {
     use super::*;
 
-    fn port_step(i: usize, parent: &ParentRef) -> Step {
+    fn switch() -> RowRef {
+        RowRef::Created("sw".into())
+    }
+
+    fn port_step(i: usize, parent: &RowRef) -> Step {
         let named = format!("row{i}");
         Step {
-            owner: format!("Pod/ns/p{i}"),
+            owner: Some(Owner::pod("ns", &format!("p{i}"))),
             what: format!("Logical_Switch_Port p{i}.ns"),
             action: Action::Insert,
             ops: vec![
                 Operation::insert("Logical_Switch_Port", Default::default()).with_uuid_name(&named),
             ],
-            links: vec![PortLink {
+            links: vec![Link {
+                table: "Logical_Switch",
+                column: "ports",
                 parent: parent.clone(),
-                insert: Some(Atom::NamedUuid(named)),
+                parent_what: "Logical_Switch sw".into(),
+                insert: Some(Atom::NamedUuid(named.clone())),
                 delete: None,
             }],
+            creates: Some(named),
         }
     }
 
     #[test]
     fn ports_and_their_parent_mutation_share_a_bounded_transaction() {
-        let parent = ParentRef::Created {
-            table: "Logical_Switch",
-            name: "sw".into(),
-        };
         let mut plan = Plan::default();
-        plan.phases[1] = (0..10).map(|i| port_step(i, &parent)).collect();
+        plan.phases = vec![(0..10).map(|i| port_step(i, &switch())).collect()];
         let txns = plan.transactions(5);
-        assert_eq!(txns[1].len(), 4, "3 + 3 + 3 + 1 ports");
-        for txn in &txns[1] {
+        assert_eq!(txns.len(), 1);
+        assert_eq!(txns[0].len(), 4, "3 + 3 + 3 + 1 ports");
+        for txn in &txns[0] {
             assert!(txn.ops.len() <= 5);
             let [
                 ..,
@@ -299,32 +334,38 @@ mod tests {
                 Operation::Comment(comment),
             ] = txn.ops.as_slice()
             else {
-                panic!(
-                    "the parent mutation and the comment do not end {:?}",
-                    txn.ops
-                );
+                panic!("the parent mutation and the comment do not end {:?}", txn.ops);
             };
             let inserts = txn.ops.len() - 2;
             assert_eq!(mutations.len(), 1);
             assert_eq!(mutations[0].value.len(), inserts);
+            assert_eq!(txn.creates.len(), inserts);
             assert!(
                 comment.starts_with(COMMENT_PREFIX) && comment.contains("Pod/ns/p"),
                 "{comment}"
             );
             assert_eq!(txn.labels.len(), txn.ops.len());
         }
-        assert!(txns[0].is_empty() && txns[2].is_empty());
-        assert_eq!(txns[1][3].labels[1].0, "Pod/ns/p9");
-        let Some(Operation::Comment(last)) = txns[1][3].ops.last() else {
+        let last = &txns[0][3];
+        assert_eq!(last.labels[1].owners, vec![Owner::pod("ns", "p9")]);
+        assert_eq!(last.owners(), vec![Owner::pod("ns", "p9")]);
+        let Some(Operation::Comment(comment)) = last.ops.last() else {
             panic!("no comment");
         };
-        assert_eq!(last, &format!("{COMMENT_PREFIX} Pod/ns/p9"));
+        assert_eq!(comment, &format!("{COMMENT_PREFIX} Pod/ns/p9"));
     }
 
     #[test]
-    fn owners_are_summarized() {
-        assert_eq!(summarize(&["a", "b"]), "a, b");
-        assert_eq!(summarize(&["a", "b", "c", "d", "e"]), "a, b, c and 2 more");
+    fn every_owner_of_a_transaction_is_kept_typed() {
+        let mut plan = Plan::default();
+        plan.phases = vec![(0..5).map(|i| port_step(i, &switch())).collect()];
+        let txns = plan.transactions(100);
+        let owners = txns[0][0].owners();
+        assert_eq!(owners.len(), 5, "{owners:?}");
+        let Some(Operation::Comment(comment)) = txns[0][0].ops.last() else {
+            panic!("no comment");
+        };
+        assert!(comment.ends_with("and 2 more"), "{comment}");
     }
 
     proptest::proptest! {
@@ -333,37 +374,21 @@ mod tests {
             shapes in proptest::collection::vec((1usize..4, 0usize..3), 1..60),
             max_ops in 1usize..20,
         ) {
-            let parents: Vec<ParentRef> = (0..3)
-                .map(|i| ParentRef::Created { table: "Logical_Switch", name: format!("sw{i}") })
-                .collect();
+            let parents: Vec<RowRef> = (0..3).map(|i| RowRef::Created(format!("sw{i}"))).collect();
             let steps: Vec<Step> = shapes
                 .iter()
                 .enumerate()
                 .map(|(i, (ops, parent))| {
-                    let named = format!("row{i}");
-                    let mut own: Vec<Operation> = (1..*ops)
-                        .map(|_| Operation::Comment(format!("s{i}")))
-                        .collect();
-                    own.push(
-                        Operation::insert("Logical_Switch_Port", Default::default())
-                            .with_uuid_name(&named),
-                    );
-                    Step {
-                        owner: format!("o{i}"),
-                        what: format!("w{i}"),
-                        action: Action::Insert,
-                        ops: own,
-                        links: vec![PortLink {
-                            parent: parents[*parent].clone(),
-                            insert: Some(Atom::NamedUuid(named)),
-                            delete: None,
-                        }],
+                    let mut step = port_step(i, &parents[*parent]);
+                    for _ in 1..*ops {
+                        step.ops.insert(0, Operation::Comment(format!("s{i}")));
                     }
+                    step
                 })
                 .collect();
             let mut plan = Plan::default();
-            plan.phases[1] = steps;
-            let txns = &plan.transactions(max_ops)[1];
+            plan.phases = vec![steps];
+            let txns = &plan.transactions(max_ops)[0];
             let mut seen = 0;
             for txn in txns {
                 // One step's own 3 operations, its parent mutation and the comment.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use ipnet::Ipv4Net;
-use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod};
+use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -31,7 +31,8 @@ use crate::crd::Subnet;
 use crate::desired::{self, ClusterState, DesiredError, JoinSubnet, desired_state};
 use crate::ipam::{IpamError, MacAddr, Request};
 use crate::names;
-use crate::reconcile::{ApplyOptions, Outcome, ReconcileError, TransactionFailure, reconcile_once};
+use rovn_api::Owner;
+use crate::reconcile::{ApplyOptions, Outcome, ReconcileError, reconcile_once};
 use crate::subnets::{
     Reserved, SubnetOutcome, SubnetSet, default_subnet, status_needs_write, subnet_status,
     validate_subnets,
@@ -136,7 +137,7 @@ struct RoundReport {
     result: Result<Outcome, ReconcileError>,
     duration: Duration,
     pods: Vec<(Key, String)>,
-    held: BTreeSet<String>,
+    held: BTreeSet<Owner>,
     problems: Vec<DesiredError>,
 }
 
@@ -200,12 +201,12 @@ pub struct Parts {
     pub started: Instant,
 }
 
-fn pod_owner(key: &Key) -> String {
-    names::owner("Pod", &key.namespace, &key.name)
+fn pod_owner(key: &Key) -> Owner {
+    Owner::pod(&key.namespace, &key.name)
 }
 
-fn node_owner(name: &str) -> String {
-    names::cluster_owner("Node", name)
+fn node_owner(name: &str) -> Owner {
+    Owner::node(name)
 }
 
 fn next_backoff(previous: Option<Duration>) -> Duration {
@@ -221,33 +222,6 @@ fn ipam_reason(error: &IpamError) -> &'static str {
         IpamError::Reserved { .. } => "AddressReserved",
         IpamError::BadMac { .. } => "InvalidMac",
         _ => "AllocationFailed",
-    }
-}
-
-/// An Event reference for an object named by an NB owner value (`Pod/ns/name`, `Node/name`,
-/// `Subnet/name`).
-fn owner_reference(owner: &str) -> Option<ObjectReference> {
-    let mut parts = owner.split('/');
-    let kind = parts.next()?;
-    let (api_version, namespace, name) = match (kind, parts.next(), parts.next()) {
-        ("Pod", Some(ns), Some(name)) => ("v1", Some(ns.to_string()), name),
-        ("Node", Some(name), None) => ("v1", None, name),
-        ("Subnet", Some(name), None) => ("rovn.io/v1", None, name),
-        _ => return None,
-    };
-    Some(ObjectReference {
-        api_version: Some(api_version.into()),
-        kind: Some(kind.into()),
-        namespace,
-        name: Some(name.into()),
-        ..Default::default()
-    })
-}
-
-fn failure_owner(failure: &TransactionFailure) -> &str {
-    match failure {
-        TransactionFailure::Transact { owner, .. }
-        | TransactionFailure::MissingParent { owner, .. } => owner,
     }
 }
 
@@ -562,7 +536,7 @@ impl Controller {
     }
 
     fn restore_pod(&mut self, key: &Key, pod: &Pod, allocation: PodAllocation) {
-        let owner = pod_owner(key);
+        let owner = pod_owner(key).to_string();
         let Some(pool) = self.alloc.pool(&allocation.switch) else {
             let message = format!(
                 "its allocation names Subnet {}, which is not ready",
@@ -604,7 +578,7 @@ impl Controller {
                 return;
             }
         };
-        let owner = pod_owner(key);
+        let owner = pod_owner(key).to_string();
         let Some(pool) = self.alloc.pool(&subnet.name) else {
             let message = format!("Subnet {} has no address pool", subnet.name);
             self.refuse(pod, "SubnetNotReady", message, false);
@@ -672,7 +646,7 @@ impl Controller {
             return;
         };
         if let Some(pool) = self.alloc.pool(&record.switch) {
-            pool.release(&pod_owner(key));
+            pool.release(&pod_owner(key).to_string());
         }
         if record.written {
             self.request_round(self.debounce());
@@ -718,7 +692,7 @@ impl Controller {
         });
     }
 
-    fn mark_routed(&mut self, pods: &[(Key, String)], held: &BTreeSet<String>) {
+    fn mark_routed(&mut self, pods: &[(Key, String)], held: &BTreeSet<Owner>) {
         for (key, uid) in pods {
             if self.routed_pending.get(key) == Some(uid) || held.contains(&pod_owner(key)) {
                 continue;
@@ -767,7 +741,7 @@ impl Controller {
         let node = self.caches.nodes.get(&ObjectRef::new(name));
         let Some(node) = node else {
             if let Some(record) = self.nodes.remove(name) {
-                self.alloc.join().release(&node_owner(name));
+                self.alloc.join().release(&node_owner(name).to_string());
                 if record.written {
                     self.request_round(self.debounce());
                 }
@@ -782,9 +756,9 @@ impl Controller {
                 return;
             }
             self.nodes.remove(name);
-            self.alloc.join().release(&node_owner(name));
+            self.alloc.join().release(&node_owner(name).to_string());
         }
-        let owner = node_owner(name);
+        let owner = node_owner(name).to_string();
         let empty = std::collections::BTreeMap::new();
         let annotations = node.metadata.annotations.as_ref().unwrap_or(&empty);
         match parse_node_join(annotations) {
@@ -872,7 +846,7 @@ impl Controller {
             }
             Err(e) => {
                 self.nodes.remove(&name);
-                self.alloc.join().release(&node_owner(&name));
+                self.alloc.join().release(&node_owner(&name).to_string());
                 if e.is_not_found() {
                     return;
                 }
@@ -940,7 +914,7 @@ impl Controller {
                 let restored = self
                     .alloc
                     .pool(name)
-                    .map(|pool| pool.restore(&pod_owner(&key), record.ip, record.mac));
+                    .map(|pool| pool.restore(&pod_owner(&key).to_string(), record.ip, record.mac));
                 if let Some(Err(e)) = restored {
                     tracing::warn!(pod = %key, error = %e, "address no longer fits its rebuilt Subnet");
                     self.pods.remove(&key);
@@ -1055,7 +1029,7 @@ impl Controller {
         let cluster = self.cluster_state();
         // A Subnet edited into an invalid state keeps the switch it had, and so its pods keep
         // their ports, until the edit is fixed or the Subnet deleted.
-        let keep: Vec<String> = self
+        let keep: Vec<Owner> = self
             .refused
             .iter()
             .filter(|(_, r)| r.keep_rows)
@@ -1064,7 +1038,7 @@ impl Controller {
                 self.subnet_set
                     .rejected()
                     .iter()
-                    .map(|r| names::cluster_owner("Subnet", &r.name)),
+                    .map(|r| Owner::subnet(&r.name)),
             )
             .collect();
         let pods: Vec<(Key, String)> = self
@@ -1100,13 +1074,7 @@ impl Controller {
         for problem in &report.problems {
             let message = problem.to_string();
             if self.problems_reported.insert(message.clone()) {
-                let owner = match problem {
-                    DesiredError::BadSubnet { owner, .. }
-                    | DesiredError::Duplicate { owner, .. }
-                    | DesiredError::UnknownSwitch { owner, .. }
-                    | DesiredError::OutsideSubnet { owner, .. } => owner,
-                };
-                match owner_reference(owner) {
+                match kubeio::owner_reference(problem.owner()) {
                     Some(reference) => {
                         self.events
                             .warn(reference, "NotRendered", "ReconcileNB", message)
@@ -1140,20 +1108,18 @@ impl Controller {
                         .inc_by(apply.failures.len() as u64);
                     let mut seen = HashSet::new();
                     for failure in &apply.failures {
-                        for owner in failure_owner(failure)
-                            .split([',', ' '])
-                            .filter(|o| !o.is_empty())
-                        {
-                            if !seen.insert(owner.to_string()) {
+                        for owner in failure.owners() {
+                            if !seen.insert(owner.clone()) {
                                 continue;
                             }
-                            if let Some(reference) = owner_reference(owner) {
-                                self.events.warn(
+                            match kubeio::owner_reference(owner) {
+                                Some(reference) => self.events.warn(
                                     reference,
                                     "NorthboundWriteFailed",
                                     "ReconcileNB",
-                                    failure.to_string(),
-                                );
+                                    format!("{owner}: {failure}"),
+                                ),
+                                None => tracing::warn!(%owner, "{failure}"),
                             }
                         }
                     }
@@ -1212,18 +1178,6 @@ impl Controller {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn owners_name_their_kubernetes_objects() {
-        let pod = owner_reference("Pod/ns/web").unwrap_or_default();
-        assert_eq!(pod.kind.as_deref(), Some("Pod"));
-        assert_eq!(pod.namespace.as_deref(), Some("ns"));
-        assert_eq!(pod.name.as_deref(), Some("web"));
-        let subnet = owner_reference("Subnet/blue").unwrap_or_default();
-        assert_eq!(subnet.api_version.as_deref(), Some("rovn.io/v1"));
-        assert!(owner_reference("Cluster/ovn-cluster/x").is_none());
-        assert!(owner_reference("garbage").is_none());
-    }
 
     #[test]
     fn backoff_doubles_up_to_a_bound() {

@@ -11,6 +11,8 @@ use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 use tokio::sync::Semaphore;
 
+use rovn_api::Owner;
+
 use crate::crd::{Subnet, SubnetStatus};
 
 /// A failed write, naming the object.
@@ -185,4 +187,34 @@ fn truncate(mut message: String, max: usize) -> String {
 /// The reference an Event about `object` points at.
 pub fn reference<K: Resource<DynamicType = ()>>(object: &K) -> ObjectReference {
     object.object_ref(&())
+}
+
+/// An Event reference for the object an NB row is owned by; `None` for the cluster itself,
+/// which has no Kubernetes object to attach an Event to.
+pub fn owner_reference(owner: &Owner) -> Option<ObjectReference> {
+    Some(ObjectReference {
+        api_version: Some(owner.kind().api_version()?.into()),
+        kind: Some(owner.kind().as_str().into()),
+        namespace: owner.namespace().map(str::to_string),
+        name: Some(owner.name().into()),
+        ..Default::default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owners_name_their_kubernetes_objects() {
+        let pod = owner_reference(&Owner::pod("ns", "web")).unwrap_or_default();
+        assert_eq!(pod.kind.as_deref(), Some("Pod"));
+        assert_eq!(pod.api_version.as_deref(), Some("v1"));
+        assert_eq!(pod.namespace.as_deref(), Some("ns"));
+        assert_eq!(pod.name.as_deref(), Some("web"));
+        let subnet = owner_reference(&Owner::subnet("blue")).unwrap_or_default();
+        assert_eq!(subnet.api_version.as_deref(), Some("rovn.io/v1"));
+        assert_eq!(subnet.namespace, None);
+        assert!(owner_reference(&Owner::cluster("ovn-cluster")).is_none());
+    }
 }

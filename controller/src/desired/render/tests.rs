@@ -1,5 +1,25 @@
+use rovn_ovsdb::Model;
+
 use super::*;
-use crate::desired::{JoinSubnet, Subnet};
+use crate::desired::{DesiredState, JoinSubnet, Subnet};
+use crate::tables::Managed;
+
+/// A desired row as its model, with the key of its parent.
+struct Placed<M> {
+    parent: String,
+    row: M,
+}
+
+fn placed<M: Managed>(state: &DesiredState, key: &str) -> Placed<M> {
+    let key = RowKey::name(key);
+    let parent = state
+        .row::<M>(&key)
+        .and_then(|r| r.parent.as_ref())
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    let row = state.model::<M>(&key).unwrap_or_default();
+    Placed { parent, row }
+}
 
 fn ip(s: &str) -> Ipv4Addr {
     s.parse().unwrap_or(Ipv4Addr::UNSPECIFIED)
@@ -42,17 +62,20 @@ fn cluster() -> ClusterState {
 fn topology_rows_follow_the_design_names_and_owners() {
     let state = desired_state(&cluster());
     assert!(state.problems.is_empty(), "{:?}", state.problems);
-    assert_eq!(state.routers.keys().collect::<Vec<_>>(), ["ovn-cluster"]);
-    assert_eq!(
-        state.switches.keys().collect::<Vec<_>>(),
-        ["join", "ovn-default"]
-    );
-    let join = &state.switches["join"];
+    let keys = |table| {
+        state.tables[table]
+            .keys()
+            .map(RowKey::as_str)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(keys(LogicalRouter::TABLE), ["ovn-cluster"]);
+    assert_eq!(keys(LogicalSwitch::TABLE), ["join", "ovn-default"]);
+    let join = &placed::<LogicalSwitch>(&state, "join").row;
     assert_eq!(join.other_config["subnet"], "100.64.0.0/16");
     assert_eq!(join.external_ids["rovn.io/owner"], "Cluster/ovn-cluster");
     assert_eq!(join.external_ids["rovn.io/vendor"], "rovn");
 
-    let lrp = &state.router_ports["ovn-cluster-ovn-default"];
+    let lrp = &placed::<LogicalRouterPort>(&state, "ovn-cluster-ovn-default");
     assert_eq!(lrp.parent, "ovn-cluster");
     assert_eq!(lrp.row.mac, "0a:58:0a:10:00:01");
     assert_eq!(
@@ -61,7 +84,7 @@ fn topology_rows_follow_the_design_names_and_owners() {
     );
     assert_eq!(lrp.row.external_ids["rovn.io/owner"], "Subnet/ovn-default");
 
-    let peer = &state.switch_ports["ovn-default-ovn-cluster"];
+    let peer = &placed::<LogicalSwitchPort>(&state, "ovn-default-ovn-cluster");
     assert_eq!(peer.parent, "ovn-default");
     assert_eq!(peer.row.type_, "router");
     assert_eq!(peer.row.options["router-port"], "ovn-cluster-ovn-default");
@@ -71,13 +94,13 @@ fn topology_rows_follow_the_design_names_and_owners() {
 #[test]
 fn node_and_pod_ports_carry_addresses_security_and_identity() {
     let state = desired_state(&cluster());
-    let node = &state.switch_ports["node-n1"];
+    let node = &placed::<LogicalSwitchPort>(&state, "node-n1");
     assert_eq!(node.parent, "join");
     assert!(node.row.addresses.contains("0a:58:64:40:00:02 100.64.0.2"));
     assert_eq!(node.row.addresses, node.row.port_security);
     assert_eq!(node.row.external_ids["rovn.io/owner"], "Node/n1");
 
-    let pod = &state.switch_ports["web.default"];
+    let pod = &placed::<LogicalSwitchPort>(&state, "web.default");
     assert_eq!(pod.parent, "ovn-default");
     assert!(pod.row.addresses.contains("0a:58:0a:10:00:05 10.16.0.5"));
     assert_eq!(pod.row.addresses, pod.row.port_security);
@@ -112,10 +135,10 @@ fn bad_objects_are_left_out_and_their_owners_held() {
         gateway: ip("10.30.0.1"),
     });
     let state = desired_state(&c);
-    assert!(!state.switch_ports.contains_key("web.default"));
-    assert!(!state.switches.contains_key("bad"));
+    assert!(state.row::<LogicalSwitchPort>(&RowKey::name("web.default")).is_none());
+    assert!(state.row::<LogicalSwitch>(&RowKey::name("bad")).is_none());
     assert_eq!(
-        state.switches["join"].other_config["subnet"],
+        placed::<LogicalSwitch>(&state, "join").row.other_config["subnet"],
         "100.64.0.0/16"
     );
     for owner in [
@@ -124,7 +147,7 @@ fn bad_objects_are_left_out_and_their_owners_held() {
         "Subnet/bad",
         "Subnet/join",
     ] {
-        assert!(state.held_owners.contains(owner), "{owner} not held");
+        assert!(state.held_owners.iter().any(|o| o.to_string() == owner), "{owner} not held");
     }
     assert_eq!(state.problems.len(), 4, "{:?}", state.problems);
     assert!(state.problems.iter().any(|p| p.to_string()
@@ -148,10 +171,10 @@ fn colliding_port_names_keep_the_first_and_report_the_second() {
     });
     let state = desired_state(&c);
     assert_eq!(
-        state.switch_ports["node-a.b"].row.external_ids["rovn.io/owner"],
+        placed::<LogicalSwitchPort>(&state, "node-a.b").row.external_ids["rovn.io/owner"],
         "Node/a.b"
     );
-    assert!(state.held_owners.contains("Pod/b/node-a"));
+    assert!(state.held_owners.contains(&Owner::pod("b", "node-a")));
 }
 
 #[test]
@@ -160,11 +183,11 @@ fn ports_are_bound_to_the_reported_chassis_when_known() {
     c.nodes[0].chassis = Some("chassis-7".into());
     let state = desired_state(&c);
     assert_eq!(
-        state.switch_ports["web.default"].row.options["requested-chassis"],
+        placed::<LogicalSwitchPort>(&state, "web.default").row.options["requested-chassis"],
         "chassis-7"
     );
     assert_eq!(
-        state.switch_ports["node-n1"].row.options["requested-chassis"],
+        placed::<LogicalSwitchPort>(&state, "node-n1").row.options["requested-chassis"],
         "chassis-7"
     );
 }

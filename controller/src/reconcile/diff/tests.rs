@@ -8,15 +8,13 @@ use super::*;
 use crate::desired::{ClusterState, JoinSubnet, Subnet, desired_state};
 
 fn empty_replica() -> Replica {
-    let monitored: BTreeMap<String, Vec<String>> = [
-        (LogicalRouter::TABLE, LogicalRouter::COLUMNS),
-        (LogicalRouterPort::TABLE, LogicalRouterPort::COLUMNS),
-        (LogicalSwitch::TABLE, LogicalSwitch::COLUMNS),
-        (LogicalSwitchPort::TABLE, LogicalSwitchPort::COLUMNS),
-    ]
-    .into_iter()
-    .map(|(t, cols)| (t.to_string(), cols.iter().map(|c| c.to_string()).collect()))
-    .collect();
+    let monitored: BTreeMap<String, Vec<String>> = crate::reconcile::monitored_tables()
+        .into_iter()
+        .map(|t| {
+            let columns = t.columns.iter().flatten().map(|c| c.to_string()).collect();
+            (t.table.clone(), columns)
+        })
+        .collect();
     match Replica::new(Arc::new(AnyModel::schema()), &monitored, &[]) {
         Ok(r) => r,
         Err(e) => panic!("replica: {e}"),
@@ -44,25 +42,46 @@ fn state() -> DesiredState {
 }
 
 #[test]
-fn an_empty_nb_gets_roots_first_then_ports_attached_by_parent_name() {
+fn an_empty_nb_gets_parents_first_then_children_attached_to_them() {
     let plan = match diff(&state(), &empty_replica()) {
         Ok(p) => p,
         Err(e) => panic!("{e}"),
     };
     assert!(plan.conflicts.is_empty());
-    assert_eq!(plan.phases[ROOTS].len(), 3, "router + join + ovn-default");
-    assert_eq!(plan.phases[PORTS].len(), 4, "2 router ports + 2 peers");
-    assert!(plan.phases[ROOT_GARBAGE].is_empty());
+    let phases: Vec<Vec<&str>> = plan
+        .phases
+        .iter()
+        .filter(|p| !p.is_empty())
+        .map(|p| p.iter().map(|s| s.what.as_str()).collect())
+        .collect();
+    assert_eq!(
+        phases,
+        [
+            vec![
+                "Logical_Router ovn-cluster",
+                "Logical_Switch join",
+                "Logical_Switch ovn-default"
+            ],
+            vec![
+                "Logical_Router_Port ovn-cluster-join",
+                "Logical_Router_Port ovn-cluster-ovn-default",
+                "Logical_Switch_Port join-ovn-cluster",
+                "Logical_Switch_Port ovn-default-ovn-cluster"
+            ],
+        ]
+    );
     let txns = plan.transactions(2000);
-    let ports = &txns[PORTS];
+    let ports = &txns[1];
     assert_eq!(ports.len(), 1);
-    // 4 inserts, then one mutation per parent (router, join, ovn-default), by name, and the
-    // comment.
+    // 4 inserts, then one mutation per parent (router, join, ovn-default), each naming the
+    // parent by the uuid-name of its insert in the first phase, and the comment.
     assert_eq!(ports[0].ops.len(), 8);
     assert_eq!(ports[0].parent_mutations.len(), 3);
     assert!(ports[0].ops[4..7].iter().all(|op| matches!(op,
-        Operation::Mutate { conditions, .. } if conditions[0].column == "name")));
+        Operation::Mutate { conditions, .. } if conditions[0].column == "_uuid"
+            && matches!(conditions[0].value.as_atom(), Some(rovn_ovsdb::Atom::NamedUuid(_))))));
     assert!(matches!(&ports[0].ops[7], Operation::Comment(_)));
+    assert_eq!(txns[0][0].creates.len(), 3, "the parents' UUIDs are kept for phase two");
 }
 
 #[test]
@@ -74,6 +93,6 @@ fn an_unmonitored_table_is_an_error_not_an_empty_table() {
     let err = diff(&state(), &replica).err().map(|e| e.to_string());
     assert_eq!(
         err.as_deref(),
-        Some("table Logical_Router is not monitored by the NB client; cannot tell what exists")
+        Some("table Load_Balancer is not monitored by the NB client; cannot tell what exists")
     );
 }
