@@ -152,10 +152,8 @@ const LR_PARENT: Option<Parent> = Some(Parent {
 impl Managed for LogicalRouter {
     const IDENTITY: Identity = Identity::Name;
     const PARENT: Option<Parent> = None;
-    const REFS: &'static [(&'static str, &'static str)] = &[(
-        LogicalRouter::LOAD_BALANCER_GROUP,
-        LoadBalancerGroup::TABLE,
-    )];
+    const REFS: &'static [(&'static str, &'static str)] =
+        &[(LogicalRouter::LOAD_BALANCER_GROUP, LoadBalancerGroup::TABLE)];
     fn name(&self) -> Option<&str> {
         Some(&self.name)
     }
@@ -263,10 +261,8 @@ impl Managed for Nat {
 impl Managed for LogicalSwitch {
     const IDENTITY: Identity = Identity::Name;
     const PARENT: Option<Parent> = None;
-    const REFS: &'static [(&'static str, &'static str)] = &[(
-        LogicalSwitch::LOAD_BALANCER_GROUP,
-        LoadBalancerGroup::TABLE,
-    )];
+    const REFS: &'static [(&'static str, &'static str)] =
+        &[(LogicalSwitch::LOAD_BALANCER_GROUP, LoadBalancerGroup::TABLE)];
     fn name(&self) -> Option<&str> {
         Some(&self.name)
     }
@@ -298,7 +294,11 @@ impl Managed for LogicalSwitchPort {
         vec![
             column(Self::TYPE, &self.type_, Ownership::Whole),
             column(Self::ADDRESSES, &self.addresses, Ownership::Elements),
-            column(Self::PORT_SECURITY, &self.port_security, Ownership::Elements),
+            column(
+                Self::PORT_SECURITY,
+                &self.port_security,
+                Ownership::Elements,
+            ),
             column(Self::OPTIONS, &self.options, Ownership::OwnKeys),
         ]
     }

@@ -99,7 +99,8 @@ fn check(client: &Client, desired: &DesiredState) -> Result<()> {
         let want: LogicalSwitchPort = desired.model(key).context("model")?;
         let have = &ports[name];
         ensure!(
-            parent_of.get(&have.uuid).map(String::as_str) == placed.parent.as_ref().map(|p| p.as_str()),
+            parent_of.get(&have.uuid).map(String::as_str)
+                == placed.parent.as_ref().map(|p| p.as_str()),
             "{name} on the wrong switch"
         );
         ensure!(have.addresses == want.addresses, "{name} addresses");

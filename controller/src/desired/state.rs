@@ -4,8 +4,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use rovn_api::Owner;
-use rovn_ovsdb::{Datum, Row, Uuid};
 use rovn_ovsdb::model::ToDatum;
+use rovn_ovsdb::{Datum, Row, Uuid};
 
 use crate::names;
 use crate::tables::{Identity, Managed, Ownership};

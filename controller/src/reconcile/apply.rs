@@ -55,11 +55,18 @@ pub async fn apply(
                 Some(ops) => ready.push((txn, ops)),
                 None => failures.push(TransactionFailure::NotCreated {
                     owners: txn.owners(),
-                    what: txn.labels.first().map(|l| l.what.clone()).unwrap_or_default(),
+                    what: txn
+                        .labels
+                        .first()
+                        .map(|l| l.what.clone())
+                        .unwrap_or_default(),
                 }),
             }
         }
-        let sends: Vec<_> = ready.iter().map(|(txn, ops)| send(client, txn, ops)).collect();
+        let sends: Vec<_> = ready
+            .iter()
+            .map(|(txn, ops)| send(client, txn, ops))
+            .collect();
         let outcomes: Vec<_> = stream::iter(sends)
             .buffer_unordered(options.max_in_flight.max(1))
             .collect()
@@ -195,7 +202,11 @@ fn failure(txn: &Transaction, source: rovn_ovsdb::TransactError) -> TransactionF
             (label.owners.clone(), label.what.clone())
         }
         _ => {
-            let first = txn.labels.first().map(|l| l.what.clone()).unwrap_or_default();
+            let first = txn
+                .labels
+                .first()
+                .map(|l| l.what.clone())
+                .unwrap_or_default();
             (
                 txn.owners(),
                 format!("{} operations starting with {first}", txn.ops.len()),

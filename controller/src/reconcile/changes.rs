@@ -141,7 +141,13 @@ mod tests {
         );
         let want = BTreeSet::from([Atom::Uuid(wanted)]);
         let mut changes = Changes::default();
-        reference_changes(&row, "ports", &want, |a| *a == Atom::Uuid(ours), &mut changes);
+        reference_changes(
+            &row,
+            "ports",
+            &want,
+            |a| *a == Atom::Uuid(ours),
+            &mut changes,
+        );
         assert_eq!(
             changes.mutations,
             vec![

@@ -74,7 +74,8 @@ impl<'r> CurrentTable<'r> {
         let mut by_key: HashMap<RowKey, Vec<CurrentRow>> = HashMap::with_capacity(t.len());
         let mut keys = HashMap::with_capacity(t.len());
         for (uuid, row) in t.iter() {
-            let vendor = string_in_map(row, "external_ids", names::VENDOR_KEY) == Some(names::VENDOR);
+            let vendor =
+                string_in_map(row, "external_ids", names::VENDOR_KEY) == Some(names::VENDOR);
             let key = match spec.identity {
                 Identity::Name => match name_of(row) {
                     Some(name) => RowKey::name(name),

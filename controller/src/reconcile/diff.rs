@@ -145,7 +145,11 @@ impl<'r> Differ<'r> {
             let parent = match (spec.parent, &want.parent) {
                 (None, _) => None,
                 (Some(p), Some(parent_key)) => {
-                    match self.tables.get(p.table).and_then(|t| t.placed.get(parent_key)) {
+                    match self
+                        .tables
+                        .get(p.table)
+                        .and_then(|t| t.placed.get(parent_key))
+                    {
                         Some(r) => Some((p, r.clone(), what(p.table, parent_key))),
                         None => continue,
                     }
@@ -157,7 +161,9 @@ impl<'r> Differ<'r> {
             let in_place = existing.filter(|row| {
                 let same_parent = match &parent {
                     None => true,
-                    Some((_, RowRef::Existing(uuid), _)) => table.parent_of.get(&row.uuid) == Some(uuid),
+                    Some((_, RowRef::Existing(uuid), _)) => {
+                        table.parent_of.get(&row.uuid) == Some(uuid)
+                    }
                     Some((_, RowRef::Created(_), _)) => false,
                 };
                 same_parent && row.external_id(names::POD_UID_KEY) == want.incarnation.as_deref()

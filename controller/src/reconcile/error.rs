@@ -50,7 +50,10 @@ pub enum TransactionFailure {
     },
     /// A parent mutation did not find its one parent row (with none, the rows it should have
     /// attached were collected by the server).
-    #[error("reconciling {what} (for {}): parent row {parent} was not found exactly once", list(owners))]
+    #[error(
+        "reconciling {what} (for {}): parent row {parent} was not found exactly once",
+        list(owners)
+    )]
     MissingParent {
         /// The objects of the children.
         owners: Vec<Owner>,
@@ -61,7 +64,10 @@ pub enum TransactionFailure {
     },
     /// The transaction refers to a row an earlier transaction of the plan should have
     /// inserted, and that one failed: it was not sent.
-    #[error("reconciling {what} (for {}): not sent, since a row it refers to was not created", list(owners))]
+    #[error(
+        "reconciling {what} (for {}): not sent, since a row it refers to was not created",
+        list(owners)
+    )]
     NotCreated {
         /// The objects of the transaction.
         owners: Vec<Owner>,

@@ -205,8 +205,12 @@ impl<'p> Pending<'p> {
         };
         for step in &self.steps {
             for op in &step.ops {
-                if let (Some(symbol), Operation::Insert { uuid_name: Some(n), .. }) =
-                    (&step.creates, op)
+                if let (
+                    Some(symbol),
+                    Operation::Insert {
+                        uuid_name: Some(n), ..
+                    },
+                ) = (&step.creates, op)
                     && n == symbol
                 {
                     txn.creates.push((txn.ops.len(), symbol.clone()));
@@ -234,15 +238,25 @@ impl<'p> Pending<'p> {
             let mut owners: Vec<Owner> = self
                 .steps
                 .iter()
-                .filter(|s| s.links.iter().any(|l| parent_key(l) == (table, column, parent)))
+                .filter(|s| {
+                    s.links
+                        .iter()
+                        .any(|l| parent_key(l) == (table, column, parent))
+                })
                 .filter_map(|s| s.owner.clone())
                 .collect();
             owners.dedup();
-            let parent_what = links.first().map(|l| l.parent_what.clone()).unwrap_or_default();
+            let parent_what = links
+                .first()
+                .map(|l| l.parent_what.clone())
+                .unwrap_or_default();
             let what = format!("{column} of {parent_what} ({} changed)", links.len());
             txn.parent_mutations.push((txn.ops.len(), parent_what));
-            txn.ops
-                .push(Operation::mutate(table, vec![parent.condition()], mutations));
+            txn.ops.push(Operation::mutate(
+                table,
+                vec![parent.condition()],
+                mutations,
+            ));
             txn.labels.push(Label { owners, what });
         }
         let owners = txn.owners();
@@ -334,7 +348,10 @@ mod tests {
                 Operation::Comment(comment),
             ] = txn.ops.as_slice()
             else {
-                panic!("the parent mutation and the comment do not end {:?}", txn.ops);
+                panic!(
+                    "the parent mutation and the comment do not end {:?}",
+                    txn.ops
+                );
             };
             let inserts = txn.ops.len() - 2;
             assert_eq!(mutations.len(), 1);

@@ -31,12 +31,12 @@ use crate::crd::Subnet;
 use crate::desired::{self, ClusterState, DesiredError, JoinSubnet, desired_state};
 use crate::ipam::{IpamError, MacAddr, Request};
 use crate::names;
-use rovn_api::Owner;
 use crate::reconcile::{ApplyOptions, Outcome, ReconcileError, reconcile_once};
 use crate::subnets::{
     Reserved, SubnetOutcome, SubnetSet, default_subnet, status_needs_write, subnet_status,
     validate_subnets,
 };
+use rovn_api::Owner;
 
 /// How long changes are collected before a reconcile round starts.
 const DEBOUNCE: Duration = Duration::from_millis(50);

@@ -135,7 +135,11 @@ fn bad_objects_are_left_out_and_their_owners_held() {
         gateway: ip("10.30.0.1"),
     });
     let state = desired_state(&c);
-    assert!(state.row::<LogicalSwitchPort>(&RowKey::name("web.default")).is_none());
+    assert!(
+        state
+            .row::<LogicalSwitchPort>(&RowKey::name("web.default"))
+            .is_none()
+    );
     assert!(state.row::<LogicalSwitch>(&RowKey::name("bad")).is_none());
     assert_eq!(
         placed::<LogicalSwitch>(&state, "join").row.other_config["subnet"],
@@ -147,7 +151,10 @@ fn bad_objects_are_left_out_and_their_owners_held() {
         "Subnet/bad",
         "Subnet/join",
     ] {
-        assert!(state.held_owners.iter().any(|o| o.to_string() == owner), "{owner} not held");
+        assert!(
+            state.held_owners.iter().any(|o| o.to_string() == owner),
+            "{owner} not held"
+        );
     }
     assert_eq!(state.problems.len(), 4, "{:?}", state.problems);
     assert!(state.problems.iter().any(|p| p.to_string()
@@ -171,7 +178,9 @@ fn colliding_port_names_keep_the_first_and_report_the_second() {
     });
     let state = desired_state(&c);
     assert_eq!(
-        placed::<LogicalSwitchPort>(&state, "node-a.b").row.external_ids["rovn.io/owner"],
+        placed::<LogicalSwitchPort>(&state, "node-a.b")
+            .row
+            .external_ids["rovn.io/owner"],
         "Node/a.b"
     );
     assert!(state.held_owners.contains(&Owner::pod("b", "node-a")));
@@ -183,7 +192,9 @@ fn ports_are_bound_to_the_reported_chassis_when_known() {
     c.nodes[0].chassis = Some("chassis-7".into());
     let state = desired_state(&c);
     assert_eq!(
-        placed::<LogicalSwitchPort>(&state, "web.default").row.options["requested-chassis"],
+        placed::<LogicalSwitchPort>(&state, "web.default")
+            .row
+            .options["requested-chassis"],
         "chassis-7"
     );
     assert_eq!(

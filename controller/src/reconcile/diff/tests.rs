@@ -81,7 +81,11 @@ fn an_empty_nb_gets_parents_first_then_children_attached_to_them() {
         Operation::Mutate { conditions, .. } if conditions[0].column == "_uuid"
             && matches!(conditions[0].value.as_atom(), Some(rovn_ovsdb::Atom::NamedUuid(_))))));
     assert!(matches!(&ports[0].ops[7], Operation::Comment(_)));
-    assert_eq!(txns[0][0].creates.len(), 3, "the parents' UUIDs are kept for phase two");
+    assert_eq!(
+        txns[0][0].creates.len(),
+        3,
+        "the parents' UUIDs are kept for phase two"
+    );
 }
 
 #[test]
