@@ -79,11 +79,7 @@ fn with_features(version: u8) -> DesiredState {
         );
     }
     for switch in ["join", "ovn-default"] {
-        if let Some(row) = state
-            .tables
-            .get_mut(LogicalSwitch::TABLE)
-            .and_then(|t| t.get_mut(&RowKey::name(switch)))
-        {
+        if let Some(row) = state.row_mut::<LogicalSwitch>(&RowKey::name(switch)) {
             row.refer(
                 LogicalSwitch::LOAD_BALANCER_GROUP,
                 LoadBalancerGroup::TABLE,
@@ -394,9 +390,9 @@ async fn foreign_rows_keys_and_references_survive_and_garbage_goes_with_its_owne
 
     // The policy's owner is held (its object cannot be rendered): its rows stay.
     let mut held = with_features(0);
-    held.tables.values_mut().for_each(|rows| {
-        rows.retain(|_, row| row.owner != policy() && row.owner != service() && row.owner != node())
-    });
+    for owner in [policy(), service(), node()] {
+        held.remove_owner(&owner);
+    }
     held.held_owners.insert(policy());
     reconcile(&client, &held).await?;
     one::<AddressSet>(&client, |r| r.name == ADDRESS_SET).await?;

@@ -100,7 +100,9 @@ impl DesiredRow {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DesiredState {
     /// Rows by table name, then key.
-    pub tables: BTreeMap<&'static str, BTreeMap<RowKey, DesiredRow>>,
+    tables: BTreeMap<&'static str, BTreeMap<RowKey, DesiredRow>>,
+    /// Each owner's rows, so one object's rows can be replaced or diffed without a scan.
+    by_owner: BTreeMap<Owner, Vec<(&'static str, RowKey)>>,
     /// Owners whose objects could not be rendered ([`DesiredState::problems`]): their
     /// existing rows are kept as they are instead of being collected as garbage, so a typo in
     /// one object never tears down its running network.
@@ -113,6 +115,73 @@ impl DesiredState {
     /// How many rows are desired, for logs and metrics.
     pub fn row_count(&self) -> usize {
         self.tables.values().map(BTreeMap::len).sum()
+    }
+
+    /// The desired rows of `table`, by key.
+    pub fn table(&self, table: &str) -> Option<&BTreeMap<RowKey, DesiredRow>> {
+        self.tables.get(table)
+    }
+
+    /// The tables with desired rows.
+    pub fn tables(&self) -> impl Iterator<Item = (&'static str, &BTreeMap<RowKey, DesiredRow>)> {
+        self.tables.iter().map(|(t, rows)| (*t, rows))
+    }
+
+    /// The (table, key) of every row `owner` wants.
+    pub fn keys_of(&self, owner: &Owner) -> &[(&'static str, RowKey)] {
+        self.by_owner.get(owner).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// The owners whose rows or hold differ between `previous` and `self`: what a diff limited
+    /// to owners must look at after the whole state was rendered again.
+    pub fn changed_owners(&self, previous: &DesiredState) -> BTreeSet<Owner> {
+        let rows_of = |state: &DesiredState,
+                       owner: &Owner|
+         -> Vec<(&'static str, RowKey, Option<DesiredRow>)> {
+            state
+                .keys_of(owner)
+                .iter()
+                .map(|(t, k)| {
+                    (
+                        *t,
+                        k.clone(),
+                        state.table(t).and_then(|rows| rows.get(k)).cloned(),
+                    )
+                })
+                .collect()
+        };
+        let owners: BTreeSet<&Owner> = self
+            .by_owner
+            .keys()
+            .chain(previous.by_owner.keys())
+            .chain(&self.held_owners)
+            .chain(&previous.held_owners)
+            .collect();
+        owners
+            .into_iter()
+            .filter(|o| {
+                self.held_owners.contains(*o) != previous.held_owners.contains(*o)
+                    || rows_of(self, o) != rows_of(previous, o)
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// The desired row of `M`'s table with `key`, to add references to it.
+    pub fn row_mut<M: Managed>(&mut self, key: &RowKey) -> Option<&mut DesiredRow> {
+        self.tables.get_mut(M::TABLE)?.get_mut(key)
+    }
+
+    /// Forgets everything `owner` wants, its problems and its hold: the first step of
+    /// rendering one object again.
+    pub fn remove_owner(&mut self, owner: &Owner) {
+        for (table, key) in self.by_owner.remove(owner).unwrap_or_default() {
+            if let Some(rows) = self.tables.get_mut(table) {
+                rows.remove(&key);
+            }
+        }
+        self.held_owners.remove(owner);
+        self.problems.retain(|p| p.owner() != owner);
     }
 
     /// The desired rows of `M`'s table.
@@ -176,6 +245,10 @@ impl DesiredState {
             self.hold(owner, problem);
             return None;
         }
+        self.by_owner
+            .entry(owner.clone())
+            .or_default()
+            .push((M::TABLE, key.clone()));
         let table = self.tables.entry(M::TABLE).or_default();
         Some(table.entry(key).or_insert(DesiredRow {
             owner: owner.clone(),

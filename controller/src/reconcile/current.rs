@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use rovn_api::Owner;
-use rovn_ovsdb::{Atom, Datum, Replica, Row, Uuid};
+use rovn_ovsdb::{Atom, Datum, IndexSpec, Replica, Row, Uuid};
 
 use super::error::DiffError;
 use crate::desired::RowKey;
@@ -60,7 +60,7 @@ fn name_of(row: &Row) -> Option<&str> {
 }
 
 impl<'r> CurrentTable<'r> {
-    /// Indexes `spec`'s table of `replica`; the table must be monitored, or the diff would
+    /// Indexes every row of `spec`'s table; the table must be monitored, or the diff would
     /// mistake "not replicated" for "absent" and insert duplicates. `desired` says, for tables
     /// without `external_ids`, which names are rovn's.
     pub fn index(
@@ -71,25 +71,56 @@ impl<'r> CurrentTable<'r> {
         let t = replica
             .table(spec.table)
             .ok_or_else(|| DiffError::NotMonitored(spec.table.to_string()))?;
-        let mut by_key: HashMap<RowKey, Vec<CurrentRow>> = HashMap::with_capacity(t.len());
-        let mut keys = HashMap::with_capacity(t.len());
-        for (uuid, row) in t.iter() {
-            let vendor =
-                string_in_map(row, "external_ids", names::VENDOR_KEY) == Some(names::VENDOR);
-            let key = match spec.identity {
-                Identity::Name => match name_of(row) {
-                    Some(name) => RowKey::name(name),
-                    None => continue,
-                },
-                Identity::OwnerId if vendor => {
-                    let owner = string_in_map(row, "external_ids", names::OWNER_KEY).unwrap_or("");
-                    let id = string_in_map(row, "external_ids", names::ID_KEY).unwrap_or("");
-                    RowKey::owned(owner, id)
-                }
-                Identity::OwnerId => continue,
+        Ok(CurrentTable::of_rows(spec, t.iter(), desired))
+    }
+
+    /// Indexes only the rows a diff limited to some owners can touch: the rows holding the
+    /// `keys` they want (found by name) and the rows they own (found by the owner index).
+    pub fn scoped<'k>(
+        replica: &'r Replica,
+        spec: &TableSpec,
+        keys: impl Iterator<Item = &'k RowKey>,
+        owners: impl Iterator<Item = &'k str>,
+        desired: impl Fn(&RowKey) -> bool,
+    ) -> Result<CurrentTable<'r>, DiffError> {
+        let t = replica
+            .table(spec.table)
+            .ok_or_else(|| DiffError::NotMonitored(spec.table.to_string()))?;
+        let mut uuids = std::collections::BTreeSet::new();
+        if spec.identity == Identity::Name {
+            let by_name = name_index(spec.table);
+            for key in keys {
+                uuids.extend(find(replica, &by_name, key.as_str())?);
+            }
+        }
+        if spec.has_external_ids {
+            let by_owner = owner_index(spec.table);
+            for owner in owners {
+                uuids.extend(find(replica, &by_owner, owner)?);
+            }
+        }
+        let rows = uuids.into_iter().filter_map(|u| Some((u, t.get(&u)?)));
+        let rows: Vec<(Uuid, &'r Arc<Row>)> = rows.collect();
+        Ok(CurrentTable::of_rows(
+            spec,
+            rows.iter().map(|(u, r)| (u, *r)),
+            desired,
+        ))
+    }
+
+    fn of_rows<'u>(
+        spec: &TableSpec,
+        rows: impl Iterator<Item = (&'u Uuid, &'r Arc<Row>)>,
+        desired: impl Fn(&RowKey) -> bool,
+    ) -> CurrentTable<'r> {
+        let mut by_key: HashMap<RowKey, Vec<CurrentRow>> = HashMap::new();
+        let mut keys = HashMap::new();
+        for (uuid, row) in rows {
+            let Some(key) = key_of(spec, row) else {
+                continue;
             };
             let owned = if spec.has_external_ids {
-                vendor
+                is_vendor(row)
             } else {
                 desired(&key)
             };
@@ -103,7 +134,7 @@ impl<'r> CurrentTable<'r> {
         for rows in by_key.values_mut() {
             rows.sort_by_key(|r| r.uuid);
         }
-        Ok(CurrentTable { by_key, keys })
+        CurrentTable { by_key, keys }
     }
 
     /// The rows with `key`.
@@ -116,14 +147,6 @@ impl<'r> CurrentTable<'r> {
         self.by_key
             .iter()
             .flat_map(|(key, rows)| rows.iter().filter(|r| r.owned).map(move |r| (key, *r)))
-    }
-
-    /// Whether row `uuid` is rovn's.
-    pub fn is_owned(&self, uuid: &Uuid) -> bool {
-        self.keys
-            .get(uuid)
-            .and_then(|key| self.by_key.get(key))
-            .is_some_and(|rows| rows.iter().any(|r| r.uuid == *uuid && r.owned))
     }
 }
 
@@ -148,4 +171,90 @@ pub(crate) fn parents_of(
         }
     }
     Ok(out)
+}
+
+fn is_vendor(row: &Row) -> bool {
+    string_in_map(row, "external_ids", names::VENDOR_KEY) == Some(names::VENDOR)
+}
+
+/// A row's key, or `None` for a nameless row that is not rovn's (it has no identity rovn
+/// could want).
+fn key_of(spec: &TableSpec, row: &Row) -> Option<RowKey> {
+    match spec.identity {
+        Identity::Name => name_of(row).map(RowKey::name),
+        Identity::OwnerId if is_vendor(row) => {
+            let owner = string_in_map(row, "external_ids", names::OWNER_KEY).unwrap_or("");
+            let id = string_in_map(row, "external_ids", names::ID_KEY).unwrap_or("");
+            Some(RowKey::owned(owner, id))
+        }
+        Identity::OwnerId => None,
+    }
+}
+
+/// The index on `table`'s names the scoped diff looks rows up by.
+pub(crate) fn name_index(table: &str) -> IndexSpec {
+    IndexSpec::column(table, "name")
+}
+
+/// The index on `table`'s `external_ids:rovn.io/owner`.
+pub(crate) fn owner_index(table: &str) -> IndexSpec {
+    IndexSpec::map_key(table, "external_ids", names::OWNER_KEY)
+}
+
+/// The index on a parent column, which finds the parent holding a child.
+pub(crate) fn parent_index(table: &str, column: &str) -> IndexSpec {
+    IndexSpec::column(table, column)
+}
+
+fn find(replica: &Replica, index: &IndexSpec, key: &str) -> Result<Vec<Uuid>, DiffError> {
+    replica
+        .find(index, &Atom::from(key))
+        .map(|rows| rows.into_iter().map(|(u, _)| u).collect())
+        .map_err(|_| DiffError::NotIndexed(index.to_string()))
+}
+
+/// The owned row holding `key` in `spec`'s table, found by name: how a scoped diff finds a
+/// parent or a referenced row whose owner it is not looking at.
+pub(crate) fn owned_by_name(
+    replica: &Replica,
+    spec: &TableSpec,
+    key: &RowKey,
+    desired: bool,
+) -> Result<Option<Uuid>, DiffError> {
+    let uuids = find(replica, &name_index(spec.table), key.as_str())?;
+    Ok(uuids.into_iter().find(|u| {
+        replica.get(spec.table, u).is_some_and(|row| {
+            if spec.has_external_ids {
+                is_vendor(row)
+            } else {
+                desired
+            }
+        })
+    }))
+}
+
+/// Whether row `uuid` of `table` is rovn's, read from the replica itself, so the answer does
+/// not depend on which rows a diff indexed.
+pub(crate) fn is_owned(replica: &Replica, table: &str, uuid: &Uuid) -> bool {
+    replica.get(table, uuid).is_some_and(|row| is_vendor(row))
+}
+
+/// Where the parent of a child row is found: a scan of the whole parent table for a full diff,
+/// the parent-column index for a scoped one.
+pub(crate) enum ParentsOf<'r> {
+    Scanned(HashMap<Uuid, Uuid>),
+    Indexed(&'r Replica, IndexSpec),
+}
+
+impl ParentsOf<'_> {
+    /// The parent row holding `child`.
+    pub fn get(&self, child: &Uuid) -> Option<Uuid> {
+        match self {
+            ParentsOf::Scanned(map) => map.get(child).copied(),
+            ParentsOf::Indexed(replica, index) => replica
+                .find(index, &Atom::Uuid(*child))
+                .ok()
+                .and_then(|rows| rows.first().map(|(u, _)| *u)),
+        }
+    }
 }

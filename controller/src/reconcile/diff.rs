@@ -11,9 +11,13 @@ use rovn_ovsdb::model::Changes;
 use rovn_ovsdb::{Atom, Condition, Datum, Operation, Replica, Row, Uuid};
 
 use super::changes::{column_changes, reference_changes};
-use super::current::{CurrentRow, CurrentTable, parents_of};
+use super::current::{
+    CurrentRow, CurrentTable, ParentsOf, is_owned, owned_by_name, parent_index, parents_of,
+};
 use super::error::{Conflict, DiffError};
 use super::plan::{Action, Link, Plan, RowRef, Step};
+use rovn_api::Owner;
+
 use crate::desired::{DesiredRow, DesiredState, RowKey};
 use crate::names;
 use crate::tables::{Identity, TableSpec, specs};
@@ -21,8 +25,32 @@ use crate::tables::{Identity, TableSpec, specs};
 /// The operations that make `replica` hold `desired`, touching only rows rovn owns.
 ///
 /// Runs in time linear in the rows of the tables it reads; a converged state gives an empty
-/// plan.
+/// plan. Used at start-up and by the periodic resync; between them [`diff_owners`] keeps a
+/// round's cost proportional to what changed.
 pub fn diff(desired: &DesiredState, replica: &Replica) -> Result<Plan, DiffError> {
+    run(desired, replica, None)
+}
+
+/// As [`diff`], but only for the rows `owners` want or own (and, where such a row needs a
+/// parent or a referenced row that NB lacks, for that row's owner too). Rows of other owners
+/// are neither compared nor collected, and are found through the replica's indexes
+/// ([`super::indexes`]) instead of a scan, so one pod's round costs the same on a cluster of
+/// ten pods and of ten thousand.
+pub fn diff_owners(
+    desired: &DesiredState,
+    replica: &Replica,
+    owners: &BTreeSet<Owner>,
+) -> Result<Plan, DiffError> {
+    let specs = specs();
+    let scope = expand(desired, replica, &specs, owners.clone())?;
+    run(desired, replica, Some(&scope))
+}
+
+fn run(
+    desired: &DesiredState,
+    replica: &Replica,
+    scope: Option<&BTreeSet<Owner>>,
+) -> Result<Plan, DiffError> {
     let specs = ordered(specs());
     let depth = specs.iter().map(|(_, rank)| *rank).max().unwrap_or(0) + 1;
     let empty = BTreeMap::new();
@@ -36,13 +64,44 @@ pub fn diff(desired: &DesiredState, replica: &Replica) -> Result<Plan, DiffError
             .collect(),
         tables: HashMap::new(),
         named: 0,
+        replica,
+        desired,
+        scoped: scope.is_some(),
     };
     for (spec, rank) in &specs {
-        let rows = desired.tables.get(spec.table).unwrap_or(&empty);
-        let current = CurrentTable::index(replica, spec, |key| rows.contains_key(key))?;
-        let parent_of = match spec.parent {
-            Some(parent) => parents_of(replica, parent.table, parent.column)?,
-            None => HashMap::new(),
+        let rows = desired.table(spec.table).unwrap_or(&empty);
+        let (current, wanted, parent_of) = match scope {
+            None => {
+                let current = CurrentTable::index(replica, spec, |key| rows.contains_key(key))?;
+                let parent_of = match spec.parent {
+                    Some(parent) => {
+                        ParentsOf::Scanned(parents_of(replica, parent.table, parent.column)?)
+                    }
+                    None => ParentsOf::Scanned(HashMap::new()),
+                };
+                (current, rows.iter().collect::<Vec<_>>(), parent_of)
+            }
+            Some(owners) => {
+                let wanted: Vec<(&RowKey, &DesiredRow)> = owners
+                    .iter()
+                    .flat_map(|o| desired.keys_of(o))
+                    .filter(|(table, _)| *table == spec.table)
+                    .filter_map(|(_, key)| rows.get_key_value(key))
+                    .collect();
+                let texts: Vec<String> = owners.iter().map(ToString::to_string).collect();
+                let current = CurrentTable::scoped(
+                    replica,
+                    spec,
+                    wanted.iter().map(|(k, _)| *k),
+                    texts.iter().map(String::as_str),
+                    |key| rows.contains_key(key),
+                )?;
+                let parent_of = match spec.parent {
+                    Some(p) => ParentsOf::Indexed(replica, parent_index(p.table, p.column)),
+                    None => ParentsOf::Scanned(HashMap::new()),
+                };
+                (current, wanted, parent_of)
+            }
         };
         let mut table = TableDiff {
             spec,
@@ -51,13 +110,61 @@ pub fn diff(desired: &DesiredState, replica: &Replica) -> Result<Plan, DiffError
             placed: HashMap::new(),
             deleted: HashSet::new(),
         };
-        differ.table(&mut table, rows, *rank, depth * 2 - 1 - rank);
+        differ.table(&mut table, rows, &wanted, *rank, depth * 2 - 1 - rank)?;
         differ.tables.insert(spec.table, table);
     }
     Ok(Plan {
         phases: differ.phases,
         conflicts: differ.conflicts,
     })
+}
+
+/// `owners` plus the owners of every desired parent or referenced row their rows need and NB
+/// does not hold yet (a pod's port on a switch whose Subnet has not been written), repeated
+/// until nothing is added.
+fn expand(
+    desired: &DesiredState,
+    replica: &Replica,
+    specs: &[TableSpec],
+    mut owners: BTreeSet<Owner>,
+) -> Result<BTreeSet<Owner>, DiffError> {
+    let spec_of = |table: &str| specs.iter().find(|s| s.table == table);
+    let mut pending: Vec<Owner> = owners.iter().cloned().collect();
+    while let Some(owner) = pending.pop() {
+        for (table, key) in desired.keys_of(&owner) {
+            let (Some(spec), Some(row)) = (
+                spec_of(table),
+                desired.table(table).and_then(|t| t.get(key)),
+            ) else {
+                continue;
+            };
+            let parent = spec
+                .parent
+                .zip(row.parent.as_ref())
+                .map(|(p, k)| (p.table, k));
+            let refs = row
+                .refs
+                .iter()
+                .flat_map(|r| r.keys.iter().map(move |k| (r.table, k)));
+            for (target_table, target_key) in parent.into_iter().chain(refs) {
+                let Some(target) = desired.table(target_table).and_then(|t| t.get(target_key))
+                else {
+                    continue;
+                };
+                if owners.contains(&target.owner) {
+                    continue;
+                }
+                let Some(target_spec) = spec_of(target_table) else {
+                    continue;
+                };
+                if owned_by_name(replica, target_spec, target_key, true)?.is_none() {
+                    owners.insert(target.owner.clone());
+                    pending.push(target.owner.clone());
+                }
+            }
+        }
+    }
+    Ok(owners)
 }
 
 /// The specs with their rank: 0 for tables that depend on nothing, else one more than the
@@ -92,8 +199,8 @@ fn ordered(specs: Vec<TableSpec>) -> Vec<(TableSpec, usize)> {
 struct TableDiff<'r> {
     spec: &'r TableSpec,
     current: CurrentTable<'r>,
-    /// Child UUID → parent UUID, for child tables.
-    parent_of: HashMap<Uuid, Uuid>,
+    /// Finds a child's parent, for child tables.
+    parent_of: ParentsOf<'r>,
     /// Desired keys → the row that will hold them (absent when blocked by a conflict or a
     /// missing parent).
     placed: HashMap<RowKey, RowRef>,
@@ -107,6 +214,11 @@ struct Differ<'r> {
     held: HashSet<String>,
     tables: HashMap<&'static str, TableDiff<'r>>,
     named: usize,
+    replica: &'r Replica,
+    desired: &'r DesiredState,
+    /// Limited to some owners: parents and referenced rows of other owners are looked up in
+    /// the replica rather than in what this diff placed.
+    scoped: bool,
 }
 
 fn what(table: &str, key: &RowKey) -> String {
@@ -123,15 +235,35 @@ impl<'r> Differ<'r> {
         format!("rovn_row{}", self.named)
     }
 
+    /// Where the row `key` of `table` is: placed by this diff, or, for a scoped diff, the row
+    /// rovn already has in NB for a desired key.
+    fn placed(&self, table: &'static str, key: &RowKey) -> Result<Option<RowRef>, DiffError> {
+        let Some(t) = self.tables.get(table) else {
+            return Ok(None);
+        };
+        if let Some(placed) = t.placed.get(key) {
+            return Ok(Some(placed.clone()));
+        }
+        let desired = self
+            .desired
+            .table(table)
+            .is_some_and(|rows| rows.contains_key(key));
+        if !self.scoped || !desired {
+            return Ok(None);
+        }
+        Ok(owned_by_name(self.replica, t.spec, key, desired)?.map(RowRef::Existing))
+    }
+
     fn table(
         &mut self,
         table: &mut TableDiff<'r>,
         rows: &BTreeMap<RowKey, DesiredRow>,
+        wanted: &[(&RowKey, &DesiredRow)],
         phase: usize,
         garbage_phase: usize,
-    ) {
+    ) -> Result<(), DiffError> {
         let spec = table.spec;
-        for (key, want) in rows {
+        for &(key, want) in wanted {
             let current = table.current.keyed(key).to_vec();
             if let Some(foreign) = current.iter().find(|r| !r.owned) {
                 self.conflicts.push(Conflict {
@@ -144,25 +276,19 @@ impl<'r> Differ<'r> {
             }
             let parent = match (spec.parent, &want.parent) {
                 (None, _) => None,
-                (Some(p), Some(parent_key)) => {
-                    match self
-                        .tables
-                        .get(p.table)
-                        .and_then(|t| t.placed.get(parent_key))
-                    {
-                        Some(r) => Some((p, r.clone(), what(p.table, parent_key))),
-                        None => continue,
-                    }
-                }
+                (Some(p), Some(parent_key)) => match self.placed(p.table, parent_key)? {
+                    Some(r) => Some((p, r, what(p.table, parent_key))),
+                    None => continue,
+                },
                 (Some(_), None) => continue,
             };
-            let refs = self.resolve_refs(want);
+            let refs = self.resolve_refs(want)?;
             let existing = current.first().copied();
             let in_place = existing.filter(|row| {
                 let same_parent = match &parent {
                     None => true,
                     Some((_, RowRef::Existing(uuid), _)) => {
-                        table.parent_of.get(&row.uuid) == Some(uuid)
+                        table.parent_of.get(&row.uuid) == Some(*uuid)
                     }
                     Some((_, RowRef::Created(_), _)) => false,
                 };
@@ -172,12 +298,11 @@ impl<'r> Differ<'r> {
                 let mut changes = Changes::default();
                 column_changes(row.row, &want.columns, &mut changes);
                 for (column, target, atoms) in &refs {
-                    let target = self.tables.get(target);
                     reference_changes(
                         row.row,
                         column,
                         atoms,
-                        |atom| matches!((atom, target), (Atom::Uuid(u), Some(t)) if t.current.is_owned(u)),
+                        |atom| matches!(atom, Atom::Uuid(u) if is_owned(self.replica, target, u)),
                         &mut changes,
                     );
                 }
@@ -243,24 +368,27 @@ impl<'r> Differ<'r> {
         for (key, row) in &garbage {
             self.garbage(table, key, row, phase, garbage_phase);
         }
+        Ok(())
     }
 
     /// The reference columns of `want`, each as the atoms the column should hold: rows of the
     /// referenced table that exist or are inserted earlier in the plan. A key that is not
     /// placed (not desired, or blocked) is left out until it is.
-    fn resolve_refs(&self, want: &DesiredRow) -> Vec<(&'static str, &'static str, BTreeSet<Atom>)> {
-        want.refs
-            .iter()
-            .map(|r| {
-                let placed = self.tables.get(r.table).map(|t| &t.placed);
-                let atoms = r
-                    .keys
-                    .iter()
-                    .filter_map(|k| placed.and_then(|p| p.get(k)).map(RowRef::atom))
-                    .collect();
-                (r.column, r.table, atoms)
-            })
-            .collect()
+    fn resolve_refs(
+        &self,
+        want: &DesiredRow,
+    ) -> Result<Vec<(&'static str, &'static str, BTreeSet<Atom>)>, DiffError> {
+        let mut out = Vec::with_capacity(want.refs.len());
+        for r in &want.refs {
+            let mut atoms = BTreeSet::new();
+            for key in &r.keys {
+                if let Some(placed) = self.placed(r.table, key)? {
+                    atoms.insert(placed.atom());
+                }
+            }
+            out.push((r.column, r.table, atoms));
+        }
+        Ok(out)
     }
 
     /// How `row` leaves: a root row is deleted; a child is taken out of its parent's column
@@ -279,13 +407,13 @@ impl<'r> Differ<'r> {
         };
         let parents = self.tables.get(p.table);
         match table.parent_of.get(&row.uuid) {
-            Some(parent) if parents.is_some_and(|t| t.deleted.contains(parent)) => {}
+            Some(parent) if parents.is_some_and(|t| t.deleted.contains(&parent)) => {}
             Some(parent) => links.push(Link {
                 table: p.table,
                 column: p.column,
-                parent: RowRef::Existing(*parent),
+                parent: RowRef::Existing(parent),
                 parent_what: parents
-                    .and_then(|t| t.current.keys.get(parent))
+                    .and_then(|t| t.current.keys.get(&parent))
                     .map(|k| what(p.table, k))
                     .unwrap_or_else(|| format!("{} {parent}", p.table)),
                 insert: None,

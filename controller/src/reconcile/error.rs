@@ -28,6 +28,10 @@ pub enum DiffError {
     /// The replica does not hold a table the diff must see (add it to the client's monitor).
     #[error("table {0} is not monitored by the NB client; cannot tell what exists")]
     NotMonitored(String),
+    /// A diff limited to some owners needs an index the NB client did not declare (add
+    /// [`super::indexes`] to its configuration).
+    #[error("index {0} is not declared on the NB client")]
+    NotIndexed(String),
     /// The client has not synced a replica yet.
     #[error("the NB client has no replica yet (not synced)")]
     NoReplica,

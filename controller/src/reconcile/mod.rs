@@ -24,8 +24,8 @@ mod plan;
 mod round;
 
 pub use apply::{Applied, ApplyOptions, apply};
-pub use diff::diff;
+pub use diff::{diff, diff_owners};
 pub use error::{ApplyError, Conflict, DiffError, TransactionFailure};
-pub use monitor::{monitored_tables, owner_indexes};
+pub use monitor::{indexes, monitored_tables};
 pub use plan::{Action, COMMENT_PREFIX, Label, Plan, Step, Transaction};
 pub use round::{Outcome, ReconcileError, reconcile_once};

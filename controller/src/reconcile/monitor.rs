@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use rovn_ovsdb::{IndexSpec, TableMonitor};
 
-use crate::names;
+use super::current::{name_index, owner_index, parent_index};
 use crate::tables::{Identity, specs};
 
 /// The NB tables the reconciler writes, each with only the columns it reads: the name, the
@@ -36,12 +36,22 @@ pub fn monitored_tables() -> Vec<TableMonitor> {
         .collect()
 }
 
-/// Indexes on `external_ids:rovn.io/owner` of those tables, so the controller and tools can
-/// find an object's rows without a scan.
-pub fn owner_indexes() -> Vec<IndexSpec> {
-    specs()
-        .into_iter()
-        .filter(|spec| spec.has_external_ids)
-        .map(|spec| IndexSpec::map_key(spec.table, "external_ids", names::OWNER_KEY))
-        .collect()
+/// The replica indexes the reconciler looks rows up by: `external_ids:rovn.io/owner` (an
+/// object's rows, without a scan), `name` (a wanted row, or a parent or referenced row whose
+/// owner a scoped diff is not looking at) and every parent column (the parent holding a child).
+pub fn indexes() -> Vec<IndexSpec> {
+    let specs = specs();
+    let mut out = Vec::new();
+    for spec in &specs {
+        if spec.has_external_ids {
+            out.push(owner_index(spec.table));
+        }
+        if spec.identity == Identity::Name {
+            out.push(name_index(spec.table));
+        }
+        if let Some(parent) = spec.parent {
+            out.push(parent_index(parent.table, parent.column));
+        }
+    }
+    out
 }

@@ -236,7 +236,7 @@ fn start_nb(config: &RunConfig) -> anyhow::Result<rovn_ovsdb::Client> {
     }
     let mut nb = ClientConfig::new("OVN_Northbound", remotes);
     nb.tables = reconcile::monitored_tables();
-    nb.indexes = reconcile::owner_indexes();
+    nb.indexes = reconcile::indexes();
     nb.leader_only = true;
     rovn_ovsdb::Client::start(nb).context("starting the NB client")
 }

@@ -80,7 +80,7 @@ impl Ovn {
     pub async fn client(&self) -> Result<Client> {
         let mut config = ClientConfig::new("OVN_Northbound", vec![self.nb.remote()]);
         config.tables = reconcile::monitored_tables();
-        config.indexes = reconcile::owner_indexes();
+        config.indexes = reconcile::indexes();
         let client = Client::start(config)?;
         client.wait_synced(Duration::from_secs(10)).await?;
         Ok(client)

@@ -63,8 +63,10 @@ fn topology_rows_follow_the_design_names_and_owners() {
     let state = desired_state(&cluster());
     assert!(state.problems.is_empty(), "{:?}", state.problems);
     let keys = |table| {
-        state.tables[table]
-            .keys()
+        state
+            .table(table)
+            .into_iter()
+            .flat_map(|rows| rows.keys())
             .map(RowKey::as_str)
             .collect::<Vec<_>>()
     };
