@@ -10,5 +10,5 @@ mod render;
 mod state;
 
 pub use cluster::{ClusterState, JoinSubnet, Node, PodPort, Subnet};
-pub use render::desired_state;
+pub use render::{PodContext, desired_state, desired_topology, render_pod};
 pub use state::{DesiredError, DesiredRow, DesiredState, Refs, RowKey};

@@ -24,6 +24,24 @@ fn cluster_owner() -> Owner {
 /// [`DesiredState::problems`] and their owners put in [`DesiredState::held_owners`], so the
 /// rest of the cluster still converges.
 pub fn desired_state(cluster: &ClusterState) -> DesiredState {
+    let (mut state, pods) = desired_topology(cluster);
+    for pod in &cluster.pods {
+        render_pod(&mut state, &pods, pod);
+    }
+    state
+}
+
+/// What a pod's port depends on besides the pod itself: its switch's CIDR and its node's
+/// chassis. Kept from the last full render, so one pod can be rendered again on its own.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PodContext {
+    cidrs: BTreeMap<String, Ipv4Net>,
+    chassis: BTreeMap<String, String>,
+}
+
+/// Everything of `cluster` but its pods (the router, the switches and their router ports,
+/// the nodes' ports), and what [`render_pod`] needs to add the pods.
+pub fn desired_topology(cluster: &ClusterState) -> (DesiredState, PodContext) {
     let mut state = DesiredState::default();
     let cluster_owner = cluster_owner();
     let router = LogicalRouter {
@@ -60,20 +78,12 @@ pub fn desired_state(cluster: &ClusterState) -> DesiredState {
             render_node(&mut state, node, join_cidr);
         }
     }
-    let chassis: BTreeMap<&str, &str> = cluster
+    let chassis = cluster
         .nodes
         .iter()
-        .filter_map(|n| Some((n.name.as_str(), n.chassis.as_deref()?)))
+        .filter_map(|n| Some((n.name.clone(), n.chassis.clone()?)))
         .collect();
-    for pod in &cluster.pods {
-        let cidr = cidrs
-            .get(&pod.switch)
-            .filter(|_| pod.switch != names::JOIN_SWITCH)
-            .copied();
-        let bound_to = chassis.get(pod.node.as_str()).copied().unwrap_or(&pod.node);
-        render_pod(&mut state, pod, cidr, bound_to);
-    }
-    state
+    (state, PodContext { cidrs, chassis })
 }
 
 fn check_subnet(owner: &Owner, cidr: Ipv4Net, gateway: Ipv4Addr) -> Result<(), DesiredError> {
@@ -160,9 +170,15 @@ fn render_node(state: &mut DesiredState, node: &Node, join_cidr: Ipv4Net) {
     state.add(&owner, &port, "", Some(RowKey::name(names::JOIN_SWITCH)));
 }
 
-/// `chassis` is the node's chassis name when the agent has reported it, else the node's name
-/// (which OVN also matches against the chassis hostname).
-fn render_pod(state: &mut DesiredState, pod: &PodPort, cidr: Option<Ipv4Net>, chassis: &str) {
+/// Adds `pod`'s port to `state`. Its port is bound to its node's chassis when the agent has
+/// reported it, else to the node's name (which OVN also matches against the chassis hostname).
+pub fn render_pod(state: &mut DesiredState, context: &PodContext, pod: &PodPort) {
+    let cidr = context
+        .cidrs
+        .get(&pod.switch)
+        .filter(|_| pod.switch != names::JOIN_SWITCH)
+        .copied();
+    let chassis = context.chassis.get(&pod.node).unwrap_or(&pod.node);
     let owner = Owner::pod(&pod.namespace, &pod.name);
     let Some(cidr) = cidr else {
         let problem = DesiredError::UnknownSwitch {

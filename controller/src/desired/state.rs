@@ -109,6 +109,10 @@ pub struct DesiredState {
     pub held_owners: BTreeSet<Owner>,
     /// Why some objects were left out.
     pub problems: Vec<DesiredError>,
+    /// Owners the controller holds for reasons of its own (a pod refused while it carries an
+    /// allocation, a rejected Subnet): like [`DesiredState::held_owners`], their rows stay,
+    /// but the hold outlives the rendering of their objects.
+    kept: BTreeSet<Owner>,
 }
 
 impl DesiredState {
@@ -125,6 +129,21 @@ impl DesiredState {
     /// The tables with desired rows.
     pub fn tables(&self) -> impl Iterator<Item = (&'static str, &BTreeMap<RowKey, DesiredRow>)> {
         self.tables.iter().map(|(t, rows)| (*t, rows))
+    }
+
+    /// Replaces the owners the controller keeps ([`DesiredState::is_held`]).
+    pub fn set_kept(&mut self, kept: BTreeSet<Owner>) {
+        self.kept = kept;
+    }
+
+    /// Whether `owner`'s existing rows stay as they are, whatever it wants.
+    pub fn is_held(&self, owner: &Owner) -> bool {
+        self.held_owners.contains(owner) || self.kept.contains(owner)
+    }
+
+    /// Every held owner, rendered ones and kept ones.
+    pub fn held(&self) -> impl Iterator<Item = &Owner> {
+        self.held_owners.iter().chain(&self.kept)
     }
 
     /// The (table, key) of every row `owner` wants.
@@ -154,13 +173,13 @@ impl DesiredState {
             .by_owner
             .keys()
             .chain(previous.by_owner.keys())
-            .chain(&self.held_owners)
-            .chain(&previous.held_owners)
+            .chain(self.held())
+            .chain(previous.held())
             .collect();
         owners
             .into_iter()
             .filter(|o| {
-                self.held_owners.contains(*o) != previous.held_owners.contains(*o)
+                self.is_held(o) != previous.is_held(o)
                     || rows_of(self, o) != rows_of(previous, o)
             })
             .cloned()

@@ -57,11 +57,7 @@ fn run(
     let mut differ = Differ {
         phases: vec![Vec::new(); depth * 2],
         conflicts: Vec::new(),
-        held: desired
-            .held_owners
-            .iter()
-            .map(ToString::to_string)
-            .collect(),
+        held: desired.held().map(ToString::to_string).collect(),
         tables: HashMap::new(),
         named: 0,
         replica,
