@@ -24,6 +24,7 @@ use super::load;
 use super::lsp_watch::LspWatch;
 use super::nb_log::{RecordCounter, Records};
 use super::objects;
+use super::pod_latency::{self, LatencyRun};
 use super::pod_watch::wait_for_annotation;
 use super::procs::kib_to_mib;
 use super::scratch::ScratchDir;
@@ -46,6 +47,11 @@ pub struct ControllerBench {
     pub pods: usize,
     /// Create requests in flight at once.
     pub in_flight: usize,
+    /// Pods created one at a time after convergence, for the latency of one pod on a big
+    /// cluster (0 skips the phase).
+    pub latency_pods: usize,
+    /// The time between two of those creates.
+    pub latency_gap: Duration,
     /// Bound on each wait (convergence, readiness).
     pub timeout: Duration,
     /// Leave the scratch directory (databases, logs) in place.
@@ -145,6 +151,36 @@ pub async fn run(bench: &ControllerBench) -> Result<Figures, BenchError> {
     .await?;
     let converge = routed_at.max(ports_at) - first.started;
     wait_for_quiet_nb(&ovn, &mut nb_records, bench.timeout).await?;
+    let latency_run = LatencyRun {
+        namespace: NAMESPACE.to_string(),
+        pods: (bench.pods..bench.pods + bench.latency_pods)
+            .map(objects::pod_name)
+            .collect(),
+        nodes: (bench.pods..bench.pods + bench.latency_pods)
+            .map(|i| {
+                objects::node_of_pod(i, &node_names)
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect(),
+        gap: bench.latency_gap,
+        timeout: bench.timeout,
+    };
+    let latencies = if bench.latency_pods > 0 {
+        let measured = while_alive(
+            pod_latency::measure(&client, &ovn.nb_remote(), &latency_run),
+            || {
+                first.ensure_alive()?;
+                api.ensure_alive()?;
+                ovn.ensure_alive()
+            },
+        )
+        .await?;
+        wait_for_quiet_nb(&ovn, &mut nb_records, bench.timeout).await?;
+        Some(measured)
+    } else {
+        None
+    };
     let first_peak = first.peak_rss_kib()?;
     let first_logged = first.logged_ready_ms();
     let first_started = first.started;
@@ -175,6 +211,18 @@ pub async fn run(bench: &ControllerBench) -> Result<Figures, BenchError> {
             .rovn
             .saturating_sub(records_at_start.rovn),
     );
+    if let Some(latencies) = &latencies {
+        let (routed, nb) = latencies.percentiles();
+        f.put("latency_pods", bench.latency_pods);
+        if let Some(p) = routed {
+            f.real("pod_routed_p50_ms", p.p50_ms);
+            f.real("pod_routed_p99_ms", p.p99_ms);
+        }
+        if let Some(p) = nb {
+            f.real("pod_nb_p50_ms", p.p50_ms);
+            f.real("pod_nb_p99_ms", p.p99_ms);
+        }
+    }
     f.seconds("first_start_ready_s", first_ready - first_started);
     if let Some(ms) = first_logged {
         f.real("first_start_ready_log_ms", ms);

@@ -21,6 +21,7 @@ pub mod lsp_watch;
 pub mod nb_log;
 pub mod objects;
 pub mod ovsdb_util;
+pub mod pod_latency;
 pub mod pod_ready;
 pub mod pod_watch;
 pub mod procs;

@@ -29,6 +29,13 @@ enum Command {
         /// Create requests in flight at once.
         #[arg(long, default_value_t = 64)]
         in_flight: usize,
+        /// After convergence, pods created one at a time for the latency of one pod on a big
+        /// cluster (0 skips it).
+        #[arg(long, default_value_t = 200)]
+        latency_pods: usize,
+        /// Milliseconds between two of those creates.
+        #[arg(long, default_value_t = 50)]
+        latency_gap_ms: u64,
         /// Bound on each wait, in seconds.
         #[arg(long, default_value_t = 600)]
         timeout: u64,
@@ -119,6 +126,8 @@ async fn run(command: Command) -> Result<Figures, BenchError> {
             nodes,
             pods,
             in_flight,
+            latency_pods,
+            latency_gap_ms,
             timeout,
             keep,
             bin_dir,
@@ -127,6 +136,8 @@ async fn run(command: Command) -> Result<Figures, BenchError> {
                 nodes,
                 pods,
                 in_flight,
+                latency_pods,
+                latency_gap: Duration::from_millis(latency_gap_ms),
                 timeout: Duration::from_secs(timeout),
                 keep,
                 bin_dir,
