@@ -4,7 +4,6 @@ pub mod annotations;
 pub mod crd;
 pub mod desired;
 pub mod ipam;
-pub mod names;
 pub mod reconcile;
 pub mod runtime;
 pub mod subnets;

@@ -10,7 +10,5 @@ mod render;
 mod state;
 
 pub use cluster::{ClusterState, JoinSubnet, Node, PodPort, Subnet};
-pub use render::{
-    NODE_KEY, POD_UID_KEY, REQUESTED_CHASSIS, ROUTER_PORT_OPTION, SUBNET_CONFIG, desired_state,
-};
+pub use render::desired_state;
 pub use state::{Attached, DesiredError, DesiredState};

@@ -4,27 +4,19 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
+use rovn_api::Owner;
+use rovn_api::names::{
+    self, NODE_KEY, POD_UID_KEY, REQUESTED_CHASSIS, ROUTER_PORT_OPTION, SUBNET_CONFIG,
+};
 use rovn_ovsdb_schemas::nb::{LogicalRouter, LogicalRouterPort, LogicalSwitch, LogicalSwitchPort};
 
 use super::cluster::{ClusterState, Node, PodPort};
 use super::state::{Attached, DesiredError, DesiredState};
 use crate::ipam::MacAddr;
-use crate::names;
-
-/// `external_ids` key on a pod port holding the pod's UID.
-pub const POD_UID_KEY: &str = "pod-uid";
-/// `external_ids` key on pod and node ports naming the node.
-pub const NODE_KEY: &str = "node";
-/// `Logical_Switch.other_config` key holding the switch's CIDR.
-pub const SUBNET_CONFIG: &str = "subnet";
-/// `Logical_Switch_Port.options` key binding a port to one chassis.
-pub const REQUESTED_CHASSIS: &str = "requested-chassis";
-/// `Logical_Switch_Port.options` key naming a router-type port's router port.
-pub const ROUTER_PORT_OPTION: &str = "router-port";
 
 /// The owner of the cluster router and the `join` switch.
 fn cluster_owner() -> String {
-    names::cluster_owner("Cluster", names::CLUSTER_ROUTER)
+    Owner::cluster(names::CLUSTER_ROUTER).to_string()
 }
 
 fn owned_ids(owner: &str) -> BTreeMap<String, String> {
@@ -61,7 +53,7 @@ pub fn desired_state(cluster: &ClusterState) -> DesiredState {
             s.name.as_str(),
             s.cidr,
             s.gateway,
-            names::cluster_owner("Subnet", &s.name),
+            Owner::subnet(&s.name).to_string(),
         )
     }));
     for (name, cidr, gateway, owner) in switches {
@@ -203,7 +195,7 @@ fn render_switch(
 }
 
 fn render_node(state: &mut DesiredState, node: &Node, join_cidr: Ipv4Net) {
-    let owner = names::cluster_owner("Node", &node.name);
+    let owner = Owner::node(&node.name).to_string();
     if !join_cidr.contains(&node.join_ip) {
         let problem = DesiredError::OutsideSubnet {
             owner: owner.clone(),
@@ -239,7 +231,7 @@ fn render_node(state: &mut DesiredState, node: &Node, join_cidr: Ipv4Net) {
 /// `chassis` is the node's chassis name when the agent has reported it, else the node's name
 /// (which OVN also matches against the chassis hostname).
 fn render_pod(state: &mut DesiredState, pod: &PodPort, cidr: Option<Ipv4Net>, chassis: &str) {
-    let owner = names::owner("Pod", &pod.namespace, &pod.name);
+    let owner = Owner::pod(&pod.namespace, &pod.name).to_string();
     let Some(cidr) = cidr else {
         let problem = DesiredError::UnknownSwitch {
             owner: owner.clone(),

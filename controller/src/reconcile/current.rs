@@ -3,10 +3,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use rovn_api::names;
 use rovn_ovsdb::{Atom, Datum, Replica, Row, Uuid};
 
 use super::error::DiffError;
-use crate::names;
 
 /// One row of the replica, borrowed.
 #[derive(Clone, Copy)]

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
+use rovn_api::names::{self, POD_UID_KEY};
 use rovn_ovsdb::{Atom, Datum, Model, Operation, Replica, Row, Uuid};
 use rovn_ovsdb_schemas::nb::{LogicalRouter, LogicalRouterPort, LogicalSwitch, LogicalSwitchPort};
 
@@ -9,8 +10,7 @@ use super::current::{CurrentRow, CurrentTable, parents_of};
 use super::error::{Conflict, DiffError};
 use super::managed::{Managed, changes};
 use super::plan::{Action, ParentRef, Plan, PortLink, Step};
-use crate::desired::{Attached, DesiredState, POD_UID_KEY};
-use crate::names;
+use crate::desired::{Attached, DesiredState};
 
 const ROOTS: usize = 0;
 const PORTS: usize = 1;

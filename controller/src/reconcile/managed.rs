@@ -6,7 +6,7 @@ use rovn_ovsdb::model::{Changes, ToDatum};
 use rovn_ovsdb::{Datum, Model, Row};
 use rovn_ovsdb_schemas::nb::{LogicalRouter, LogicalRouterPort, LogicalSwitch, LogicalSwitchPort};
 
-use crate::desired::POD_UID_KEY;
+use rovn_api::names::POD_UID_KEY;
 
 /// How rovn owns one column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

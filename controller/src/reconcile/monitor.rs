@@ -2,11 +2,11 @@
 
 use std::collections::BTreeSet;
 
+use rovn_api::names;
 use rovn_ovsdb::{IndexSpec, Model, TableMonitor};
 use rovn_ovsdb_schemas::nb::{LogicalRouter, LogicalRouterPort, LogicalSwitch, LogicalSwitchPort};
 
 use super::managed::Managed;
-use crate::names;
 
 /// The NB tables the reconciler must see, each with only the columns it reads: the name, the
 /// managed columns (`external_ids` among them) and, for switches and routers, `ports`. Columns

@@ -2,10 +2,10 @@
 
 use std::collections::BTreeMap;
 
+use rovn_api::names;
 use rovn_ovsdb::{Atom, Condition, Datum, Mutation, Operation, Uuid};
 
 use super::error::Conflict;
-use crate::names;
 
 /// How every transaction rovn sends ends: a `comment` operation, which ovsdb-server records
 /// with the transaction (`ovsdb-tool show-log` prints it, as it does ovn-nbctl's), so who wrote

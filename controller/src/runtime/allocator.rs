@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
+use rovn_api::names;
 
 use crate::ipam::{IpamError, SubnetPool, Usage};
-use crate::names;
 use crate::subnets::{SubnetConfig, SubnetSet};
 
 /// Every address pool.

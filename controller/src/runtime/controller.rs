@@ -15,6 +15,8 @@ use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod};
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
+use rovn_api::Owner;
+use rovn_api::names;
 use tokio::sync::Semaphore;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
@@ -30,7 +32,6 @@ use crate::annotations::{
 use crate::crd::Subnet;
 use crate::desired::{self, ClusterState, DesiredError, JoinSubnet, desired_state};
 use crate::ipam::{IpamError, MacAddr, Request};
-use crate::names;
 use crate::reconcile::{ApplyOptions, Outcome, ReconcileError, TransactionFailure, reconcile_once};
 use crate::subnets::{
     Reserved, SubnetOutcome, SubnetSet, default_subnet, status_needs_write, subnet_status,
@@ -201,11 +202,11 @@ pub struct Parts {
 }
 
 fn pod_owner(key: &Key) -> String {
-    names::owner("Pod", &key.namespace, &key.name)
+    Owner::pod(&key.namespace, &key.name).to_string()
 }
 
 fn node_owner(name: &str) -> String {
-    names::cluster_owner("Node", name)
+    Owner::node(name).to_string()
 }
 
 fn next_backoff(previous: Option<Duration>) -> Duration {
@@ -1064,7 +1065,7 @@ impl Controller {
                 self.subnet_set
                     .rejected()
                     .iter()
-                    .map(|r| names::cluster_owner("Subnet", &r.name)),
+                    .map(|r| Owner::subnet(&r.name).to_string()),
             )
             .collect();
         let pods: Vec<(Key, String)> = self

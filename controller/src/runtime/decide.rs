@@ -101,9 +101,9 @@ pub fn decide_pod(pod: Option<&Pod>, held: Held<'_>) -> PodAction {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::names::annotations as keys;
     use k8s_openapi::api::core::v1::{PodSpec, PodStatus};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    use rovn_api::names::annotations as keys;
 
     fn pod(node: Option<&str>, annotations: &[(&str, &str)]) -> Pod {
         Pod {

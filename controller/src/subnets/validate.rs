@@ -5,13 +5,13 @@ use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 use k8s_openapi::jiff::Timestamp;
+use rovn_api::names::{DEFAULT_SUBNET, JOIN_SWITCH};
 
 use super::choice::SubnetChoiceError;
 use super::config::SubnetConfig;
 use super::reject::{RejectReason, SubnetRejection};
 use crate::crd;
 use crate::ipam::{IpamError, parse_exclude_ips};
-use crate::names::{DEFAULT_SUBNET, JOIN_SWITCH};
 
 /// The shortest prefix a Subnet may have: IPAM keeps one bit per address, and a larger subnet
 /// is far more than a cluster can use.

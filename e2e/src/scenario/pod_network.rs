@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Api;
-use rovn_controller::names::annotations;
+use rovn_api::names::annotations;
 
 use super::api;
 use super::cluster::{Cluster, PodRef, argv, two_nodes};

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use k8s_openapi::api::core::v1::Pod;
-use rovn_controller::names::annotations;
+use rovn_api::names::annotations;
 use serde_json::{Value, json};
 
 use super::error::{Result, ScenarioError};

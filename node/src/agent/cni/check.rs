@@ -121,7 +121,7 @@ pub async fn check(state: &AgentState, request: &CniRequest) -> Result<Value, Fa
     match snapshot.interface_named(&host_name) {
         None => problems.push(format!("OVS port {host_name} does not exist")),
         Some(iface) => {
-            let want = rovn_controller::names::pod_port(namespace, name);
+            let want = rovn_api::names::pod_port(namespace, name);
             if iface.external_ids.get(keys::IFACE_ID) != Some(&want) {
                 problems.push(format!("OVS port {host_name} is not bound to {want}"));
             }

@@ -9,8 +9,8 @@ use k8s_openapi::api::core::v1::Node;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
+use rovn_api::names::annotations::CHASSIS;
 use rovn_controller::annotations::{self, NodeJoin};
-use rovn_controller::names::annotations::CHASSIS;
 
 /// The Node's first IPv4 `InternalIP`.
 pub fn internal_ip(node: &Node) -> Option<Ipv4Addr> {

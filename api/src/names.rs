@@ -16,8 +16,21 @@ pub const CLUSTER_LB_GROUP: &str = "cluster-lbs";
 pub const VENDOR_KEY: &str = "rovn.io/vendor";
 /// The value of [`VENDOR_KEY`].
 pub const VENDOR: &str = "rovn";
-/// `external_ids` key naming the Kubernetes object a row exists for.
+/// `external_ids` key naming the Kubernetes object a row exists for; its value is an
+/// [`Owner`](crate::Owner) rendered as text.
 pub const OWNER_KEY: &str = "rovn.io/owner";
+
+/// `external_ids` key on a pod port holding the pod's UID, so a pod re-created under the same
+/// name gets a fresh port rather than inheriting the old one.
+pub const POD_UID_KEY: &str = "pod-uid";
+/// `external_ids` key on pod and node ports naming the node.
+pub const NODE_KEY: &str = "node";
+/// `Logical_Switch.other_config` key holding the switch's CIDR.
+pub const SUBNET_CONFIG: &str = "subnet";
+/// `Logical_Switch_Port.options` key binding a port to one chassis.
+pub const REQUESTED_CHASSIS: &str = "requested-chassis";
+/// `Logical_Switch_Port.options` key naming a router-type port's router port.
+pub const ROUTER_PORT_OPTION: &str = "router-port";
 
 /// Annotation keys on pods and nodes (prefix `rovn.io/`).
 pub mod annotations {
@@ -41,16 +54,6 @@ pub mod annotations {
     pub const JOIN_MAC: &str = "rovn.io/join_mac";
     /// The node's chassis name.
     pub const CHASSIS: &str = "rovn.io/chassis";
-}
-
-/// The owner value of a namespaced object: `<Kind>/<namespace>/<name>`.
-pub fn owner(kind: &str, namespace: &str, name: &str) -> String {
-    format!("{kind}/{namespace}/{name}")
-}
-
-/// The owner value of a cluster-scoped object: `<Kind>/<name>`.
-pub fn cluster_owner(kind: &str, name: &str) -> String {
-    format!("{kind}/{name}")
 }
 
 /// A pod's logical switch port, which is also its OVS interface's `iface-id`.
@@ -122,8 +125,6 @@ mod tests {
             service_load_balancer("kube-system", "dns", "UDP"),
             "svc.kube-system.dns.udp"
         );
-        assert_eq!(owner("Pod", "ns", "p"), "Pod/ns/p");
-        assert_eq!(cluster_owner("Node", "n1"), "Node/n1");
     }
 
     #[test]
