@@ -4,11 +4,11 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
+use rovn_api::MacAddr;
 use rovn_api::names::annotations::{CHASSIS, CIDR, GATEWAY, JOIN_IP, JOIN_MAC};
 
 use super::AnnotationError;
 use super::value::{cidr, host_of, mac, required};
-use crate::ipam::MacAddr;
 
 /// A node's addressing on the `join` switch: what the agent gives `ovn0`, so the host can reach
 /// pods through the cluster router.

@@ -4,13 +4,13 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
+use rovn_api::MacAddr;
 use rovn_api::names::annotations::{
     ALLOCATED, CIDR, GATEWAY, IP_ADDRESS, LOGICAL_SWITCH, MAC_ADDRESS, ROUTED,
 };
 
 use super::AnnotationError;
 use super::value::{cidr, host_of, ipv4, mac, required, switch_name};
-use crate::ipam::MacAddr;
 
 /// The value of [`ALLOCATED`] and [`ROUTED`] when set.
 const TRUE: &str = "true";

@@ -3,13 +3,13 @@ use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 use proptest::prelude::*;
+use rovn_api::MacAddr;
 use rovn_api::names::annotations::{
     ALLOCATED, CHASSIS, CIDR, GATEWAY, IP_ADDRESS, JOIN_IP, JOIN_MAC, LOGICAL_SWITCH, MAC_ADDRESS,
     ROUTED,
 };
 
 use super::*;
-use crate::ipam::MacAddr;
 
 fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs

@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
+use rovn_api::MacAddr;
 
 use super::AnnotationError;
-use crate::ipam::MacAddr;
 
 /// The value of `key`, or an error saying it is missing (for keys that must come together).
 pub(super) fn required<'a>(
@@ -29,13 +29,11 @@ pub(super) fn ipv4(key: &str, value: &str) -> Result<Ipv4Addr, AnnotationError> 
 /// A unicast MAC address.
 pub(super) fn mac(key: &str, value: &str) -> Result<MacAddr, AnnotationError> {
     value.parse::<MacAddr>().map_err(|e| {
-        let reason = match e {
-            crate::ipam::IpamError::BadMac { reason, .. } => {
-                format!("not a unicast MAC address ({reason})")
-            }
-            other => other.to_string(),
-        };
-        AnnotationError::new(key, value, reason)
+        AnnotationError::new(
+            key,
+            value,
+            format!("not a unicast MAC address ({})", e.reason),
+        )
     })
 }
 

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
+use rovn_api::MacAddr;
 use rovn_api::Owner;
 use rovn_api::names::{
     self, NODE_KEY, POD_UID_KEY, REQUESTED_CHASSIS, ROUTER_PORT_OPTION, SUBNET_CONFIG,
@@ -12,7 +13,6 @@ use rovn_ovsdb_schemas::nb::{LogicalRouter, LogicalRouterPort, LogicalSwitch, Lo
 
 use super::cluster::{ClusterState, Node, PodPort};
 use super::state::{Attached, DesiredError, DesiredState};
-use crate::ipam::MacAddr;
 
 /// The owner of the cluster router and the `join` switch.
 fn cluster_owner() -> String {

@@ -15,6 +15,7 @@ use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod};
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
+use rovn_api::MacAddr;
 use rovn_api::Owner;
 use rovn_api::names;
 use tokio::sync::Semaphore;
@@ -31,7 +32,7 @@ use crate::annotations::{
 };
 use crate::crd::Subnet;
 use crate::desired::{self, ClusterState, DesiredError, JoinSubnet, desired_state};
-use crate::ipam::{IpamError, MacAddr, Request};
+use crate::ipam::{IpamError, Request};
 use crate::reconcile::{ApplyOptions, Outcome, ReconcileError, TransactionFailure, reconcile_once};
 use crate::subnets::{
     Reserved, SubnetOutcome, SubnetSet, default_subnet, status_needs_write, subnet_status,
@@ -220,7 +221,6 @@ fn ipam_reason(error: &IpamError) -> &'static str {
         IpamError::InUse { .. } | IpamError::MacInUse { .. } => "AddressInUse",
         IpamError::OutsideSubnet { .. } => "AddressOutsideSubnet",
         IpamError::Reserved { .. } => "AddressReserved",
-        IpamError::BadMac { .. } => "InvalidMac",
         _ => "AllocationFailed",
     }
 }

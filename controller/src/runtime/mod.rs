@@ -27,7 +27,7 @@ use rovn_ovsdb::{ClientConfig, Remote};
 use tokio::sync::{mpsc, watch as signal};
 
 pub use allocator::{Allocator, PoolChanges};
-pub use config::{DurationError, ElectionConfig, KubeSource, RunConfig, parse_duration};
+pub use config::{ElectionConfig, KubeSource, RunConfig};
 pub use decide::{Held, PodAction, decide_pod};
 pub use election::{ElectionError, Elector};
 pub use metrics::Metrics;

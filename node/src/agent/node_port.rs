@@ -101,7 +101,7 @@ mod tests {
     fn routes_cover_subnets_and_services_but_not_the_join_network() {
         let join = NodeJoin {
             ip: Ipv4Addr::new(100, 64, 0, 2),
-            mac: rovn_controller::ipam::MacAddr([0x0a, 0x58, 100, 64, 0, 2]),
+            mac: rovn_api::MacAddr([0x0a, 0x58, 100, 64, 0, 2]),
             cidr: "100.64.0.0/16".parse().unwrap(),
             gateway: Ipv4Addr::new(100, 64, 0, 1),
         };

@@ -4,8 +4,8 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 
 use ipnet::Ipv4Net;
+use rovn_api::MacAddr;
 use rovn_controller::annotations::PodAllocation;
-use rovn_controller::ipam::MacAddr;
 use serde_json::Value;
 
 use super::required;

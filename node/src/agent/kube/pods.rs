@@ -253,7 +253,7 @@ mod tests {
     fn pod(uid: &str, allocated: bool) -> Pod {
         let allocation = PodAllocation {
             ip: "10.16.0.5".parse().unwrap(),
-            mac: rovn_controller::ipam::MacAddr([0x0a, 0x58, 10, 16, 0, 5]),
+            mac: rovn_api::MacAddr([0x0a, 0x58, 10, 16, 0, 5]),
             cidr: "10.16.0.0/16".parse().unwrap(),
             gateway: "10.16.0.1".parse().unwrap(),
             switch: "ovn-default".into(),

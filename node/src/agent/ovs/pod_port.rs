@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
+use rovn_api::MacAddr;
 use rovn_api::names::{VENDOR, VENDOR_KEY};
-use rovn_controller::ipam::MacAddr;
 use rovn_ovsdb::{Condition, Datum, Model, Mutation, Operation, Row, Uuid};
 use rovn_ovsdb_schemas::vswitch::{Bridge, Interface, Port};
 
