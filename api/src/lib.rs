@@ -3,6 +3,7 @@
 //! crate at the bottom of the workspace is what lets `node/` and `e2e/` agree with the
 //! controller without depending on it.
 
+pub mod annotations;
 mod duration;
 mod mac;
 pub mod names;

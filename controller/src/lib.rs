@@ -1,6 +1,5 @@
 //! rovn's central controller: Kubernetes objects in, OVN Northbound rows out.
 
-pub mod annotations;
 pub mod crd;
 pub mod desired;
 pub mod ipam;
