@@ -8,6 +8,7 @@ mod duration;
 mod mac;
 pub mod names;
 mod owner;
+pub mod subnet;
 
 pub use duration::{DurationError, parse_duration};
 pub use mac::{MacAddr, MacAddrError};

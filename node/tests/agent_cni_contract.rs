@@ -708,7 +708,7 @@ fn check_garbage_stdin(ctx: &Ctx, sandbox: &Sandbox) -> anyhow::Result<()> {
 }
 
 async fn check_routes_follow_subnets(ctx: &Ctx) -> anyhow::Result<()> {
-    use rovn_controller::crd::{Subnet, SubnetSpec};
+    use rovn_api::subnet::{Subnet, SubnetSpec};
     let api: Api<Subnet> = Api::all(ctx.client.clone());
     let subnet = Subnet::new(
         "agent-extra",

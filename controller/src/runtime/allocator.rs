@@ -115,9 +115,9 @@ impl Allocator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::{Subnet, SubnetSpec};
     use crate::ipam::Request;
     use crate::subnets::{Reserved, validate_subnets};
+    use rovn_api::subnet::{Subnet, SubnetSpec};
 
     fn net(s: &str) -> Ipv4Net {
         s.parse().unwrap_or_default()

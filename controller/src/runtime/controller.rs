@@ -22,6 +22,7 @@ use rovn_api::annotations::{
     parse_pod_allocation, render_node_join, render_pod_allocation,
 };
 use rovn_api::names;
+use rovn_api::subnet::Subnet;
 use tokio::sync::Semaphore;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
@@ -30,7 +31,6 @@ use super::decide::{Held, PodAction, decide_pod, is_host_network, is_terminal, n
 use super::kubeio::{self, Events, WriteError};
 use super::metrics::Metrics;
 use super::watch::{Key, Kind, Note};
-use crate::crd::Subnet;
 use crate::desired::{self, ClusterState, DesiredError, JoinSubnet, desired_state};
 use crate::ipam::{IpamError, Request};
 use crate::reconcile::{ApplyOptions, Outcome, ReconcileError, TransactionFailure, reconcile_once};

@@ -11,7 +11,7 @@ use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 use tokio::sync::Semaphore;
 
-use crate::crd::{Subnet, SubnetStatus};
+use rovn_api::subnet::{Subnet, SubnetStatus};
 
 /// A failed write, naming the object.
 #[derive(Debug, thiserror::Error)]
