@@ -32,6 +32,16 @@ pub const REQUESTED_CHASSIS: &str = "requested-chassis";
 /// `Logical_Switch_Port.options` key naming a router-type port's router port.
 pub const ROUTER_PORT_OPTION: &str = "router-port";
 
+/// How every NB transaction rovn sends ends: a `comment` operation starting with this, which
+/// ovsdb-server records with the transaction (`ovsdb-tool show-log` prints it, as it does
+/// ovn-nbctl's), so who wrote a row, and for which objects, can be read back from the database
+/// file; the benchmarks count rovn's writes by it.
+pub const COMMENT_PREFIX: &str = "rovn-controller:";
+
+/// The prefix of every node's port on `join` ([`node_port`]), which tells those ports apart
+/// from pod ports wherever both are listed.
+pub const NODE_PORT_PREFIX: &str = "node-";
+
 /// Annotation keys on pods and nodes (prefix `rovn.io/`).
 pub mod annotations {
     /// The pod's (or a request for a static) address.
@@ -63,7 +73,7 @@ pub fn pod_port(namespace: &str, pod: &str) -> String {
 
 /// A node's port on `join` (host side: the OVS internal port `ovn0`).
 pub fn node_port(node: &str) -> String {
-    format!("node-{node}")
+    format!("{NODE_PORT_PREFIX}{node}")
 }
 
 /// The cluster router's port towards `switch`.

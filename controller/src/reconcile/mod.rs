@@ -25,5 +25,5 @@ pub use apply::{Applied, ApplyOptions, apply};
 pub use diff::diff;
 pub use error::{ApplyError, Conflict, DiffError, TransactionFailure};
 pub use monitor::{monitored_tables, owner_indexes};
-pub use plan::{Action, COMMENT_PREFIX, Plan, Step, Transaction};
+pub use plan::{Action, Plan, Step, Transaction};
 pub use round::{Outcome, ReconcileError, reconcile_once};

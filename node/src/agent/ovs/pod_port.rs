@@ -267,7 +267,7 @@ mod tests {
         assert_eq!(ids["iface-id"], "web.default");
         assert_eq!(ids["attached-mac"], "0a:58:0a:10:00:05");
         assert_eq!(ids["ip_address"], "10.16.0.5");
-        assert_eq!(ids["rovn.io/vendor"], "rovn");
+        assert_eq!(ids[VENDOR_KEY], VENDOR);
         assert_eq!(ids["container_id"], "c1");
         assert_eq!(ids["pod_uid"], "u-1");
     }
