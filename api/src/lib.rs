@@ -3,6 +3,13 @@
 //! crate at the bottom of the workspace is what lets `node/` and `e2e/` agree with the
 //! controller without depending on it.
 
+pub mod annotations;
+mod duration;
+mod mac;
+pub mod names;
 mod owner;
+pub mod subnet;
 
+pub use duration::{DurationError, parse_duration};
+pub use mac::{MacAddr, MacAddrError};
 pub use owner::{Owner, OwnerError, OwnerKind};

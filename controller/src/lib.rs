@@ -1,10 +1,8 @@
 //! rovn's central controller: Kubernetes objects in, OVN Northbound rows out.
 
-pub mod annotations;
 pub mod crd;
 pub mod desired;
 pub mod ipam;
-pub mod names;
 pub mod reconcile;
 pub mod runtime;
 pub mod subnets;

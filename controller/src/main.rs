@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use ipnet::Ipv4Net;
-use rovn_controller::runtime::{self, ElectionConfig, KubeSource, RunConfig, parse_duration};
+use rovn_api::parse_duration;
+use rovn_controller::runtime::{self, ElectionConfig, KubeSource, RunConfig};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum LogFormat {

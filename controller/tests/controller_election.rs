@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Result, ensure};
 use common::Ovn;
 use common::kube::{Binary, Kube, annotation, wait_for};
-use rovn_controller::names::annotations as keys;
+use rovn_api::names::annotations as keys;
 
 async fn routed(kube: &Kube, ns: &str, name: &str) -> Result<bool> {
     wait_for(Duration::from_secs(20), || async {

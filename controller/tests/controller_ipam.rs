@@ -11,8 +11,8 @@ use common::Ovn;
 use common::kube::{InProcess, Kube, allocated_ip, annotation, wait_for};
 use kube::Api;
 use kube::api::{Patch, PatchParams};
-use rovn_controller::crd::Subnet;
-use rovn_controller::names::annotations as keys;
+use rovn_api::names::annotations as keys;
+use rovn_api::subnet::Subnet;
 
 async fn wait_event(kube: &Kube, ns: &str, name: &str, reason: &str) -> Result<String> {
     let deadline = std::time::Instant::now() + Duration::from_secs(15);

@@ -10,7 +10,7 @@ use anyhow::{Context, Result, ensure};
 use common::Ovn;
 use common::kube::{Kube, allocated_ip, annotation, db_records, wait_for};
 use futures::StreamExt;
-use rovn_controller::names::annotations as keys;
+use rovn_api::names::annotations as keys;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Every pod routed, addresses distinct, LSPs exactly the live pods, Subnet usage == pods.

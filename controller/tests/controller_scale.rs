@@ -12,7 +12,7 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::runtime::watcher::{self, Event};
-use rovn_controller::names::annotations as keys;
+use rovn_api::names::annotations as keys;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_hundred_concurrent_pods_get_distinct_addresses_and_ports() -> Result<()> {

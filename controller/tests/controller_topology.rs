@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, ensure};
 use common::Ovn;
 use common::kube::{InProcess, Kube, allocated_ip, annotation, wait_for};
-use rovn_controller::names::annotations as keys;
+use rovn_api::names::annotations as keys;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn topology_and_pod_ports_reach_nb_and_sb() -> Result<()> {

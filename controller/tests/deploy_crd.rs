@@ -12,7 +12,8 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 };
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
-use rovn_controller::crd::{self, Subnet, SubnetSpec, SubnetStatus};
+use rovn_api::subnet::{self, Subnet, SubnetSpec, SubnetStatus};
+use rovn_controller::crd;
 use rovn_controller::subnets::{Reserved, SubnetOutcome, subnet_status, validate_subnets};
 use rovn_kubesim::RunningServer;
 
@@ -33,7 +34,7 @@ fn checked_in_manifest_is_what_the_code_generates() {
 
 #[test]
 fn crd_is_cluster_scoped_with_status_and_short_name() {
-    let definition = crd::crd();
+    let definition = subnet::crd();
     assert_eq!(definition.metadata.name.as_deref(), Some("subnets.rovn.io"));
     assert_eq!(definition.spec.scope, "Cluster");
     assert_eq!(
@@ -355,7 +356,7 @@ fn assert_structural(schema: &JSONSchemaProps, path: &str) {
 
 #[test]
 fn crd_schema_is_structural() {
-    let definition = crd::crd();
+    let definition = subnet::crd();
     for version in &definition.spec.versions {
         let schema = version
             .schema

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use common::{Ovn, cluster, plan, reconcile, wait_until};
+use rovn_api::MacAddr;
 use rovn_controller::desired::desired_state;
-use rovn_controller::ipam::MacAddr;
 use rovn_controller::reconcile::{self as rec, Action, ApplyOptions};
 use rovn_ovsdb::{Client, Model, Uuid};
 use rovn_ovsdb_schemas::nb::LogicalSwitchPort;

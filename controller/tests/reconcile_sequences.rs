@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Context, Result, ensure};
 use common::{Ovn, cluster, pod, reconcile};
+use rovn_api::MacAddr;
 use rovn_controller::desired::{ClusterState, DesiredState, desired_state};
-use rovn_controller::ipam::MacAddr;
 use rovn_controller::reconcile::{self, ApplyOptions};
 use rovn_ovsdb::{Client, Model, Uuid};
 use rovn_ovsdb_schemas::nb::{LogicalSwitch, LogicalSwitchPort};

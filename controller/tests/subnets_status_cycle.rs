@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::jiff::Timestamp;
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
-use rovn_controller::crd::{self, Subnet, SubnetSpec};
+use rovn_api::subnet::{self, Subnet, SubnetSpec};
 use rovn_controller::ipam::Usage;
 use rovn_controller::subnets::{
     Reserved, SubnetOutcome, SubnetSet, status_needs_write, subnet_status, validate_subnets,
@@ -52,7 +52,7 @@ impl Server {
                 .expect("kube client");
         let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
             Api::all(client.clone());
-        crds.create(&PostParams::default(), &crd::crd())
+        crds.create(&PostParams::default(), &subnet::crd())
             .await
             .expect("the CRD is accepted");
         Server {

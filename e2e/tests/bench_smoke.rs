@@ -55,7 +55,10 @@ fn controller_bench_prints_sane_figures() {
     let routed_p99 = number(&figures, "pod_routed_p99_ms");
     assert!(0.0 < routed_p50 && routed_p50 <= routed_p99, "{figures:?}");
     // A pod is routed only once its port is in NB.
-    assert!(number(&figures, "pod_nb_p99_ms") <= routed_p99, "{figures:?}");
+    assert!(
+        number(&figures, "pod_nb_p99_ms") <= routed_p99,
+        "{figures:?}"
+    );
     assert_eq!(number(&figures, "pods"), 20.0);
     let converge = number(&figures, "converge_s");
     assert!(converge > 0.0);

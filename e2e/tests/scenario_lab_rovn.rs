@@ -45,7 +45,7 @@ fn rovn_lab_without_kubelets_registers_nodes_and_runs_rovn() {
             addresses.contains(&ip),
             "Node {node} lacks InternalIP {ip}: {addresses}"
         );
-        let join_ip = &object["metadata"]["annotations"]["rovn.io/join_ip"];
+        let join_ip = &object["metadata"]["annotations"][rovn_api::names::annotations::JOIN_IP];
         assert!(
             join_ip.as_str().is_some_and(|j| j.starts_with("100.64.")),
             "Node {node} has no join address from the controller: {join_ip}"

@@ -129,7 +129,7 @@ impl Ctx {
 async fn pod_uid(client: &kube::Client, pod: &str) -> anyhow::Result<(String, String)> {
     let p = support::wait_allocated(client, NS, pod).await?;
     let uid = p.metadata.uid.clone().context("pod without uid")?;
-    let ip = support::annotation(&p, "rovn.io/ip_address")
+    let ip = support::annotation(&p, rovn_api::names::annotations::IP_ADDRESS)
         .context("no ip annotation")?
         .to_string();
     Ok((uid, ip))
@@ -708,7 +708,7 @@ fn check_garbage_stdin(ctx: &Ctx, sandbox: &Sandbox) -> anyhow::Result<()> {
 }
 
 async fn check_routes_follow_subnets(ctx: &Ctx) -> anyhow::Result<()> {
-    use rovn_controller::crd::{Subnet, SubnetSpec};
+    use rovn_api::subnet::{Subnet, SubnetSpec};
     let api: Api<Subnet> = Api::all(ctx.client.clone());
     let subnet = Subnet::new(
         "agent-extra",

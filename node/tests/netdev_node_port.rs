@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use ipnet::Ipv4Net;
 use netdev_support::{Netns, ipv4_addresses};
-use rovn_controller::ipam::MacAddr;
+use rovn_api::MacAddr;
 use rovn_node::netdev::{NetdevError, ROVN_ROUTE_PROTOCOL, configure_node_port, mtu_of_address};
 
 const JOIN_MAC: MacAddr = MacAddr([0x0a, 0x58, 0x64, 0x40, 0x00, 0x02]);

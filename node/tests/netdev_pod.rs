@@ -7,7 +7,7 @@ mod netdev_support;
 use std::net::Ipv4Addr;
 
 use netdev_support::{Netns, ipv4_addresses, run_ok};
-use rovn_controller::ipam::MacAddr;
+use rovn_api::MacAddr;
 use rovn_node::netdev::{
     AttachedVeth, NetdevError, OperState, PodInterfaceSpec, attach_pod, detach_pod, host_veth_name,
     inspect_sandbox, list_host_veths, remove_from_sandbox,

@@ -4,7 +4,7 @@ use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 
-use crate::ipam::MacAddr;
+use rovn_api::MacAddr;
 
 /// Everything in the cluster that shapes rovn's NB rows, already validated and allocated
 /// (addresses come from IPAM and the pod/node annotations, not from here).

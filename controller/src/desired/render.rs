@@ -10,8 +10,8 @@ use rovn_api::Owner;
 
 use super::cluster::{ClusterState, Node, PodPort};
 use super::state::{DesiredError, DesiredState, RowKey};
-use crate::ipam::MacAddr;
-use crate::names::{
+use rovn_api::MacAddr;
+use rovn_api::names::{
     self, NODE_KEY, POD_UID_KEY, REQUESTED_CHASSIS, ROUTER_PORT_OPTION, SUBNET_CONFIG,
 };
 

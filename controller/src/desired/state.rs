@@ -7,8 +7,8 @@ use rovn_api::Owner;
 use rovn_ovsdb::model::ToDatum;
 use rovn_ovsdb::{Datum, Row, Uuid};
 
-use crate::names;
 use crate::tables::{Identity, Managed, Ownership};
+use rovn_api::names;
 
 /// A row's identity within its table: its name where the table has one, else its owner and a
 /// stable id (`rovn.io/owner` + `rovn.io/id` in `external_ids`). The same key on the desired and
@@ -179,8 +179,7 @@ impl DesiredState {
         owners
             .into_iter()
             .filter(|o| {
-                self.is_held(o) != previous.is_held(o)
-                    || rows_of(self, o) != rows_of(previous, o)
+                self.is_held(o) != previous.is_held(o) || rows_of(self, o) != rows_of(previous, o)
             })
             .cloned()
             .collect()

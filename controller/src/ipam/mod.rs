@@ -5,15 +5,14 @@
 //! two pods can never be given one address, however the creations interleave.
 
 mod exclude;
-mod mac;
 mod pool;
 
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
+use rovn_api::MacAddr;
 
 pub use exclude::{AddrRange, parse_exclude_ips};
-pub use mac::MacAddr;
 pub use pool::{Allocation, Request, SubnetPool, Usage};
 
 /// Why an address could not be given or recorded. Each names what a user can fix.
@@ -42,14 +41,6 @@ pub enum IpamError {
     BadExclude {
         /// The entry as written.
         entry: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// A requested MAC is malformed or not a unicast address.
-    #[error("MAC address {mac:?}: {reason}")]
-    BadMac {
-        /// The MAC as written.
-        mac: String,
         /// What is wrong with it.
         reason: String,
     },

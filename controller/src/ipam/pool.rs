@@ -8,10 +8,10 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
+use rovn_api::MacAddr;
 
 use super::IpamError;
 use super::exclude::{AddrRange, parse_exclude_ips};
-use super::mac::MacAddr;
 
 /// What a pod (or node) holds in a subnet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

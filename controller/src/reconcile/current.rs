@@ -8,8 +8,8 @@ use rovn_ovsdb::{Atom, Datum, IndexSpec, Replica, Row, Uuid};
 
 use super::error::DiffError;
 use crate::desired::RowKey;
-use crate::names;
 use crate::tables::{Identity, TableSpec};
+use rovn_api::names;
 
 /// One row of the replica, borrowed.
 #[derive(Clone, Copy)]

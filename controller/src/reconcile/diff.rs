@@ -19,8 +19,8 @@ use super::plan::{Action, Link, Plan, RowRef, Step};
 use rovn_api::Owner;
 
 use crate::desired::{DesiredRow, DesiredState, RowKey};
-use crate::names;
 use crate::tables::{Identity, TableSpec, specs};
+use rovn_api::names;
 
 /// The operations that make `replica` hold `desired`, touching only rows rovn owns.
 ///

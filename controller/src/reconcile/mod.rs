@@ -27,5 +27,5 @@ pub use apply::{Applied, ApplyOptions, apply};
 pub use diff::{diff, diff_owners};
 pub use error::{ApplyError, Conflict, DiffError, TransactionFailure};
 pub use monitor::{indexes, monitored_tables};
-pub use plan::{Action, COMMENT_PREFIX, Label, Plan, Step, Transaction};
+pub use plan::{Action, Label, Plan, Step, Transaction};
 pub use round::{Outcome, ReconcileError, reconcile_once};

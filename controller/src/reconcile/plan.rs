@@ -3,14 +3,10 @@
 use std::collections::BTreeMap;
 
 use rovn_api::Owner;
+use rovn_api::names::COMMENT_PREFIX;
 use rovn_ovsdb::{Atom, Condition, Datum, Mutation, Operation, Uuid};
 
 use super::error::Conflict;
-
-/// How every transaction rovn sends ends: a `comment` operation, which ovsdb-server records
-/// with the transaction (`ovsdb-tool show-log` prints it, as it does ovn-nbctl's), so who wrote
-/// a row, and for which objects, can be read back from the database file.
-pub const COMMENT_PREFIX: &str = "rovn-controller:";
 
 /// What a step does to its row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

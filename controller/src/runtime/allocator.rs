@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
+use rovn_api::names;
 
 use crate::ipam::{IpamError, SubnetPool, Usage};
-use crate::names;
 use crate::subnets::{SubnetConfig, SubnetSet};
 
 /// Every address pool.
@@ -115,9 +115,9 @@ impl Allocator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::{Subnet, SubnetSpec};
     use crate::ipam::Request;
     use crate::subnets::{Reserved, validate_subnets};
+    use rovn_api::subnet::{Subnet, SubnetSpec};
 
     fn net(s: &str) -> Ipv4Net {
         s.parse().unwrap_or_default()

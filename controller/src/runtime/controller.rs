@@ -15,6 +15,14 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
+use rovn_api::MacAddr;
+use rovn_api::Owner;
+use rovn_api::annotations::{
+    Ipv4NodeJoin, Ipv4PodAllocation, Ipv4PodRequest, is_routed, parse_chassis, parse_node_join,
+    parse_pod_allocation, render_node_join, render_pod_allocation,
+};
+use rovn_api::names;
+use rovn_api::subnet::Subnet;
 use tokio::sync::Semaphore;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
@@ -23,20 +31,13 @@ use super::decide::{Held, PodAction, decide_pod, is_host_network, is_terminal, n
 use super::kubeio::{self, Events, WriteError};
 use super::metrics::Metrics;
 use super::watch::{Key, Kind, Note};
-use crate::annotations::{
-    NodeJoin, PodAllocation, PodRequest, is_routed, parse_chassis, parse_node_join,
-    parse_pod_allocation, render_node_join, render_pod_allocation,
-};
-use crate::crd::Subnet;
 use crate::desired::{self, ClusterState, DesiredError, JoinSubnet, desired_state};
-use crate::ipam::{IpamError, MacAddr, Request};
-use crate::names;
+use crate::ipam::{IpamError, Request};
 use crate::reconcile::{ApplyOptions, Outcome, ReconcileError, reconcile_once};
 use crate::subnets::{
     Reserved, SubnetOutcome, SubnetSet, default_subnet, status_needs_write, subnet_status,
     validate_subnets,
 };
-use rovn_api::Owner;
 
 /// How long changes are collected before a reconcile round starts.
 const DEBOUNCE: Duration = Duration::from_millis(50);
@@ -220,7 +221,6 @@ fn ipam_reason(error: &IpamError) -> &'static str {
         IpamError::InUse { .. } | IpamError::MacInUse { .. } => "AddressInUse",
         IpamError::OutsideSubnet { .. } => "AddressOutsideSubnet",
         IpamError::Reserved { .. } => "AddressReserved",
-        IpamError::BadMac { .. } => "InvalidMac",
         _ => "AllocationFailed",
     }
 }
@@ -535,7 +535,7 @@ impl Controller {
         );
     }
 
-    fn restore_pod(&mut self, key: &Key, pod: &Pod, allocation: PodAllocation) {
+    fn restore_pod(&mut self, key: &Key, pod: &Pod, allocation: Ipv4PodAllocation) {
         let owner = pod_owner(key).to_string();
         let Some(pool) = self.alloc.pool(&allocation.switch) else {
             let message = format!(
@@ -567,7 +567,7 @@ impl Controller {
         }
     }
 
-    fn allocate_pod(&mut self, key: &Key, pod: &Pod, request: PodRequest) {
+    fn allocate_pod(&mut self, key: &Key, pod: &Pod, request: Ipv4PodRequest) {
         let subnet = match self
             .subnet_set
             .for_pod(&key.namespace, request.switch.as_deref())
@@ -610,13 +610,16 @@ impl Controller {
                 routed: false,
             },
         );
-        let annotations = render_pod_allocation(&PodAllocation {
-            ip: allocation.ip,
-            mac: allocation.mac,
-            cidr: subnet.cidr,
-            gateway: subnet.gateway,
-            switch: subnet.name,
-        });
+        let annotations = render_pod_allocation(
+            &Ipv4PodAllocation {
+                ip: allocation.ip,
+                mac: allocation.mac,
+                cidr: subnet.cidr,
+                gateway: subnet.gateway,
+                switch: subnet.name,
+            }
+            .into(),
+        );
         let rv = pod.metadata.resource_version.clone();
         let (kube, permits, done) = (
             self.kube.clone(),
@@ -761,7 +764,8 @@ impl Controller {
         let owner = node_owner(name).to_string();
         let empty = std::collections::BTreeMap::new();
         let annotations = node.metadata.annotations.as_ref().unwrap_or(&empty);
-        match parse_node_join(annotations) {
+        // The join pool is IPv4: an IPv6 join address is refused here, like a malformed one.
+        match parse_node_join(annotations).and_then(|j| j.map(Ipv4NodeJoin::try_from).transpose()) {
             Ok(Some(join)) if join.cidr == self.settings.join_cidr => {
                 match self.alloc.join().restore(&owner, join.ip, join.mac) {
                     Ok(_) => {
@@ -814,12 +818,15 @@ impl Controller {
                 written: false,
             },
         );
-        let annotations = render_node_join(&NodeJoin {
-            ip: allocation.ip,
-            mac: allocation.mac,
-            cidr: self.settings.join_cidr,
-            gateway: self.alloc.join_gateway(),
-        });
+        let annotations = render_node_join(
+            &Ipv4NodeJoin {
+                ip: allocation.ip,
+                mac: allocation.mac,
+                cidr: self.settings.join_cidr,
+                gateway: self.alloc.join_gateway(),
+            }
+            .into(),
+        );
         let rv = node.metadata.resource_version.clone();
         let (kube, done) = (self.kube.clone(), self.done_tx.clone());
         let name = name.to_string();

@@ -4,9 +4,8 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Pod;
-
-use crate::annotations::{
-    AnnotationError, PodAllocation, PodRequest, parse_pod_allocation, parse_pod_request,
+use rovn_api::annotations::{
+    AnnotationError, Ipv4PodAllocation, Ipv4PodRequest, parse_pod_allocation, parse_pod_request,
 };
 
 /// The controller's next step for a pod.
@@ -17,10 +16,11 @@ pub enum PodAction {
     /// The pod no longer needs its address (gone, terminal, or host network).
     Release,
     /// The pod already carries an allocation (written before a restart): record it.
-    Restore(PodAllocation),
+    Restore(Ipv4PodAllocation),
     /// The pod needs an address, honouring what it requests.
-    Allocate(PodRequest),
-    /// The pod's annotations cannot be read; the user must fix them.
+    Allocate(Ipv4PodRequest),
+    /// The pod's annotations cannot be read, or name an IPv6 address this IPv4 cluster has no
+    /// pool for; the user must fix them.
     Refuse(AnnotationError),
 }
 
@@ -88,22 +88,23 @@ pub fn decide_pod(pod: Option<&Pod>, held: Held<'_>) -> PodAction {
         return PodAction::Skip;
     }
     let annotations = annotations(pod);
-    match parse_pod_allocation(annotations) {
-        Ok(Some(allocation)) => PodAction::Restore(allocation),
-        Err(e) => PodAction::Refuse(e),
-        Ok(None) => match parse_pod_request(annotations) {
-            Ok(request) => PodAction::Allocate(request),
-            Err(e) => PodAction::Refuse(e),
-        },
-    }
+    // The pools are IPv4: an IPv6 value is refused here, like a malformed one.
+    let action = match parse_pod_allocation(annotations) {
+        Ok(Some(allocation)) => Ipv4PodAllocation::try_from(allocation).map(PodAction::Restore),
+        Err(e) => Err(e),
+        Ok(None) => parse_pod_request(annotations)
+            .and_then(Ipv4PodRequest::try_from)
+            .map(PodAction::Allocate),
+    };
+    action.unwrap_or_else(PodAction::Refuse)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::names::annotations as keys;
     use k8s_openapi::api::core::v1::{PodSpec, PodStatus};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    use rovn_api::names::annotations as keys;
 
     fn pod(node: Option<&str>, annotations: &[(&str, &str)]) -> Pod {
         Pod {
@@ -172,19 +173,24 @@ mod tests {
         assert_eq!(decide_pod(Some(&host), Held::Nothing), PodAction::Skip);
     }
 
-    #[test]
-    fn allocated_pods_are_restored_and_bad_annotations_refused() {
-        let allocated = pod(
+    /// A scheduled pod carrying a complete allocation of `ip` in `cidr`.
+    fn allocated(ip: &str, cidr: &str, gateway: &str) -> Pod {
+        pod(
             Some("n1"),
             &[
-                (keys::IP_ADDRESS, "10.16.0.5"),
+                (keys::IP_ADDRESS, ip),
                 (keys::MAC_ADDRESS, "0a:58:0a:10:00:05"),
-                (keys::CIDR, "10.16.0.0/16"),
-                (keys::GATEWAY, "10.16.0.1"),
+                (keys::CIDR, cidr),
+                (keys::GATEWAY, gateway),
                 (keys::LOGICAL_SWITCH, "ovn-default"),
                 (keys::ALLOCATED, "true"),
             ],
-        );
+        )
+    }
+
+    #[test]
+    fn allocated_pods_are_restored_and_bad_annotations_refused() {
+        let allocated = allocated("10.16.0.5", "10.16.0.0/16", "10.16.0.1");
         assert!(matches!(
             decide_pod(Some(&allocated), Held::Nothing),
             PodAction::Restore(a) if a.ip == std::net::Ipv4Addr::new(10, 16, 0, 5)
@@ -193,6 +199,20 @@ mod tests {
         assert!(matches!(
             decide_pod(Some(&bad), Held::Nothing),
             PodAction::Refuse(e) if e.key == keys::IP_ADDRESS
+        ));
+    }
+
+    #[test]
+    fn ipv6_annotations_are_refused_like_malformed_ones() {
+        let v6 = pod(Some("n1"), &[(keys::IP_ADDRESS, "fd00::9")]);
+        assert!(matches!(
+            decide_pod(Some(&v6), Held::Nothing),
+            PodAction::Refuse(e) if e.key == keys::IP_ADDRESS
+                && e.reason == rovn_api::annotations::IPV6_NOT_CONFIGURED
+        ));
+        assert!(matches!(
+            decide_pod(Some(&allocated("fd00::5", "fd00::/64", "fd00::1")), Held::Nothing),
+            PodAction::Refuse(e) if e.reason == rovn_api::annotations::IPV6_NOT_CONFIGURED
         ));
     }
 }

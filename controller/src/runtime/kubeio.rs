@@ -12,8 +12,7 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 
 use rovn_api::Owner;
-
-use crate::crd::{Subnet, SubnetStatus};
+use rovn_api::subnet::{Subnet, SubnetStatus};
 
 /// A failed write, naming the object.
 #[derive(Debug, thiserror::Error)]

@@ -27,15 +27,15 @@ use rovn_ovsdb::{ClientConfig, Remote};
 use tokio::sync::{mpsc, watch as signal};
 
 pub use allocator::{Allocator, PoolChanges};
-pub use config::{DurationError, ElectionConfig, KubeSource, RunConfig, parse_duration};
+pub use config::{ElectionConfig, KubeSource, RunConfig};
 pub use decide::{Held, PodAction, decide_pod};
 pub use election::{ElectionError, Elector};
 pub use metrics::Metrics;
 
-use crate::crd::{self, Subnet};
 use crate::reconcile::{self, ApplyOptions};
 use crate::subnets::Reserved;
 use controller::{Caches, Controller, Parts, Settings};
+use rovn_api::subnet::{self, Subnet};
 use watch::{Kind, slim_pod, spawn_reflector};
 
 /// How often a replica that does not lead retries the Lease.
@@ -209,7 +209,7 @@ async fn kube_client(source: &KubeSource) -> anyhow::Result<kube::Client> {
 /// benchmark's) works without a separate step. Without permission it only logs.
 async fn ensure_crd(client: &kube::Client) {
     let api = Api::<CustomResourceDefinition>::all(client.clone());
-    let definition = crd::crd();
+    let definition = subnet::crd();
     let name = definition.metadata.name.clone().unwrap_or_default();
     match api.get_opt(&name).await {
         Ok(Some(_)) => {}

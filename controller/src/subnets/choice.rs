@@ -1,8 +1,9 @@
 //! Why a pod cannot be given a Subnet.
 
+use rovn_api::names::DEFAULT_SUBNET;
+use rovn_api::names::annotations::LOGICAL_SWITCH;
+
 use super::reject::RejectReason;
-use crate::names::DEFAULT_SUBNET;
-use crate::names::annotations::LOGICAL_SWITCH;
 
 /// Why no Subnet can take a pod; the controller reports it as an event on the pod.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

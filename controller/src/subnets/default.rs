@@ -3,9 +3,9 @@
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
+use rovn_api::names::DEFAULT_SUBNET;
 
-use crate::crd::{Subnet, SubnetSpec};
-use crate::names::DEFAULT_SUBNET;
+use rovn_api::subnet::{Subnet, SubnetSpec};
 
 /// The `ovn-default` object the controller creates when absent. The gateway is written out
 /// (the first host address unless given) so `kubectl get subnets` shows it.

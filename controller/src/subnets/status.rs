@@ -1,10 +1,10 @@
 //! The status the controller writes on each Subnet object.
 
 use k8s_openapi::jiff::Timestamp;
+use rovn_api::subnet::{READY, SubnetCondition, SubnetStatus};
 
 use super::config::SubnetConfig;
 use super::reject::SubnetRejection;
-use crate::crd::{READY, SubnetCondition, SubnetStatus};
 use crate::ipam::Usage;
 
 /// The reason of a `Ready=True` condition.

@@ -2,9 +2,9 @@ use std::net::Ipv4Addr;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
+use rovn_api::subnet::{Subnet, SubnetSpec, SubnetStatus};
 
 use super::*;
-use crate::crd::{Subnet, SubnetSpec, SubnetStatus};
 use crate::ipam::Usage;
 
 fn reserved() -> Reserved {

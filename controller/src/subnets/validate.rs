@@ -5,13 +5,13 @@ use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 use k8s_openapi::jiff::Timestamp;
+use rovn_api::names::{DEFAULT_SUBNET, JOIN_SWITCH};
+use rovn_api::subnet;
 
 use super::choice::SubnetChoiceError;
 use super::config::SubnetConfig;
 use super::reject::{RejectReason, SubnetRejection};
-use crate::crd;
 use crate::ipam::{IpamError, parse_exclude_ips};
-use crate::names::{DEFAULT_SUBNET, JOIN_SWITCH};
 
 /// The shortest prefix a Subnet may have: IPAM keeps one bit per address, and a larger subnet
 /// is far more than a cluster can use.
@@ -44,8 +44,8 @@ pub struct SubnetSet {
 ///
 /// Age is the object's, not its spec's: editing an older Subnet's CIDR onto a newer one's range
 /// rejects the newer one (as Kube-OVN, rovn expects a CIDR in use not to be edited).
-pub fn validate_subnets(objects: &[crd::Subnet], reserved: &Reserved) -> SubnetSet {
-    let mut ordered: Vec<&crd::Subnet> = objects.iter().collect();
+pub fn validate_subnets(objects: &[subnet::Subnet], reserved: &Reserved) -> SubnetSet {
+    let mut ordered: Vec<&subnet::Subnet> = objects.iter().collect();
     ordered.sort_by(|a, b| order_key(a).cmp(&order_key(b)));
     let mut set = SubnetSet::default();
     for object in ordered {
@@ -67,7 +67,7 @@ pub fn validate_subnets(objects: &[crd::Subnet], reserved: &Reserved) -> SubnetS
 /// Oldest first, then by name. The uid and the spec only break ties the API server never
 /// produces (two objects with one name), so that even such input cannot make the outcome
 /// depend on its order.
-fn order_key(object: &crd::Subnet) -> (Option<Timestamp>, &str, &str, &crd::SubnetSpec) {
+fn order_key(object: &subnet::Subnet) -> (Option<Timestamp>, &str, &str, &subnet::SubnetSpec) {
     let meta = &object.metadata;
     (
         meta.creation_timestamp.as_ref().map(|t| t.0),
@@ -82,7 +82,7 @@ type Rejection = (RejectReason, String);
 /// Everything that can be checked on one object without looking at the others.
 fn check_alone(
     name: &str,
-    object: &crd::Subnet,
+    object: &subnet::Subnet,
     reserved: &Reserved,
 ) -> Result<SubnetConfig, Rejection> {
     if name.is_empty() {

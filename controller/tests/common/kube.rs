@@ -15,8 +15,8 @@ use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use rovn_controller::crd::{Subnet, SubnetSpec};
-use rovn_controller::names::annotations as keys;
+use rovn_api::names::annotations as keys;
+use rovn_api::subnet::{Subnet, SubnetSpec};
 use rovn_controller::runtime::{self, KubeSource, RunConfig};
 use rovn_kubesim::RunningServer;
 use serde_json::json;
@@ -57,7 +57,7 @@ impl Kube {
         )
         .context("writing kubeconfig")?;
         Api::<CustomResourceDefinition>::all(client.clone())
-            .create(&PostParams::default(), &rovn_controller::crd::crd())
+            .create(&PostParams::default(), &rovn_api::subnet::crd())
             .await
             .context("installing the Subnet CRD")?;
         Ok(Kube {

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use ipnet::Ipv4Net;
+use rovn_api::MacAddr;
 use rovn_controller::desired::{ClusterState, JoinSubnet, Node, PodPort, Subnet, desired_state};
-use rovn_controller::ipam::MacAddr;
 use rovn_controller::reconcile::{self, Applied, ApplyOptions, Plan};
 use rovn_ovsdb::{Client, ClientConfig};
 use support::TestServer;

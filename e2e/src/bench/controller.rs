@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use rovn_controller::names::{self, annotations};
+use rovn_api::names::{self, annotations};
 use tokio::time::Instant;
 
 use crate::lab::bins;

@@ -8,6 +8,7 @@ use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rovn_api::names;
 use rovn_ovsdb::{
     Atom, Change, Client, Condition, Datum, Event, Mutation, Operation, Row, TableMonitor,
 };
@@ -99,7 +100,7 @@ pub async fn create_lsps(
             ("addresses".to_string(), Datum::set([port.address.as_str()])),
             (
                 "options".to_string(),
-                Datum::map([("requested-chassis", chassis.as_str())]),
+                Datum::map([(names::REQUESTED_CHASSIS, chassis.as_str())]),
             ),
             (
                 "external_ids".to_string(),

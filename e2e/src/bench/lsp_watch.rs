@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use rovn_controller::names::{VENDOR, VENDOR_KEY};
+use rovn_api::names::{VENDOR, VENDOR_KEY};
 use rovn_ovsdb::{Change, Client, Event, Replica, Row, TableMonitor};
 use rovn_ovsdb_schemas::nb::{self, LogicalSwitchPort};
 use tokio::sync::broadcast::{self, error::RecvError};

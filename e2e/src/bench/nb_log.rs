@@ -8,7 +8,7 @@
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use rovn_controller::reconcile::COMMENT_PREFIX;
+use rovn_api::names::COMMENT_PREFIX;
 
 use super::error::BenchError;
 

@@ -53,6 +53,8 @@ pub fn map_value<'a>(row: &'a Row, column: &str, key: &str) -> Option<&'a str> {
 
 #[cfg(test)]
 mod tests {
+    use rovn_api::names::{VENDOR, VENDOR_KEY};
+
     use super::*;
 
     #[test]
@@ -61,16 +63,13 @@ mod tests {
             ("name".to_string(), Datum::atom("p.default")),
             (
                 "external_ids".to_string(),
-                Datum::map([("rovn.io/vendor", "rovn")]),
+                Datum::map([(VENDOR_KEY, VENDOR)]),
             ),
         ]
         .into_iter()
         .collect();
         assert_eq!(string_column(&row, "name"), Some("p.default"));
-        assert_eq!(
-            map_value(&row, "external_ids", "rovn.io/vendor"),
-            Some("rovn")
-        );
+        assert_eq!(map_value(&row, "external_ids", VENDOR_KEY), Some(VENDOR));
         assert_eq!(map_value(&row, "external_ids", "other"), None);
         assert_eq!(string_column(&row, "missing"), None);
     }

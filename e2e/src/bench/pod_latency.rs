@@ -97,12 +97,7 @@ pub async fn measure(
     let port_of: BTreeMap<String, String> = run
         .pods
         .iter()
-        .map(|p| {
-            (
-                rovn_controller::names::pod_port(&run.namespace, p),
-                p.clone(),
-            )
-        })
+        .map(|p| (rovn_api::names::pod_port(&run.namespace, p), p.clone()))
         .collect();
     let mut out = Latencies::default();
     let mut routed_done = std::collections::BTreeSet::new();
@@ -161,7 +156,7 @@ async fn watch_routed(
         let routed = meta
             .annotations
             .as_ref()
-            .and_then(|a| a.get(rovn_controller::names::annotations::ROUTED))
+            .and_then(|a| a.get(rovn_api::names::annotations::ROUTED))
             .is_some_and(|v| v == "true");
         if let (true, Some(name)) = (routed, meta.name)
             && seen.send((Seen::Routed, name, Instant::now())).is_err()

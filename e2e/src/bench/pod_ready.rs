@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use rovn_controller::names::annotations;
+use rovn_api::names::annotations;
 use tokio::time::Instant;
 
 use crate::lab::{

@@ -332,7 +332,7 @@ async fn print_trace(names: &LabNames, result: &demo::Demo) -> anyhow::Result<()
         return Ok(());
     };
     let flow = demo::trace_flow(client, server);
-    let switch = rovn_controller::names::DEFAULT_SUBNET;
+    let switch = rovn_api::names::DEFAULT_SUBNET;
     println!(
         "== ovn-trace --db={} --summary {switch} '{flow}'",
         names.sb_remote()

@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, Pod};
-use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, PostParams};
-use kube::{Api, Client};
+use kube::api::{ApiResource, DeleteParams, DynamicObject, PostParams};
+use kube::{Api, Client, Resource};
+use rovn_api::subnet::Subnet;
 use serde_json::json;
 
 use super::cluster::{Cluster, PodRef};
@@ -115,9 +116,9 @@ pub async fn delete_pod(client: &Client, pod: &PodRef) -> Result<()> {
     .await
 }
 
-/// The Subnet resource (rovn.io/v1, cluster-scoped).
+/// The Subnet resource (rovn.io/v1, cluster-scoped), as rovn-api defines it.
 pub fn subnet_resource() -> ApiResource {
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("rovn.io", "v1", "Subnet"), "subnets")
+    ApiResource::erase::<Subnet>(&())
 }
 
 /// A Subnet object. Pure.
@@ -128,8 +129,8 @@ pub fn subnet_object(
     namespaces: &[&str],
 ) -> Result<DynamicObject> {
     serde_json::from_value(json!({
-        "apiVersion": "rovn.io/v1",
-        "kind": "Subnet",
+        "apiVersion": Subnet::api_version(&()),
+        "kind": Subnet::kind(&()),
         "metadata": {"name": name},
         "spec": {"cidrBlock": cidr, "excludeIps": exclude_ips, "namespaces": namespaces},
     }))

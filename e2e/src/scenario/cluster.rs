@@ -26,7 +26,7 @@ impl PodRef {
 
     /// The OVN logical switch port (and OVS `iface-id`) rovn names after the pod.
     pub fn lsp_name(&self) -> String {
-        format!("{}.{}", self.name, self.namespace)
+        rovn_api::names::pod_port(&self.namespace, &self.name)
     }
 }
 

@@ -59,7 +59,7 @@ fn demo_pod(pod: &Pod) -> Result<DemoPod> {
         node: pods::node_name(pod).unwrap_or("?").to_string(),
         ip: pods::pod_ip(pod)
             .ok_or_else(|| ScenarioError::Check(format!("demo pod {name} has no podIP")))?,
-        mac: pods::annotation(pod, rovn_controller::names::annotations::MAC_ADDRESS)
+        mac: pods::annotation(pod, rovn_api::names::annotations::MAC_ADDRESS)
             .unwrap_or("?")
             .to_string(),
     })

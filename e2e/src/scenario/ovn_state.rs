@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use rovn_api::names::{NODE_PORT_PREFIX, VENDOR, VENDOR_KEY};
 use serde_json::Value;
 
 use super::cluster::{Cluster, argv};
@@ -73,12 +74,12 @@ pub async fn pod_lsps(cluster: &impl Cluster) -> Result<RowsByName> {
     Ok(json_rows(&text, "NB Logical_Switch_Port")?
         .iter()
         .filter(|row| {
-            cell(row, "external_ids").and_then(|c| map_get(c, "rovn.io/vendor")) == Some("rovn")
+            cell(row, "external_ids").and_then(|c| map_get(c, VENDOR_KEY)) == Some(VENDOR)
                 && cell(row, "type").and_then(Value::as_str) == Some("")
         })
         .filter_map(|row| {
             let name = cell(row, "name").and_then(Value::as_str)?;
-            (!name.starts_with("node-")).then(|| (name.to_string(), uuid_of(row)))
+            (!name.starts_with(NODE_PORT_PREFIX)).then(|| (name.to_string(), uuid_of(row)))
         })
         .collect())
 }
@@ -104,7 +105,7 @@ pub async fn node_pod_ports(cluster: &impl Cluster, node: &str) -> Result<RowsBy
         .iter()
         .filter_map(|row| {
             let id = cell(row, "external_ids").and_then(|c| map_get(c, "iface-id"))?;
-            (!id.starts_with("node-")).then(|| (id.to_string(), uuid_of(row)))
+            (!id.starts_with(NODE_PORT_PREFIX)).then(|| (id.to_string(), uuid_of(row)))
         })
         .collect())
 }
@@ -121,7 +122,7 @@ mod tests {
         assert_eq!(uuid_of(&rows[0]), "5f1c");
         assert_eq!(cell(&rows[0], "name").and_then(Value::as_str), Some("a.ns"));
         let ext = cell(&rows[0], "external_ids").unwrap();
-        assert_eq!(map_get(ext, "rovn.io/vendor"), Some("rovn"));
+        assert_eq!(map_get(ext, VENDOR_KEY), Some(VENDOR));
         assert_eq!(map_get(ext, "iface-id"), None);
         assert!(json_rows("nope", "t").is_err());
     }

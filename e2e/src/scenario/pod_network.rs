@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Api;
-use rovn_controller::names::annotations;
+use rovn_api::names::{self, annotations};
 
 use super::api;
 use super::cluster::{Cluster, PodRef, argv, two_nodes};
@@ -194,7 +194,7 @@ pub async fn rovn_lsp_names(cluster: &impl Cluster) -> Result<Vec<String>> {
             "--columns=name",
             "find",
             "Logical_Switch_Port",
-            "external_ids:\"rovn.io/vendor\"=rovn",
+            &format!("external_ids:\"{}\"={}", names::VENDOR_KEY, names::VENDOR),
         ])
         .await?;
     let mut names: Vec<String> = out.split_whitespace().map(str::to_string).collect();

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use k8s_openapi::api::core::v1::Pod;
-use rovn_controller::names::annotations;
+use rovn_api::names::annotations;
 use serde_json::{Value, json};
 
 use super::error::{Result, ScenarioError};
@@ -188,7 +188,7 @@ mod tests {
     fn server_manifest_pins_and_annotates() {
         let pod = PodSpec::server("ns", "s", "/bin/podtool")
             .on("node2")
-            .annotate("rovn.io/ip_address", "10.16.0.9")
+            .annotate(annotations::IP_ADDRESS, "10.16.0.9")
             .to_pod()
             .unwrap();
         let spec = pod.spec.as_ref().unwrap();
@@ -200,7 +200,7 @@ mod tests {
             spec.containers[0].command.as_ref().unwrap()[..2],
             ["/bin/podtool".to_string(), "serve".to_string()]
         );
-        assert_eq!(annotation(&pod, "rovn.io/ip_address"), Some("10.16.0.9"));
+        assert_eq!(annotation(&pod, annotations::IP_ADDRESS), Some("10.16.0.9"));
         assert_eq!(allocated_ip(&pod), None);
     }
 }

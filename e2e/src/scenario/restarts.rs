@@ -9,7 +9,7 @@ use std::net::SocketAddrV4;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
-use rovn_controller::names::annotations;
+use rovn_api::names::annotations;
 
 use super::api;
 use super::cluster::{Cluster, Component, PodRef, two_nodes};

@@ -7,7 +7,7 @@
 //!
 //! | code | meaning |
 //! |---|---|
-//! | 101 | the pod's rovn annotations are malformed |
+//! | 101 | the pod's rovn annotations are malformed (or IPv6, which no cluster configures yet) |
 //! | 102 | the pod in the API is not the one the runtime asked for (UID differs) or is gone |
 //! | 103 | a kernel network device operation failed (veth, sandbox, addresses) |
 //! | 104 | the local OVS database refused or did not answer |

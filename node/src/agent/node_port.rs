@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use ipnet::Ipv4Net;
-use rovn_controller::annotations::NodeJoin;
+use rovn_api::annotations::Ipv4NodeJoin;
 use tokio::sync::watch;
 
 use super::ovs::pod_port::{NODE_PORT, ensure_node_port_ops};
@@ -19,7 +19,11 @@ const DEVICE_WAIT: Duration = Duration::from_secs(20);
 
 /// The routes `ovn0` carries (pure): every Subnet CIDR and the Service CIDR, never the join
 /// CIDR itself (it is on-link).
-pub fn routes(subnets: &BTreeSet<Ipv4Net>, service_cidr: Ipv4Net, join: &NodeJoin) -> Vec<Ipv4Net> {
+pub fn routes(
+    subnets: &BTreeSet<Ipv4Net>,
+    service_cidr: Ipv4Net,
+    join: &Ipv4NodeJoin,
+) -> Vec<Ipv4Net> {
     let mut all: BTreeSet<Ipv4Net> = subnets.clone();
     all.insert(service_cidr.trunc());
     all.remove(&join.cidr.trunc());
@@ -27,7 +31,7 @@ pub fn routes(subnets: &BTreeSet<Ipv4Net>, service_cidr: Ipv4Net, join: &NodeJoi
 }
 
 /// Adds `ovn0` to `br-int` (or fixes its binding) in OVS.
-pub async fn ensure_ovs_port(ovs: &Ovs, node: &str, join: &NodeJoin) -> Result<(), OvsError> {
+pub async fn ensure_ovs_port(ovs: &Ovs, node: &str, join: &Ipv4NodeJoin) -> Result<(), OvsError> {
     let snapshot = ovs.snapshot()?;
     let bridge = snapshot
         .bridge(INTEGRATION_BRIDGE)
@@ -38,7 +42,7 @@ pub async fn ensure_ovs_port(ovs: &Ovs, node: &str, join: &NodeJoin) -> Result<(
 }
 
 /// Configures the `ovn0` device with the join address, MTU and `routes`.
-pub async fn configure(join: &NodeJoin, mtu: u32, routes: &[Ipv4Net]) -> anyhow::Result<()> {
+pub async fn configure(join: &Ipv4NodeJoin, mtu: u32, routes: &[Ipv4Net]) -> anyhow::Result<()> {
     use anyhow::Context;
     let address = Ipv4Net::new(join.ip, join.cidr.prefix_len())
         .with_context(|| format!("join address {}/{}", join.ip, join.cidr.prefix_len()))?;
@@ -59,7 +63,7 @@ pub async fn configure(join: &NodeJoin, mtu: u32, routes: &[Ipv4Net]) -> anyhow:
 /// start-up put in place; runs until the watch ends. Nothing is configured while the watch
 /// holds no Subnet list.
 pub async fn follow_subnets(
-    join: NodeJoin,
+    join: Ipv4NodeJoin,
     mtu: u32,
     service_cidr: Ipv4Net,
     mut subnets: watch::Receiver<Option<BTreeSet<Ipv4Net>>>,
@@ -99,9 +103,9 @@ mod tests {
 
     #[test]
     fn routes_cover_subnets_and_services_but_not_the_join_network() {
-        let join = NodeJoin {
+        let join = Ipv4NodeJoin {
             ip: Ipv4Addr::new(100, 64, 0, 2),
-            mac: rovn_controller::ipam::MacAddr([0x0a, 0x58, 100, 64, 0, 2]),
+            mac: rovn_api::MacAddr([0x0a, 0x58, 100, 64, 0, 2]),
             cidr: "100.64.0.0/16".parse().unwrap(),
             gateway: Ipv4Addr::new(100, 64, 0, 1),
         };

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use ipnet::Ipv4Net;
-use rovn_controller::runtime::parse_duration;
+use rovn_api::parse_duration;
 use rovn_node::agent::{self, AgentConfig, DatapathType, EncapType};
 
 #[derive(Parser, Debug)]
@@ -122,16 +122,6 @@ fn main() -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_take_units_and_refuse_nonsense() {
-        assert_eq!(parse_duration("60s"), Ok(Duration::from_secs(60)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("").is_err());
-    }
 
     #[test]
     fn the_contract_command_line_parses() {

@@ -5,7 +5,7 @@ use netlink_packet_route::link::{
     InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage, State,
 };
 use nix::errno::Errno;
-use rovn_controller::ipam::MacAddr;
+use rovn_api::MacAddr;
 use rtnetlink::LinkUnspec;
 
 use super::NetdevError;

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipnet::Ipv4Net;
-use rovn_controller::ipam::MacAddr;
+use rovn_api::MacAddr;
 
 pub use error::NetdevError;
 pub use link::OperState;

@@ -4,7 +4,7 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use ipnet::Ipv4Net;
-use rovn_controller::ipam::MacAddr;
+use rovn_api::MacAddr;
 
 use super::NetdevError;
 use super::addresses::{ipv4_addresses, set_only_ipv4_address};

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use ipnet::Ipv4Net;
 use netlink_packet_route::link::{InfoData, InfoKind, InfoVeth};
-use rovn_controller::ipam::MacAddr;
+use rovn_api::MacAddr;
 use rtnetlink::{LinkMessageBuilder, LinkUnspec, LinkVeth};
 
 use super::addresses::{ipv4_addresses, set_only_ipv4_address};

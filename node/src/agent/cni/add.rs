@@ -251,7 +251,7 @@ mod tests {
             namespace: "default".into(),
             pod_uid: String::new(),
             container_id: "new".into(),
-            mac: rovn_controller::ipam::MacAddr([2, 0, 0, 0, 0, 1]),
+            mac: rovn_api::MacAddr([2, 0, 0, 0, 0, 1]),
             ip: std::net::Ipv4Addr::new(10, 16, 0, 2),
         };
         let existing = vec![

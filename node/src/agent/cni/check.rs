@@ -4,8 +4,8 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 
 use ipnet::Ipv4Net;
-use rovn_controller::annotations::PodAllocation;
-use rovn_controller::ipam::MacAddr;
+use rovn_api::MacAddr;
+use rovn_api::annotations::Ipv4PodAllocation;
 use serde_json::Value;
 
 use super::required;
@@ -30,7 +30,7 @@ pub struct Observed {
 }
 
 /// Every way the sandbox differs from the allocation and MTU (pure); empty when it matches.
-pub fn differences(allocation: &PodAllocation, mtu: u32, observed: &Observed) -> Vec<String> {
+pub fn differences(allocation: &Ipv4PodAllocation, mtu: u32, observed: &Observed) -> Vec<String> {
     let mut out = Vec::new();
     if observed.mac != Some(allocation.mac) {
         out.push(format!(
@@ -121,7 +121,7 @@ pub async fn check(state: &AgentState, request: &CniRequest) -> Result<Value, Fa
     match snapshot.interface_named(&host_name) {
         None => problems.push(format!("OVS port {host_name} does not exist")),
         Some(iface) => {
-            let want = rovn_controller::names::pod_port(namespace, name);
+            let want = rovn_api::names::pod_port(namespace, name);
             if iface.external_ids.get(keys::IFACE_ID) != Some(&want) {
                 problems.push(format!("OVS port {host_name} is not bound to {want}"));
             }
@@ -144,8 +144,8 @@ pub async fn check(state: &AgentState, request: &CniRequest) -> Result<Value, Fa
 mod tests {
     use super::*;
 
-    fn allocation() -> PodAllocation {
-        PodAllocation {
+    fn allocation() -> Ipv4PodAllocation {
+        Ipv4PodAllocation {
             ip: Ipv4Addr::new(10, 16, 0, 5),
             mac: MacAddr([0x0a, 0x58, 10, 16, 0, 5]),
             cidr: "10.16.0.0/16".parse().unwrap(),

@@ -4,7 +4,7 @@
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
-use rovn_controller::ipam::MacAddr;
+use rovn_api::MacAddr;
 use serde_json::{Value, json};
 
 /// What ADD did, in the terms of the result.

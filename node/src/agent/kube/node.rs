@@ -9,8 +9,8 @@ use k8s_openapi::api::core::v1::Node;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
-use rovn_controller::annotations::{self, NodeJoin};
-use rovn_controller::names::annotations::CHASSIS;
+use rovn_api::annotations::{self, Ipv4NodeJoin};
+use rovn_api::names::annotations::CHASSIS;
 
 /// The Node's first IPv4 `InternalIP`.
 pub fn internal_ip(node: &Node) -> Option<Ipv4Addr> {
@@ -55,7 +55,7 @@ pub async fn annotate_chassis(
 }
 
 /// Watches the Node until the controller has written valid join annotations.
-pub async fn wait_join(api: &Api<Node>, name: &str) -> anyhow::Result<NodeJoin> {
+pub async fn wait_join(api: &Api<Node>, name: &str) -> anyhow::Result<Ipv4NodeJoin> {
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
     let mut stream = watcher(api.clone(), config).default_backoff().boxed();
     let mut waited_logged = false;
@@ -82,7 +82,10 @@ pub async fn wait_join(api: &Api<Node>, name: &str) -> anyhow::Result<NodeJoin> 
         };
         let empty = Default::default();
         let annotations = node.metadata.annotations.as_ref().unwrap_or(&empty);
-        match annotations::parse_node_join(annotations) {
+        // `ovn0` is configured in IPv4 only: an IPv6 join address is refused, like a malformed one.
+        let parsed = annotations::parse_node_join(annotations)
+            .and_then(|j| j.map(Ipv4NodeJoin::try_from).transpose());
+        match parsed {
             Ok(Some(join)) => return Ok(join),
             Ok(None) => {
                 if !waited_logged {

@@ -11,7 +11,7 @@ use kube::Api;
 use kube::api::ListParams;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use rovn_controller::annotations::{self, AnnotationError, PodAllocation};
+use rovn_api::annotations::{self, AnnotationError, Ipv4PodAllocation};
 
 /// Why a pod's allocation could not be had.
 #[derive(Debug, thiserror::Error)]
@@ -51,7 +51,7 @@ pub enum PodWaitError {
         /// In the API.
         found: String,
     },
-    /// The allocation annotations are malformed.
+    /// The allocation annotations are malformed, or IPv6 in this IPv4 cluster.
     #[error("pod {namespace}/{name}: {source}")]
     Invalid {
         /// Namespace.
@@ -78,7 +78,7 @@ pub enum PodWaitError {
 #[derive(Debug, PartialEq)]
 pub enum Observation {
     /// Allocated: done.
-    Ready(PodAllocation),
+    Ready(Ipv4PodAllocation),
     /// Not yet allocated: keep waiting.
     Pending,
 }
@@ -100,7 +100,10 @@ pub fn observe(pod: &Pod, expected_uid: Option<&str>) -> Result<Observation, Pod
     }
     let empty = BTreeMap::new();
     let annotations = pod.metadata.annotations.as_ref().unwrap_or(&empty);
-    match annotations::parse_pod_allocation(annotations) {
+    // The agent plugs IPv4 only: an IPv6 allocation is refused here, like a malformed one.
+    let parsed = annotations::parse_pod_allocation(annotations)
+        .and_then(|a| a.map(Ipv4PodAllocation::try_from).transpose());
+    match parsed {
         Ok(Some(allocation)) => Ok(Observation::Ready(allocation)),
         Ok(None) => Ok(Observation::Pending),
         Err(source) => Err(PodWaitError::Invalid {
@@ -145,7 +148,7 @@ pub fn cached_allocation(
     namespace: &str,
     name: &str,
     expected_uid: Option<&str>,
-) -> Option<(Pod, PodAllocation)> {
+) -> Option<(Pod, Ipv4PodAllocation)> {
     let expected = expected_uid.filter(|u| !u.is_empty())?;
     let pod = cache.get(&ObjectRef::new(name).within(namespace))?;
     if pod.metadata.uid.as_deref() != Some(expected) {
@@ -164,7 +167,7 @@ pub async fn wait_allocation(
     name: &str,
     expected_uid: Option<&str>,
     timeout: Duration,
-) -> Result<(Pod, PodAllocation), PodWaitError> {
+) -> Result<(Pod, Ipv4PodAllocation), PodWaitError> {
     let api: Api<Pod> = Api::namespaced(client, namespace);
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
     let mut stream = watcher(api, config).default_backoff().boxed();
@@ -251,15 +254,15 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
     fn pod(uid: &str, allocated: bool) -> Pod {
-        let allocation = PodAllocation {
+        let allocation = Ipv4PodAllocation {
             ip: "10.16.0.5".parse().unwrap(),
-            mac: rovn_controller::ipam::MacAddr([0x0a, 0x58, 10, 16, 0, 5]),
+            mac: rovn_api::MacAddr([0x0a, 0x58, 10, 16, 0, 5]),
             cidr: "10.16.0.0/16".parse().unwrap(),
             gateway: "10.16.0.1".parse().unwrap(),
             switch: "ovn-default".into(),
         };
         let annotations = if allocated {
-            annotations::render_pod_allocation(&allocation)
+            annotations::render_pod_allocation(&allocation.into())
         } else {
             BTreeMap::new()
         };

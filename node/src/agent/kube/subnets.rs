@@ -7,7 +7,7 @@ use futures::StreamExt;
 use ipnet::Ipv4Net;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
-use rovn_controller::crd::Subnet;
+use rovn_api::subnet::Subnet;
 use tokio::sync::watch;
 
 /// The CIDR a Subnet object declares, when it parses (the controller reports bad ones in the

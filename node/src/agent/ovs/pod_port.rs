@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-use rovn_controller::ipam::MacAddr;
-use rovn_controller::names::{VENDOR, VENDOR_KEY};
+use rovn_api::MacAddr;
+use rovn_api::names::{VENDOR, VENDOR_KEY};
 use rovn_ovsdb::{Condition, Datum, Model, Mutation, Operation, Row, Uuid};
 use rovn_ovsdb_schemas::vswitch::{Bridge, Interface, Port};
 
@@ -59,7 +59,7 @@ pub fn pod_external_ids(port: &PodPort) -> BTreeMap<String, String> {
     BTreeMap::from([
         (
             keys::IFACE_ID.to_string(),
-            rovn_controller::names::pod_port(&port.namespace, &port.pod_name),
+            rovn_api::names::pod_port(&port.namespace, &port.pod_name),
         ),
         (keys::ATTACHED_MAC.to_string(), port.mac.to_string()),
         (keys::IP_ADDRESS.to_string(), port.ip.to_string()),
@@ -136,7 +136,7 @@ pub fn ensure_node_port_ops(
     node: &str,
     mac: MacAddr,
 ) -> Vec<Operation> {
-    let iface_id = rovn_controller::names::node_port(node);
+    let iface_id = rovn_api::names::node_port(node);
     match snapshot.interface_named(NODE_PORT) {
         Some(existing) => {
             let mut desired = existing.clone();
@@ -267,7 +267,7 @@ mod tests {
         assert_eq!(ids["iface-id"], "web.default");
         assert_eq!(ids["attached-mac"], "0a:58:0a:10:00:05");
         assert_eq!(ids["ip_address"], "10.16.0.5");
-        assert_eq!(ids["rovn.io/vendor"], "rovn");
+        assert_eq!(ids[VENDOR_KEY], VENDOR);
         assert_eq!(ids["container_id"], "c1");
         assert_eq!(ids["pod_uid"], "u-1");
     }

@@ -1,7 +1,7 @@
 //! The one error every annotation parser returns.
 
 /// A malformed or inconsistent annotation. It carries the key and the value as written, so
-/// the message (`annotation rovn.io/ip_address="10.16.0.300": not an IPv4 address`) tells an
+/// the message (`annotation rovn.io/ip_address="10.16.0.300": not an IP address`) tells an
 /// operator exactly which annotation to fix on the object.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("annotation {key}={value:?}: {reason}")]

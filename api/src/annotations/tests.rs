@@ -1,15 +1,15 @@
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use ipnet::Ipv4Net;
-use proptest::prelude::*;
-
-use super::*;
-use crate::ipam::MacAddr;
+use crate::MacAddr;
 use crate::names::annotations::{
     ALLOCATED, CHASSIS, CIDR, GATEWAY, IP_ADDRESS, JOIN_IP, JOIN_MAC, LOGICAL_SWITCH, MAC_ADDRESS,
     ROUTED,
 };
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use proptest::prelude::*;
+
+use super::*;
 
 fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
@@ -39,7 +39,7 @@ fn error_display_names_key_value_and_reason() {
     let err = parse_pod_request(&map(&[(IP_ADDRESS, "10.16.0.300")])).unwrap_err();
     assert_eq!(
         err.to_string(),
-        r#"annotation rovn.io/ip_address="10.16.0.300": not an IPv4 address"#
+        r#"annotation rovn.io/ip_address="10.16.0.300": not an IP address"#
     );
 }
 
@@ -52,7 +52,7 @@ fn pod_request_reads_each_optional_key() {
         (LOGICAL_SWITCH, "blue"),
     ]))
     .unwrap();
-    assert_eq!(request.ip, Some(Ipv4Addr::new(10, 16, 0, 9)));
+    assert_eq!(request.ip, Some(IpAddr::V4(Ipv4Addr::new(10, 16, 0, 9))));
     assert_eq!(
         request.mac,
         Some(MacAddr([0x0a, 0x58, 0x0a, 0x10, 0, 0x99]))
@@ -63,7 +63,7 @@ fn pod_request_reads_each_optional_key() {
 #[test]
 fn pod_request_rejects_malformed_values() {
     for (key, value, reason) in [
-        (IP_ADDRESS, "10.16.0.0/16", "not an IPv4 address"),
+        (IP_ADDRESS, "10.16.0.0/16", "not an IP address"),
         (MAC_ADDRESS, "01:00:5e:00:00:01", "multicast"),
         (MAC_ADDRESS, "0a:58", "not six hex octets"),
         (LOGICAL_SWITCH, "", "empty"),
@@ -100,10 +100,10 @@ fn allocation_parses_what_the_contract_shows() {
     assert_eq!(
         allocation,
         PodAllocation {
-            ip: Ipv4Addr::new(10, 16, 0, 5),
+            ip: Ipv4Addr::new(10, 16, 0, 5).into(),
             mac: MacAddr::derived_from(Ipv4Addr::new(10, 16, 0, 5)),
             cidr: "10.16.0.0/16".parse().unwrap(),
-            gateway: Ipv4Addr::new(10, 16, 0, 1),
+            gateway: Ipv4Addr::new(10, 16, 0, 1).into(),
             switch: "ovn-default".into(),
         }
     );
@@ -134,12 +134,12 @@ fn allocation_rejects_missing_malformed_and_inconsistent_values() {
         (
             with(allocated_pod(), IP_ADDRESS, "10.16.0.300"),
             IP_ADDRESS,
-            "not an IPv4 address",
+            "not an IP address",
         ),
         (
             with(allocated_pod(), CIDR, "10.16.0.0"),
             CIDR,
-            "not an IPv4 CIDR",
+            "not an IP CIDR",
         ),
         (
             with(allocated_pod(), CIDR, "10.16.0.1/16"),
@@ -204,7 +204,7 @@ fn joined_node() -> BTreeMap<String, String> {
 fn node_join_parses_renders_and_checks() {
     assert_eq!(parse_node_join(&map(&[(CHASSIS, "abc")])), Ok(None));
     let join = parse_node_join(&joined_node()).unwrap().unwrap();
-    assert_eq!(join.ip, Ipv4Addr::new(100, 64, 0, 2));
+    assert_eq!(join.ip, IpAddr::V4(Ipv4Addr::new(100, 64, 0, 2)));
     assert_eq!(render_node_join(&join), joined_node());
 
     let mut half = joined_node();
@@ -221,6 +221,60 @@ fn node_join_parses_renders_and_checks() {
 }
 
 #[test]
+fn ipv6_parses_but_is_refused_in_ipv4() {
+    let pod = map(&[
+        (IP_ADDRESS, "fd00:10:16::5"),
+        (MAC_ADDRESS, "0a:58:00:00:00:05"),
+        (CIDR, "fd00:10:16::/64"),
+        (GATEWAY, "fd00:10:16::1"),
+        (LOGICAL_SWITCH, "ovn-default"),
+        (ALLOCATED, "true"),
+    ]);
+    let allocation = parse_pod_allocation(&pod).unwrap().unwrap();
+    assert_eq!(render_pod_allocation(&allocation), pod);
+    let err = Ipv4PodAllocation::try_from(allocation).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        r#"annotation rovn.io/ip_address="fd00:10:16::5": IPv6 is not configured in this cluster"#
+    );
+
+    let request = parse_pod_request(&map(&[(IP_ADDRESS, "fd00::9")])).unwrap();
+    let err = Ipv4PodRequest::try_from(request).unwrap_err();
+    assert_eq!(
+        (err.key.as_str(), err.reason.as_str()),
+        (IP_ADDRESS, IPV6_NOT_CONFIGURED)
+    );
+    assert_eq!(
+        Ipv4PodRequest::try_from(PodRequest::<IpAddr>::default()),
+        Ok(Ipv4PodRequest::default())
+    );
+
+    let join = map(&[
+        (JOIN_IP, "fd00:64::2"),
+        (JOIN_MAC, "0a:58:00:00:00:02"),
+        (CIDR, "fd00:64::/64"),
+        (GATEWAY, "fd00:64::1"),
+    ]);
+    let join = parse_node_join(&join).unwrap().unwrap();
+    assert_eq!(Ipv4NodeJoin::try_from(join).unwrap_err().key, JOIN_IP);
+
+    let err = parse_pod_allocation(&with(pod, CIDR, "fd00:10:16::/127")).unwrap_err();
+    assert!(err.reason.contains("/126 or shorter"), "{err}");
+}
+
+#[test]
+fn ipv4_forms_convert_both_ways() {
+    let allocation = parse_pod_allocation(&allocated_pod()).unwrap().unwrap();
+    let v4 = Ipv4PodAllocation::try_from(allocation.clone()).unwrap();
+    assert_eq!(v4.ip, Ipv4Addr::new(10, 16, 0, 5));
+    assert_eq!(PodAllocation::from(v4), allocation);
+    let join = parse_node_join(&joined_node()).unwrap().unwrap();
+    let v4 = Ipv4NodeJoin::try_from(join.clone()).unwrap();
+    assert_eq!(v4.gateway, Ipv4Addr::new(100, 64, 0, 1));
+    assert_eq!(NodeJoin::from(v4), join);
+}
+
+#[test]
 fn chassis_is_trimmed_and_blank_means_absent() {
     assert_eq!(parse_chassis(&map(&[])), None);
     assert_eq!(parse_chassis(&map(&[(CHASSIS, "  ")])), None);
@@ -231,7 +285,7 @@ fn chassis_is_trimmed_and_blank_means_absent() {
 }
 
 /// A CIDR /8../30 with a host address and a distinct gateway inside it.
-fn arb_addressing() -> impl Strategy<Value = (Ipv4Net, Ipv4Addr, Ipv4Addr)> {
+fn arb_v4_addressing() -> impl Strategy<Value = (IpNet, IpAddr, IpAddr)> {
     (any::<u32>(), 8u8..=30, any::<u32>(), any::<u32>()).prop_filter_map(
         "ip and gateway must differ",
         |(base, prefix, a, b)| {
@@ -239,9 +293,28 @@ fn arb_addressing() -> impl Strategy<Value = (Ipv4Net, Ipv4Addr, Ipv4Addr)> {
             let hosts = (1u32 << (32 - prefix)) - 2;
             let host = |n: u32| Ipv4Addr::from(u32::from(cidr.network()) + 1 + n % hosts);
             let (ip, gateway) = (host(a), host(b));
-            (ip != gateway).then_some((cidr, ip, gateway))
+            (ip != gateway).then_some((cidr.into(), ip.into(), gateway.into()))
         },
     )
+}
+
+/// A CIDR /64../126 with a host address and a distinct gateway inside it.
+fn arb_v6_addressing() -> impl Strategy<Value = (IpNet, IpAddr, IpAddr)> {
+    (any::<u128>(), 64u8..=126, any::<u128>(), any::<u128>()).prop_filter_map(
+        "ip and gateway must differ",
+        |(base, prefix, a, b)| {
+            let cidr = Ipv6Net::new(Ipv6Addr::from(base), prefix).ok()?.trunc();
+            let hosts = (1u128 << (128 - prefix)) - 2;
+            let host = |n: u128| Ipv6Addr::from(u128::from(cidr.network()) + 1 + n % hosts);
+            let (ip, gateway) = (host(a), host(b));
+            (ip != gateway).then_some((cidr.into(), ip.into(), gateway.into()))
+        },
+    )
+}
+
+/// Either family.
+fn arb_addressing() -> impl Strategy<Value = (IpNet, IpAddr, IpAddr)> {
+    prop_oneof![arb_v4_addressing(), arb_v6_addressing()]
 }
 
 fn arb_mac() -> impl Strategy<Value = MacAddr> {

@@ -1,30 +1,42 @@
 //! Pod annotations: the static requests a user may add, and the allocation the controller writes.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
-use ipnet::Ipv4Net;
-
-use super::AnnotationError;
-use super::value::{cidr, host_of, ipv4, mac, required, switch_name};
-use crate::ipam::MacAddr;
+use crate::MacAddr;
 use crate::names::annotations::{
     ALLOCATED, CIDR, GATEWAY, IP_ADDRESS, LOGICAL_SWITCH, MAC_ADDRESS, ROUTED,
 };
+use ipnet::IpNet;
+
+use super::AnnotationError;
+use super::value::{cidr, host_of, ip, mac, required, switch_name};
 
 /// The value of [`ALLOCATED`] and [`ROUTED`] when set.
 const TRUE: &str = "true";
 
 /// What a user asked for on a pod that is not allocated yet: a static address, a static MAC,
-/// a Subnet. Each is optional; the controller fills in the rest.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PodRequest {
+/// a Subnet. Each is optional; the controller fills in the rest. `Ip` is the address type:
+/// either family as parsed, IPv4 in [`Ipv4PodRequest`](super::Ipv4PodRequest).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodRequest<Ip = IpAddr> {
     /// `rovn.io/ip_address`: a static address.
-    pub ip: Option<Ipv4Addr>,
+    pub ip: Option<Ip>,
     /// `rovn.io/mac_address`: a static MAC.
     pub mac: Option<MacAddr>,
     /// `rovn.io/logical_switch`: the Subnet to allocate from.
     pub switch: Option<String>,
+}
+
+impl<Ip> Default for PodRequest<Ip> {
+    /// No request at all: any address of the namespace's Subnet will do.
+    fn default() -> Self {
+        PodRequest {
+            ip: None,
+            mac: None,
+            switch: None,
+        }
+    }
 }
 
 /// Static requests a user put on a not-yet-allocated pod. A present but malformed value is an
@@ -34,7 +46,7 @@ pub fn parse_pod_request(
 ) -> Result<PodRequest, AnnotationError> {
     let get = |key: &str| annotations.get(key).map(String::as_str);
     Ok(PodRequest {
-        ip: get(IP_ADDRESS).map(|v| ipv4(IP_ADDRESS, v)).transpose()?,
+        ip: get(IP_ADDRESS).map(|v| ip(IP_ADDRESS, v)).transpose()?,
         mac: get(MAC_ADDRESS).map(|v| mac(MAC_ADDRESS, v)).transpose()?,
         switch: get(LOGICAL_SWITCH)
             .map(|v| switch_name(LOGICAL_SWITCH, v))
@@ -43,17 +55,18 @@ pub fn parse_pod_request(
 }
 
 /// A pod's allocated addressing: what the node agent configures in the pod's network namespace
-/// and what the controller's IPAM is rebuilt from.
+/// and what the controller's IPAM is rebuilt from. `Ip` and `Net` are the address and CIDR
+/// types: either family as parsed, IPv4 in [`Ipv4PodAllocation`](super::Ipv4PodAllocation).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PodAllocation {
+pub struct PodAllocation<Ip = IpAddr, Net = IpNet> {
     /// The pod's address (`rovn.io/ip_address`).
-    pub ip: Ipv4Addr,
+    pub ip: Ip,
     /// The pod's MAC (`rovn.io/mac_address`).
     pub mac: MacAddr,
     /// The pod's subnet (`rovn.io/cidr`).
-    pub cidr: Ipv4Net,
+    pub cidr: Net,
     /// The pod's default gateway (`rovn.io/gateway`).
-    pub gateway: Ipv4Addr,
+    pub gateway: Ip,
     /// The pod's logical switch, i.e. its Subnet's name (`rovn.io/logical_switch`).
     pub switch: String,
 }

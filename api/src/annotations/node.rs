@@ -1,27 +1,28 @@
 //! Node annotations: the node's `join` address the controller writes, the chassis the agent writes.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
-use ipnet::Ipv4Net;
+use crate::MacAddr;
+use crate::names::annotations::{CHASSIS, CIDR, GATEWAY, JOIN_IP, JOIN_MAC};
+use ipnet::IpNet;
 
 use super::AnnotationError;
 use super::value::{cidr, host_of, mac, required};
-use crate::ipam::MacAddr;
-use crate::names::annotations::{CHASSIS, CIDR, GATEWAY, JOIN_IP, JOIN_MAC};
 
 /// A node's addressing on the `join` switch: what the agent gives `ovn0`, so the host can reach
-/// pods through the cluster router.
+/// pods through the cluster router. `Ip` and `Net` are the address and CIDR types: either
+/// family as parsed, IPv4 in [`Ipv4NodeJoin`](super::Ipv4NodeJoin).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeJoin {
+pub struct NodeJoin<Ip = IpAddr, Net = IpNet> {
     /// The node's address on `join` (`rovn.io/join_ip`).
-    pub ip: Ipv4Addr,
+    pub ip: Ip,
     /// The `ovn0` MAC (`rovn.io/join_mac`).
     pub mac: MacAddr,
     /// The join CIDR (`rovn.io/cidr`).
-    pub cidr: Ipv4Net,
+    pub cidr: Net,
     /// The cluster router's address on `join` (`rovn.io/gateway`).
-    pub gateway: Ipv4Addr,
+    pub gateway: Ip,
 }
 
 /// Ok(None) when the node has no join address yet (neither `join_ip` nor `join_mac`); Err when

@@ -16,7 +16,8 @@ pub const CLUSTER_LB_GROUP: &str = "cluster-lbs";
 pub const VENDOR_KEY: &str = "rovn.io/vendor";
 /// The value of [`VENDOR_KEY`].
 pub const VENDOR: &str = "rovn";
-/// `external_ids` key naming the Kubernetes object a row exists for.
+/// `external_ids` key naming the Kubernetes object a row exists for; its value is an
+/// [`Owner`](crate::Owner) rendered as text.
 pub const OWNER_KEY: &str = "rovn.io/owner";
 /// `external_ids` key holding a nameless row's stable id among its owner's rows.
 pub const ID_KEY: &str = "rovn.io/id";
@@ -32,6 +33,16 @@ pub const SUBNET_CONFIG: &str = "subnet";
 pub const REQUESTED_CHASSIS: &str = "requested-chassis";
 /// `Logical_Switch_Port.options` key naming a router-type port's router port.
 pub const ROUTER_PORT_OPTION: &str = "router-port";
+
+/// How every NB transaction rovn sends ends: a `comment` operation starting with this, which
+/// ovsdb-server records with the transaction (`ovsdb-tool show-log` prints it, as it does
+/// ovn-nbctl's), so who wrote a row, and for which objects, can be read back from the database
+/// file; the benchmarks count rovn's writes by it.
+pub const COMMENT_PREFIX: &str = "rovn-controller:";
+
+/// The prefix of every node's port on `join` ([`node_port`]), which tells those ports apart
+/// from pod ports wherever both are listed.
+pub const NODE_PORT_PREFIX: &str = "node-";
 
 /// Annotation keys on pods and nodes (prefix `rovn.io/`).
 pub mod annotations {
@@ -57,16 +68,6 @@ pub mod annotations {
     pub const CHASSIS: &str = "rovn.io/chassis";
 }
 
-/// The owner value of a namespaced object: `<Kind>/<namespace>/<name>`.
-pub fn owner(kind: &str, namespace: &str, name: &str) -> String {
-    format!("{kind}/{namespace}/{name}")
-}
-
-/// The owner value of a cluster-scoped object: `<Kind>/<name>`.
-pub fn cluster_owner(kind: &str, name: &str) -> String {
-    format!("{kind}/{name}")
-}
-
 /// A pod's logical switch port, which is also its OVS interface's `iface-id`.
 pub fn pod_port(namespace: &str, pod: &str) -> String {
     format!("{pod}.{namespace}")
@@ -74,7 +75,7 @@ pub fn pod_port(namespace: &str, pod: &str) -> String {
 
 /// A node's port on `join` (host side: the OVS internal port `ovn0`).
 pub fn node_port(node: &str) -> String {
-    format!("node-{node}")
+    format!("{NODE_PORT_PREFIX}{node}")
 }
 
 /// The cluster router's port towards `switch`.
@@ -136,8 +137,6 @@ mod tests {
             service_load_balancer("kube-system", "dns", "UDP"),
             "svc.kube-system.dns.udp"
         );
-        assert_eq!(owner("Pod", "ns", "p"), "Pod/ns/p");
-        assert_eq!(cluster_owner("Node", "n1"), "Node/n1");
     }
 
     #[test]

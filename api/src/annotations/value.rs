@@ -1,12 +1,12 @@
 //! Typed reads of single annotation values, shared by the pod and node parsers.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
-use ipnet::Ipv4Net;
+use ipnet::IpNet;
 
 use super::AnnotationError;
-use crate::ipam::MacAddr;
+use crate::MacAddr;
 
 /// The value of `key`, or an error saying it is missing (for keys that must come together).
 pub(super) fn required<'a>(
@@ -19,31 +19,30 @@ pub(super) fn required<'a>(
         .ok_or_else(|| AnnotationError::new(key, "", "missing"))
 }
 
-/// An IPv4 address without prefix, as rovn writes it.
-pub(super) fn ipv4(key: &str, value: &str) -> Result<Ipv4Addr, AnnotationError> {
+/// An IPv4 or IPv6 address without prefix, as rovn writes it.
+pub(super) fn ip(key: &str, value: &str) -> Result<IpAddr, AnnotationError> {
     value
         .parse()
-        .map_err(|_| AnnotationError::new(key, value, "not an IPv4 address"))
+        .map_err(|_| AnnotationError::new(key, value, "not an IP address"))
 }
 
 /// A unicast MAC address.
 pub(super) fn mac(key: &str, value: &str) -> Result<MacAddr, AnnotationError> {
     value.parse::<MacAddr>().map_err(|e| {
-        let reason = match e {
-            crate::ipam::IpamError::BadMac { reason, .. } => {
-                format!("not a unicast MAC address ({reason})")
-            }
-            other => other.to_string(),
-        };
-        AnnotationError::new(key, value, reason)
+        AnnotationError::new(
+            key,
+            value,
+            format!("not a unicast MAC address ({})", e.reason),
+        )
     })
 }
 
-/// A subnet CIDR in canonical form (no host bits) that can hold hosts (/30 or shorter).
-pub(super) fn cidr(key: &str, value: &str) -> Result<Ipv4Net, AnnotationError> {
-    let net: Ipv4Net = value
+/// A subnet CIDR in canonical form (no host bits) that can hold hosts (/30 or shorter for
+/// IPv4, /126 or shorter for IPv6).
+pub(super) fn cidr(key: &str, value: &str) -> Result<IpNet, AnnotationError> {
+    let net: IpNet = value
         .parse()
-        .map_err(|_| AnnotationError::new(key, value, "not an IPv4 CIDR"))?;
+        .map_err(|_| AnnotationError::new(key, value, "not an IP CIDR"))?;
     if net.trunc() != net {
         return Err(AnnotationError::new(
             key,
@@ -51,11 +50,12 @@ pub(super) fn cidr(key: &str, value: &str) -> Result<Ipv4Net, AnnotationError> {
             format!("has host bits set (the network is {})", net.trunc()),
         ));
     }
-    if net.prefix_len() > 30 {
+    let longest = net.max_prefix_len() - 2;
+    if net.prefix_len() > longest {
         return Err(AnnotationError::new(
             key,
             value,
-            "leaves no host addresses (the prefix must be /30 or shorter)",
+            format!("leaves no host addresses (the prefix must be /{longest} or shorter)"),
         ));
     }
     Ok(net)
@@ -73,16 +73,16 @@ pub(super) fn switch_name(key: &str, value: &str) -> Result<String, AnnotationEr
     Ok(value.to_string())
 }
 
-/// Checks that the address `key` holds is a host address of `cidr`: not outside, not the
-/// network or broadcast address.
+/// Checks that the address `key` holds is a host address of `cidr`: of its family, not
+/// outside, not the network or the all-ones (IPv4 broadcast) address.
 pub(super) fn host_of(
     annotations: &BTreeMap<String, String>,
     key: &str,
-    cidr: Ipv4Net,
+    cidr: IpNet,
     cidr_key: &str,
-) -> Result<Ipv4Addr, AnnotationError> {
+) -> Result<IpAddr, AnnotationError> {
     let value = required(annotations, key)?;
-    let ip = ipv4(key, value)?;
+    let ip = ip(key, value)?;
     if !cidr.contains(&ip) {
         return Err(AnnotationError::new(
             key,
