@@ -42,20 +42,20 @@ pub struct PodSpec {
 impl PodSpec {
     /// A pod serving TCP ([`TCP_PORT`]) and UDP ([`UDP_PORT`]) echo with `podtool`.
     pub fn server(namespace: &str, name: &str, podtool: &str) -> Self {
+        let (tcp, udp) = (TCP_PORT.to_string(), UDP_PORT.to_string());
+        PodSpec::serving(
+            namespace,
+            name,
+            &[podtool, "serve", "--tcp", &tcp, "--udp", &udp],
+        )
+    }
+
+    /// A pod whose one container, `serve`, runs `argv`.
+    fn serving(namespace: &str, name: &str, argv: &[&str]) -> Self {
         PodSpec {
             name: name.into(),
             namespace: namespace.into(),
-            containers: vec![(
-                "serve".into(),
-                vec![
-                    podtool.into(),
-                    "serve".into(),
-                    "--tcp".into(),
-                    TCP_PORT.to_string(),
-                    "--udp".into(),
-                    UDP_PORT.to_string(),
-                ],
-            )],
+            containers: vec![("serve".into(), argv.iter().map(|a| a.to_string()).collect())],
             ..PodSpec::default()
         }
     }
@@ -72,20 +72,10 @@ impl PodSpec {
 
     /// A hostNetwork pod serving TCP echo on [`HOST_TCP_PORT`] in its node's network.
     pub fn host_network_server(namespace: &str, name: &str, podtool: &str) -> Self {
+        let tcp = HOST_TCP_PORT.to_string();
         PodSpec {
-            name: name.into(),
-            namespace: namespace.into(),
             host_network: true,
-            containers: vec![(
-                "serve".into(),
-                vec![
-                    podtool.into(),
-                    "serve".into(),
-                    "--tcp".into(),
-                    HOST_TCP_PORT.to_string(),
-                ],
-            )],
-            ..PodSpec::default()
+            ..PodSpec::serving(namespace, name, &[podtool, "serve", "--tcp", &tcp])
         }
     }
 

@@ -251,12 +251,3 @@ pub async fn eventually(
     rovn_testkit::wait::until_async(timeout, what, async || check().map(Some)).await?;
     Ok(())
 }
-
-/// A pod annotation.
-pub fn annotation<'a>(pod: &'a Pod, key: &str) -> Option<&'a str> {
-    pod.metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(key))
-        .map(String::as_str)
-}
