@@ -175,7 +175,7 @@ async fn restart_on_a_converged_cluster_writes_nothing_to_nb() -> Result<()> {
         "SIGTERM exit: {status:?}"
     );
 
-    let db = ovn.nb.dir().join("db");
+    let db = ovn.nb.db_path().to_path_buf();
     let before = db_records(&db)?;
     let mut second = kube.spawn_binary(&ovn.nb_remote(), "second.log", &[])?;
     second.wait_ready(Duration::from_secs(20)).await?;

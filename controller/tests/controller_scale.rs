@@ -118,7 +118,7 @@ async fn ten_thousand_pods_converge_and_restart() -> Result<()> {
     ensure!(done, "not converged in 300 s");
     eprintln!("converge_s={:.2}", started.elapsed().as_secs_f64());
     controller.stop().await?;
-    let db = ovn.nb.dir().join("db");
+    let db = ovn.nb.db_path().to_path_buf();
     let before = common::kube::db_records(&db)?;
     let started = Instant::now();
     let mut binary = kube.spawn_binary(&ovn.nb_remote(), "restart.log", &[])?;

@@ -22,17 +22,19 @@ use rovn_e2e::lab::kube::SYSTEM_CNI_BIN_DIR;
 use rovn_e2e::lab::{LabGuard, LabNames, LabSpec, Place, bins, netns};
 use serde_json::json;
 
+use rovn_e2e::scenario::pods::{self, PodSpec};
+use rovn_e2e::scenario::report::FailureReport;
+use rovn_e2e::scenario::wait;
 use support::cni::{self, PodRange};
 use support::kubectl::kubectl;
-use support::pods::{self, Placement};
-use support::report::FailureReport;
 use support::sandbox::{Teardown, run_in};
-use support::wait;
 
 const NODES: u8 = 2;
 const NAMESPACE: &str = "labkube";
 /// Long enough for a busy 2-core machine; each wait normally ends within a second or two.
 const POD_TIMEOUT: Duration = Duration::from_secs(20);
+/// Short grace: `rovn-podtool serve` exits on SIGTERM at once.
+const POD_GRACE_SECONDS: i64 = 5;
 
 // The pods of the scenario: two servers pinned to node1, one pinned to node2, one the scheduler
 // places, a hostNetwork server on node1 and a run-to-completion pod on node2.
@@ -227,18 +229,21 @@ impl Cluster {
     }
 
     async fn create_pods(&self) -> anyhow::Result<()> {
-        let manifests = [
-            pods::server(SAME_NODE_A, NAMESPACE, Placement::Pinned("node1"))?,
-            pods::server(SAME_NODE_B, NAMESPACE, Placement::Pinned("node1"))?,
-            pods::server(OTHER_NODE, NAMESPACE, Placement::Pinned("node2"))?,
-            pods::server(SCHEDULED, NAMESPACE, Placement::Free)?,
-            pods::host_network_server(HOST_NETWORK, NAMESPACE, "node1")?,
-            pods::run_once(RUN_ONCE, NAMESPACE, "node2")?,
+        // The lab's kubelet ignores images and finds `rovn-podtool` and `true` on its PATH.
+        let tool = "rovn-podtool";
+        let specs = [
+            PodSpec::server(NAMESPACE, SAME_NODE_A, tool).on("node1"),
+            PodSpec::server(NAMESPACE, SAME_NODE_B, tool).on("node1"),
+            PodSpec::server(NAMESPACE, OTHER_NODE, tool).on("node2"),
+            PodSpec::server(NAMESPACE, SCHEDULED, tool),
+            PodSpec::host_network_server(NAMESPACE, HOST_NETWORK, tool).on("node1"),
+            PodSpec::run_once(NAMESPACE, RUN_ONCE, &["true"]).on("node2"),
         ];
-        for pod in &manifests {
+        for spec in specs {
+            let pod = spec.grace(POD_GRACE_SECONDS).to_pod()?;
             let name = pod.metadata.name.as_deref().unwrap_or_default();
             self.pods
-                .create(&PostParams::default(), pod)
+                .create(&PostParams::default(), &pod)
                 .await
                 .with_context(|| format!("creating pod {NAMESPACE}/{name}"))?;
         }
@@ -254,7 +259,7 @@ impl Cluster {
             SCHEDULED,
             HOST_NETWORK,
         ];
-        wait::until(
+        wait::until_anyhow(
             POD_TIMEOUT,
             "every serving pod Running and Ready",
             async || {
@@ -399,7 +404,7 @@ impl Cluster {
     /// A pod whose container exits 0 under `restartPolicy: Never` ends `Succeeded`, and its
     /// sandbox and address go with it.
     async fn check_run_once(&self) -> anyhow::Result<()> {
-        let pod = wait::until(POD_TIMEOUT, "pod once to be Succeeded", async || {
+        let pod = wait::until_anyhow(POD_TIMEOUT, "pod once to be Succeeded", async || {
             let pod = self.pods.get_opt(RUN_ONCE).await?;
             Ok(pod.filter(|p| pods::phase(p) == Some("Succeeded")))
         })
@@ -418,7 +423,7 @@ impl Cluster {
         );
         let sandbox = self.names.pod_netns(pods::uid(&pod)?);
         let reservation = cni::reservation_file(&node.ipam_dir, ip);
-        wait::until(
+        wait::until_anyhow(
             POD_TIMEOUT,
             "the finished pod's sandbox and address to be released",
             async || Ok((!netns::exists(&sandbox) && !reservation.exists()).then_some(())),
@@ -495,7 +500,7 @@ impl Cluster {
             tokio::time::sleep(wait::INTERVAL).await;
         }
 
-        wait::until(POD_TIMEOUT, "pod once to leave the API", async || {
+        wait::until_anyhow(POD_TIMEOUT, "pod once to leave the API", async || {
             Ok(self.pods.get_opt(RUN_ONCE).await?.is_none().then_some(()))
         })
         .await?;
@@ -564,7 +569,7 @@ impl Cluster {
         let sandbox = self.names.pod_netns(pods::uid(from)?);
         let target = format!("{ip}:{port}");
         let what = format!("{proto} {target} to answer from {sandbox}");
-        wait::until(POD_TIMEOUT, &what, async || {
+        wait::until_anyhow(POD_TIMEOUT, &what, async || {
             let out = tokio::process::Command::from(netns::exec_command(&sandbox, &self.podtool))
                 .args([
                     "connect",

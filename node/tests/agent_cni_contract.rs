@@ -129,7 +129,7 @@ impl Ctx {
 async fn pod_uid(client: &kube::Client, pod: &str) -> anyhow::Result<(String, String)> {
     let p = support::wait_allocated(client, NS, pod).await?;
     let uid = p.metadata.uid.clone().context("pod without uid")?;
-    let ip = support::annotation(&p, rovn_api::names::annotations::IP_ADDRESS)
+    let ip = rovn_e2e::scenario::pods::annotation(&p, rovn_api::names::annotations::IP_ADDRESS)
         .context("no ip annotation")?
         .to_string();
     Ok((uid, ip))

@@ -2,9 +2,6 @@
 //! second, checked against a model of OVSDB's `update`/`mutate` semantics and against a real
 //! ovsdb-server.
 
-// Engineer conn's shared helpers; skipped so formatting this package never rewrites them.
-#[path = "../../ovsdb/tests/support/mod.rs"]
-#[rustfmt::skip]
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -16,6 +13,7 @@ use rovn_ovsdb::model::{self, Model};
 use rovn_ovsdb::operation::Mutator;
 use rovn_ovsdb::{Condition, Connection, Datum, Operation, OperationResult, Row};
 use rovn_ovsdb_schemas::nb::{self, LogicalSwitch, LogicalSwitchPort};
+use rovn_testkit::OvsdbServer;
 
 fn strings(pool: &'static [&'static str]) -> impl Strategy<Value = BTreeSet<String>> {
     proptest::collection::btree_set(proptest::sample::select(pool).prop_map(String::from), 0..4)
@@ -195,9 +193,9 @@ async fn server_case(
 
 #[test]
 fn element_changes_apply_on_a_real_server() -> Result<()> {
-    let server = support::TestServer::nb()?;
+    let server = OvsdbServer::nb()?;
     let runtime = tokio::runtime::Runtime::new()?;
-    let (conn, _notifications) = runtime.block_on(server.connect())?;
+    let (conn, _notifications) = runtime.block_on(support::connect(&server))?;
     let mut runner = TestRunner::new(Config {
         cases: 48,
         failure_persistence: None,

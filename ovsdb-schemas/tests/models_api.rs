@@ -157,11 +157,8 @@ fn embedded_schemas_parse_and_carry_their_versions() {
 
 #[test]
 fn the_committed_schemas_are_the_installed_ones() {
-    for (installed, committed) in [
-        ("/usr/share/ovn/ovn-nb.ovsschema", nb::SCHEMA),
-        ("/usr/share/ovn/ovn-sb.ovsschema", sb::SCHEMA),
-        ("/usr/share/openvswitch/vswitch.ovsschema", vswitch::SCHEMA),
-    ] {
+    let committed = [nb::SCHEMA, sb::SCHEMA, vswitch::SCHEMA];
+    for ((_, installed, _), committed) in rovn_testkit::schema::ALL.into_iter().zip(committed) {
         let Ok(text) = std::fs::read_to_string(installed) else {
             panic!("{installed} is missing: run scripts/setup.sh");
         };

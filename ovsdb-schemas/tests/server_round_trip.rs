@@ -8,10 +8,6 @@
 //! and dangling references.
 
 mod samples;
-// Engineer conn's shared helpers; skipped so formatting this package never rewrites them.
-#[path = "../../ovsdb/tests/support/mod.rs"]
-#[rustfmt::skip]
-mod support;
 
 #[path = "generated/all_types.rs"]
 #[allow(dead_code)]
@@ -25,13 +21,8 @@ use rovn_ovsdb::{DatabaseSchema, Datum, Row, Uuid};
 use rovn_ovsdb_schemas::{nb, sb, vswitch};
 use serde_json::{Value as Json, json};
 
+use rovn_testkit::{OvsdbServer as TestServer, schema};
 use samples::{Planner, insert_op};
-use support::TestServer;
-
-/// The schema files as committed in this package.
-fn schema_path(file: &str) -> String {
-    format!("{}/{file}", env!("CARGO_MANIFEST_DIR"))
-}
 
 /// Runs one transaction and returns its results, failing on any operation's error.
 fn transact(server: &TestServer, db: &str, ops: Vec<Json>) -> Result<Vec<Json>> {
@@ -196,11 +187,10 @@ fn round_trip_table<M: DatabaseModel>(
 }
 
 /// Round-trips every table of `M`'s database; fails listing every table that did not.
-fn round_trip_database<M: DatabaseModel>(schema_file: &str) -> Result<()> {
-    let path = schema_path(schema_file);
-    let server = TestServer::start(&path)?;
+fn round_trip_database<M: DatabaseModel>(path: &str) -> Result<()> {
+    let server = TestServer::start(path)?;
     let schema = M::schema();
-    let from_file = DatabaseSchema::from_str(&std::fs::read_to_string(&path)?)?;
+    let from_file = DatabaseSchema::from_str(&std::fs::read_to_string(path)?)?;
     ensure!(
         schema == from_file,
         "the embedded schema differs from {path}"
@@ -243,20 +233,23 @@ fn round_trip_database<M: DatabaseModel>(schema_file: &str) -> Result<()> {
 
 #[test]
 fn every_northbound_table_round_trips_through_ovsdb_server() -> Result<()> {
-    round_trip_database::<nb::AnyModel>("schemas/ovn-nb.ovsschema")
+    round_trip_database::<nb::AnyModel>(schema::VENDORED_NB)
 }
 
 #[test]
 fn every_southbound_table_round_trips_through_ovsdb_server() -> Result<()> {
-    round_trip_database::<sb::AnyModel>("schemas/ovn-sb.ovsschema")
+    round_trip_database::<sb::AnyModel>(schema::VENDORED_SB)
 }
 
 #[test]
 fn every_open_vswitch_table_round_trips_through_ovsdb_server() -> Result<()> {
-    round_trip_database::<vswitch::AnyModel>("schemas/vswitch.ovsschema")
+    round_trip_database::<vswitch::AnyModel>(schema::VENDORED_VSWITCH)
 }
 
 #[test]
 fn every_ovsdb_type_round_trips_through_ovsdb_server() -> Result<()> {
-    round_trip_database::<all_types::AnyModel>("tests/fixtures/all_types.ovsschema")
+    round_trip_database::<all_types::AnyModel>(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/all_types.ovsschema"
+    ))
 }

@@ -1,9 +1,6 @@
 //! Typed models through `rovn_ovsdb::Connection` against a real ovsdb-server: insert, read
 //! back, update only what changed, send nothing when converged, delete.
 
-// Engineer conn's shared helpers; skipped so formatting this package never rewrites them.
-#[path = "../../ovsdb/tests/support/mod.rs"]
-#[rustfmt::skip]
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -15,6 +12,7 @@ use rovn_ovsdb_schemas::nb::{
     self, Acl, AclAction, AclDirection, LogicalSwitch, LogicalSwitchPort,
 };
 use rovn_ovsdb_schemas::vswitch;
+use rovn_testkit::{OvsdbServer, schema};
 
 /// Selects every row of `M`'s table in database `schema` and decodes it.
 async fn select_all<M: Model>(conn: &Connection, schema: &DatabaseSchema) -> Result<Vec<M>> {
@@ -45,8 +43,8 @@ fn owned(owner: &str) -> BTreeMap<String, String> {
 
 #[tokio::test]
 async fn typed_rows_insert_update_and_delete_through_a_connection() -> Result<()> {
-    let server = support::TestServer::nb()?;
-    let (conn, _notifications) = server.connect().await?;
+    let server = OvsdbServer::nb()?;
+    let (conn, _notifications) = support::connect(&server).await?;
     let nb_schema = nb::schema();
 
     let port = LogicalSwitchPort {
@@ -170,8 +168,8 @@ async fn typed_rows_insert_update_and_delete_through_a_connection() -> Result<()
 
 #[tokio::test]
 async fn element_changes_keep_what_another_writer_added() -> Result<()> {
-    let server = support::TestServer::start(support::VSWITCH_SCHEMA)?;
-    let (conn, _notifications) = server.connect().await?;
+    let server = OvsdbServer::start(schema::VSWITCH)?;
+    let (conn, _notifications) = support::connect(&server).await?;
     let ovs = vswitch::schema();
 
     // br-int with one pod port, as the node agent plugs it.

@@ -485,7 +485,7 @@ mod tests {
     use super::*;
 
     fn nb() -> DatabaseSchema {
-        let text = std::fs::read_to_string("/usr/share/ovn/ovn-nb.ovsschema")
+        let text = std::fs::read_to_string(rovn_testkit::schema::NB)
             .unwrap_or_else(|e| panic!("NB schema: {e}"));
         DatabaseSchema::from_str(&text).unwrap_or_else(|e| panic!("NB schema: {e}"))
     }

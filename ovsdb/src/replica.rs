@@ -771,7 +771,7 @@ mod tests {
     const LS: &str = "43e5b516-2007-4d7b-bd94-f0f12b225638";
 
     fn nb() -> Arc<DatabaseSchema> {
-        let text = std::fs::read_to_string("/usr/share/ovn/ovn-nb.ovsschema")
+        let text = std::fs::read_to_string(rovn_testkit::schema::NB)
             .unwrap_or_else(|e| panic!("NB schema: {e}"));
         Arc::new(DatabaseSchema::from_str(&text).unwrap_or_else(|e| panic!("NB schema: {e}")))
     }

@@ -493,11 +493,7 @@ mod tests {
 
     #[test]
     fn parses_the_installed_schemas() {
-        for path in [
-            "/usr/share/ovn/ovn-nb.ovsschema",
-            "/usr/share/ovn/ovn-sb.ovsschema",
-            "/usr/share/openvswitch/vswitch.ovsschema",
-        ] {
+        for (_, path, _) in rovn_testkit::schema::ALL {
             let Ok(text) = std::fs::read_to_string(path) else {
                 panic!("{path} missing: run scripts/setup.sh");
             };
@@ -508,7 +504,7 @@ mod tests {
 
     #[test]
     fn nb_columns_have_the_expected_shapes() {
-        let text = std::fs::read_to_string("/usr/share/ovn/ovn-nb.ovsschema").unwrap_or_default();
+        let text = std::fs::read_to_string(rovn_testkit::schema::NB).unwrap_or_default();
         let Ok(nb) = DatabaseSchema::from_str(&text) else {
             panic!("NB schema does not parse");
         };

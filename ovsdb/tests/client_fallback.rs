@@ -18,7 +18,7 @@ use rovn_ovsdb::operation::{Condition, Mutation, Operation};
 use rovn_ovsdb::transport::Remote;
 use rovn_ovsdb::{Datum, Row, Uuid};
 use serde_json::Value as Json;
-use support::TestServer;
+use support::{ServerExt, TestServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::task::JoinHandle;

@@ -2,18 +2,18 @@
 //! with `monitor_cond_since`, the server does not resend the unchanged rows, and the
 //! replica ends up right, including changes made while the client was away.
 
-mod raft_support;
+mod support;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, ensure};
-use raft_support::{Cluster, NB_DB};
 use rovn_ovsdb::client::{Client, ClientConfig, Event};
 use rovn_ovsdb::connection::Connection;
 use rovn_ovsdb::monitor::TableMonitor;
 use rovn_ovsdb::operation::{Condition, Mutation, Operation};
 use rovn_ovsdb::{Datum, Row, Uuid};
+use support::{Cluster, NB_DB, ServerExt, remotes};
 
 const ROWS: usize = 1000;
 const SYNC: Duration = Duration::from_secs(20);
@@ -58,8 +58,8 @@ fn replica_rows(client: &Client) -> Result<BTreeMap<Uuid, Row>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_resumes_without_resending_unchanged_rows() -> Result<()> {
-    let mut cluster = Cluster::start(1)?;
-    let mut config = ClientConfig::new(NB_DB, cluster.remotes());
+    let mut cluster = Cluster::start(support::NB_SCHEMA, 1)?;
+    let mut config = ClientConfig::new(NB_DB, remotes(&cluster));
     config.tables = vec![TableMonitor::all("Address_Set")];
     let client = Client::start(config)?;
     client.wait_synced(SYNC).await?;
@@ -152,8 +152,8 @@ async fn restart_resumes_without_resending_unchanged_rows() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_history_falls_back_to_a_diffed_full_resync() -> Result<()> {
-    let mut cluster = Cluster::start(1)?;
-    let mut config = ClientConfig::new(NB_DB, cluster.remotes());
+    let mut cluster = Cluster::start(support::NB_SCHEMA, 1)?;
+    let mut config = ClientConfig::new(NB_DB, remotes(&cluster));
     config.tables = vec![TableMonitor::all("Address_Set")];
     let client = Client::start(config)?;
     client.wait_synced(SYNC).await?;
@@ -206,8 +206,8 @@ async fn lost_history_falls_back_to_a_diffed_full_resync() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unchanged_database_is_not_resent() -> Result<()> {
     const BIG: usize = 10_000;
-    let mut cluster = Cluster::start(1)?;
-    let mut config = ClientConfig::new(NB_DB, cluster.remotes());
+    let mut cluster = Cluster::start(support::NB_SCHEMA, 1)?;
+    let mut config = ClientConfig::new(NB_DB, remotes(&cluster));
     config.tables = vec![TableMonitor::all("Address_Set")];
     let client = Client::start(config.clone())?;
     client.wait_synced(SYNC).await?;

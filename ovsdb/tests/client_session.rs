@@ -4,7 +4,6 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
@@ -15,7 +14,7 @@ use rovn_ovsdb::operation::{Condition, Operation};
 use rovn_ovsdb::replica::Change;
 use rovn_ovsdb::transport::Remote;
 use rovn_ovsdb::{Datum, Row};
-use support::TestServer;
+use support::{ServerExt, TestServer};
 use tokio::sync::broadcast;
 
 const NB: &str = "OVN_Northbound";
@@ -95,21 +94,10 @@ async fn events_follow_changes_and_a_resync_sends_only_the_difference() -> Resul
     // standalone server keeps no transaction history, so the client resyncs fully; the
     // replica diff turns that into exactly one insert.
     server.stop();
-    let db = server.dir().join("db");
-    let out = Command::new("ovsdb-tool")
-        .arg("transact")
-        .arg(&db)
-        .arg(
-            serde_json::json!([NB, {"op": "insert", "table": "Logical_Switch", "row": {"name": "offline"}}])
-                .to_string(),
-        )
-        .output()
-        .context("running ovsdb-tool transact")?;
-    ensure!(
-        out.status.success(),
-        "ovsdb-tool transact: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    server.tool_transact(
+        &serde_json::json!([NB, {"op": "insert", "table": "Logical_Switch", "row": {"name": "offline"}}])
+            .to_string(),
+    )?;
     server.restart()?;
     let mut after = Vec::new();
     loop {
@@ -327,7 +315,7 @@ async fn a_transaction_cut_off_in_flight_is_reported_ambiguous_and_not_replayed(
 async fn syncs_over_ssl_after_passing_over_a_dead_remote() -> Result<()> {
     let pki = support::Pki::new()?;
     let server_tls = pki.issue("ovsdb-server")?;
-    let client_tls = pki.issue("rovn-client")?;
+    let client_tls = support::tls(pki.issue("rovn-client")?);
     let server = TestServer::start_with(support::NB_SCHEMA, support::Listener::Ssl(server_tls))?;
     let ssl = server
         .ssl_remote()

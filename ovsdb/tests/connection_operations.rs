@@ -10,7 +10,7 @@ use rovn_ovsdb::operation::{
     Condition, Function, Mutation, Mutator, Operation, OperationResult, WaitUntil,
 };
 use rovn_ovsdb::{DatabaseSchema, Datum, Row, Uuid};
-use support::TestServer;
+use support::{ServerExt, TestServer};
 
 const NB: &str = "OVN_Northbound";
 

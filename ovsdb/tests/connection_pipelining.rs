@@ -6,7 +6,7 @@ mod support;
 use anyhow::{Context, Result, bail};
 use rovn_ovsdb::Datum;
 use rovn_ovsdb::operation::{Operation, OperationResult};
-use support::TestServer;
+use support::{ServerExt, TestServer};
 
 const NB: &str = "OVN_Northbound";
 

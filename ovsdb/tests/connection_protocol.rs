@@ -11,7 +11,7 @@ use rovn_ovsdb::connection::{ConnectOptions, Connection, Notification};
 use rovn_ovsdb::error::Error;
 use rovn_ovsdb::transport::Remote;
 use serde_json::{Value as Json, json};
-use support::TestServer;
+use support::{ServerExt, TestServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixListener;
 

@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use rovn_ovsdb::connection::{ConnectOptions, Connection};
 use rovn_ovsdb::error::Error;
 use serde_json::json;
-use support::{Listener, NB_SCHEMA, SB_SCHEMA, TestServer, VSWITCH_SCHEMA};
+use support::{Listener, NB_SCHEMA, SB_SCHEMA, ServerExt, TestServer, VSWITCH_SCHEMA};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_dbs_and_get_schema_for_nb_sb_and_open_vswitch() -> Result<()> {

@@ -2,7 +2,7 @@
 //! when the leader is killed (SIGKILL) it follows the new one. Writes go on in a loop the
 //! whole time; every write acknowledged as committed is there afterwards.
 
-mod raft_support;
+mod support;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -10,11 +10,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow, ensure};
-use raft_support::{Cluster, NB_DB};
 use rovn_ovsdb::client::{Client, ClientConfig, TransactError};
 use rovn_ovsdb::monitor::TableMonitor;
 use rovn_ovsdb::operation::Operation;
 use rovn_ovsdb::{Datum, Row};
+use support::{Cluster, NB_DB, ServerExt, remotes};
 
 const WAIT: Duration = Duration::from_secs(30);
 const WRITES_BEFORE_KILL: usize = 30;
@@ -36,9 +36,9 @@ fn names_in(rows: impl Iterator<Item = Row>) -> BTreeSet<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_only_client_follows_the_new_leader_and_loses_no_write() -> Result<()> {
-    let mut cluster = Cluster::start(3)?;
+    let mut cluster = Cluster::start(support::NB_SCHEMA, 3)?;
     let leader = cluster.wait_for_leader(WAIT)?;
-    let mut config = ClientConfig::new(NB_DB, cluster.remotes());
+    let mut config = ClientConfig::new(NB_DB, remotes(&cluster));
     config.tables = vec![TableMonitor::all("Address_Set")];
     config.leader_only = true;
     config.transact_wait = WAIT;
@@ -89,7 +89,7 @@ async fn leader_only_client_follows_the_new_leader_and_loses_no_write() -> Resul
         ensure!(started.elapsed() < WAIT, "writes do not get through");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    cluster.members[leader].kill();
+    cluster.members[leader].stop();
     let killed_at = Instant::now();
     while acked_count.load(Ordering::Relaxed) < WRITES_BEFORE_KILL + WRITES_AFTER_KILL {
         ensure!(
@@ -172,7 +172,7 @@ async fn leader_only_client_follows_the_new_leader_and_loses_no_write() -> Resul
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_only_client_skips_followers() -> Result<()> {
-    let cluster = Cluster::start(3)?;
+    let cluster = Cluster::start(support::NB_SCHEMA, 3)?;
     let leader = cluster.wait_for_leader(WAIT)?;
     // Followers first in the list: the client must pass them over.
     let mut remotes: Vec<_> = (0..3)
@@ -199,9 +199,9 @@ async fn leader_only_client_skips_followers() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_only_client_leaves_a_server_that_stops_leading() -> Result<()> {
-    let cluster = Cluster::start(3)?;
+    let cluster = Cluster::start(support::NB_SCHEMA, 3)?;
     let leader = cluster.wait_for_leader(WAIT)?;
-    let mut config = ClientConfig::new(NB_DB, cluster.remotes());
+    let mut config = ClientConfig::new(NB_DB, remotes(&cluster));
     config.tables = vec![TableMonitor::all("Address_Set")];
     config.leader_only = true;
     let client = Client::start(config)?;

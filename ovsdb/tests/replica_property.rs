@@ -15,7 +15,7 @@ use rovn_ovsdb::monitor::TableMonitor;
 use rovn_ovsdb::operation::{Condition, Mutation, Operation};
 use rovn_ovsdb::replica::IndexSpec;
 use rovn_ovsdb::{Atom, Datum, Row, Uuid};
-use support::TestServer;
+use support::{ServerExt, TestServer};
 
 const NB: &str = "OVN_Northbound";
 const TABLES: [&str; 3] = ["Logical_Switch", "Logical_Switch_Port", "Address_Set"];

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use rovn_ovsdb::connection::{ConnectOptions, Connection};
 use rovn_ovsdb::error::Error;
 use rovn_ovsdb::transport::TlsConfig;
-use support::{Listener, NB_SCHEMA, Pki, TestServer};
+use support::{Listener, NB_SCHEMA, Pki, ServerExt, TestServer};
 
 fn options(tls: TlsConfig) -> ConnectOptions {
     ConnectOptions {
@@ -23,7 +23,7 @@ fn options(tls: TlsConfig) -> ConnectOptions {
 async fn ssl_with_ovs_pki_certificates() -> Result<()> {
     let pki = Pki::new()?;
     let server_tls = pki.issue("ovsdb-server")?;
-    let client_tls = pki.issue("rovn-client")?;
+    let client_tls = support::tls(pki.issue("rovn-client")?);
     let server = TestServer::start_with(NB_SCHEMA, Listener::Ssl(server_tls))?;
     let remote = server.ssl_remote().context("no ssl remote")?;
 
@@ -49,7 +49,7 @@ async fn ssl_with_ovs_pki_certificates() -> Result<()> {
 
     // A client certificate the server's CA did not sign: ovsdb-server drops us during or right
     // after the handshake, so the first call (if connecting succeeded at all) fails.
-    let stranger = other_pki.issue("stranger")?;
+    let stranger = support::tls(other_pki.issue("stranger")?);
     let stranger = TlsConfig {
         ca_cert: pki.ca_cert(),
         ..stranger

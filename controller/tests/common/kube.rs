@@ -3,11 +3,12 @@
 //! real binary (killed on drop), and polling helpers.
 
 use std::collections::BTreeMap;
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
@@ -19,6 +20,8 @@ use rovn_api::names::annotations as keys;
 use rovn_api::subnet::{Subnet, SubnetSpec};
 use rovn_controller::runtime::{self, KubeSource, RunConfig};
 use rovn_kubesim::RunningServer;
+use rovn_testkit::process::ChildGuard;
+use rovn_testkit::wait::Wait;
 use serde_json::json;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -232,7 +235,7 @@ impl Kube {
             .spawn()
             .context("spawning rovn-controller")?;
         Ok(Binary {
-            child: Some(child),
+            child: ChildGuard::new(child),
             log: log_path,
         })
     }
@@ -240,13 +243,13 @@ impl Kube {
 
 /// The controller binary; killed (SIGKILL) on drop.
 pub struct Binary {
-    child: Option<Child>,
+    child: ChildGuard,
     pub log: PathBuf,
 }
 
 impl Binary {
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
+        self.child.pid()
     }
 
     pub fn log_text(&self) -> String {
@@ -266,43 +269,33 @@ impl Binary {
     }
 
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.child.kill();
     }
 
     /// SIGTERM, then waits for the exit (SIGKILL after `timeout`).
     pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let mut child = self.child.take()?;
+        let pid = self.child.pid()?;
         let _ = Command::new("kill")
             .arg("-TERM")
-            .arg(child.id().to_string())
+            .arg(pid.to_string())
             .status();
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Some(status);
-            }
-            if Instant::now() > deadline {
+        let child = &mut self.child;
+        let exited = Wait::new(timeout)
+            .every(Duration::from_millis(50))
+            .poll(|| Ok::<_, Infallible>(child.exited()));
+        match exited {
+            Ok(Some(status)) => Some(status),
+            _ => {
+                let mut child = self.child.release()?;
                 let _ = child.kill();
-                return child.wait().ok();
+                child.wait().ok()
             }
-            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
     /// Whether the process has exited.
     pub fn exited(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_none_or(|c| matches!(c.try_wait(), Ok(Some(_))))
-    }
-}
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        self.kill();
+        !self.child.is_owned() || self.child.exited().is_some()
     }
 }
 
@@ -347,22 +340,18 @@ impl Drop for InProcess {
     }
 }
 
-/// Polls `check` every 50 ms until it returns true or `timeout` passes.
+/// Polls `check` every 50 ms until it returns true (`Ok(true)`) or `timeout` passes
+/// (`Ok(false)`); an error from `check` ends the wait.
 pub async fn wait_for<F, Fut>(timeout: Duration, mut check: F) -> Result<bool>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<bool>>,
 {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if check().await? {
-            return Ok(true);
-        }
-        if Instant::now() > deadline {
-            return Ok(false);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    Wait::new(timeout)
+        .every(Duration::from_millis(50))
+        .poll_async(async || Ok(check().await?.then_some(())))
+        .await
+        .map(|done| done.is_some())
 }
 
 /// The pod's annotation `key`.

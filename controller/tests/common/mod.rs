@@ -1,84 +1,42 @@
-//! Test fixtures: real NB and SB `ovsdb-server`s and `ovn-northd` in a temp dir, a replicating
-//! NB client, cluster snapshots, and `ovn-nbctl` / `ovn-sbctl` wrappers. Everything is killed
-//! and removed on drop, also when a test fails.
+//! Test fixtures: real NB and SB `ovsdb-server`s and `ovn-northd` (from `rovn-testkit`), a
+//! replicating NB client, cluster snapshots, and `ovn-nbctl` / `ovn-sbctl` wrappers. Everything
+//! is killed and removed on drop, also when a test fails.
 #![allow(dead_code)]
 
 pub mod kube;
-#[path = "../../../ovsdb/tests/support/mod.rs"]
-pub mod support;
 
 use std::net::Ipv4Addr;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::ops::{Deref, DerefMut};
+use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use ipnet::Ipv4Net;
 use rovn_api::MacAddr;
 use rovn_controller::desired::{ClusterState, JoinSubnet, Node, PodPort, Subnet, desired_state};
 use rovn_controller::reconcile::{self, Applied, ApplyOptions, Plan};
+use rovn_ovsdb::transport::Remote;
 use rovn_ovsdb::{Client, ClientConfig};
-use support::TestServer;
+use rovn_testkit::{OvnCentral, wait};
 
-/// NB, optionally SB + ovn-northd.
-pub struct Ovn {
-    pub nb: TestServer,
-    pub sb: Option<TestServer>,
-    northd: Option<Child>,
-}
+/// NB, optionally SB + ovn-northd: the kit's [`OvnCentral`] (`nb`, `sb`, `nb_remote()`,
+/// `nbctl()`, `sbctl()` through `Deref`) plus a controller-shaped NB client.
+pub struct Ovn(OvnCentral);
 
 impl Ovn {
     /// NB only: for tests about what rovn writes, not what northd makes of it.
     pub fn nb_only() -> Result<Ovn> {
-        Ok(Ovn {
-            nb: TestServer::nb()?,
-            sb: None,
-            northd: None,
-        })
+        OvnCentral::nb_only().map(Ovn)
     }
 
     /// NB, SB and an `ovn-northd` translating one into the other.
     pub fn with_northd() -> Result<Ovn> {
-        let nb = TestServer::nb()?;
-        let sb = TestServer::start(support::SB_SCHEMA)?;
-        let dir = nb.dir().to_path_buf();
-        let northd = Command::new("ovn-northd")
-            .arg(format!("--ovnnb-db={}", nb_socket(&nb)))
-            .arg(format!("--ovnsb-db={}", nb_socket(&sb)))
-            .arg(format!("--unixctl={}", dir.join("northd.ctl").display()))
-            .arg(format!("--log-file={}", dir.join("northd.log").display()))
-            .env("OVN_RUNDIR", &dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting ovn-northd")?;
-        Ok(Ovn {
-            nb,
-            sb: Some(sb),
-            northd: Some(northd),
-        })
-    }
-
-    pub fn nb_remote(&self) -> String {
-        nb_socket(&self.nb)
-    }
-
-    /// `ovn-nbctl --db=<nb> args...`
-    pub fn nbctl(&self, args: &[&str]) -> Result<String> {
-        ctl("ovn-nbctl", &self.nb_remote(), args)
-    }
-
-    /// `ovn-sbctl --db=<sb> args...`
-    pub fn sbctl(&self, args: &[&str]) -> Result<String> {
-        let Some(sb) = &self.sb else {
-            bail!("this fixture has no SB");
-        };
-        ctl("ovn-sbctl", &nb_socket(sb), args)
+        OvnCentral::with_northd().map(Ovn)
     }
 
     /// A fresh NB client (a controller start), synced.
     pub async fn client(&self) -> Result<Client> {
-        let mut config = ClientConfig::new("OVN_Northbound", vec![self.nb.remote()]);
+        let remote = Remote::Unix(self.nb.sock().to_path_buf());
+        let mut config = ClientConfig::new("OVN_Northbound", vec![remote]);
         config.tables = reconcile::monitored_tables();
         config.indexes = reconcile::indexes();
         let client = Client::start(config)?;
@@ -87,34 +45,18 @@ impl Ovn {
     }
 }
 
-impl Drop for Ovn {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.northd.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+impl Deref for Ovn {
+    type Target = OvnCentral;
+
+    fn deref(&self) -> &OvnCentral {
+        &self.0
     }
 }
 
-fn nb_socket(server: &TestServer) -> String {
-    format!("unix:{}", server.dir().join("db.sock").display())
-}
-
-fn ctl(program: &str, db: &str, args: &[&str]) -> Result<String> {
-    let out = Command::new(program)
-        .arg(format!("--db={db}"))
-        .arg("--timeout=20")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("running {program}"))?;
-    if !out.status.success() {
-        bail!(
-            "{program} {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+impl DerefMut for Ovn {
+    fn deref_mut(&mut self) -> &mut OvnCentral {
+        &mut self.0
     }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Diffs against the client's replica.
@@ -196,16 +138,8 @@ pub fn pod(i: usize, nodes: usize) -> PodPort {
     }
 }
 
-/// Polls `check` until it returns true or `timeout` passes.
+/// Polls `check` every 100 ms until it returns true (`Ok(true)`) or `timeout` passes
+/// (`Ok(false)`); an error from `check` ends the wait.
 pub fn wait_until(timeout: Duration, mut check: impl FnMut() -> Result<bool>) -> Result<bool> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if check()? {
-            return Ok(true);
-        }
-        if Instant::now() > deadline {
-            return Ok(false);
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait::poll(timeout, || Ok(check()?.then_some(()))).map(|done| done.is_some())
 }

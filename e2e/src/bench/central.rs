@@ -14,10 +14,8 @@ use crate::lab::ovs;
 use super::error::BenchError;
 use super::procs::Running;
 
-/// The NB schema installed by Debian's `ovn-common`.
-pub const NB_SCHEMA: &str = "/usr/share/ovn/ovn-nb.ovsschema";
-/// The SB schema installed by Debian's `ovn-common`.
-pub const SB_SCHEMA: &str = "/usr/share/ovn/ovn-sb.ovsschema";
+/// The NB and SB schemas installed by Debian's `ovn-common`.
+pub use rovn_testkit::schema::{NB as NB_SCHEMA, SB as SB_SCHEMA};
 
 /// The running NB, SB and ovn-northd; all stopped when dropped (northd first).
 #[derive(Debug)]

@@ -33,25 +33,29 @@ pub struct PodSpec {
     pub host_network: bool,
     /// Containers: name and argv.
     pub containers: Vec<(String, Vec<String>)>,
+    /// `restartPolicy` (the API's default, `Always`, when `None`).
+    pub restart_policy: Option<String>,
+    /// `terminationGracePeriodSeconds` (2 s when `None`).
+    pub grace_seconds: Option<i64>,
 }
 
 impl PodSpec {
     /// A pod serving TCP ([`TCP_PORT`]) and UDP ([`UDP_PORT`]) echo with `podtool`.
     pub fn server(namespace: &str, name: &str, podtool: &str) -> Self {
+        let (tcp, udp) = (TCP_PORT.to_string(), UDP_PORT.to_string());
+        PodSpec::serving(
+            namespace,
+            name,
+            &[podtool, "serve", "--tcp", &tcp, "--udp", &udp],
+        )
+    }
+
+    /// A pod whose one container, `serve`, runs `argv`.
+    fn serving(namespace: &str, name: &str, argv: &[&str]) -> Self {
         PodSpec {
             name: name.into(),
             namespace: namespace.into(),
-            containers: vec![(
-                "serve".into(),
-                vec![
-                    podtool.into(),
-                    "serve".into(),
-                    "--tcp".into(),
-                    TCP_PORT.to_string(),
-                    "--udp".into(),
-                    UDP_PORT.to_string(),
-                ],
-            )],
+            containers: vec![("serve".into(), argv.iter().map(|a| a.to_string()).collect())],
             ..PodSpec::default()
         }
     }
@@ -64,6 +68,32 @@ impl PodSpec {
             containers: vec![("pause".into(), vec![podtool.into(), "pause".into()])],
             ..PodSpec::default()
         }
+    }
+
+    /// A hostNetwork pod serving TCP echo on [`HOST_TCP_PORT`] in its node's network.
+    pub fn host_network_server(namespace: &str, name: &str, podtool: &str) -> Self {
+        let tcp = HOST_TCP_PORT.to_string();
+        PodSpec {
+            host_network: true,
+            ..PodSpec::serving(namespace, name, &[podtool, "serve", "--tcp", &tcp])
+        }
+    }
+
+    /// A pod whose one container runs `argv` once and must not be restarted.
+    pub fn run_once(namespace: &str, name: &str, argv: &[&str]) -> Self {
+        PodSpec {
+            name: name.into(),
+            namespace: namespace.into(),
+            containers: vec![("once".into(), argv.iter().map(|a| a.to_string()).collect())],
+            restart_policy: Some("Never".into()),
+            ..PodSpec::default()
+        }
+    }
+
+    /// Sets `terminationGracePeriodSeconds`.
+    pub fn grace(mut self, seconds: i64) -> Self {
+        self.grace_seconds = Some(seconds);
+        self
     }
 
     /// Pins the pod to `node`.
@@ -87,8 +117,11 @@ impl PodSpec {
             .collect();
         let mut spec = json!({
             "containers": containers,
-            "terminationGracePeriodSeconds": GRACE_SECONDS,
+            "terminationGracePeriodSeconds": self.grace_seconds.unwrap_or(GRACE_SECONDS),
         });
+        if let Some(policy) = &self.restart_policy {
+            spec["restartPolicy"] = json!(policy);
+        }
         if let Some(node) = &self.node {
             spec["nodeSelector"] = json!({"kubernetes.io/hostname": node});
         }
@@ -131,6 +164,39 @@ pub fn phase(pod: &Pod) -> Option<&str> {
 /// `status.podIP`, if reported and well-formed.
 pub fn pod_ip(pod: &Pod) -> Option<Ipv4Addr> {
     pod.status.as_ref()?.pod_ip.as_deref()?.parse().ok()
+}
+
+/// Whether the pod's `Ready` condition is `True`.
+pub fn is_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// `status.hostIP`, if reported and well-formed.
+pub fn host_ip(pod: &Pod) -> Option<Ipv4Addr> {
+    pod.status.as_ref()?.host_ip.as_deref()?.parse().ok()
+}
+
+/// The exit code of the pod's first container, once it terminated.
+pub fn exit_code(pod: &Pod) -> Option<i32> {
+    let statuses = pod.status.as_ref()?.container_statuses.as_ref()?;
+    statuses
+        .first()?
+        .state
+        .as_ref()?
+        .terminated
+        .as_ref()
+        .map(|t| t.exit_code)
+}
+
+/// The pod's UID.
+pub fn uid(pod: &Pod) -> Result<&str> {
+    pod.metadata
+        .uid
+        .as_deref()
+        .ok_or_else(|| ScenarioError::Check(format!("pod {:?} has no uid", pod.metadata.name)))
 }
 
 /// `spec.nodeName`, once bound.
@@ -202,5 +268,30 @@ mod tests {
         );
         assert_eq!(annotation(&pod, annotations::IP_ADDRESS), Some("10.16.0.9"));
         assert_eq!(allocated_ip(&pod), None);
+        assert!(spec.restart_policy.is_none());
+        assert_eq!(spec.termination_grace_period_seconds, Some(GRACE_SECONDS));
+    }
+
+    #[test]
+    fn run_once_and_host_network_manifests() {
+        let once = PodSpec::run_once("ns", "o", &["true"])
+            .on("node2")
+            .grace(5)
+            .to_pod()
+            .unwrap();
+        let spec = once.spec.as_ref().unwrap();
+        assert_eq!(spec.restart_policy.as_deref(), Some("Never"));
+        assert_eq!(spec.termination_grace_period_seconds, Some(5));
+        let host = PodSpec::host_network_server("ns", "h", "podtool")
+            .to_pod()
+            .unwrap();
+        assert!(is_host_network(&host));
+        assert_eq!(
+            host.spec.as_ref().unwrap().containers[0]
+                .command
+                .as_ref()
+                .unwrap()[3],
+            HOST_TCP_PORT.to_string()
+        );
     }
 }

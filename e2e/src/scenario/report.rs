@@ -1,15 +1,19 @@
-//! The failure dump of a lab cluster: pods with their annotations, Nodes (join addresses) and
-//! Subnets (status), OVN's NB and SB views, the rovn rows, every node's OVS interfaces, and the
-//! daemons' log tails.
+//! What a failed run prints: [`lab_dump`], the dump of a lab cluster (pods with their
+//! annotations, Nodes and Subnets, OVN's NB and SB views, the rovn rows, every node's OVS
+//! interfaces, and the daemons' log tails), and [`FailureReport`], the Kubernetes side of a lab
+//! (pods, events, the kubelets', scheduler's and API server's logs, the containers' output)
+//! printed when a test panics.
 
 use std::fmt::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use super::api;
 use super::cluster::{Cluster, argv};
 use super::lab_cluster::LabCluster;
 use super::pods;
-use crate::lab::Place;
 use crate::lab::daemon::log_tail;
+use crate::lab::{LabNames, Place};
 
 /// Lines of each daemon log in a dump.
 const LOG_LINES: usize = 40;
@@ -40,11 +44,7 @@ pub async fn lab_dump(cluster: &LabCluster<'_>, namespaces: &[&str]) -> String {
         }
     }
     let _ = writeln!(out, "===== Nodes and Subnets");
-    let kubectl = tokio::process::Command::new("kubectl")
-        .arg(format!(
-            "--kubeconfig={}",
-            cluster.lab().names().kubeconfig().display()
-        ))
+    let kubectl = tokio::process::Command::from(kubectl(cluster.lab().names()))
         .args(["get", "nodes,subnets", "-o", "yaml"])
         .output()
         .await;
@@ -118,11 +118,92 @@ pub async fn lab_dump(cluster: &LabCluster<'_>, namespaces: &[&str]) -> String {
             logs.push(names.log_file(Place::Node(i), "ovn-controller"));
         }
     }
-    for log in logs {
-        let _ = writeln!(out, "===== last {LOG_LINES} lines of {}", log.display());
-        let _ = writeln!(out, "{}", log_tail(&log, LOG_LINES));
-    }
+    push_log_tails(&mut out, &logs, LOG_LINES);
     out
+}
+
+/// `kubectl` with the lab's root-namespace kubeconfig.
+fn kubectl(names: &LabNames) -> Command {
+    let mut cmd = Command::new("kubectl");
+    cmd.arg(format!("--kubeconfig={}", names.kubeconfig().display()));
+    cmd
+}
+
+/// Appends the last `lines` lines of each log, under a header naming it.
+fn push_log_tails(out: &mut String, logs: &[PathBuf], lines: usize) {
+    for log in logs {
+        let _ = writeln!(out, "===== last {lines} lines of {}", log.display());
+        let _ = writeln!(out, "{}", log_tail(log, lines));
+    }
+}
+
+/// Lines of each log a [`FailureReport`] prints.
+const REPORT_LOG_LINES: usize = 60;
+
+/// Prints a lab's Kubernetes state if dropped during a panic: pods as `kubectl` shows them,
+/// the events of the test's namespace, and the tails of the API server's, scheduler's and
+/// kubelets' logs and of every container's output. Declare it after the lab's guard so that
+/// it runs while the lab still exists.
+pub struct FailureReport {
+    names: LabNames,
+    nodes: u8,
+    namespace: String,
+}
+
+impl FailureReport {
+    /// Arms the report for lab `names` with `nodes` nodes and the test's pod namespace.
+    pub fn new(names: &LabNames, nodes: u8, namespace: &str) -> Self {
+        FailureReport {
+            names: names.clone(),
+            nodes,
+            namespace: namespace.to_string(),
+        }
+    }
+
+    /// What the report prints.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "===== kubectl get pods -A -o wide");
+        let pods = kubectl(&self.names)
+            .args(["get", "pods", "-A", "-o", "wide"])
+            .output();
+        push_output(&mut out, pods, "kubectl");
+        let _ = writeln!(out, "===== events in namespace {}", self.namespace);
+        let events = kubectl(&self.names)
+            .args(["get", "events", "-n", &self.namespace, "-o", "wide"])
+            .output();
+        push_output(&mut out, events, "kubectl");
+        let mut logs = vec![
+            self.names.log_file(Place::Central, "rovn-kubesim"),
+            self.names.log_file(Place::Central, "rovn-scheduler"),
+        ];
+        for node in 1..=self.nodes {
+            logs.push(self.names.log_file(Place::Node(node), "rovn-kubelet"));
+            logs.extend(files_in(&self.names.kubelet_state_dir(node).join("logs")));
+        }
+        push_log_tails(&mut out, &logs, REPORT_LOG_LINES);
+        out
+    }
+}
+
+impl Drop for FailureReport {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprint!("{}", self.text());
+        }
+    }
+}
+
+/// The files of a directory, sorted (none if it does not exist).
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    found.sort();
+    found
 }
 
 /// Appends what a command printed, or why it could not run.

@@ -3,23 +3,15 @@
 #![allow(dead_code)]
 
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rovn_e2e::lab::{LabName, LabNames, LabSpec, Place, netns};
+use rovn_testkit::wait;
 
 /// A lab name unique to this test process and `tag` (≤ 3 chars), so tests run in parallel and
 /// beside a developer's lab.
 pub fn unique_name(tag: &str) -> LabName {
-    let mut pid = std::process::id();
-    let mut digits = String::new();
-    loop {
-        digits.insert(0, std::char::from_digit(pid % 36, 36).unwrap_or('0'));
-        pid /= 36;
-        if pid == 0 {
-            break;
-        }
-    }
-    format!("{tag}{digits}")
+    rovn_testkit::unique::per_process(tag)
         .parse()
         .expect("tag and pid form a valid lab name")
 }
@@ -65,16 +57,7 @@ pub fn in_ns(ns: &str, program: &str, args: &[&str]) -> Command {
 
 /// Retries `check` every 100 ms until it returns true or `timeout` passes.
 pub fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if check() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait::poll(timeout, || wait::holds(check())) == Ok(Some(()))
 }
 
 /// Everything of lab `name` that still exists: namespaces, its state dir, processes that

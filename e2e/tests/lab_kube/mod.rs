@@ -1,9 +1,7 @@
-//! Helpers of the `lab_kube` test: the reference-CNI network it installs on each node, the pod
-//! manifests it runs, polling, `kubectl`, and what it prints when it fails.
+//! Helpers of the `lab_kube` test: the reference-CNI network it installs on each node,
+//! `kubectl` and sandboxes. Pods, polling and the failure report are the scenarios' own
+//! (`rovn_e2e::scenario::{pods, wait, report}`).
 
 pub mod cni;
 pub mod kubectl;
-pub mod pods;
-pub mod report;
 pub mod sandbox;
-pub mod wait;

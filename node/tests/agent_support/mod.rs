@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
@@ -17,18 +17,9 @@ use serde_json::{Value, json};
 
 /// A lab name unique to this process and `tag` (≤ 3 chars), so tests run beside other labs.
 pub fn unique_name(tag: &str) -> LabName {
-    let mut pid = std::process::id();
-    let mut digits = String::new();
-    loop {
-        digits.insert(0, std::char::from_digit(pid % 36, 36).unwrap_or('0'));
-        pid /= 36;
-        if pid == 0 {
-            break;
-        }
-    }
-    format!("{tag}{digits}")
-        .parse()
-        .unwrap_or_else(|e| panic!("{tag}{digits} is not a lab name: {e}"))
+    let name = rovn_testkit::unique::per_process(tag);
+    name.parse()
+        .unwrap_or_else(|e| panic!("{name} is not a lab name: {e}"))
 }
 
 /// The lab's API client (root-namespace kubeconfig).
@@ -257,23 +248,6 @@ pub async fn eventually(
     what: &str,
     mut check: impl FnMut() -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match check() {
-            Ok(()) => return Ok(()),
-            Err(e) if Instant::now() >= deadline => {
-                return Err(e.context(format!("{what} (waited {timeout:?})")));
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
-}
-
-/// A pod annotation.
-pub fn annotation<'a>(pod: &'a Pod, key: &str) -> Option<&'a str> {
-    pod.metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(key))
-        .map(String::as_str)
+    rovn_testkit::wait::until_async(timeout, what, async || check().map(Some)).await?;
+    Ok(())
 }

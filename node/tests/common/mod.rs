@@ -6,13 +6,14 @@
 use std::io::{BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rovn_node::cni::protocol::{CniRequest, CniResponse, read_message, write_message};
+use rovn_testkit::process::ChildGuard;
 
 /// How long one binary run may take before the test declares it hung.
 pub const RUN_LIMIT: Duration = Duration::from_secs(20);
@@ -64,18 +65,6 @@ impl Run {
     }
 }
 
-/// Kills the child if the test unwinds before it was reaped.
-struct ChildGuard(Option<Child>);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
 /// Runs `rovn-cni` with exactly `env` (nothing inherited) and `stdin`.
 pub fn run_cni(env: &[(&str, &str)], stdin: Stdin) -> Run {
     let started = Instant::now();
@@ -89,8 +78,8 @@ pub fn run_cni(env: &[(&str, &str)], stdin: Stdin) -> Run {
         Stdin::Null => Stdio::null(),
         Stdin::Bytes(_) | Stdin::HeldOpen => Stdio::piped(),
     });
-    let mut guard = ChildGuard(Some(command.spawn().expect("spawn rovn-cni")));
-    let child = guard.0.as_mut().expect("child present");
+    let mut guard = ChildGuard::new(command.spawn().expect("spawn rovn-cni"));
+    let child = guard.child().expect("child present");
     let held_stdin = match stdin {
         Stdin::Bytes(bytes) => {
             let mut pipe = child.stdin.take().expect("stdin pipe");
@@ -125,7 +114,7 @@ pub fn run_cni(env: &[(&str, &str)], stdin: Stdin) -> Run {
         std::thread::sleep(Duration::from_millis(10));
     };
     let elapsed = started.elapsed();
-    guard.0 = None;
+    guard.release();
     drop(held_stdin);
     Run {
         exit_code: status.code(),

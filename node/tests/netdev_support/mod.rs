@@ -7,13 +7,11 @@
 use std::future::Future;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::sched::{CloneFlags, setns};
+use rovn_testkit::wait::{self, Wait};
 use serde_json::Value;
-
-static NEXT_NETNS: AtomicUsize = AtomicUsize::new(0);
 
 /// A named network namespace (`ip netns add`), removed when dropped.
 pub struct Netns {
@@ -23,8 +21,7 @@ pub struct Netns {
 impl Netns {
     /// Creates a namespace whose name is unique per process and test (`tag` says which role).
     pub fn new(tag: &str) -> Netns {
-        let n = NEXT_NETNS.fetch_add(1, Ordering::SeqCst);
-        let name = format!("rovnt-{}-{n}-{tag}", std::process::id());
+        let name = format!("rovnt-{}", rovn_testkit::unique::name(tag));
         run_ok("ip", &["netns", "add", &name]);
         let netns = Netns { name };
         netns.exec_ok(&["ip", "link", "set", "lo", "up"]);
@@ -70,16 +67,18 @@ impl Netns {
     /// The link's `operstate`, once it is "UP" or after two seconds. The kernel's link watcher
     /// updates operational state asynchronously after a device (or its veth peer) comes up.
     pub fn settled_operstate(&self, ifname: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(2);
-        loop {
-            let state = self.link(ifname)["operstate"]
+        let state = || {
+            self.link(ifname)["operstate"]
                 .as_str()
                 .unwrap_or("")
-                .to_string();
-            if state == "UP" || Instant::now() >= deadline {
-                return state;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+                .to_string()
+        };
+        let up = Wait::new(Duration::from_secs(2))
+            .every(Duration::from_millis(20))
+            .poll(|| wait::holds(state() == "UP"));
+        match up {
+            Ok(Some(())) => "UP".to_string(),
+            _ => state(),
         }
     }
 

@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 pub mod procs;
 
@@ -12,12 +11,9 @@ use rovn_kubelet::sandbox;
 
 pub type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-/// A prefix no other test or lab uses: `rkt<pid hex><counter>-`.
+/// A prefix no other test or lab uses: `rkt<tag><pid><counter>-`.
 pub fn unique_prefix(tag: &str) -> String {
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("rkt{tag}{:x}{n}-", std::process::id())
+    format!("rkt{}-", rovn_testkit::unique::name(tag))
 }
 
 /// Deletes the named namespaces (killing what runs inside) on drop, even after a panic.

@@ -129,14 +129,8 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = check().await {
-            return Ok(v);
-        }
-        if Instant::now() > deadline {
-            return Err(format!("timed out after {timeout:?} waiting for {what}").into());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let found = rovn_testkit::wait::until_async(timeout, what, async || {
+        Ok::<_, std::convert::Infallible>(check().await)
+    });
+    Ok(found.await?)
 }

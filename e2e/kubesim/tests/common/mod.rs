@@ -2,8 +2,6 @@
 
 #![allow(dead_code)]
 
-use std::sync::atomic::{AtomicU32, Ordering};
-
 use rovn_kubesim::{Config, RunningServer};
 
 /// A running server and a client talking to it; the server stops when dropped.
@@ -40,12 +38,7 @@ pub fn client_for(url: &str) -> kube::Client {
 
 /// A name no other test (or concurrently running lab) uses.
 pub fn unique(prefix: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+    rovn_testkit::unique::name(&format!("{prefix}-"))
 }
 
 /// The HTTP status code of a kube API error, if it is one.
