@@ -430,8 +430,13 @@ async fn moves_bad_objects_and_removed_subnets() -> Result<()> {
     assert!(lsps.keys().all(|n| !n.starts_with("blue-")));
     assert!(!lsps.contains_key("pod1.ns1") && !lsps.contains_key("pod4.ns4"));
     assert!(lsps.contains_key("pod2.ns2") && lsps.contains_key("pod0.ns0"));
-    let outcome =
-        rec::reconcile_once(&client, &desired_state(&state), &ApplyOptions::default()).await?;
+    let outcome = rec::reconcile_once(
+        &client,
+        &desired_state(&state),
+        None,
+        &ApplyOptions::default(),
+    )
+    .await?;
     assert_eq!(outcome, rec::Outcome::default());
     Ok(())
 }

@@ -3,7 +3,11 @@
 use rovn_ovsdb::Client;
 
 use super::apply::{Applied, ApplyOptions, apply};
-use super::diff::diff;
+use std::collections::BTreeSet;
+
+use rovn_api::Owner;
+
+use super::diff::{diff, diff_owners};
 use super::error::{ApplyError, Conflict, DiffError};
 use super::plan::Action;
 
@@ -35,16 +39,21 @@ pub enum ReconcileError {
     Apply(#[from] ApplyError),
 }
 
-/// Diffs `desired` against the client's replica and applies the plan: the controller's one
-/// reconcile round. A converged state sends nothing. Conflicts are logged and returned, not
-/// errors: the rest of the cluster still converges.
+/// Diffs `desired` against the client's replica — all of it, or only the rows of `scope`'s
+/// owners — and applies the plan: the controller's one reconcile round. A converged state
+/// sends nothing. Conflicts are logged and returned, not errors: the rest of the cluster still
+/// converges.
 pub async fn reconcile_once(
     client: &Client,
     desired: &crate::desired::DesiredState,
+    scope: Option<&BTreeSet<Owner>>,
     options: &ApplyOptions,
 ) -> Result<Outcome, ReconcileError> {
     let plan = client
-        .read(|replica| diff(desired, replica))
+        .read(|replica| match scope {
+            None => diff(desired, replica),
+            Some(owners) => diff_owners(desired, replica, owners),
+        })
         .ok_or(DiffError::NoReplica)??;
     for conflict in &plan.conflicts {
         tracing::warn!(%conflict, "NB row conflict");

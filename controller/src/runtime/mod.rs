@@ -11,7 +11,12 @@ mod election;
 mod http;
 mod kubeio;
 mod metrics;
+mod nodes;
+mod pods;
+mod rounds;
+mod subnets;
 mod watch;
+mod world;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -34,9 +39,10 @@ pub use metrics::Metrics;
 
 use crate::reconcile::{self, ApplyOptions};
 use crate::subnets::Reserved;
-use controller::{Caches, Controller, Parts, Settings};
+use controller::{Controller, Parts};
 use rovn_api::subnet::{self, Subnet};
 use watch::{Kind, slim_pod, spawn_reflector};
+use world::{Caches, Settings};
 
 /// How often a replica that does not lead retries the Lease.
 const ELECTION_RETRY: Duration = Duration::from_secs(1);

@@ -1,0 +1,560 @@
+//! Pods: who holds which address, the allocation patch, refusals, and `routed=true` once a
+//! pod's port is in NB.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::reflector::ObjectRef;
+use rovn_api::annotations::{
+    Ipv4PodAllocation, Ipv4PodRequest, is_routed, parse_pod_allocation, render_pod_allocation,
+};
+use rovn_api::{MacAddr, Owner, names};
+
+use super::decide::{Held, PodAction, decide_pod, is_host_network, is_terminal, node_of};
+use super::kubeio::{self, WriteError};
+use super::watch::Key;
+use super::world::{Done as WorldDone, World, retry_delay};
+use crate::desired::PodPort;
+use crate::ipam::{IpamError, Request};
+
+/// A pod's address as the controller holds it.
+#[derive(Debug, Clone)]
+struct PodRecord {
+    uid: String,
+    node: String,
+    switch: String,
+    ip: Ipv4Addr,
+    mac: MacAddr,
+    /// The annotation patch has succeeded (or the pod carried the allocation already).
+    written: bool,
+    /// `rovn.io/routed=true` is written (seen on the pod or patched by this controller).
+    routed: bool,
+}
+
+/// A pod that could not be given an address, and why (reported once per message).
+#[derive(Debug, Clone)]
+struct Refusal {
+    uid: String,
+    message: String,
+    /// The pod carries an allocation of its own: its NB rows are kept as they are.
+    keep_rows: bool,
+}
+
+/// What a pod's background write reports.
+pub(super) enum Done {
+    Patched {
+        key: Key,
+        uid: String,
+        result: Result<(), WriteError>,
+    },
+    Routed {
+        key: Key,
+        uid: String,
+        result: Result<(), WriteError>,
+    },
+    Retry(Key),
+}
+
+fn owner(key: &Key) -> Owner {
+    Owner::pod(&key.namespace, &key.name)
+}
+
+/// The Event reason for an allocation refused by IPAM.
+pub(super) fn ipam_reason(error: &IpamError) -> &'static str {
+    match error {
+        IpamError::Exhausted { .. } => "SubnetExhausted",
+        IpamError::InUse { .. } | IpamError::MacInUse { .. } => "AddressInUse",
+        IpamError::OutsideSubnet { .. } => "AddressOutsideSubnet",
+        IpamError::Reserved { .. } => "AddressReserved",
+        _ => "AllocationFailed",
+    }
+}
+
+/// The pods' bookkeeping.
+#[derive(Default)]
+pub(super) struct Pods {
+    records: HashMap<Key, PodRecord>,
+    refused: HashMap<Key, Refusal>,
+    attempts: HashMap<Key, u32>,
+    routed_pending: HashMap<Key, String>,
+    /// An address was freed or a Subnet changed: refused pods may fit now.
+    retry_refused: bool,
+}
+
+fn cached(world: &World, key: &Key) -> Option<Arc<Pod>> {
+    world
+        .caches
+        .pods
+        .get(&ObjectRef::new(&key.name).within(&key.namespace))
+}
+
+impl Pods {
+    /// At start-up: restores every allocation pods already carry (oldest pod first, so the
+    /// oldest wins a contested address) before anything new is allocated, then handles the
+    /// rest. Returns how many were restored.
+    pub fn start(&mut self, world: &mut World) -> usize {
+        let mut allocated: Vec<Arc<Pod>> = world
+            .caches
+            .pods
+            .state()
+            .into_iter()
+            .filter(|p| {
+                p.metadata
+                    .annotations
+                    .as_ref()
+                    .is_some_and(|a| matches!(parse_pod_allocation(a), Ok(Some(_))))
+            })
+            .collect();
+        allocated.sort_by(|a, b| {
+            (&a.metadata.creation_timestamp, Key::of(a.as_ref()))
+                .cmp(&(&b.metadata.creation_timestamp, Key::of(b.as_ref())))
+        });
+        for pod in &allocated {
+            self.changed(world, &Key::of(pod.as_ref()));
+        }
+        let restored = self.records.len();
+        let mut rest: Vec<Key> = world
+            .caches
+            .pods
+            .state()
+            .iter()
+            .map(|p| Key::of(p.as_ref()))
+            .collect();
+        rest.sort();
+        for key in &rest {
+            self.changed(world, key);
+        }
+        restored
+    }
+
+    /// How many pods hold an address.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// After a relist: every pod known before or now.
+    pub fn resync(&mut self, world: &mut World) {
+        let mut keys: BTreeSet<Key> = self.records.keys().cloned().collect();
+        keys.extend(
+            world
+                .caches
+                .pods
+                .state()
+                .iter()
+                .map(|p| Key::of(p.as_ref())),
+        );
+        for key in keys {
+            self.changed(world, &key);
+        }
+    }
+
+    /// Acts on the pod `key` as it is in the cache now.
+    pub fn changed(&mut self, world: &mut World, key: &Key) {
+        let pod = cached(world, key);
+        let held = self.records.get(key).map(|r| r.uid.clone());
+        let action = decide_pod(
+            pod.as_deref(),
+            held.as_deref().map_or(Held::Nothing, Held::Address),
+        );
+        match action {
+            PodAction::Skip => {
+                if pod
+                    .as_deref()
+                    .is_none_or(|p| is_terminal(p) || is_host_network(p))
+                {
+                    self.forget(world, key);
+                }
+            }
+            PodAction::Release => {
+                self.release(world, key);
+                if pod.is_some() {
+                    self.changed(world, key);
+                } else {
+                    self.forget(world, key);
+                }
+            }
+            PodAction::Restore(allocation) => {
+                if let Some(pod) = pod {
+                    self.restore(world, key, &pod, allocation);
+                }
+            }
+            PodAction::Allocate(request) => {
+                if let Some(pod) = pod {
+                    self.allocate(world, key, &pod, request);
+                }
+            }
+            PodAction::Refuse(error) => {
+                if let Some(pod) = pod {
+                    let keep = pod
+                        .metadata
+                        .annotations
+                        .as_ref()
+                        .and_then(|a| a.get(names::annotations::ALLOCATED))
+                        .is_some_and(|v| v == "true");
+                    self.refuse(world, &pod, "InvalidAnnotation", error.to_string(), keep);
+                }
+            }
+        }
+    }
+
+    /// A pod that is gone (or needs no address) is no longer refused or retried.
+    fn forget(&mut self, world: &mut World, key: &Key) {
+        if self.refused.remove(key).is_some_and(|r| r.keep_rows) {
+            world.queue.touch(owner(key));
+        }
+        self.attempts.remove(key);
+    }
+
+    fn refuse(
+        &mut self,
+        world: &mut World,
+        pod: &Pod,
+        reason: &str,
+        message: String,
+        keep_rows: bool,
+    ) {
+        let key = Key::of(pod);
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let repeated = self
+            .refused
+            .get(&key)
+            .is_some_and(|r| r.uid == uid && r.message == message);
+        if !repeated {
+            world.metrics.pod_allocation("refused");
+            world.events.warn(
+                kubeio::reference(pod),
+                reason,
+                "AllocateAddress",
+                format!("{}: {message}", owner(&key)),
+            );
+        }
+        self.refused.insert(
+            key,
+            Refusal {
+                uid,
+                message,
+                keep_rows,
+            },
+        );
+    }
+
+    fn restore(&mut self, world: &mut World, key: &Key, pod: &Pod, allocation: Ipv4PodAllocation) {
+        let Some(pool) = world.alloc.pool(&allocation.switch) else {
+            let message = format!(
+                "its allocation names Subnet {}, which is not ready",
+                allocation.switch
+            );
+            self.refuse(world, pod, "UnknownSubnet", message, true);
+            return;
+        };
+        match pool.restore(&owner(key).to_string(), allocation.ip, allocation.mac) {
+            Ok(_) => {
+                self.refused.remove(key);
+                world.metrics.pod_allocation("restored");
+                self.records.insert(
+                    key.clone(),
+                    PodRecord {
+                        uid: pod.metadata.uid.clone().unwrap_or_default(),
+                        node: node_of(pod).unwrap_or_default().to_string(),
+                        switch: allocation.switch,
+                        ip: allocation.ip,
+                        mac: allocation.mac,
+                        written: true,
+                        routed: pod.metadata.annotations.as_ref().is_some_and(is_routed),
+                    },
+                );
+                world.queue.touch(owner(key));
+            }
+            Err(e) => self.refuse(world, pod, "AddressConflict", e.to_string(), true),
+        }
+    }
+
+    fn allocate(&mut self, world: &mut World, key: &Key, pod: &Pod, request: Ipv4PodRequest) {
+        let subnet = match world
+            .subnet_set
+            .for_pod(&key.namespace, request.switch.as_deref())
+        {
+            Ok(subnet) => subnet.clone(),
+            Err(e) => {
+                self.refuse(world, pod, "NoSubnet", e.to_string(), false);
+                return;
+            }
+        };
+        let Some(pool) = world.alloc.pool(&subnet.name) else {
+            let message = format!("Subnet {} has no address pool", subnet.name);
+            self.refuse(world, pod, "SubnetNotReady", message, false);
+            return;
+        };
+        let request = Request {
+            ip: request.ip,
+            mac: request.mac,
+        };
+        let allocation = match pool.allocate(&owner(key).to_string(), request) {
+            Ok(a) => a,
+            Err(e) => {
+                self.refuse(world, pod, ipam_reason(&e), e.to_string(), false);
+                return;
+            }
+        };
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        self.records.insert(
+            key.clone(),
+            PodRecord {
+                uid: uid.clone(),
+                node: node_of(pod).unwrap_or_default().to_string(),
+                switch: subnet.name.clone(),
+                ip: allocation.ip,
+                mac: allocation.mac,
+                written: false,
+                routed: false,
+            },
+        );
+        let annotations = render_pod_allocation(
+            &Ipv4PodAllocation {
+                ip: allocation.ip,
+                mac: allocation.mac,
+                cidr: subnet.cidr,
+                gateway: subnet.gateway,
+                switch: subnet.name,
+            }
+            .into(),
+        );
+        let rv = pod.metadata.resource_version.clone();
+        let (kube, key) = (world.kube.clone(), key.clone());
+        let (ns, name, patch_uid) = (key.namespace.clone(), key.name.clone(), uid.clone());
+        world.spawn(
+            async move {
+                kubeio::patch_pod_annotations(
+                    kube,
+                    &ns,
+                    &name,
+                    &patch_uid,
+                    rv.as_deref(),
+                    &annotations,
+                )
+                .await
+                .map(drop)
+            },
+            move |result| WorldDone::Pod(Done::Patched { key, uid, result }),
+        );
+    }
+
+    fn release(&mut self, world: &mut World, key: &Key) {
+        self.routed_pending.remove(key);
+        let Some(record) = self.records.remove(key) else {
+            return;
+        };
+        if let Some(pool) = world.alloc.pool(&record.switch) {
+            pool.release(&owner(key).to_string());
+        }
+        if record.written {
+            world.queue.touch(owner(key));
+        }
+        self.retry_refused = true;
+    }
+
+    /// A background write of a pod's is done.
+    pub fn done(&mut self, world: &mut World, done: Done) {
+        match done {
+            Done::Patched { key, uid, result } => self.patched(world, key, uid, result),
+            Done::Routed { key, uid, result } => self.routed(world, key, uid, result),
+            Done::Retry(key) => self.changed(world, &key),
+        }
+    }
+
+    fn patched(
+        &mut self,
+        world: &mut World,
+        key: Key,
+        uid: String,
+        result: Result<(), WriteError>,
+    ) {
+        let Some(record) = self.records.get_mut(&key) else {
+            return;
+        };
+        if record.uid != uid || record.written {
+            return;
+        }
+        match result {
+            Ok(()) => {
+                record.written = true;
+                self.attempts.remove(&key);
+                self.refused.remove(&key);
+                world.metrics.pod_allocation("allocated");
+                world.queue.touch(owner(&key));
+            }
+            Err(e) => {
+                world.metrics.pod_allocation("patch_failed");
+                self.release(world, &key);
+                if e.is_not_found() {
+                    return;
+                }
+                tracing::warn!(pod = %key, error = %e, "annotation patch failed; retrying");
+                let attempt = self.attempts.entry(key.clone()).or_insert(0);
+                *attempt = attempt.saturating_add(1);
+                world.after(retry_delay(*attempt), WorldDone::Pod(Done::Retry(key)));
+            }
+        }
+    }
+
+    fn routed(&mut self, world: &mut World, key: Key, uid: String, result: Result<(), WriteError>) {
+        match result {
+            Ok(()) => {
+                if let Some(record) = self.records.get_mut(&key)
+                    && record.uid == uid
+                {
+                    record.routed = true;
+                    self.routed_pending.remove(&key);
+                }
+            }
+            Err(e) => {
+                if self.routed_pending.get(&key) == Some(&uid) {
+                    self.routed_pending.remove(&key);
+                }
+                if !e.is_not_found() {
+                    tracing::warn!(pod = %key, error = %e, "routed patch failed; retrying");
+                    world.queue.request(BACKOFF_ROUTED);
+                }
+            }
+        }
+    }
+
+    /// Pods refused since the last call get another try when an address was freed or a Subnet
+    /// changed.
+    pub fn retry_refused(&mut self, world: &mut World) {
+        if !std::mem::take(&mut self.retry_refused) {
+            return;
+        }
+        let keys: Vec<Key> = self.refused.keys().cloned().collect();
+        for key in keys {
+            self.changed(world, &key);
+        }
+    }
+
+    /// After Subnets changed: pods of a Subnet whose pool was rebuilt take their addresses
+    /// again (a pod whose address no longer fits is refused, its rows kept); refused pods get
+    /// another try.
+    pub fn subnets_changed(&mut self, world: &mut World, rebuilt: &[String]) {
+        for name in rebuilt {
+            let holders: Vec<(Key, PodRecord)> = self
+                .records
+                .iter()
+                .filter(|(_, r)| &r.switch == name)
+                .map(|(k, r)| (k.clone(), r.clone()))
+                .collect();
+            for (key, record) in holders {
+                let restored = world
+                    .alloc
+                    .pool(name)
+                    .map(|pool| pool.restore(&owner(&key).to_string(), record.ip, record.mac));
+                if let Some(Err(e)) = restored {
+                    tracing::warn!(pod = %key, error = %e, "address no longer fits its rebuilt Subnet");
+                    self.records.remove(&key);
+                    if let Some(pod) = cached(world, &key) {
+                        self.refuse(world, &pod, "AddressConflict", e.to_string(), true);
+                    }
+                }
+            }
+        }
+        self.retry_refused = true;
+    }
+
+    /// The port of every pod whose allocation is written, for a full render.
+    pub fn ports(&self) -> Vec<PodPort> {
+        self.records
+            .iter()
+            .filter(|(_, r)| r.written)
+            .map(|(key, r)| port(key, r))
+            .collect()
+    }
+
+    /// The port of the pod `owner`, when it has a written allocation.
+    pub fn port_of(&self, owner: &Owner) -> Option<PodPort> {
+        let key = Key {
+            namespace: owner.namespace()?.to_string(),
+            name: owner.name().to_string(),
+        };
+        self.records
+            .get(&key)
+            .filter(|r| r.written)
+            .map(|r| port(&key, r))
+    }
+
+    /// Pods whose NB rows stay as they are although they have no port to render: refused while
+    /// they carry an allocation of their own.
+    pub fn kept(&self) -> impl Iterator<Item = Owner> + '_ {
+        self.refused
+            .iter()
+            .filter(|(_, r)| r.keep_rows)
+            .map(|(key, _)| owner(key))
+    }
+
+    /// Pods whose port a successful round will have committed and that are not routed yet.
+    pub fn unrouted(&self) -> Vec<(Key, String)> {
+        self.records
+            .iter()
+            .filter(|(_, r)| r.written && !r.routed)
+            .map(|(k, r)| (k.clone(), r.uid.clone()))
+            .collect()
+    }
+
+    /// Patches `routed=true` onto `pods` (as captured when the round started), but not onto
+    /// pods whose rows were held.
+    pub fn mark_routed(
+        &mut self,
+        world: &mut World,
+        pods: &[(Key, String)],
+        held: &BTreeSet<Owner>,
+    ) {
+        for (key, uid) in pods {
+            if self.routed_pending.get(key) == Some(uid) || held.contains(&owner(key)) {
+                continue;
+            }
+            let Some(pod) = cached(world, key) else {
+                continue;
+            };
+            if pod.metadata.uid.as_ref() != Some(uid) {
+                continue;
+            }
+            if pod.metadata.annotations.as_ref().is_some_and(is_routed) {
+                if let Some(record) = self.records.get_mut(key) {
+                    record.routed = true;
+                }
+                continue;
+            }
+            self.routed_pending.insert(key.clone(), uid.clone());
+            let kube = world.kube.clone();
+            let (key, uid) = (key.clone(), uid.clone());
+            let (ns, name, patch_uid) = (key.namespace.clone(), key.name.clone(), uid.clone());
+            world.spawn(
+                async move {
+                    let annotations = BTreeMap::from([(
+                        names::annotations::ROUTED.to_string(),
+                        "true".to_string(),
+                    )]);
+                    kubeio::patch_pod_annotations(kube, &ns, &name, &patch_uid, None, &annotations)
+                        .await
+                        .map(drop)
+                },
+                move |result| WorldDone::Pod(Done::Routed { key, uid, result }),
+            );
+        }
+    }
+}
+
+/// How soon a round runs again after a `routed` patch failed.
+const BACKOFF_ROUTED: std::time::Duration = std::time::Duration::from_millis(500);
+
+fn port(key: &Key, r: &PodRecord) -> PodPort {
+    PodPort {
+        namespace: key.namespace.clone(),
+        name: key.name.clone(),
+        uid: r.uid.clone(),
+        node: r.node.clone(),
+        switch: r.switch.clone(),
+        ip: r.ip,
+        mac: r.mac,
+    }
+}

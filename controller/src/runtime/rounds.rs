@@ -1,0 +1,305 @@
+//! NB rounds: one at a time, each rendering and diffing only what changed since the last one
+//! — the owners the other modules touched — and the whole cluster at start-up, after a Subnet
+//! or Node change, after a failed round and on the periodic resync.
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rovn_api::names::OWNER_KEY;
+use rovn_api::{Owner, OwnerKind};
+use rovn_ovsdb::{Change, Datum, Event, Row};
+use tokio::sync::broadcast::error::RecvError;
+
+use super::kubeio;
+use super::nodes::Nodes;
+use super::pods::Pods;
+use super::subnets::Subnets;
+use super::watch::Key;
+use super::world::{BACKOFF, Done, World};
+use crate::desired::{
+    ClusterState, DesiredState, JoinSubnet, PodContext, desired_topology, render_pod,
+};
+use crate::reconcile::{Outcome, ReconcileError, reconcile_once};
+
+/// What a round hands back when it is done.
+pub(super) struct Report {
+    result: Result<Outcome, ReconcileError>,
+    duration: Duration,
+    /// Pods not routed yet when the round started.
+    pods: Vec<(Key, String)>,
+    desired: DesiredState,
+    context: PodContext,
+    full: bool,
+}
+
+/// NB changes seen since the controller task last looked, gathered off the task.
+#[derive(Default)]
+struct NbChanges {
+    owners: BTreeSet<Owner>,
+    everything: bool,
+    notified: bool,
+}
+
+/// The rounds' state.
+pub(super) struct Rounds {
+    nb: Arc<rovn_ovsdb::Client>,
+    /// What the last round rendered; `None` before the first round and while one runs.
+    desired: Option<(DesiredState, PodContext)>,
+    running: bool,
+    backoff: Option<Duration>,
+    first_done: bool,
+    problems_reported: HashSet<String>,
+    nb_changes: Arc<Mutex<NbChanges>>,
+    ready: Arc<AtomicBool>,
+    started: Instant,
+}
+
+impl Rounds {
+    pub fn new(nb: rovn_ovsdb::Client, ready: Arc<AtomicBool>, started: Instant) -> Rounds {
+        Rounds {
+            nb: Arc::new(nb),
+            desired: None,
+            running: false,
+            backoff: None,
+            first_done: false,
+            problems_reported: HashSet::new(),
+            nb_changes: Arc::default(),
+            ready,
+            started,
+        }
+    }
+
+    /// When the next round may start: due, and none running.
+    pub fn due(&self, world: &World) -> Option<tokio::time::Instant> {
+        world.queue.due.filter(|_| !self.running)
+    }
+
+    /// Starts a round in a task of its own.
+    pub fn start(&mut self, world: &mut World, pods: &Pods, nodes: &Nodes) {
+        world.queue.due = None;
+        self.running = true;
+        let dirty = std::mem::take(&mut world.queue.dirty);
+        let everything = std::mem::take(&mut world.queue.everything);
+        let kept: BTreeSet<Owner> = pods.kept().chain(Subnets::kept(world)).collect();
+        let unrouted = pods.unrouted();
+        let (nb, options, done) = (self.nb.clone(), world.settings.apply, world.done());
+        let scoped = self.desired.take().filter(|_| !everything);
+        let Some((mut desired, context)) = scoped else {
+            let cluster = ClusterState {
+                join: JoinSubnet {
+                    cidr: world.settings.join_cidr,
+                    gateway: world.alloc.join_gateway(),
+                },
+                subnets: world.subnet_set.accepted().map(|c| c.desired()).collect(),
+                nodes: nodes.desired(),
+                pods: pods.ports(),
+            };
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let (mut desired, context) = desired_topology(&cluster);
+                for pod in &cluster.pods {
+                    render_pod(&mut desired, &context, pod);
+                }
+                desired.set_kept(kept);
+                let result = reconcile_once(&nb, &desired, None, &options).await;
+                let report = Report {
+                    result,
+                    duration: started.elapsed(),
+                    pods: unrouted,
+                    desired,
+                    context,
+                    full: true,
+                };
+                let _ = done.send(Done::Round(Box::new(report)));
+            });
+            return;
+        };
+        for owner in dirty.iter().filter(|o| o.kind() == OwnerKind::Pod) {
+            desired.remove_owner(owner);
+            if let Some(port) = pods.port_of(owner) {
+                render_pod(&mut desired, &context, &port);
+            }
+        }
+        desired.set_kept(kept);
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let result = reconcile_once(&nb, &desired, Some(&dirty), &options).await;
+            let report = Report {
+                result,
+                duration: started.elapsed(),
+                pods: unrouted,
+                desired,
+                context,
+                full: false,
+            };
+            let _ = done.send(Done::Round(Box::new(report)));
+        });
+    }
+
+    /// A round is done: keeps what it rendered, reports its problems and failures, and returns
+    /// the pods it routed with the owners whose rows were held (not routed).
+    pub fn finished(
+        &mut self,
+        world: &mut World,
+        report: Report,
+    ) -> Option<(Vec<(Key, String)>, BTreeSet<Owner>)> {
+        self.running = false;
+        world.queue.last_duration = report.duration;
+        world.metrics.rounds.inc();
+        world
+            .metrics
+            .round_seconds
+            .observe(report.duration.as_secs_f64());
+        for problem in &report.desired.problems {
+            let message = problem.to_string();
+            if self.problems_reported.insert(message.clone()) {
+                match kubeio::owner_reference(problem.owner()) {
+                    Some(reference) => {
+                        world
+                            .events
+                            .warn(reference, "NotRendered", "ReconcileNB", message)
+                    }
+                    None => tracing::warn!("{message}"),
+                }
+            }
+        }
+        let held: BTreeSet<Owner> = report.desired.held().cloned().collect();
+        self.desired = Some((report.desired, report.context));
+        match report.result {
+            Ok(outcome) => {
+                world
+                    .metrics
+                    .nb_transactions
+                    .inc_by(outcome.applied.transactions as u64);
+                self.backoff = None;
+                if !self.first_done {
+                    self.first_done = true;
+                    self.ready.store(true, Ordering::Release);
+                    let ready_ms = self.started.elapsed().as_millis() as u64;
+                    tracing::info!(ready_ms, "ready after {ready_ms} ms");
+                }
+                if report.full {
+                    tracing::debug!(
+                        duration_ms = report.duration.as_millis() as u64,
+                        "full NB round"
+                    );
+                }
+                Some((report.pods, held))
+            }
+            Err(error) => {
+                world.metrics.round_errors.inc();
+                if let ReconcileError::Apply(apply) = &error {
+                    world
+                        .metrics
+                        .nb_transactions
+                        .inc_by(apply.applied.transactions as u64);
+                    world
+                        .metrics
+                        .nb_transaction_errors
+                        .inc_by(apply.failures.len() as u64);
+                    let mut seen = HashSet::new();
+                    for failure in &apply.failures {
+                        for owner in failure.owners() {
+                            if !seen.insert(owner.clone()) {
+                                continue;
+                            }
+                            match kubeio::owner_reference(owner) {
+                                Some(reference) => world.events.warn(
+                                    reference,
+                                    "NorthboundWriteFailed",
+                                    "ReconcileNB",
+                                    format!("{owner}: {failure}"),
+                                ),
+                                None => tracing::warn!(%owner, "{failure}"),
+                            }
+                        }
+                    }
+                }
+                // What the failed round was to write is not known any more: the next round
+                // looks at everything.
+                let delay = self.backoff.map_or(BACKOFF.initial, |d| BACKOFF.next(d));
+                self.backoff = Some(delay);
+                tracing::warn!(error = %error, retry_in_ms = delay.as_millis() as u64, "NB reconcile failed");
+                world.queue.everything = true;
+                world.queue.request(delay);
+                None
+            }
+        }
+    }
+
+    /// Follows NB: a row rovn owns that someone changed or deleted makes its owner dirty, so
+    /// the next round puts it back; a new session (anything may have changed meanwhile) makes
+    /// the next round a full one. Changes are gathered off the controller task and announced
+    /// once until it looks.
+    pub fn follow_nb(&self, world: &World) {
+        let mut events = self.nb.subscribe();
+        let (changes, done) = (self.nb_changes.clone(), world.done());
+        tokio::spawn(async move {
+            loop {
+                let (owners, everything) = match events.recv().await {
+                    Ok(Event::Change(change)) => (owners_of(&change), false),
+                    Ok(Event::Reconnected { .. }) | Err(RecvError::Lagged(_)) => (Vec::new(), true),
+                    Ok(Event::Synced) => continue,
+                    Err(RecvError::Closed) => return,
+                };
+                if owners.is_empty() && !everything {
+                    continue;
+                }
+                let notify = {
+                    let Ok(mut gathered) = changes.lock() else {
+                        return;
+                    };
+                    gathered.owners.extend(owners);
+                    gathered.everything |= everything;
+                    !std::mem::replace(&mut gathered.notified, true)
+                };
+                if notify && done.send(Done::NbChanged).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+
+    /// Takes the NB changes gathered since the last call into the round queue.
+    pub fn nb_changed(&self, world: &mut World) {
+        let (owners, everything) = match self.nb_changes.lock() {
+            Ok(mut gathered) => {
+                gathered.notified = false;
+                (
+                    std::mem::take(&mut gathered.owners),
+                    std::mem::take(&mut gathered.everything),
+                )
+            }
+            Err(_) => (BTreeSet::new(), true),
+        };
+        if everything {
+            world.queue.everything();
+        }
+        for owner in owners {
+            world.queue.touch(owner);
+        }
+    }
+}
+
+/// The owners of a changed row, before and after the change.
+fn owners_of(change: &Change) -> Vec<Owner> {
+    let rows: Vec<&Row> = match change {
+        Change::Insert { new, .. } => vec![new],
+        Change::Modify { old, new, .. } => vec![old, new],
+        Change::Delete { old, .. } => vec![old],
+    };
+    let mut owners: Vec<Owner> = rows
+        .into_iter()
+        .filter_map(|row| match row.get("external_ids") {
+            Some(Datum::Map(map)) => map
+                .iter()
+                .find(|(k, _)| k.as_str() == Some(OWNER_KEY))
+                .and_then(|(_, v)| v.as_str()?.parse().ok()),
+            _ => None,
+        })
+        .collect();
+    owners.dedup();
+    owners
+}
