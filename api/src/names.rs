@@ -1,7 +1,7 @@
 //! Every name rovn gives an OVN row, and every key it writes, in one place.
 //!
 //! The names are chosen for `ovn-nbctl show` readability and Kube-OVN compatibility
-//! (DESIGN.md, "OVN topology and names"); operators grep for them, so they never change.
+//! (`docs/architecture.md`, "OVN names"); operators grep for them, so they never change.
 
 /// The cluster router every subnet switch hangs off.
 pub const CLUSTER_ROUTER: &str = "ovn-cluster";

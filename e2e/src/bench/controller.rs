@@ -1,5 +1,5 @@
 //! `rovn-bench controller`: the controller from an empty NB to 10,000 routed pods, then a
-//! restart on the converged cluster (issue 4, "Benchmark").
+//! restart on the converged cluster, and pods created one at a time on it ([`super::pod_latency`]).
 //!
 //! Everything runs privately in a scratch directory: the test API server on a free loopback
 //! port, NB + SB + ovn-northd on unix sockets, the controller without leader election. The

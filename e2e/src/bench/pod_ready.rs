@@ -1,6 +1,5 @@
 //! `rovn-bench pod-ready`: pod network-ready latency (CNI ADD, from exec to result) on a lab
-//! running rovn without kubelets, beside the OVN floor measured in the same run (issue 5,
-//! "Benchmark").
+//! running rovn without kubelets, beside the OVN floor measured in the same run.
 //!
 //! The benchmark plays the container runtime itself: pods are created bound to the nodes,
 //! and once the controller has allocated them it makes each sandbox namespace and calls the

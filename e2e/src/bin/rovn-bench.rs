@@ -18,7 +18,7 @@ struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// rovn-controller from an empty NB to every pod routed, then a restart (issue 4).
+    /// rovn-controller from an empty NB to every pod routed, then a restart, and one pod at a time on the converged cluster.
     Controller {
         /// Node objects to create.
         #[arg(long, default_value_t = 100)]
@@ -47,7 +47,7 @@ enum Command {
         #[arg(long)]
         bin_dir: Option<PathBuf>,
     },
-    /// Pod network-ready latency (CNI ADD) beside the OVN floor, on a lab (issue 5).
+    /// Pod network-ready latency (CNI ADD) beside the OVN floor, on a lab.
     PodReady {
         /// Lab nodes.
         #[arg(long, default_value_t = 2)]
