@@ -144,36 +144,47 @@ fn column(
     (name, value.to_datum(), ownership)
 }
 
+/// The identity half of a [`Managed`] impl for a table with `external_ids`: by `name`
+/// ([`Identity::Name`]) or by owner and id ([`Identity::OwnerId`]).
+macro_rules! identity {
+    (Name) => {
+        const IDENTITY: Identity = Identity::Name;
+        fn name(&self) -> Option<&str> {
+            Some(&self.name)
+        }
+        fn external_ids(&self) -> &BTreeMap<String, String> {
+            &self.external_ids
+        }
+    };
+    (OwnerId) => {
+        const IDENTITY: Identity = Identity::OwnerId;
+        fn name(&self) -> Option<&str> {
+            None
+        }
+        fn external_ids(&self) -> &BTreeMap<String, String> {
+            &self.external_ids
+        }
+    };
+}
+
 const LR_PARENT: Option<Parent> = Some(Parent {
     table: LogicalRouter::TABLE,
     column: LogicalRouter::PORTS,
 });
 
 impl Managed for LogicalRouter {
-    const IDENTITY: Identity = Identity::Name;
     const PARENT: Option<Parent> = None;
     const REFS: &'static [(&'static str, &'static str)] =
         &[(LogicalRouter::LOAD_BALANCER_GROUP, LoadBalancerGroup::TABLE)];
-    fn name(&self) -> Option<&str> {
-        Some(&self.name)
-    }
-    fn external_ids(&self) -> &BTreeMap<String, String> {
-        &self.external_ids
-    }
+    identity!(Name);
     fn managed(&self) -> Vec<(&'static str, Datum, Ownership)> {
         vec![column(Self::OPTIONS, &self.options, Ownership::OwnKeys)]
     }
 }
 
 impl Managed for LogicalRouterPort {
-    const IDENTITY: Identity = Identity::Name;
     const PARENT: Option<Parent> = LR_PARENT;
-    fn name(&self) -> Option<&str> {
-        Some(&self.name)
-    }
-    fn external_ids(&self) -> &BTreeMap<String, String> {
-        &self.external_ids
-    }
+    identity!(Name);
     fn managed(&self) -> Vec<(&'static str, Datum, Ownership)> {
         vec![
             column(Self::MAC, &self.mac, Ownership::Whole),
@@ -183,17 +194,11 @@ impl Managed for LogicalRouterPort {
 }
 
 impl Managed for LogicalRouterPolicy {
-    const IDENTITY: Identity = Identity::OwnerId;
     const PARENT: Option<Parent> = Some(Parent {
         table: LogicalRouter::TABLE,
         column: LogicalRouter::POLICIES,
     });
-    fn name(&self) -> Option<&str> {
-        None
-    }
-    fn external_ids(&self) -> &BTreeMap<String, String> {
-        &self.external_ids
-    }
+    identity!(OwnerId);
     fn managed(&self) -> Vec<(&'static str, Datum, Ownership)> {
         vec![
             column(Self::PRIORITY, &self.priority, Ownership::Whole),
@@ -206,17 +211,11 @@ impl Managed for LogicalRouterPolicy {
 }
 
 impl Managed for LogicalRouterStaticRoute {
-    const IDENTITY: Identity = Identity::OwnerId;
     const PARENT: Option<Parent> = Some(Parent {
         table: LogicalRouter::TABLE,
         column: LogicalRouter::STATIC_ROUTES,
     });
-    fn name(&self) -> Option<&str> {
-        None
-    }
-    fn external_ids(&self) -> &BTreeMap<String, String> {
-        &self.external_ids
-    }
+    identity!(OwnerId);
     fn managed(&self) -> Vec<(&'static str, Datum, Ownership)> {
         vec![
             column(Self::IP_PREFIX, &self.ip_prefix, Ownership::Whole),
@@ -230,17 +229,11 @@ impl Managed for LogicalRouterStaticRoute {
 }
 
 impl Managed for Nat {
-    const IDENTITY: Identity = Identity::OwnerId;
     const PARENT: Option<Parent> = Some(Parent {
         table: LogicalRouter::TABLE,
         column: LogicalRouter::NAT,
     });
-    fn name(&self) -> Option<&str> {
-        None
-    }
-    fn external_ids(&self) -> &BTreeMap<String, String> {
-        &self.external_ids
-    }
+    identity!(OwnerId);
     fn managed(&self) -> Vec<(&'static str, Datum, Ownership)> {
         vec![
             column(Self::TYPE, &self.type_, Ownership::Whole),
@@ -259,16 +252,10 @@ impl Managed for Nat {
 }
 
 impl Managed for LogicalSwitch {
-    const IDENTITY: Identity = Identity::Name;
     const PARENT: Option<Parent> = None;
     const REFS: &'static [(&'static str, &'static str)] =
         &[(LogicalSwitch::LOAD_BALANCER_GROUP, LoadBalancerGroup::TABLE)];
-    fn name(&self) -> Option<&str> {
-        Some(&self.name)
-    }
-    fn external_ids(&self) -> &BTreeMap<String, String> {
-        &self.external_ids
-    }
+    identity!(Name);
     fn managed(&self) -> Vec<(&'static str, Datum, Ownership)> {
         vec![column(
             Self::OTHER_CONFIG,
@@ -279,17 +266,11 @@ impl Managed for LogicalSwitch {
 }
 
 impl Managed for LogicalSwitchPort {
-    const IDENTITY: Identity = Identity::Name;
     const PARENT: Option<Parent> = Some(Parent {
         table: LogicalSwitch::TABLE,
         column: LogicalSwitch::PORTS,
     });
-    fn name(&self) -> Option<&str> {
-        Some(&self.name)
-    }
-    fn external_ids(&self) -> &BTreeMap<String, String> {
-        &self.external_ids
-    }
+    identity!(Name);
     fn managed(&self) -> Vec<(&'static str, Datum, Ownership)> {
         vec![
             column(Self::TYPE, &self.type_, Ownership::Whole),
@@ -305,14 +286,8 @@ impl Managed for LogicalSwitchPort {
 }
 
 impl Managed for LoadBalancer {
-    const IDENTITY: Identity = Identity::Name;
     const PARENT: Option<Parent> = None;
-    fn name(&self) -> Option<&str> {
-        Some(&self.name)
-    }
-    fn external_ids(&self) -> &BTreeMap<String, String> {
-        &self.external_ids
-    }
+    identity!(Name);
     fn managed(&self) -> Vec<(&'static str, Datum, Ownership)> {
         vec![
             column(Self::PROTOCOL, &self.protocol, Ownership::Whole),
@@ -330,11 +305,11 @@ impl Managed for LoadBalancer {
 static NO_EXTERNAL_IDS: BTreeMap<String, String> = BTreeMap::new();
 
 impl Managed for LoadBalancerGroup {
-    const IDENTITY: Identity = Identity::Name;
     const PARENT: Option<Parent> = None;
     const REFS: &'static [(&'static str, &'static str)] =
         &[(LoadBalancerGroup::LOAD_BALANCER, LoadBalancer::TABLE)];
     const HAS_EXTERNAL_IDS: bool = false;
+    const IDENTITY: Identity = Identity::Name;
     fn name(&self) -> Option<&str> {
         Some(&self.name)
     }
@@ -347,30 +322,18 @@ impl Managed for LoadBalancerGroup {
 }
 
 impl Managed for PortGroup {
-    const IDENTITY: Identity = Identity::Name;
     const PARENT: Option<Parent> = None;
     const REFS: &'static [(&'static str, &'static str)] =
         &[(PortGroup::PORTS, LogicalSwitchPort::TABLE)];
-    fn name(&self) -> Option<&str> {
-        Some(&self.name)
-    }
-    fn external_ids(&self) -> &BTreeMap<String, String> {
-        &self.external_ids
-    }
+    identity!(Name);
     fn managed(&self) -> Vec<(&'static str, Datum, Ownership)> {
         Vec::new()
     }
 }
 
 impl Managed for AddressSet {
-    const IDENTITY: Identity = Identity::Name;
     const PARENT: Option<Parent> = None;
-    fn name(&self) -> Option<&str> {
-        Some(&self.name)
-    }
-    fn external_ids(&self) -> &BTreeMap<String, String> {
-        &self.external_ids
-    }
+    identity!(Name);
     fn managed(&self) -> Vec<(&'static str, Datum, Ownership)> {
         vec![column(
             Self::ADDRESSES,
@@ -381,17 +344,11 @@ impl Managed for AddressSet {
 }
 
 impl Managed for Acl {
-    const IDENTITY: Identity = Identity::OwnerId;
     const PARENT: Option<Parent> = Some(Parent {
         table: PortGroup::TABLE,
         column: PortGroup::ACLS,
     });
-    fn name(&self) -> Option<&str> {
-        None
-    }
-    fn external_ids(&self) -> &BTreeMap<String, String> {
-        &self.external_ids
-    }
+    identity!(OwnerId);
     fn managed(&self) -> Vec<(&'static str, Datum, Ownership)> {
         vec![
             column(Self::NAME, &self.name, Ownership::Whole),
@@ -408,14 +365,8 @@ impl Managed for Acl {
 }
 
 impl Managed for Meter {
-    const IDENTITY: Identity = Identity::Name;
     const PARENT: Option<Parent> = None;
-    fn name(&self) -> Option<&str> {
-        Some(&self.name)
-    }
-    fn external_ids(&self) -> &BTreeMap<String, String> {
-        &self.external_ids
-    }
+    identity!(Name);
     fn managed(&self) -> Vec<(&'static str, Datum, Ownership)> {
         vec![
             column(Self::UNIT, &self.unit, Ownership::Whole),
@@ -425,17 +376,11 @@ impl Managed for Meter {
 }
 
 impl Managed for MeterBand {
-    const IDENTITY: Identity = Identity::OwnerId;
     const PARENT: Option<Parent> = Some(Parent {
         table: Meter::TABLE,
         column: Meter::BANDS,
     });
-    fn name(&self) -> Option<&str> {
-        None
-    }
-    fn external_ids(&self) -> &BTreeMap<String, String> {
-        &self.external_ids
-    }
+    identity!(OwnerId);
     fn managed(&self) -> Vec<(&'static str, Datum, Ownership)> {
         vec![
             column(Self::ACTION, &self.action, Ownership::Whole),

@@ -11,7 +11,7 @@ use rovn_api::{MacAddr, Owner};
 
 use super::kubeio::{self, WriteError};
 use super::pods::ipam_reason;
-use super::world::{Done as WorldDone, World, retry_delay};
+use super::world::{Done as WorldDone, Retries, World};
 use crate::desired;
 use crate::ipam::Request;
 
@@ -40,7 +40,7 @@ pub(super) enum Done {
 #[derive(Default)]
 pub(super) struct Nodes {
     records: HashMap<String, NodeRecord>,
-    attempts: HashMap<String, u32>,
+    attempts: Retries<String>,
 }
 
 impl Nodes {
@@ -195,7 +195,7 @@ impl Nodes {
         match result {
             Ok(()) => {
                 record.written = true;
-                self.attempts.remove(&name);
+                self.attempts.forget(&name);
                 world.queue.everything();
             }
             Err(e) => {
@@ -205,9 +205,8 @@ impl Nodes {
                     return;
                 }
                 tracing::warn!(node = %name, error = %e, "join annotation patch failed; retrying");
-                let attempt = self.attempts.entry(name.clone()).or_insert(0);
-                *attempt = attempt.saturating_add(1);
-                world.after(retry_delay(*attempt), WorldDone::Node(Done::Retry(name)));
+                let delay = self.attempts.failed(&name);
+                world.after(delay, WorldDone::Node(Done::Retry(name)));
             }
         }
     }

@@ -15,7 +15,7 @@ use rovn_api::{MacAddr, Owner, names};
 use super::decide::{Held, PodAction, decide_pod, is_host_network, is_terminal, node_of};
 use super::kubeio::{self, WriteError};
 use super::watch::Key;
-use super::world::{Done as WorldDone, World, retry_delay};
+use super::world::{Done as WorldDone, Retries, World};
 use crate::desired::PodPort;
 use crate::ipam::{IpamError, Request};
 
@@ -77,7 +77,7 @@ pub(super) fn ipam_reason(error: &IpamError) -> &'static str {
 pub(super) struct Pods {
     records: HashMap<Key, PodRecord>,
     refused: HashMap<Key, Refusal>,
-    attempts: HashMap<Key, u32>,
+    attempts: Retries<Key>,
     routed_pending: HashMap<Key, String>,
     /// An address was freed or a Subnet changed: refused pods may fit now.
     retry_refused: bool,
@@ -204,7 +204,7 @@ impl Pods {
         if self.refused.remove(key).is_some_and(|r| r.keep_rows) {
             world.queue.touch(owner(key));
         }
-        self.attempts.remove(key);
+        self.attempts.forget(key);
     }
 
     fn refuse(
@@ -380,7 +380,7 @@ impl Pods {
         match result {
             Ok(()) => {
                 record.written = true;
-                self.attempts.remove(&key);
+                self.attempts.forget(&key);
                 self.refused.remove(&key);
                 world.metrics.pod_allocation("allocated");
                 world.queue.touch(owner(&key));
@@ -392,9 +392,8 @@ impl Pods {
                     return;
                 }
                 tracing::warn!(pod = %key, error = %e, "annotation patch failed; retrying");
-                let attempt = self.attempts.entry(key.clone()).or_insert(0);
-                *attempt = attempt.saturating_add(1);
-                world.after(retry_delay(*attempt), WorldDone::Pod(Done::Retry(key)));
+                let delay = self.attempts.failed(&key);
+                world.after(delay, WorldDone::Pod(Done::Retry(key)));
             }
         }
     }

@@ -34,6 +34,13 @@ pub(super) struct Report {
     full: bool,
 }
 
+/// What a round renders and diffs: the touched owners, over the state the last round
+/// rendered, or the whole cluster (rendered in the round's task, off the controller task).
+enum Work {
+    Owners(DesiredState, PodContext, BTreeSet<Owner>),
+    Everything(ClusterState),
+}
+
 /// NB changes seen since the controller task last looked, gathered off the task.
 #[derive(Default)]
 struct NbChanges {
@@ -85,9 +92,17 @@ impl Rounds {
         let kept: BTreeSet<Owner> = pods.kept().chain(Subnets::kept(world)).collect();
         let unrouted = pods.unrouted();
         let (nb, options, done) = (self.nb.clone(), world.settings.apply, world.done());
-        let scoped = self.desired.take().filter(|_| !everything);
-        let Some((mut desired, context)) = scoped else {
-            let cluster = ClusterState {
+        let work = match self.desired.take().filter(|_| !everything) {
+            Some((mut desired, context)) => {
+                for owner in dirty.iter().filter(|o| o.kind() == OwnerKind::Pod) {
+                    desired.remove_owner(owner);
+                    if let Some(port) = pods.port_of(owner) {
+                        render_pod(&mut desired, &context, &port);
+                    }
+                }
+                Work::Owners(desired, context, dirty)
+            }
+            None => Work::Everything(ClusterState {
                 join: JoinSubnet {
                     cidr: world.settings.join_cidr,
                     gateway: world.alloc.join_gateway(),
@@ -95,44 +110,29 @@ impl Rounds {
                 subnets: world.subnet_set.accepted().map(|c| c.desired()).collect(),
                 nodes: nodes.desired(),
                 pods: pods.ports(),
-            };
-            tokio::spawn(async move {
-                let started = Instant::now();
-                let (mut desired, context) = desired_topology(&cluster);
-                for pod in &cluster.pods {
-                    render_pod(&mut desired, &context, pod);
-                }
-                desired.set_kept(kept);
-                let result = reconcile_once(&nb, &desired, None, &options).await;
-                let report = Report {
-                    result,
-                    duration: started.elapsed(),
-                    pods: unrouted,
-                    desired,
-                    context,
-                    full: true,
-                };
-                let _ = done.send(Done::Round(Box::new(report)));
-            });
-            return;
+            }),
         };
-        for owner in dirty.iter().filter(|o| o.kind() == OwnerKind::Pod) {
-            desired.remove_owner(owner);
-            if let Some(port) = pods.port_of(owner) {
-                render_pod(&mut desired, &context, &port);
-            }
-        }
-        desired.set_kept(kept);
         tokio::spawn(async move {
             let started = Instant::now();
-            let result = reconcile_once(&nb, &desired, Some(&dirty), &options).await;
+            let (mut desired, context, scope) = match work {
+                Work::Owners(desired, context, owners) => (desired, context, Some(owners)),
+                Work::Everything(cluster) => {
+                    let (mut desired, context) = desired_topology(&cluster);
+                    for pod in &cluster.pods {
+                        render_pod(&mut desired, &context, pod);
+                    }
+                    (desired, context, None)
+                }
+            };
+            desired.set_kept(kept);
+            let result = reconcile_once(&nb, &desired, scope.as_ref(), &options).await;
             let report = Report {
                 result,
                 duration: started.elapsed(),
                 pods: unrouted,
                 desired,
                 context,
-                full: false,
+                full: scope.is_none(),
             };
             let _ = done.send(Done::Round(Box::new(report)));
         });

@@ -2,7 +2,8 @@
 //! and caches, Events and metrics, IPAM and the Subnet set, the queue of the next NB round, and
 //! the one way to run a write in the background and hear back.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::hash::Hash;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -188,8 +189,32 @@ impl World {
 }
 
 /// The delay after `attempt` failures (1 = the first): [`BACKOFF`] doubled per attempt.
-pub(super) fn retry_delay(attempt: u32) -> Duration {
+fn retry_delay(attempt: u32) -> Duration {
     (1..attempt.max(1)).fold(BACKOFF.initial, |d, _| BACKOFF.next(d))
+}
+
+/// Failed attempts per object, so each object's retries back off on their own.
+#[derive(Debug)]
+pub(super) struct Retries<K>(HashMap<K, u32>);
+
+impl<K> Default for Retries<K> {
+    fn default() -> Self {
+        Retries(HashMap::new())
+    }
+}
+
+impl<K: Eq + Hash + Clone> Retries<K> {
+    /// Counts one more failure of `key` and returns how long to wait before the next attempt.
+    pub fn failed(&mut self, key: &K) -> Duration {
+        let attempt = self.0.entry(key.clone()).or_insert(0);
+        *attempt = attempt.saturating_add(1);
+        retry_delay(*attempt)
+    }
+
+    /// `key` succeeded or is gone.
+    pub fn forget(&mut self, key: &K) {
+        self.0.remove(key);
+    }
 }
 
 #[cfg(test)]
