@@ -219,3 +219,125 @@ async fn an_overlapping_subnet_is_rejected_and_the_older_one_untouched() -> Resu
     );
     controller.stop().await
 }
+
+async fn annotate(kube: &Kube, ns: &str, name: &str, changes: serde_json::Value) -> Result<()> {
+    let patch = serde_json::json!({"metadata": {"annotations": changes}});
+    kube::Api::<k8s_openapi::api::core::v1::Pod>::namespaced(kube.client.clone(), ns)
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .with_context(|| format!("annotating {ns}/{name}"))?;
+    Ok(())
+}
+
+/// The NB ports holding `ip`.
+fn ports_with(ovn: &Ovn, ip: Ipv4Addr) -> Result<Vec<String>> {
+    let out = ovn.nbctl(&[
+        "--bare",
+        "--columns=name,addresses",
+        "--format=csv",
+        "--no-headings",
+        "list",
+        "Logical_Switch_Port",
+    ])?;
+    let ip = ip.to_string();
+    Ok(out
+        .lines()
+        .filter(|l| l.split([' ', ',']).any(|w| w == ip))
+        .map(|l| l.split(',').next().unwrap_or_default().to_string())
+        .collect())
+}
+
+async fn wait_annotation(kube: &Kube, ns: &str, name: &str, key: &str, want: &str) -> Result<()> {
+    let ok = wait_for(Duration::from_secs(15), || async {
+        let pod = kube.get_pod(ns, name).await?.context("pod gone")?;
+        Ok(annotation(&pod, key) == Some(want))
+    })
+    .await?;
+    ensure!(ok, "{ns}/{name} never had {key}={want}");
+    Ok(())
+}
+
+/// What a pod's creator writes grants nothing: an edit of a running pod's allocation is written
+/// back with an Event; after a restart, rovn's NB port — not a garbled annotation — decides who
+/// holds an address; `allocated=true` on a new pod is only a request, validated like any other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn annotations_grant_nothing_and_nb_decides_who_holds_an_address() -> Result<()> {
+    let ovn = Ovn::nb_only()?;
+    let kube = Kube::start().await?;
+    for ns in ["web", "tiny"] {
+        kube.namespace(ns).await?;
+    }
+    kube.node("n1").await?;
+    kube.subnet("tiny", "10.50.0.0/29", &["tiny"], &["10.50.0.2..10.50.0.3"])
+        .await?;
+    let controller = InProcess::start(kube.config(&ovn.nb_remote()));
+    kube.pod("web", "a", "n1", &[]).await?;
+    let a_ip = wait_allocated(&kube, "web", "a").await?;
+    wait_annotation(&kube, "web", "a", keys::ROUTED, "true").await?;
+
+    // An edit of a running pod's address is written back, and nobody else gets the new one.
+    annotate(
+        &kube,
+        "web",
+        "a",
+        serde_json::json!({keys::IP_ADDRESS: "10.16.0.77"}),
+    )
+    .await?;
+    let note = wait_event(&kube, "web", "a", "AllocationReverted").await?;
+    ensure!(
+        note.contains("10.16.0.77") && note.contains("Pod/web/a"),
+        "{note}"
+    );
+    wait_annotation(&kube, "web", "a", keys::IP_ADDRESS, &a_ip.to_string()).await?;
+    ensure!(ports_with(&ovn, a_ip)? == vec!["a.web".to_string()]);
+
+    // Garbled while the controller is down: after the restart NB's port decides, a pod asking
+    // for the address is refused, and the annotations are written back.
+    controller.stop().await?;
+    annotate(
+        &kube,
+        "web",
+        "a",
+        serde_json::json!({keys::IP_ADDRESS: "garbage", keys::MAC_ADDRESS: null}),
+    )
+    .await?;
+    let controller = InProcess::start(kube.config(&ovn.nb_remote()));
+    kube.pod("web", "b", "n1", &[(keys::IP_ADDRESS, &a_ip.to_string())])
+        .await?;
+    let note = wait_event(&kube, "web", "b", "AddressInUse").await?;
+    ensure!(note.contains(&a_ip.to_string()), "{note}");
+    wait_annotation(&kube, "web", "a", keys::IP_ADDRESS, &a_ip.to_string()).await?;
+    let a = kube.get_pod("web", "a").await?.context("a")?;
+    ensure!(
+        annotation(&a, keys::MAC_ADDRESS).is_some(),
+        "the MAC was not written back"
+    );
+    ensure!(ports_with(&ovn, a_ip)? == vec!["a.web".to_string()]);
+
+    // allocated=true on a new pod is a request: another namespace's Subnet and an excluded
+    // address are refused, not restored.
+    let forged = |ip: &'static str, switch: &'static str| {
+        [
+            (keys::IP_ADDRESS, ip),
+            (keys::MAC_ADDRESS, "0a:58:0a:32:00:02"),
+            (keys::CIDR, "10.50.0.0/29"),
+            (keys::GATEWAY, "10.50.0.1"),
+            (keys::LOGICAL_SWITCH, switch),
+            (keys::ALLOCATED, "true"),
+        ]
+    };
+    kube.pod("web", "intruder", "n1", &forged("10.50.0.4", "tiny"))
+        .await?;
+    let note = wait_event(&kube, "web", "intruder", "NoSubnet").await?;
+    ensure!(note.contains("tiny"), "{note}");
+    kube.pod("tiny", "excluded", "n1", &forged("10.50.0.2", "tiny"))
+        .await?;
+    let note = wait_event(&kube, "tiny", "excluded", "AddressReserved").await?;
+    ensure!(note.contains("10.50.0.2"), "{note}");
+    for (ns, name) in [("web", "intruder"), ("tiny", "excluded")] {
+        let port = format!("{name}.{ns}");
+        let listed = ovn.nbctl(&["--bare", "--columns=name", "list", "Logical_Switch_Port"])?;
+        ensure!(!listed.lines().any(|l| l == port), "{port} got a port");
+    }
+    controller.stop().await
+}

@@ -155,7 +155,8 @@ impl Controller {
         self.ensure_default_subnet().await?;
         self.subnets_changed();
         self.nodes.resync(&mut self.world);
-        let restored = self.pods.start(&mut self.world);
+        let recorded = self.rounds.recorded_pods();
+        let restored = self.pods.start(&mut self.world, recorded);
         tracing::info!(
             restored,
             nodes = self.nodes.len(),

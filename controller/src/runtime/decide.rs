@@ -8,6 +8,8 @@ use rovn_api::annotations::{
     AnnotationError, Ipv4PodAllocation, Ipv4PodRequest, parse_pod_allocation, parse_pod_request,
 };
 
+use super::ledger::Recorded;
+
 /// The controller's next step for a pod.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PodAction {
@@ -15,8 +17,9 @@ pub enum PodAction {
     Skip,
     /// The pod no longer needs its address (gone, terminal, or host network).
     Release,
-    /// The pod already carries an allocation (written before a restart): record it.
-    Restore(Ipv4PodAllocation),
+    /// rovn's own NB port records the pod's address (written before a restart): hold it again,
+    /// whatever the pod's annotations say now.
+    Restore(Recorded),
     /// The pod needs an address, honouring what it requests.
     Allocate(Ipv4PodRequest),
     /// The pod's annotations cannot be read, or name an IPv6 address this IPv4 cluster has no
@@ -62,10 +65,16 @@ pub fn node_of(pod: &Pod) -> Option<&str> {
         .filter(|n| !n.is_empty())
 }
 
-/// The next step for `pod` (`None`: deleted) given what is held for it. A held address of
-/// another UID (a pod re-created under the same name) must be released by the caller before
-/// asking again with [`Held::Nothing`].
-pub fn decide_pod(pod: Option<&Pod>, held: Held<'_>) -> PodAction {
+/// The next step for `pod` (`None`: deleted) given what is held for it and what its NB port
+/// records (`recorded`, read at start-up). A held address of another UID (a pod re-created
+/// under the same name) must be released by the caller before asking again with
+/// [`Held::Nothing`].
+///
+/// Annotations are the controller's output, and anyone who can edit a pod can write them: an
+/// allocation in a pod's annotations without a port that records it is taken as a static
+/// request for the same address, MAC and Subnet, which allocation then validates like any
+/// other.
+pub fn decide_pod(pod: Option<&Pod>, held: Held<'_>, recorded: Option<&Recorded>) -> PodAction {
     let Some(pod) = pod else {
         return match held {
             Held::Nothing => PodAction::Skip,
@@ -87,10 +96,19 @@ pub fn decide_pod(pod: Option<&Pod>, held: Held<'_>) -> PodAction {
     if node_of(pod).is_none() {
         return PodAction::Skip;
     }
+    if let Some(recorded) = recorded.filter(|r| r.uid == uid) {
+        return PodAction::Restore(recorded.clone());
+    }
     let annotations = annotations(pod);
     // The pools are IPv4: an IPv6 value is refused here, like a malformed one.
     let action = match parse_pod_allocation(annotations) {
-        Ok(Some(allocation)) => Ipv4PodAllocation::try_from(allocation).map(PodAction::Restore),
+        Ok(Some(allocation)) => Ipv4PodAllocation::try_from(allocation).map(|a| {
+            PodAction::Allocate(Ipv4PodRequest {
+                ip: Some(a.ip),
+                mac: Some(a.mac),
+                switch: Some(a.switch),
+            })
+        }),
         Err(e) => Err(e),
         Ok(None) => parse_pod_request(annotations)
             .and_then(Ipv4PodRequest::try_from)
@@ -131,35 +149,41 @@ mod tests {
     #[test]
     fn unscheduled_pods_wait_and_scheduled_ones_get_an_address() {
         assert_eq!(
-            decide_pod(Some(&pod(None, &[])), Held::Nothing),
+            decide_pod(Some(&pod(None, &[])), Held::Nothing, None),
             PodAction::Skip
         );
         assert!(matches!(
-            decide_pod(Some(&pod(Some("n1"), &[])), Held::Nothing),
+            decide_pod(Some(&pod(Some("n1"), &[])), Held::Nothing, None),
             PodAction::Allocate(_)
         ));
         assert_eq!(
-            decide_pod(Some(&pod(Some("n1"), &[])), Held::Address("u1")),
+            decide_pod(Some(&pod(Some("n1"), &[])), Held::Address("u1"), None),
             PodAction::Skip
         );
     }
 
     #[test]
     fn deleted_terminal_and_recreated_pods_release() {
-        assert_eq!(decide_pod(None, Held::Address("u1")), PodAction::Release);
-        assert_eq!(decide_pod(None, Held::Nothing), PodAction::Skip);
+        assert_eq!(
+            decide_pod(None, Held::Address("u1"), None),
+            PodAction::Release
+        );
+        assert_eq!(decide_pod(None, Held::Nothing, None), PodAction::Skip);
         let mut done = pod(Some("n1"), &[]);
         done.status = Some(PodStatus {
             phase: Some("Succeeded".into()),
             ..Default::default()
         });
         assert_eq!(
-            decide_pod(Some(&done), Held::Address("u1")),
+            decide_pod(Some(&done), Held::Address("u1"), None),
             PodAction::Release
         );
-        assert_eq!(decide_pod(Some(&done), Held::Nothing), PodAction::Skip);
         assert_eq!(
-            decide_pod(Some(&pod(Some("n1"), &[])), Held::Address("old-uid")),
+            decide_pod(Some(&done), Held::Nothing, None),
+            PodAction::Skip
+        );
+        assert_eq!(
+            decide_pod(Some(&pod(Some("n1"), &[])), Held::Address("old-uid"), None),
             PodAction::Release
         );
     }
@@ -170,7 +194,10 @@ mod tests {
         if let Some(spec) = host.spec.as_mut() {
             spec.host_network = Some(true);
         }
-        assert_eq!(decide_pod(Some(&host), Held::Nothing), PodAction::Skip);
+        assert_eq!(
+            decide_pod(Some(&host), Held::Nothing, None),
+            PodAction::Skip
+        );
     }
 
     /// A scheduled pod carrying a complete allocation of `ip` in `cidr`.
@@ -189,15 +216,43 @@ mod tests {
     }
 
     #[test]
-    fn allocated_pods_are_restored_and_bad_annotations_refused() {
+    fn recorded_ports_win_and_annotations_alone_are_only_requests() {
         let allocated = allocated("10.16.0.5", "10.16.0.0/16", "10.16.0.1");
+        let recorded = Recorded {
+            uid: "u1".into(),
+            switch: "ovn-default".into(),
+            ip: std::net::Ipv4Addr::new(10, 16, 0, 9),
+            mac: rovn_api::MacAddr::derived_from(std::net::Ipv4Addr::new(10, 16, 0, 9)),
+        };
+        assert_eq!(
+            decide_pod(Some(&allocated), Held::Nothing, Some(&recorded)),
+            PodAction::Restore(recorded.clone()),
+            "NB's record, not the edited annotation"
+        );
+        let garbled = pod(
+            Some("n1"),
+            &[(keys::IP_ADDRESS, "garbage"), (keys::ALLOCATED, "true")],
+        );
+        assert_eq!(
+            decide_pod(Some(&garbled), Held::Nothing, Some(&recorded)),
+            PodAction::Restore(recorded.clone())
+        );
+        let other_incarnation = Recorded {
+            uid: "old".into(),
+            ..recorded
+        };
         assert!(matches!(
-            decide_pod(Some(&allocated), Held::Nothing),
-            PodAction::Restore(a) if a.ip == std::net::Ipv4Addr::new(10, 16, 0, 5)
+            decide_pod(Some(&allocated), Held::Nothing, Some(&other_incarnation)),
+            PodAction::Allocate(r) if r.ip == Some(std::net::Ipv4Addr::new(10, 16, 0, 5))
+                && r.switch.as_deref() == Some("ovn-default")
+        ));
+        assert!(matches!(
+            decide_pod(Some(&allocated), Held::Nothing, None),
+            PodAction::Allocate(r) if r.ip == Some(std::net::Ipv4Addr::new(10, 16, 0, 5))
         ));
         let bad = pod(Some("n1"), &[(keys::IP_ADDRESS, "10.16.0.300")]);
         assert!(matches!(
-            decide_pod(Some(&bad), Held::Nothing),
+            decide_pod(Some(&bad), Held::Nothing, None),
             PodAction::Refuse(e) if e.key == keys::IP_ADDRESS
         ));
     }
@@ -206,12 +261,12 @@ mod tests {
     fn ipv6_annotations_are_refused_like_malformed_ones() {
         let v6 = pod(Some("n1"), &[(keys::IP_ADDRESS, "fd00::9")]);
         assert!(matches!(
-            decide_pod(Some(&v6), Held::Nothing),
+            decide_pod(Some(&v6), Held::Nothing, None),
             PodAction::Refuse(e) if e.key == keys::IP_ADDRESS
                 && e.reason == rovn_api::annotations::IPV6_NOT_CONFIGURED
         ));
         assert!(matches!(
-            decide_pod(Some(&allocated("fd00::5", "fd00::/64", "fd00::1")), Held::Nothing),
+            decide_pod(Some(&allocated("fd00::5", "fd00::/64", "fd00::1")), Held::Nothing, None),
             PodAction::Refuse(e) if e.reason == rovn_api::annotations::IPV6_NOT_CONFIGURED
         ));
     }

@@ -10,6 +10,7 @@ mod decide;
 mod election;
 mod http;
 mod kubeio;
+mod ledger;
 mod metrics;
 mod nodes;
 mod pods;
@@ -35,6 +36,7 @@ pub use allocator::{Allocator, PoolChanges};
 pub use config::{ElectionConfig, KubeSource, RunConfig};
 pub use decide::{Held, PodAction, decide_pod};
 pub use election::{ElectionError, Elector};
+pub use ledger::{Recorded, recorded_pods};
 pub use metrics::Metrics;
 
 use crate::reconcile::{self, ApplyOptions};

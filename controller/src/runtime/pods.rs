@@ -1,7 +1,7 @@
 //! Pods: who holds which address, the allocation patch, refusals, and `routed=true` once a
 //! pod's port is in NB.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
@@ -14,6 +14,7 @@ use rovn_api::{MacAddr, Owner, names};
 
 use super::decide::{Held, PodAction, decide_pod, is_host_network, is_terminal, node_of};
 use super::kubeio::{self, WriteError};
+use super::ledger::Recorded;
 use super::watch::Key;
 use super::world::{Done as WorldDone, Retries, World};
 use crate::desired::PodPort;
@@ -55,6 +56,10 @@ pub(super) enum Done {
         result: Result<(), WriteError>,
     },
     Retry(Key),
+    Reverted {
+        key: Key,
+        result: Result<(), WriteError>,
+    },
 }
 
 fn owner(key: &Key) -> Owner {
@@ -81,6 +86,10 @@ pub(super) struct Pods {
     routed_pending: HashMap<Key, String>,
     /// An address was freed or a Subnet changed: refused pods may fit now.
     retry_refused: bool,
+    /// What rovn's NB ports recorded at start-up, for pods not restored yet.
+    recorded: HashMap<Key, Recorded>,
+    /// Pods whose edited allocation annotations are being written back.
+    reverting: HashSet<Key>,
 }
 
 fn cached(world: &World, key: &Key) -> Option<Arc<Pod>> {
@@ -91,41 +100,38 @@ fn cached(world: &World, key: &Key) -> Option<Arc<Pod>> {
 }
 
 impl Pods {
-    /// At start-up: restores every allocation pods already carry (oldest pod first, so the
-    /// oldest wins a contested address) before anything new is allocated, then handles the
-    /// rest. Returns how many were restored.
-    pub fn start(&mut self, world: &mut World) -> usize {
-        let mut allocated: Vec<Arc<Pod>> = world
-            .caches
-            .pods
-            .state()
-            .into_iter()
-            .filter(|p| {
-                p.metadata
-                    .annotations
-                    .as_ref()
-                    .is_some_and(|a| matches!(parse_pod_allocation(a), Ok(Some(_))))
-            })
-            .collect();
-        allocated.sort_by(|a, b| {
-            (&a.metadata.creation_timestamp, Key::of(a.as_ref()))
-                .cmp(&(&b.metadata.creation_timestamp, Key::of(b.as_ref())))
-        });
-        for pod in &allocated {
+    /// At start-up: first the pods whose NB port records their address (`recorded`, oldest pod
+    /// first, so the oldest wins a contested address), then pods whose annotations carry an
+    /// allocation without such a port (as static requests), then the rest. Returns how many
+    /// were restored from NB.
+    pub fn start(&mut self, world: &mut World, recorded: HashMap<Key, Recorded>) -> usize {
+        self.recorded = recorded;
+        let mut pods: Vec<Arc<Pod>> = world.caches.pods.state();
+        let rank = |pod: &Pod| {
+            let key = Key::of(pod);
+            let recorded = self
+                .recorded
+                .get(&key)
+                .is_some_and(|r| pod.metadata.uid.as_deref() == Some(r.uid.as_str()));
+            let annotated = pod
+                .metadata
+                .annotations
+                .as_ref()
+                .is_some_and(|a| matches!(parse_pod_allocation(a), Ok(Some(_))));
+            (
+                !recorded,
+                !annotated,
+                pod.metadata.creation_timestamp.clone(),
+                key,
+            )
+        };
+        pods.sort_by_cached_key(|p| rank(p));
+        for pod in &pods {
             self.changed(world, &Key::of(pod.as_ref()));
         }
-        let restored = self.records.len();
-        let mut rest: Vec<Key> = world
-            .caches
-            .pods
-            .state()
-            .iter()
-            .map(|p| Key::of(p.as_ref()))
-            .collect();
-        rest.sort();
-        for key in &rest {
-            self.changed(world, key);
-        }
+        let restored = self.records.values().filter(|r| r.written).count();
+        let present: HashSet<Key> = pods.iter().map(|p| Key::of(p.as_ref())).collect();
+        self.recorded.retain(|key, _| present.contains(key));
         restored
     }
 
@@ -157,16 +163,15 @@ impl Pods {
         let action = decide_pod(
             pod.as_deref(),
             held.as_deref().map_or(Held::Nothing, Held::Address),
+            self.recorded.get(key),
         );
         match action {
-            PodAction::Skip => {
-                if pod
-                    .as_deref()
-                    .is_none_or(|p| is_terminal(p) || is_host_network(p))
-                {
-                    self.forget(world, key);
+            PodAction::Skip => match pod {
+                Some(pod) if !is_terminal(&pod) && !is_host_network(&pod) => {
+                    self.revert_edits(world, key, &pod);
                 }
-            }
+                _ => self.forget(world, key),
+            },
             PodAction::Release => {
                 self.release(world, key);
                 if pod.is_some() {
@@ -175,9 +180,9 @@ impl Pods {
                     self.forget(world, key);
                 }
             }
-            PodAction::Restore(allocation) => {
+            PodAction::Restore(recorded) => {
                 if let Some(pod) = pod {
-                    self.restore(world, key, &pod, allocation);
+                    self.restore(world, key, &pod, recorded);
                 }
             }
             PodAction::Allocate(request) => {
@@ -201,6 +206,7 @@ impl Pods {
 
     /// A pod that is gone (or needs no address) is no longer refused or retried.
     fn forget(&mut self, world: &mut World, key: &Key) {
+        self.recorded.remove(key);
         if self.refused.remove(key).is_some_and(|r| r.keep_rows) {
             world.queue.touch(owner(key));
         }
@@ -240,35 +246,98 @@ impl Pods {
         );
     }
 
-    fn restore(&mut self, world: &mut World, key: &Key, pod: &Pod, allocation: Ipv4PodAllocation) {
-        let Some(pool) = world.alloc.pool(&allocation.switch) else {
+    fn restore(&mut self, world: &mut World, key: &Key, pod: &Pod, recorded: Recorded) {
+        let Some(pool) = world.alloc.pool(&recorded.switch) else {
             let message = format!(
-                "its allocation names Subnet {}, which is not ready",
-                allocation.switch
+                "its port is on Subnet {}, which is not ready",
+                recorded.switch
             );
             self.refuse(world, pod, "UnknownSubnet", message, true);
             return;
         };
-        match pool.restore(&owner(key).to_string(), allocation.ip, allocation.mac) {
+        match pool.restore(&owner(key).to_string(), recorded.ip, recorded.mac) {
             Ok(_) => {
                 self.refused.remove(key);
+                self.recorded.remove(key);
                 world.metrics.pod_allocation("restored");
                 self.records.insert(
                     key.clone(),
                     PodRecord {
-                        uid: pod.metadata.uid.clone().unwrap_or_default(),
+                        uid: recorded.uid,
                         node: node_of(pod).unwrap_or_default().to_string(),
-                        switch: allocation.switch,
-                        ip: allocation.ip,
-                        mac: allocation.mac,
+                        switch: recorded.switch,
+                        ip: recorded.ip,
+                        mac: recorded.mac,
                         written: true,
                         routed: pod.metadata.annotations.as_ref().is_some_and(is_routed),
                     },
                 );
                 world.queue.touch(owner(key));
+                self.revert_edits(world, key, pod);
             }
             Err(e) => self.refuse(world, pod, "AddressConflict", e.to_string(), true),
         }
+    }
+
+    /// A held pod's allocation annotations say something else than what the controller holds
+    /// (someone edited them): writes them back, with an Event. A running pod's address never
+    /// changes under it; a pod that wants another address must be re-created.
+    fn revert_edits(&mut self, world: &mut World, key: &Key, pod: &Pod) {
+        let Some(record) = self.records.get(key).filter(|r| r.written) else {
+            return;
+        };
+        if self.reverting.contains(key) {
+            return;
+        }
+        let Some(config) = world.subnet_set.get(&record.switch) else {
+            return;
+        };
+        let expected = render_pod_allocation(
+            &Ipv4PodAllocation {
+                ip: record.ip,
+                mac: record.mac,
+                cidr: config.cidr,
+                gateway: config.gateway,
+                switch: record.switch.clone(),
+            }
+            .into(),
+        );
+        let empty = BTreeMap::new();
+        let current = pod.metadata.annotations.as_ref().unwrap_or(&empty);
+        let edited: Vec<String> = expected
+            .iter()
+            .filter(|(k, v)| current.get(*k) != Some(*v))
+            .map(|(k, v)| match current.get(k) {
+                Some(now) => format!("{k}={now:?} (holds {v:?})"),
+                None => format!("{k} removed (holds {v:?})"),
+            })
+            .collect();
+        if edited.is_empty() {
+            return;
+        }
+        world.events.warn(
+            kubeio::reference(pod),
+            "AllocationReverted",
+            "AllocateAddress",
+            format!(
+                "{}: its allocation was edited ({}); a running pod's address never changes, so \
+                 it was written back. Re-create the pod to change its address.",
+                owner(key),
+                edited.join(", ")
+            ),
+        );
+        self.reverting.insert(key.clone());
+        let kube = world.kube.clone();
+        let uid = record.uid.clone();
+        let (key, ns, name) = (key.clone(), key.namespace.clone(), key.name.clone());
+        world.spawn(
+            async move {
+                kubeio::patch_pod_annotations(kube, &ns, &name, &uid, None, &expected)
+                    .await
+                    .map(drop)
+            },
+            move |result| WorldDone::Pod(Done::Reverted { key, result }),
+        );
     }
 
     fn allocate(&mut self, world: &mut World, key: &Key, pod: &Pod, request: Ipv4PodRequest) {
@@ -361,6 +430,13 @@ impl Pods {
             Done::Patched { key, uid, result } => self.patched(world, key, uid, result),
             Done::Routed { key, uid, result } => self.routed(world, key, uid, result),
             Done::Retry(key) => self.changed(world, &key),
+            Done::Reverted { key, result } => {
+                self.reverting.remove(&key);
+                if let Err(e) = result {
+                    tracing::warn!(pod = %key, error = %e, "writing back an edited allocation failed");
+                }
+                self.changed(world, &key);
+            }
         }
     }
 

@@ -13,6 +13,7 @@ use rovn_ovsdb::{Change, Datum, Event, Row};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::kubeio;
+use super::ledger::{Recorded, recorded_pods};
 use super::nodes::Nodes;
 use super::pods::Pods;
 use super::subnets::Subnets;
@@ -76,6 +77,11 @@ impl Rounds {
             ready,
             started,
         }
+    }
+
+    /// What rovn's NB ports record each pod holds (empty without a replica).
+    pub fn recorded_pods(&self) -> std::collections::HashMap<Key, Recorded> {
+        self.nb.read(recorded_pods).unwrap_or_default()
     }
 
     /// When the next round may start: due, and none running.

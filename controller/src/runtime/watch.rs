@@ -158,8 +158,8 @@ mod tests {
         assert_eq!(node_of(&slim), Some("n1"));
         assert!(!is_host_network(&slim) && !is_terminal(&slim));
         assert_eq!(
-            decide_pod(Some(&slim), Held::Nothing),
-            decide_pod(Some(&pod), Held::Nothing)
+            decide_pod(Some(&slim), Held::Nothing, None),
+            decide_pod(Some(&pod), Held::Nothing, None)
         );
         assert!(slim.spec.is_some_and(|s| s.containers.is_empty()));
         assert_eq!(slim.status.and_then(|s| s.message), None);
