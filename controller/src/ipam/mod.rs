@@ -99,3 +99,16 @@ pub enum IpamError {
         cidr: Ipv4Net,
     },
 }
+
+impl IpamError {
+    /// The Event reason a user sees when an allocation is refused for this error.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            IpamError::Exhausted { .. } => "SubnetExhausted",
+            IpamError::InUse { .. } | IpamError::MacInUse { .. } => "AddressInUse",
+            IpamError::OutsideSubnet { .. } => "AddressOutsideSubnet",
+            IpamError::Reserved { .. } => "AddressReserved",
+            _ => "AllocationFailed",
+        }
+    }
+}

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use futures::stream::{self, StreamExt};
 use rovn_ovsdb::{Atom, Client, Datum, Error, Operation, OperationResult, Uuid};
 
-use super::error::{ApplyError, TransactionFailure};
+use super::error::TransactionFailure;
 use super::plan::{Plan, Transaction};
 
 /// How a plan is cut and sent.
@@ -218,4 +218,14 @@ fn failure(txn: &Transaction, source: rovn_ovsdb::TransactError) -> TransactionF
         what,
         source,
     }
+}
+
+/// Some transactions of a plan failed; the others were applied.
+#[derive(Debug, thiserror::Error)]
+#[error("{} of {} transactions failed; first: {}", failures.len(), applied.transactions + failures.len(), failures.first().map(ToString::to_string).unwrap_or_default())]
+pub struct ApplyError {
+    /// What was applied.
+    pub applied: Applied,
+    /// What failed.
+    pub failures: Vec<TransactionFailure>,
 }

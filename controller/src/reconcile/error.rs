@@ -3,8 +3,6 @@
 use rovn_api::Owner;
 use rovn_ovsdb::{TransactError, Uuid};
 
-use super::apply::Applied;
-
 /// A row rovn wants whose name is taken by a row it does not own. rovn never overwrites such a
 /// row; an operator must rename or remove one of the two.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -97,14 +95,4 @@ fn list(owners: &[Owner]) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// Some transactions of a plan failed; the others were applied.
-#[derive(Debug, thiserror::Error)]
-#[error("{} of {} transactions failed; first: {}", failures.len(), applied.transactions + failures.len(), failures.first().map(ToString::to_string).unwrap_or_default())]
-pub struct ApplyError {
-    /// What was applied.
-    pub applied: Applied,
-    /// What failed.
-    pub failures: Vec<TransactionFailure>,
 }

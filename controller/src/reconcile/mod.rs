@@ -23,9 +23,9 @@ mod monitor;
 mod plan;
 mod round;
 
-pub use apply::{Applied, ApplyOptions, apply};
+pub use apply::{Applied, ApplyError, ApplyOptions, apply};
 pub use diff::{diff, diff_owners};
-pub use error::{ApplyError, Conflict, DiffError, TransactionFailure};
+pub use error::{Conflict, DiffError, TransactionFailure};
 pub use monitor::{indexes, monitored_tables};
 pub use plan::{Action, Label, Plan, Step, Transaction};
 pub use round::{Outcome, ReconcileError, reconcile_once};

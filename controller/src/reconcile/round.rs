@@ -7,8 +7,9 @@ use std::collections::BTreeSet;
 
 use rovn_api::Owner;
 
+use super::apply::ApplyError;
 use super::diff::{diff, diff_owners};
-use super::error::{ApplyError, Conflict, DiffError};
+use super::error::{Conflict, DiffError};
 use super::plan::Action;
 
 /// What one [`reconcile_once`] found and did.

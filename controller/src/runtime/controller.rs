@@ -18,10 +18,11 @@ use super::kubeio::{self, Events};
 use super::metrics::Metrics;
 use super::nodes::Nodes;
 use super::pods::Pods;
+use super::reports::Done;
 use super::rounds::Rounds;
 use super::subnets::Subnets;
 use super::watch::{Kind, Note};
-use super::world::{Caches, Done, Settings, World};
+use super::world::{Caches, Settings, World};
 use crate::subnets::default_subnet;
 
 /// How many queued notes or reports are handled before the loop looks at its timers again.

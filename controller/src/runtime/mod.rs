@@ -14,6 +14,7 @@ mod ledger;
 mod metrics;
 mod nodes;
 mod pods;
+mod reports;
 mod rounds;
 mod subnets;
 mod watch;

@@ -9,9 +9,9 @@ use kube::runtime::reflector::ObjectRef;
 use rovn_api::annotations::{Ipv4NodeJoin, parse_chassis, parse_node_join, render_node_join};
 use rovn_api::{MacAddr, Owner};
 
-use super::kubeio::{self, WriteError};
-use super::pods::ipam_reason;
-use super::world::{Done as WorldDone, Retries, World};
+use super::kubeio;
+use super::reports::{Done as WorldDone, NodeDone as Done};
+use super::world::{Retries, World};
 use crate::desired;
 use crate::ipam::Request;
 
@@ -24,16 +24,6 @@ struct NodeRecord {
     written: bool,
     /// The chassis the node's ports are bound to, as last rendered.
     chassis: Option<String>,
-}
-
-/// What a node's background write reports.
-pub(super) enum Done {
-    Patched {
-        name: String,
-        uid: String,
-        result: Result<(), WriteError>,
-    },
-    Retry(String),
 }
 
 /// The nodes' bookkeeping.
@@ -135,7 +125,7 @@ impl Nodes {
             Err(e) => {
                 world.events.warn(
                     kubeio::reference(node.as_ref()),
-                    ipam_reason(&e),
+                    e.reason(),
                     "AllocateAddress",
                     format!("{owner}: {e}"),
                 );

@@ -15,10 +15,11 @@ use rovn_api::{MacAddr, Owner, names};
 use super::decide::{Held, PodAction, decide_pod, is_host_network, is_terminal, node_of};
 use super::kubeio::{self, WriteError};
 use super::ledger::Recorded;
+use super::reports::{Done as WorldDone, PodDone as Done};
 use super::watch::Key;
-use super::world::{Done as WorldDone, Retries, World};
+use super::world::{Retries, World};
 use crate::desired::PodPort;
-use crate::ipam::{IpamError, Request};
+use crate::ipam::Request;
 
 /// A pod's address as the controller holds it.
 #[derive(Debug, Clone)]
@@ -43,38 +44,8 @@ struct Refusal {
     keep_rows: bool,
 }
 
-/// What a pod's background write reports.
-pub(super) enum Done {
-    Patched {
-        key: Key,
-        uid: String,
-        result: Result<(), WriteError>,
-    },
-    Routed {
-        key: Key,
-        uid: String,
-        result: Result<(), WriteError>,
-    },
-    Retry(Key),
-    Reverted {
-        key: Key,
-        result: Result<(), WriteError>,
-    },
-}
-
 fn owner(key: &Key) -> Owner {
     Owner::pod(&key.namespace, &key.name)
-}
-
-/// The Event reason for an allocation refused by IPAM.
-pub(super) fn ipam_reason(error: &IpamError) -> &'static str {
-    match error {
-        IpamError::Exhausted { .. } => "SubnetExhausted",
-        IpamError::InUse { .. } | IpamError::MacInUse { .. } => "AddressInUse",
-        IpamError::OutsideSubnet { .. } => "AddressOutsideSubnet",
-        IpamError::Reserved { .. } => "AddressReserved",
-        _ => "AllocationFailed",
-    }
 }
 
 /// The pods' bookkeeping.
@@ -363,7 +334,7 @@ impl Pods {
         let allocation = match pool.allocate(&owner(key).to_string(), request) {
             Ok(a) => a,
             Err(e) => {
-                self.refuse(world, pod, ipam_reason(&e), e.to_string(), false);
+                self.refuse(world, pod, e.reason(), e.to_string(), false);
                 return;
             }
         };

@@ -16,24 +16,14 @@ use super::kubeio;
 use super::ledger::{Recorded, recorded_pods};
 use super::nodes::Nodes;
 use super::pods::Pods;
+use super::reports::{Done, RoundReport as Report};
 use super::subnets::Subnets;
 use super::watch::Key;
-use super::world::{BACKOFF, Done, World};
+use super::world::{BACKOFF, World};
 use crate::desired::{
     ClusterState, DesiredState, JoinSubnet, PodContext, desired_topology, render_pod,
 };
-use crate::reconcile::{Outcome, ReconcileError, reconcile_once};
-
-/// What a round hands back when it is done.
-pub(super) struct Report {
-    result: Result<Outcome, ReconcileError>,
-    duration: Duration,
-    /// Pods not routed yet when the round started.
-    pods: Vec<(Key, String)>,
-    desired: DesiredState,
-    context: PodContext,
-    full: bool,
-}
+use crate::reconcile::{ReconcileError, reconcile_once};
 
 /// What a round renders and diffs: the touched owners, over the state the last round
 /// rendered, or the whole cluster (rendered in the round's task, off the controller task).

@@ -9,7 +9,8 @@ use rovn_api::Owner;
 use rovn_api::subnet::Subnet;
 
 use super::kubeio;
-use super::world::{Done, World};
+use super::reports::Done;
+use super::world::World;
 use crate::subnets::{SubnetOutcome, status_needs_write, subnet_status, validate_subnets};
 
 /// The Subnets' bookkeeping.

@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use super::allocator::Allocator;
 use super::kubeio::Events;
 use super::metrics::Metrics;
-use super::{nodes, pods, rounds};
+use super::reports::Done;
 use crate::reconcile::ApplyOptions;
 use crate::subnets::{Reserved, SubnetSet};
 
@@ -64,16 +64,6 @@ pub struct Caches {
     pub nodes: Store<Node>,
     /// Subnets.
     pub subnets: Store<Subnet>,
-}
-
-/// What a background task reports back to the controller task, by the module it is for.
-pub(super) enum Done {
-    Pod(pods::Done),
-    Node(nodes::Done),
-    SubnetStatusWritten(String),
-    Round(Box<rounds::Report>),
-    /// NB changed; what changed waits in [`rounds::Rounds::nb_changed`].
-    NbChanged,
 }
 
 /// When the next NB round runs and what it must look at.
