@@ -129,7 +129,12 @@ impl EventBook {
 
     /// What to write for `note` about `regarding` at `now`: a new Event the first time, else a
     /// patch of the earlier one with the current message, count and time.
-    pub fn record(&self, regarding: &ObjectReference, note: &EventNote, now: Timestamp) -> EventWrite {
+    pub fn record(
+        &self,
+        regarding: &ObjectReference,
+        note: &EventNote,
+        now: Timestamp,
+    ) -> EventWrite {
         let mut series = self.series.lock().unwrap_or_else(|p| p.into_inner());
         series.retain(|_, s| s.last + SERIES_TTL > now);
         let key = key(regarding, note);
@@ -152,7 +157,10 @@ impl EventBook {
             .unwrap_or_else(|| "default".to_string());
         let name = format!(
             "{}.{:x}",
-            regarding.name.as_deref().unwrap_or(&self.reporter.component),
+            regarding
+                .name
+                .as_deref()
+                .unwrap_or(&self.reporter.component),
             now.as_nanosecond()
         );
         series.insert(
