@@ -374,6 +374,16 @@ fn node_daemonset_has_host_access() {
             .and_then(|s| s.privileged),
         Some(true)
     );
+    let readiness = container
+        .readiness_probe
+        .as_ref()
+        .and_then(|p| p.http_get.as_ref())
+        .and_then(|h| h.path.as_deref());
+    assert_eq!(
+        readiness,
+        Some("/readyz"),
+        "the agent is ready when it serves CNI"
+    );
     let env = env_names(container);
     for name in ["NODE_NAME", "ROVN_OVN_REMOTE"] {
         assert!(env.contains(name), "agent env lacks {name}");
