@@ -13,11 +13,7 @@ use rovn_node::agent::kube::pods::{PodWaitError, wait_allocation};
 use serde_json::json;
 
 async fn server() -> (rovn_kubesim::RunningServer, kube::Client) {
-    let config = rovn_kubesim::Config {
-        listen: vec!["127.0.0.1:0".parse().expect("literal listen spec")],
-        ..rovn_kubesim::Config::default()
-    };
-    let server = rovn_kubesim::start(config)
+    let server = rovn_kubesim::start(rovn_kubesim::Config::loopback())
         .await
         .expect("the API server starts");
     let url = server.url().parse().expect("the server URL parses");
