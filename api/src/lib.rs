@@ -5,6 +5,7 @@
 
 pub mod annotations;
 mod duration;
+pub mod events;
 mod mac;
 pub mod names;
 mod owner;

@@ -33,17 +33,23 @@ pub const READY: &str = "Ready";
     derive = "PartialEq",
     doc = "A rovn Subnet: one logical switch on the cluster router and the address pool of the namespaces it lists.",
     printcolumn(name = "CIDR", type_ = "string", json_path = ".spec.cidrBlock"),
-    printcolumn(name = "Gateway", type_ = "string", json_path = ".spec.gateway"),
+    printcolumn(name = "Gateway", type_ = "string", json_path = ".status.gateway"),
+    printcolumn(name = "Namespaces", type_ = "string", json_path = ".spec.namespaces"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[0].status"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[0].reason"
+    ),
     printcolumn(name = "Used", type_ = "integer", json_path = ".status.usedIPs"),
     printcolumn(
         name = "Available",
         type_ = "integer",
         json_path = ".status.availableIPs"
-    ),
-    printcolumn(
-        name = "Ready",
-        type_ = "string",
-        json_path = ".status.conditions[0].status"
     )
 )]
 #[serde(rename_all = "camelCase")]
@@ -78,7 +84,12 @@ pub struct SubnetStatus {
     #[serde(rename = "availableIPs", default)]
     #[schemars(extend("format" = "int64"))]
     pub available_ips: u64,
-    /// The `Ready` condition (always first, which the `Ready` printer column relies on).
+    /// The gateway in effect (`spec.gateway`, or the first host address when that is absent),
+    /// so `kubectl get subnets` shows it either way; absent while the Subnet is not accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
+    /// The `Ready` condition (always first, which the `Ready` and `Reason` printer columns rely
+    /// on).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<SubnetCondition>,
 }

@@ -55,7 +55,18 @@ fn crd_is_cluster_scoped_with_status_and_short_name() {
         .flatten()
         .map(|c| c.name.as_str())
         .collect();
-    assert_eq!(columns, ["CIDR", "Gateway", "Used", "Available", "Ready"]);
+    assert_eq!(
+        columns,
+        [
+            "CIDR",
+            "Gateway",
+            "Namespaces",
+            "Ready",
+            "Reason",
+            "Used",
+            "Available"
+        ]
+    );
 }
 
 /// An in-process API server plus a kubeconfig for kubectl in a temp dir; all gone on drop.
@@ -201,7 +212,16 @@ async fn kubectl_applies_the_crd_and_prints_subnet_columns() {
         .collect();
     assert_eq!(
         header,
-        ["NAME", "CIDR", "GATEWAY", "USED", "AVAILABLE", "READY"],
+        [
+            "NAME",
+            "CIDR",
+            "GATEWAY",
+            "NAMESPACES",
+            "READY",
+            "REASON",
+            "USED",
+            "AVAILABLE"
+        ],
         "{table}"
     );
     let row: Vec<&str> = lines
@@ -216,9 +236,11 @@ async fn kubectl_applies_the_crd_and_prints_subnet_columns() {
             "blue",
             "10.40.0.0/24",
             "10.40.0.254",
+            "[team]",
+            "True",
+            "Accepted",
             "2",
             available.as_str(),
-            "True"
         ],
         "{table}"
     );

@@ -5,6 +5,9 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use k8s_openapi::api::admissionregistration::v1::{
+    ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{Container, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
@@ -83,6 +86,8 @@ struct Parsed {
     deployments: Vec<Deployment>,
     daemon_sets: Vec<DaemonSet>,
     crds: Vec<CustomResourceDefinition>,
+    policies: Vec<ValidatingAdmissionPolicy>,
+    policy_bindings: Vec<ValidatingAdmissionPolicyBinding>,
 }
 
 fn parse_all() -> Parsed {
@@ -105,24 +110,15 @@ fn parse_all() -> Parsed {
                 "Deployment" => parsed.deployments.push(typed(doc, &what)),
                 "DaemonSet" => parsed.daemon_sets.push(typed(doc, &what)),
                 "CustomResourceDefinition" => parsed.crds.push(typed(doc, &what)),
+                "ValidatingAdmissionPolicy" => parsed.policies.push(typed(doc, &what)),
+                "ValidatingAdmissionPolicyBinding" => {
+                    parsed.policy_bindings.push(typed(doc, &what))
+                }
                 other => panic!("{what}: unexpected kind {other:?}"),
             }
         }
     }
     parsed
-}
-
-/// Whether `rules` allow `verb` on `resource` of `group`.
-fn allows(rules: &[PolicyRule], group: &str, resource: &str, verb: &str) -> bool {
-    rules.iter().any(|r| {
-        r.api_groups
-            .as_ref()
-            .is_some_and(|g| g.iter().any(|g| g == group))
-            && r.resources
-                .as_ref()
-                .is_some_and(|rs| rs.iter().any(|r| r == resource))
-            && r.verbs.iter().any(|v| v == verb)
-    })
 }
 
 fn cluster_role<'a>(parsed: &'a Parsed, name: &str) -> &'a [PolicyRule] {
@@ -134,15 +130,54 @@ fn cluster_role<'a>(parsed: &'a Parsed, name: &str) -> &'a [PolicyRule] {
         .unwrap_or_else(|| panic!("ClusterRole {name} with rules"))
 }
 
-fn assert_grants(rules: &[PolicyRule], who: &str, wanted: &[(&str, &str, &[&str])]) {
-    for (group, resource, verbs) in wanted {
-        for verb in *verbs {
-            assert!(
-                allows(rules, group, resource, verb),
-                "{who} may not {verb} {resource} ({group:?})"
-            );
+/// One permission: (API group, resource, verb, resource name or "" for any).
+type Grant = (String, String, String, String);
+
+/// Every permission `rules` give, one per group × resource × verb × name.
+fn grants(rules: &[PolicyRule]) -> BTreeSet<Grant> {
+    let mut out = BTreeSet::new();
+    for rule in rules {
+        let names = rule
+            .resource_names
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| vec![String::new()]);
+        for group in rule.api_groups.iter().flatten() {
+            for resource in rule.resources.iter().flatten() {
+                for verb in &rule.verbs {
+                    for name in &names {
+                        out.insert((group.clone(), resource.clone(), verb.clone(), name.clone()));
+                    }
+                }
+            }
         }
     }
+    out
+}
+
+/// `rules` grant exactly `wanted` (group, resource, verbs, resource name or ""): everything
+/// the component's code calls, and nothing else.
+fn assert_grants_exactly(rules: &[PolicyRule], who: &str, wanted: &[(&str, &str, &[&str], &str)]) {
+    let wanted: BTreeSet<Grant> = wanted
+        .iter()
+        .flat_map(|(group, resource, verbs, name)| {
+            verbs.iter().map(move |verb| {
+                (
+                    group.to_string(),
+                    resource.to_string(),
+                    verb.to_string(),
+                    name.to_string(),
+                )
+            })
+        })
+        .collect();
+    let granted = grants(rules);
+    let missing: Vec<_> = wanted.difference(&granted).collect();
+    let extra: Vec<_> = granted.difference(&wanted).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{who}: missing {missing:?}; granted but unused {extra:?}"
+    );
 }
 
 fn bound(parsed: &Parsed, role: &str, service_account: &str) -> bool {
@@ -180,60 +215,110 @@ fn every_manifest_parses_into_its_kubernetes_type() {
 }
 
 #[test]
-fn rbac_grants_what_the_components_use() {
+fn rbac_grants_exactly_what_the_components_use() {
     let parsed = parse_all();
     let controller = cluster_role(&parsed, "rovn-controller");
-    assert_grants(
+    assert_grants_exactly(
         controller,
         "rovn-controller",
         &[
-            ("", "pods", &["get", "list", "watch", "patch"]),
-            ("", "nodes", &["get", "list", "watch", "patch"]),
-            ("", "namespaces", &["list", "watch"]),
-            ("rovn.io", "subnets", &["get", "list", "watch", "create"]),
-            ("rovn.io", "subnets/status", &["patch"]),
-            ("", "events", &["create", "patch"]),
-            ("events.k8s.io", "events", &["create", "patch"]),
+            ("", "pods", &["list", "watch", "patch"], ""),
+            ("", "nodes", &["list", "watch", "patch"], ""),
+            ("rovn.io", "subnets", &["list", "watch", "create"], ""),
+            ("rovn.io", "subnets/status", &["patch"], ""),
+            ("", "events", &["create", "patch"], ""),
         ],
-    );
-    assert!(
-        !allows(controller, "", "pods", "delete"),
-        "the controller never deletes pods"
     );
     let lease_role = parsed
         .roles
         .iter()
         .find(|r| r.metadata.namespace.as_deref() == Some("kube-system"))
         .expect("a Role in kube-system for the Lease");
-    assert_grants(
+    assert_grants_exactly(
         lease_role.rules.as_deref().unwrap_or_default(),
         "rovn-controller (kube-system)",
-        &[(
-            "coordination.k8s.io",
-            "leases",
-            &["get", "create", "update", "patch"],
-        )],
+        &[
+            (
+                "coordination.k8s.io",
+                "leases",
+                &["get", "update"],
+                "rovn-controller",
+            ),
+            ("coordination.k8s.io", "leases", &["create"], ""),
+        ],
     );
     let lease_role_name = lease_role.metadata.name.as_deref().unwrap_or_default();
     assert!(bound(&parsed, "rovn-controller", "rovn-controller"));
     assert!(bound(&parsed, lease_role_name, "rovn-controller"));
 
     let node = cluster_role(&parsed, "rovn-node");
-    assert_grants(
+    assert_grants_exactly(
         node,
         "rovn-node",
         &[
-            ("", "pods", &["get", "list", "watch"]),
-            ("", "nodes", &["get", "list", "watch", "patch"]),
-            ("rovn.io", "subnets", &["list", "watch"]),
-            ("", "events", &["create"]),
+            ("", "pods", &["get", "list", "watch"], ""),
+            ("", "nodes", &["get", "list", "watch", "patch"], ""),
+            ("rovn.io", "subnets", &["list", "watch"], ""),
+            ("", "events", &["create", "patch", "list"], ""),
         ],
     );
-    assert!(
-        !allows(node, "", "pods", "patch"),
-        "the agent never writes pods"
-    );
     assert!(bound(&parsed, "rovn-node", "rovn-node"));
+}
+
+/// RBAC lets rovn-node patch every Node; the admission policy narrows that to its own Node's
+/// chassis annotation, for requests of its service account, and is enforced (Deny).
+#[test]
+fn rovn_node_may_change_only_its_own_node() {
+    let parsed = parse_all();
+    let policy = parsed
+        .policies
+        .iter()
+        .find(|p| p.metadata.name.as_deref() == Some("rovn-node-own-node"))
+        .expect("the ValidatingAdmissionPolicy rovn-node-own-node");
+    let spec = policy.spec.as_ref().expect("policy spec");
+    assert_eq!(spec.failure_policy.as_deref(), Some("Fail"));
+    let rules = spec
+        .match_constraints
+        .as_ref()
+        .and_then(|m| m.resource_rules.as_deref())
+        .unwrap_or_default();
+    assert!(
+        rules.iter().any(|r| {
+            r.resources.iter().flatten().any(|x| x == "nodes")
+                && r.operations.iter().flatten().any(|o| o == "UPDATE")
+        }),
+        "the policy matches Node updates: {rules:?}"
+    );
+    let conditions = spec.match_conditions.as_deref().unwrap_or_default();
+    assert!(
+        conditions.iter().any(|c| c
+            .expression
+            .contains("system:serviceaccount:kube-system:rovn-node")),
+        "the policy applies to rovn-node's service account"
+    );
+    let text = serde_json::to_string(spec).unwrap_or_default();
+    for needed in [
+        "authentication.kubernetes.io/node-name",
+        "object.metadata.name",
+        "rovn.io/chassis",
+        "labels",
+    ] {
+        assert!(text.contains(needed), "the policy does not check {needed}");
+    }
+    let binding = parsed
+        .policy_bindings
+        .iter()
+        .find(|b| {
+            b.spec.as_ref().and_then(|s| s.policy_name.as_deref()) == Some("rovn-node-own-node")
+        })
+        .expect("a binding of rovn-node-own-node");
+    assert_eq!(
+        binding
+            .spec
+            .as_ref()
+            .and_then(|s| s.validation_actions.clone()),
+        Some(vec!["Deny".to_string()])
+    );
 }
 
 fn env_names(container: &Container) -> BTreeSet<&str> {
@@ -288,6 +373,16 @@ fn node_daemonset_has_host_access() {
             .as_ref()
             .and_then(|s| s.privileged),
         Some(true)
+    );
+    let readiness = container
+        .readiness_probe
+        .as_ref()
+        .and_then(|p| p.http_get.as_ref())
+        .and_then(|h| h.path.as_deref());
+    assert_eq!(
+        readiness,
+        Some("/readyz"),
+        "the agent is ready when it serves CNI"
     );
     let env = env_names(container);
     for name in ["NODE_NAME", "ROVN_OVN_REMOTE"] {

@@ -206,3 +206,18 @@ async fn statuses_follow_validation_and_settle() {
     );
     assert_eq!(writes, 2);
 }
+
+/// The status carries the gateway in effect, also when `spec.gateway` is absent (the
+/// `Gateway` printer column reads it), and none while the Subnet is rejected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_names_the_effective_gateway() {
+    let server = Server::start().await;
+    server.create("blue", spec("10.40.0.0/24", &["t1"])).await;
+    server.create("clash", spec("10.40.0.0/25", &["t2"])).await;
+    server.sync(Timestamp::now()).await;
+    let gateway = |object: Subnet| object.status.and_then(|s| s.gateway);
+    let blue = server.api.get("blue").await.expect("get blue");
+    let clash = server.api.get("clash").await.expect("get clash");
+    assert_eq!(gateway(blue).as_deref(), Some("10.40.0.1"));
+    assert_eq!(gateway(clash), None);
+}

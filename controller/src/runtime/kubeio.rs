@@ -4,14 +4,15 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod};
+use k8s_openapi::api::core::v1::{Event as CoreEvent, Node, ObjectReference, Pod};
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams, PostParams};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 use tokio::sync::Semaphore;
 
 use rovn_api::Owner;
+use rovn_api::events::{EventBook, EventNote, EventReporter, EventWrite};
 use rovn_api::subnet::{Subnet, SubnetStatus};
 
 /// A failed write, naming the object.
@@ -54,7 +55,7 @@ pub async fn patch_pod_annotations(
         )
         .await
         .map_err(|source| WriteError {
-            what: format!("patching annotations of Pod {namespace}/{name}"),
+            what: format!("patching annotations of {}", Owner::pod(namespace, name)),
             source,
         })
 }
@@ -122,22 +123,26 @@ pub async fn create_if_absent(client: kube::Client, subnet: &Subnet) -> Result<b
 
 /// Publishes Events for problems a user can fix, without ever blocking the controller: each is
 /// also a `warn` log line naming the object, and publishing happens in the background (a
-/// bounded number at once; beyond that only the log line remains).
+/// bounded number at once; beyond that only the log line remains). A repeat of a reason on an
+/// object patches the same Event with the current message, count and `lastTimestamp`
+/// (`rovn_api::events`).
 #[derive(Clone)]
 pub struct Events {
-    recorder: Recorder,
+    client: kube::Client,
+    book: Arc<EventBook>,
     permits: Arc<Semaphore>,
 }
 
 impl Events {
     /// Events reported as `rovn-controller` (instance: this replica's identity).
     pub fn new(client: kube::Client, instance: Option<String>) -> Events {
-        let reporter = Reporter {
-            controller: "rovn-controller".into(),
-            instance,
+        let reporter = EventReporter {
+            component: "rovn-controller".into(),
+            instance: instance.unwrap_or_else(|| "rovn-controller".into()),
         };
         Events {
-            recorder: Recorder::new(client, reporter),
+            client,
+            book: Arc::new(EventBook::new(reporter)),
             permits: Arc::new(Semaphore::new(32)),
         }
     }
@@ -155,16 +160,10 @@ impl Events {
             tracing::debug!(reason, "event dropped: too many in flight");
             return;
         };
-        let recorder = self.recorder.clone();
-        let event = Event {
-            type_: EventType::Warning,
-            reason: reason.to_string(),
-            note: Some(truncate(message, 1000)),
-            action: action.to_string(),
-            secondary: None,
-        };
+        let note = EventNote::warning(reason, action, &message);
+        let (client, book) = (self.client.clone(), self.book.clone());
         tokio::spawn(async move {
-            if let Err(e) = recorder.publish(&event, &object).await {
+            if let Err(e) = publish_event(client, &book, &object, &note).await {
                 tracing::debug!(error = %e, "publishing an event");
             }
             drop(permit);
@@ -172,15 +171,32 @@ impl Events {
     }
 }
 
-fn truncate(mut message: String, max: usize) -> String {
-    if message.len() > max {
-        let mut end = max;
-        while !message.is_char_boundary(end) {
-            end -= 1;
-        }
-        message.truncate(end);
+/// Writes what `book` says for `note` on `regarding`; a failed write is forgotten, so the next
+/// occurrence creates a fresh Event.
+async fn publish_event(
+    client: kube::Client,
+    book: &EventBook,
+    regarding: &ObjectReference,
+    note: &EventNote,
+) -> Result<(), kube::Error> {
+    let result = match book.record(regarding, note, Timestamp::now()) {
+        EventWrite::Create { namespace, event } => Api::<CoreEvent>::namespaced(client, &namespace)
+            .create(&PostParams::default(), &event)
+            .await
+            .map(drop),
+        EventWrite::Patch {
+            namespace,
+            name,
+            patch,
+        } => Api::<CoreEvent>::namespaced(client, &namespace)
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map(drop),
+    };
+    if result.is_err() {
+        book.forget(regarding, note);
     }
-    message
+    result
 }
 
 /// The reference an Event about `object` points at.

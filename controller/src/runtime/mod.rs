@@ -37,6 +37,7 @@ pub use allocator::{Allocator, PoolChanges};
 pub use config::{ElectionConfig, KubeSource, RunConfig};
 pub use decide::{Held, PodAction, decide_pod};
 pub use election::{ElectionError, Elector};
+pub use kubeio::Events;
 pub use ledger::{Recorded, recorded_pods};
 pub use metrics::Metrics;
 

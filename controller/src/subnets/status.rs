@@ -19,7 +19,7 @@ pub enum SubnetOutcome<'a> {
     Rejected(&'a SubnetRejection),
 }
 
-/// Status for one Subnet object: Ready=True with usage, or Ready=False with the rejection's
+/// Status for one Subnet object: Ready=True with usage and the gateway in effect, or Ready=False with the rejection's
 /// reason/message. `previous` keeps lastTransitionTime when the condition's status did not
 /// change, so an unchanged cluster renders exactly the status it already has.
 pub fn subnet_status(
@@ -27,9 +27,10 @@ pub fn subnet_status(
     previous: Option<&SubnetStatus>,
     now: Timestamp,
 ) -> SubnetStatus {
-    let (usage, status, reason, message, generation) = match outcome {
+    let (usage, gateway, status, reason, message, generation) = match outcome {
         SubnetOutcome::Accepted(config, usage) => (
             usage,
+            Some(config.gateway.to_string()),
             "True",
             ACCEPTED.to_string(),
             format!("cidrBlock {} with gateway {}", config.cidr, config.gateway),
@@ -40,6 +41,7 @@ pub fn subnet_status(
                 used: 0,
                 available: 0,
             },
+            None,
             "False",
             rejection.reason.to_string(),
             rejection.message.clone(),
@@ -54,6 +56,7 @@ pub fn subnet_status(
     SubnetStatus {
         used_ips: usage.used,
         available_ips: usage.available,
+        gateway,
         conditions: vec![SubnetCondition {
             type_: READY.to_string(),
             status: status.to_string(),

@@ -88,6 +88,7 @@ enum Route {
     GroupVersion(String, String),
     Resource(ResourcePath),
     OpenApiRoot,
+    OpenApiV2,
     OpenApiGroupVersion(String, String),
     NotFound,
 }
@@ -136,6 +137,7 @@ fn route(path: &str) -> Route {
         ["apis", g] => Route::Group(g.to_string()),
         ["apis", g, v] => Route::GroupVersion(g.to_string(), v.to_string()),
         ["apis", g, v, rest @ ..] => parse_resource(g, v, rest),
+        ["openapi", "v2"] => Route::OpenApiV2,
         ["openapi", "v3"] => Route::OpenApiRoot,
         ["openapi", "v3", "api", v] => Route::OpenApiGroupVersion(String::new(), v.to_string()),
         ["openapi", "v3", "apis", g, v] => Route::OpenApiGroupVersion(g.to_string(), v.to_string()),
@@ -244,6 +246,14 @@ async fn dispatch(
             .ok_or_else(|| ApiError::path_not_found(uri.path()))?,
         Route::GroupVersion(g, v) => discovery::resource_list(&state.registry, &g, &v)
             .ok_or_else(|| ApiError::path_not_found(uri.path()))?,
+        Route::OpenApiV2 => {
+            return Ok((
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, openapi::V2_PROTOBUF)],
+                openapi::v2_document(),
+            )
+                .into_response());
+        }
         Route::OpenApiRoot => openapi::root(&state.registry),
         Route::OpenApiGroupVersion(g, v) => openapi::group_version(&state.registry, &g, &v)
             .ok_or_else(|| ApiError::path_not_found(uri.path()))?,

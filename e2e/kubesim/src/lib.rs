@@ -28,8 +28,9 @@
 //!   ConfigMap, Namespace and Service (the common fields kubectl's
 //!   `create configmap|namespace|service` send), other kinds get 415;
 //! - `/openapi/v3` publishes only the PATCH operations with their `fieldValidation`
-//!   parameter (so kubectl leaves validation to the server) and no schemas
-//!   (`/openapi/v2` is 404); unknown fields are kept, not rejected;
+//!   parameter (so kubectl leaves validation to the server) and no schemas;
+//!   `/openapi/v2` is an empty document (so kubectl's client-side check of a `kind: List`
+//!   passes); unknown fields are kept, not rejected;
 //! - no CRD schema validation, defaulting, pruning or version conversion (all served
 //!   versions of a CRD share storage, like `conversion: None`); Events are the one
 //!   converted kind: core/v1 and events.k8s.io/v1 share one storage (`event_versions`);

@@ -4,6 +4,11 @@
 //! `kubectl apply/create` work with default flags without a full schema (which this
 //! server does not have). No schemas are published, so kubectl's client-side patch
 //! computation falls back to its built-in types.
+//!
+//! `/openapi/v2` is an empty Swagger document (no definitions), in the protobuf form kubectl
+//! asks for: kubectl validates a `kind: List` (what `kubectl get -o yaml` prints for several
+//! objects) on the client against the v2 models, since no server parameter covers a List, and
+//! a kind without a model there is let through to the server.
 
 use serde_json::{Value, json};
 
@@ -31,6 +36,34 @@ fn content_hash(registry: &Registry, group: &str, version: &str) -> String {
         }
     }
     format!("{h:016X}")
+}
+
+/// The content type of [`v2_document`], as the real server labels it (the `@` form kubectl
+/// puts in `Accept` is no valid media type, and kubectl refuses it in a response).
+pub const V2_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+
+/// One length-delimited protobuf field (wire type 2) with a one-byte tag.
+fn proto_bytes(field: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![(field << 3) | 2];
+    let mut len = payload.len();
+    loop {
+        let byte = (len & 0x7f) as u8;
+        len >>= 7;
+        if len == 0 {
+            out.push(byte);
+            break;
+        }
+        out.push(byte | 0x80);
+    }
+    out.extend_from_slice(payload);
+    out
+}
+
+/// `/openapi/v2`: `openapi_v2.Document{swagger: "2.0", info: {title, version}}` and nothing
+/// else, protobuf-encoded.
+pub fn v2_document() -> Vec<u8> {
+    let info = [proto_bytes(1, b"Kubernetes"), proto_bytes(2, b"v1.33.0")].concat();
+    [proto_bytes(1, b"2.0"), proto_bytes(2, &info)].concat()
 }
 
 /// `/openapi/v3`: where each group/version's document lives.
@@ -87,6 +120,15 @@ pub fn group_version(registry: &Registry, group: &str, version: &str) -> Option<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_v2_document_is_swagger_2_with_info() {
+        let doc = v2_document();
+        assert_eq!(&doc[..5], b"\x0a\x032.0");
+        assert_eq!(doc[5], 0x12);
+        assert_eq!(usize::from(doc[6]), doc.len() - 7);
+        assert_eq!(proto_bytes(1, &[0; 200])[1..3], [0xc8, 0x01]);
+    }
 
     #[test]
     fn pods_patch_declares_field_validation() {

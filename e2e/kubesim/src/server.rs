@@ -47,6 +47,20 @@ impl Default for Config {
     }
 }
 
+impl Config {
+    /// The defaults, listening on a free port of 127.0.0.1 in the caller's namespace: what an
+    /// in-process test server needs.
+    pub fn loopback() -> Config {
+        Config {
+            listen: vec![ListenSpec {
+                netns: None,
+                addr: SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)),
+            }],
+            ..Config::default()
+        }
+    }
+}
+
 /// A consistent list snapshot a continue token refers to.
 pub struct Snapshot {
     /// When it was taken (snapshots expire like etcd compaction would expire them).

@@ -350,3 +350,41 @@ async fn kubectl_generators_and_server_dry_run() {
     k.ok(&["delete", "namespace", &ns]).await;
     assert!(!k.run(&["get", "namespace", &ns]).await.status.success());
 }
+
+/// What `kubectl get -o yaml` prints for several objects is a `kind: List`; applying it back
+/// must pass kubectl's client-side validation, which looks `v1/List` up in the OpenAPI.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_apply_of_a_listed_yaml() {
+    let t = start().await;
+    let k = Kubectl::new(&t.server.url());
+    let ns = unique("list");
+    k.ok(&["create", "namespace", &ns]).await;
+    let manifest = k.write("web.yaml", MANIFEST);
+    k.ok(&["create", "-n", &ns, "-f", path_str(&manifest)])
+        .await;
+    let listed = k
+        .ok(&["get", "-n", &ns, "pods,services", "-o", "yaml"])
+        .await;
+    assert!(listed.contains("kind: List"), "{listed}");
+    let relabelled = k.write(
+        "list.yaml",
+        &listed.replace("app: web\n", "app: web\n      listed: \"yes\"\n"),
+    );
+    let out = k.ok(&["apply", "-f", path_str(&relabelled)]).await;
+    assert!(
+        out.contains("pod/web configured") && out.contains("service/web"),
+        "{out}"
+    );
+    let pod = Api::<Pod>::namespaced(t.client.clone(), &ns)
+        .get("web")
+        .await
+        .expect("pod exists");
+    assert_eq!(
+        pod.metadata
+            .labels
+            .unwrap_or_default()
+            .get("listed")
+            .map(String::as_str),
+        Some("yes")
+    );
+}

@@ -42,7 +42,12 @@ pub async fn remove_orphans(state: &AgentState) -> anyhow::Result<(usize, usize)
         .filter(|name| !kept.contains(name.as_str()))
         .collect();
     for p in &doomed {
-        tracing::info!(port = p.name, pod = ?p.pod, uid = p.pod_uid, "removing the port of a pod that no longer exists");
+        tracing::info!(
+            port = p.name,
+            pod = format!("{}/{}", p.pod.0, p.pod.1),
+            uid = p.pod_uid,
+            "removing the port of a pod that no longer exists"
+        );
     }
     gc::remove(state, &doomed_uuids, &veths)
         .await

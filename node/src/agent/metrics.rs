@@ -1,4 +1,4 @@
-//! The agent's Prometheus metrics and its `/metrics` + `/healthz` HTTP endpoint.
+//! The agent's Prometheus metrics and its `/metrics`, `/healthz` and `/readyz` HTTP endpoint.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -151,22 +151,29 @@ async fn healthz(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
     }
 }
 
-/// Binds `listen` and serves `/metrics` and `/healthz` in the background.
-pub async fn serve(listen: SocketAddr, metrics: Arc<Metrics>) -> anyhow::Result<()> {
+/// Binds `listen` and serves `/metrics`, `/healthz` and `/readyz` in the background; returns the
+/// bound address. Both probes answer 200 once start-up finished (the CNI socket serves, `ovn0`
+/// and its routes are in place, the conflist is written) and 503 before: `/readyz` is what a
+/// DaemonSet's readiness probe and the CNI's callers mean, `/healthz` stays for existing probes.
+pub async fn serve(listen: SocketAddr, metrics: Arc<Metrics>) -> anyhow::Result<SocketAddr> {
     use anyhow::Context;
     let app = Router::new()
         .route("/metrics", get(metrics_handler))
         .route("/healthz", get(healthz))
+        .route("/readyz", get(healthz))
         .with_state(metrics);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding the metrics listener on {listen}"))?;
+    let bound = listener
+        .local_addr()
+        .with_context(|| format!("the address of the metrics listener on {listen}"))?;
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "metrics server stopped");
         }
     });
-    Ok(())
+    Ok(bound)
 }
 
 #[cfg(test)]
@@ -191,5 +198,29 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("step=\"ovn_installed\""), "{text}");
+    }
+
+    async fn status_of(addr: SocketAddr, path: &str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        answer.lines().next().unwrap_or_default().to_string()
+    }
+
+    #[tokio::test]
+    async fn readyz_is_503_until_start_up_finished_then_200() {
+        let metrics = Arc::new(Metrics::new());
+        let addr = serve("127.0.0.1:0".parse().unwrap(), metrics.clone())
+            .await
+            .unwrap();
+        assert_eq!(
+            status_of(addr, "/readyz").await,
+            "HTTP/1.1 503 Service Unavailable"
+        );
+        metrics.set_ready(true);
+        assert_eq!(status_of(addr, "/readyz").await, "HTTP/1.1 200 OK");
     }
 }

@@ -170,6 +170,14 @@ impl CniRequest {
             self.arg(k8s_args::POD_NAME)?,
         ))
     }
+
+    /// `namespace/name` of the pod, the form logs name pods in; empty when `CNI_ARGS` lacks
+    /// them (a GC or STATUS request).
+    pub fn pod_key(&self) -> String {
+        self.pod()
+            .map(|(namespace, name)| format!("{namespace}/{name}"))
+            .unwrap_or_default()
+    }
 }
 
 /// The agent's answer to one [`CniRequest`].

@@ -4,6 +4,7 @@
 use std::time::Instant;
 
 use ipnet::Ipv4Net;
+use rovn_api::Owner;
 use serde_json::Value;
 
 use super::required;
@@ -86,7 +87,7 @@ pub async fn add(state: &AgentState, request: &CniRequest) -> Result<Value, Fail
     let address = Ipv4Net::new(allocation.ip, allocation.cidr.prefix_len()).map_err(|e| {
         Failure::new(
             errors::INVALID_ANNOTATIONS,
-            format!("pod {namespace}/{name}: {e}"),
+            format!("{}: {e}", Owner::pod(namespace, name)),
         )
     })?;
     let spec = PodInterfaceSpec {
@@ -103,7 +104,10 @@ pub async fn add(state: &AgentState, request: &CniRequest) -> Result<Value, Fail
         .map_err(|e| {
             Failure::new(
                 errors::NETDEV_FAILURE,
-                format!("pod {namespace}/{name}: creating the veth {host_name}: {e}"),
+                format!(
+                    "{}: creating the veth {host_name}: {e}",
+                    Owner::pod(namespace, name)
+                ),
             )
         })?;
     state.metrics.add_step(AddStep::Veth, step.elapsed());
@@ -115,7 +119,10 @@ pub async fn add(state: &AgentState, request: &CniRequest) -> Result<Value, Fail
         let configured = netdev::configure_sandbox_end(&spec).await.map_err(|e| {
             Failure::new(
                 errors::NETDEV_FAILURE,
-                format!("pod {namespace}/{name}: configuring {ifname} in the sandbox: {e}"),
+                format!(
+                    "{}: configuring {ifname} in the sandbox: {e}",
+                    Owner::pod(namespace, name)
+                ),
             )
         });
         state.metrics.add_step(AddStep::Sandbox, step.elapsed());
@@ -173,7 +180,8 @@ async fn plug_host_end(state: &AgentState, port: &PodPort) -> Result<std::time::
         Failure::new(
             code,
             format!(
-                "pod {namespace}/{name}: adding OVS port {host_name} to {INTEGRATION_BRIDGE}: {e}"
+                "{}: adding OVS port {host_name} to {INTEGRATION_BRIDGE}: {e}",
+                Owner::pod(namespace, name)
             ),
         )
     };
@@ -220,7 +228,7 @@ async fn plug_host_end(state: &AgentState, port: &PodPort) -> Result<std::time::
     .map_err(|e| {
         Failure::new(
             errors::TRY_AGAIN_LATER,
-            format!("pod {namespace}/{name}: {e}"),
+            format!("{}: {e}", Owner::pod(namespace, name)),
         )
         .with_event("OvnInstalledTimeout")
     })?;

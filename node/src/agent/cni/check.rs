@@ -5,6 +5,7 @@ use std::path::Path;
 
 use ipnet::Ipv4Net;
 use rovn_api::MacAddr;
+use rovn_api::Owner;
 use rovn_api::annotations::Ipv4PodAllocation;
 use serde_json::Value;
 
@@ -85,7 +86,7 @@ pub async fn check(state: &AgentState, request: &CniRequest) -> Result<Value, Fa
         .ok_or_else(|| {
             Failure::new(
                 errors::POD_MISMATCH,
-                format!("pod {namespace}/{name} does not exist"),
+                format!("{} does not exist", Owner::pod(namespace, name)),
             )
         })?;
     let allocation = match pods::observe(&pod, request.arg(k8s_args::POD_UID)) {
@@ -93,7 +94,10 @@ pub async fn check(state: &AgentState, request: &CniRequest) -> Result<Value, Fa
         Ok(Observation::Pending) => {
             return Err(Failure::new(
                 errors::CHECK_MISMATCH,
-                format!("pod {namespace}/{name} has no rovn.io/allocated annotation"),
+                format!(
+                    "{} has no rovn.io/allocated annotation",
+                    Owner::pod(namespace, name)
+                ),
             ));
         }
         Err(e) => return Err(Failure::new(errors::POD_MISMATCH, e.to_string())),
@@ -103,7 +107,10 @@ pub async fn check(state: &AgentState, request: &CniRequest) -> Result<Value, Fa
         .map_err(|e| {
             Failure::new(
                 errors::CHECK_MISMATCH,
-                format!("pod {namespace}/{name}: inspecting {ifname} in {sandbox}: {e}"),
+                format!(
+                    "{}: inspecting {ifname} in {sandbox}: {e}",
+                    Owner::pod(namespace, name)
+                ),
             )
         })?;
     let observed = Observed {
@@ -135,7 +142,7 @@ pub async fn check(state: &AgentState, request: &CniRequest) -> Result<Value, Fa
     } else {
         Err(Failure::new(
             errors::CHECK_MISMATCH,
-            format!("pod {namespace}/{name}: {}", problems.join("; ")),
+            format!("{}: {}", Owner::pod(namespace, name), problems.join("; ")),
         ))
     }
 }

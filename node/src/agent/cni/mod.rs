@@ -70,11 +70,11 @@ pub async fn handle(state: &AgentState, request: &CniRequest) -> CniResponse {
     match outcome {
         Ok(value) if command == CniCommand::Status => CniResponse::Ok(value),
         Ok(value) => {
-            tracing::info!(command = %command, container, pod = ?request.pod(), "CNI request done");
+            tracing::info!(command = %command, container, pod = request.pod_key(), "CNI request done");
             CniResponse::Ok(value)
         }
         Err(failure) => {
-            tracing::warn!(command = %command, container, pod = ?request.pod(), code = failure.error.code, error = %failure.error.msg, "CNI request failed");
+            tracing::warn!(command = %command, container, pod = request.pod_key(), code = failure.error.code, error = %failure.error.msg, "CNI request failed");
             if let (Some(reason), Some((namespace, name))) = (failure.event_reason, request.pod()) {
                 publish_event(state, namespace, name, reason, &failure.error).await;
             }

@@ -6,20 +6,28 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::Api;
 use kube::api::ListParams;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
+use rovn_api::Owner;
 use rovn_api::annotations::{self, AnnotationError, Ipv4PodAllocation};
 
 /// Why a pod's allocation could not be had.
 #[derive(Debug, thiserror::Error)]
 pub enum PodWaitError {
     /// The controller did not allocate in time.
+    /// When the controller said why (its latest Event on the pod), the message quotes it
+    /// rather than suggest the controller is down.
     #[error(
-        "pod {namespace}/{name} has no rovn.io/allocated annotation after {}s (is rovn-controller running? see kubectl describe pod)",
-        timeout.as_secs()
+        "{} has no rovn.io/allocated annotation after {}s ({})",
+        Owner::pod(namespace, name),
+        timeout.as_secs(),
+        match refusal {
+            Some(said) => format!("rovn-controller reported {said}"),
+            None => "is rovn-controller running? see kubectl describe pod".to_string(),
+        }
     )]
     Timeout {
         /// Namespace.
@@ -28,9 +36,11 @@ pub enum PodWaitError {
         name: String,
         /// How long it waited.
         timeout: Duration,
+        /// `reason: message` of rovn-controller's latest Event on the pod, if any.
+        refusal: Option<String>,
     },
     /// The pod does not exist (or was deleted while waiting).
-    #[error("pod {namespace}/{name} does not exist")]
+    #[error("{} does not exist", Owner::pod(namespace, name))]
     NotFound {
         /// Namespace.
         namespace: String,
@@ -39,7 +49,8 @@ pub enum PodWaitError {
     },
     /// A pod of that name exists, but it is not the one the runtime asked for.
     #[error(
-        "pod {namespace}/{name} has UID {found}, but the runtime asked for UID {expected} (the pod was re-created)"
+        "{} has UID {found}, but the runtime asked for UID {expected} (the pod was re-created)",
+        Owner::pod(namespace, name)
     )]
     UidMismatch {
         /// Namespace.
@@ -52,7 +63,7 @@ pub enum PodWaitError {
         found: String,
     },
     /// The allocation annotations are malformed, or IPv6 in this IPv4 cluster.
-    #[error("pod {namespace}/{name}: {source}")]
+    #[error("{}: {source}", Owner::pod(namespace, name))]
     Invalid {
         /// Namespace.
         namespace: String,
@@ -63,7 +74,7 @@ pub enum PodWaitError {
         source: AnnotationError,
     },
     /// The watch itself failed.
-    #[error("watching pod {namespace}/{name}: {message}")]
+    #[error("watching {}: {message}", Owner::pod(namespace, name))]
     Watch {
         /// Namespace.
         namespace: String,
@@ -168,7 +179,7 @@ pub async fn wait_allocation(
     expected_uid: Option<&str>,
     timeout: Duration,
 ) -> Result<(Pod, Ipv4PodAllocation), PodWaitError> {
-    let api: Api<Pod> = Api::namespaced(client, namespace);
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
     let mut stream = watcher(api, config).default_backoff().boxed();
     let mut seen = false;
@@ -220,9 +231,59 @@ pub async fn wait_allocation(
             namespace: namespace.to_string(),
             name: name.to_string(),
             timeout,
+            refusal: controller_refusal(client, namespace, name, expected_uid).await,
         }),
     }
 }
+
+/// `reason: message` of rovn-controller's most recent Event on the pod (of incarnation
+/// `uid` when known): why it did not allocate, when it said so. `None` when it said nothing or
+/// the Events cannot be read (the timeout is reported either way).
+pub async fn controller_refusal(
+    client: kube::Client,
+    namespace: &str,
+    name: &str,
+    uid: Option<&str>,
+) -> Option<String> {
+    let api: Api<Event> = Api::namespaced(client, namespace);
+    let fields = format!("involvedObject.kind=Pod,involvedObject.name={name}");
+    let events = match api.list(&ListParams::default().fields(&fields)).await {
+        Ok(list) => list.items,
+        Err(e) => {
+            tracing::warn!(pod = format!("{namespace}/{name}"), error = %e, "reading the pod's Events");
+            return None;
+        }
+    };
+    latest_controller_event(&events, uid)
+}
+
+/// The pure half of [`controller_refusal`].
+pub fn latest_controller_event(events: &[Event], uid: Option<&str>) -> Option<String> {
+    let uid = uid.filter(|u| !u.is_empty());
+    events
+        .iter()
+        .filter(|e| {
+            e.reporting_component.as_deref() == Some(CONTROLLER)
+                || e.source.as_ref().and_then(|s| s.component.as_deref()) == Some(CONTROLLER)
+        })
+        .filter(|e| uid.is_none() || e.involved_object.uid.as_deref() == uid)
+        .max_by_key(|e| {
+            e.last_timestamp
+                .as_ref()
+                .map(|t| t.0)
+                .or(e.event_time.as_ref().map(|t| t.0))
+        })
+        .map(|e| {
+            format!(
+                "{}: {}",
+                e.reason.as_deref().unwrap_or(""),
+                e.message.as_deref().unwrap_or("")
+            )
+        })
+}
+
+/// The component name rovn-controller publishes its Events as.
+const CONTROLLER: &str = "rovn-controller";
 
 /// The UIDs of every pod the API knows on `node`; restart cleanup keeps ports of these.
 pub async fn uids_on_node(client: kube::Client, node: &str) -> anyhow::Result<BTreeSet<String>> {
@@ -245,7 +306,7 @@ pub async fn get(client: kube::Client, namespace: &str, name: &str) -> anyhow::R
     let api: Api<Pod> = Api::namespaced(client, namespace);
     api.get_opt(name)
         .await
-        .with_context(|| format!("reading pod {namespace}/{name}"))
+        .with_context(|| format!("reading {}", Owner::pod(namespace, name)))
 }
 
 #[cfg(test)]
