@@ -440,3 +440,39 @@ async fn moves_bad_objects_and_removed_subnets() -> Result<()> {
     assert_eq!(outcome, rec::Outcome::default());
     Ok(())
 }
+
+/// One step the server refuses must not stall the steps batched with it: the transaction is
+/// split until the culprit stands alone, the rest lands, and the failure names only the culprit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_step_is_bisected_out_of_its_batch() -> Result<()> {
+    let ovn = Ovn::nb_only()?;
+    let client = ovn.client().await?;
+    reconcile(&client, &cluster(1, 0)).await?;
+    let state = cluster(1, 40);
+    let stale = plan(&client, &state)?;
+    assert_eq!(stale.count(Action::Insert), 40);
+    assert_eq!(
+        stale.transactions(2000).iter().map(Vec::len).sum::<usize>(),
+        1,
+        "all 40 ports in one transaction"
+    );
+    // Between the diff and the apply, another writer takes pod17's name.
+    ovn.nbctl(&["ls-add", "other", "--", "lsp-add", "other", "pod17.ns2"])?;
+    let err = match rec::apply(&client, &stale, &ApplyOptions::default()).await {
+        Ok(applied) => anyhow::bail!("the stale plan applied: {applied:?}"),
+        Err(e) => e,
+    };
+    let owners: Vec<String> = err
+        .failures
+        .iter()
+        .flat_map(|f| f.owners().iter().map(ToString::to_string))
+        .collect();
+    assert_eq!(owners, ["Pod/ns2/pod17"], "{:?}", err.failures);
+    let ports = switch_ports(&client)?;
+    let routed = (0..40)
+        .filter(|i| *i != 17)
+        .filter(|i| ports.contains_key(&format!("pod{i}.ns{}", i % 5)))
+        .count();
+    assert_eq!(routed, 39, "the other 39 ports landed");
+    Ok(())
+}

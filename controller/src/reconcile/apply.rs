@@ -6,7 +6,7 @@ use futures::stream::{self, StreamExt};
 use rovn_ovsdb::{Atom, Client, Datum, Error, Operation, OperationResult, Uuid};
 
 use super::error::TransactionFailure;
-use super::plan::{Plan, Transaction};
+use super::plan::{Plan, Transaction, batch};
 
 /// How a plan is cut and sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,43 +48,58 @@ pub async fn apply(
     let mut applied = Applied::default();
     let mut failures = Vec::new();
     let mut created: HashMap<String, Uuid> = HashMap::new();
-    for phase in plan.transactions(options.max_ops_per_transaction) {
-        let mut ready = Vec::with_capacity(phase.len());
-        for txn in &phase {
-            match resolve(txn, &created) {
-                Some(ops) => ready.push((txn, ops)),
-                None => failures.push(TransactionFailure::NotCreated {
-                    owners: txn.owners(),
-                    what: txn
-                        .labels
-                        .first()
-                        .map(|l| l.what.clone())
-                        .unwrap_or_default(),
-                }),
-            }
-        }
-        let sends: Vec<_> = ready
-            .iter()
-            .map(|(txn, ops)| send(client, txn, ops))
-            .collect();
-        let outcomes: Vec<_> = stream::iter(sends)
-            .buffer_unordered(options.max_in_flight.max(1))
-            .collect()
-            .await;
-        for (txn, outcome) in outcomes {
-            match outcome {
-                Ok(results) => {
-                    applied.transactions += 1;
-                    applied.operations += txn.ops.len();
-                    for (index, symbol) in &txn.creates {
-                        if let Some(uuid) = results.get(*index).and_then(OperationResult::uuid) {
-                            created.insert(symbol.clone(), uuid);
-                        }
-                    }
-                    failures.extend(missing_parents(txn, &results));
+    for steps in plan.phases() {
+        let mut queue = batch(steps, 0..steps.len(), options.max_ops_per_transaction);
+        while !queue.is_empty() {
+            let mut ready = Vec::with_capacity(queue.len());
+            for txn in &queue {
+                match resolve(txn, &created) {
+                    Some(ops) => ready.push((txn, ops)),
+                    None => failures.push(TransactionFailure::NotCreated {
+                        owners: txn.owners(),
+                        what: txn
+                            .labels
+                            .first()
+                            .map(|l| l.what.clone())
+                            .unwrap_or_default(),
+                    }),
                 }
-                Err(source) => failures.push(failure(txn, source)),
             }
+            let sends: Vec<_> = ready
+                .iter()
+                .map(|(txn, ops)| send(client, txn, ops))
+                .collect();
+            let outcomes: Vec<_> = stream::iter(sends)
+                .buffer_unordered(options.max_in_flight.max(1))
+                .collect()
+                .await;
+            let mut retry = Vec::new();
+            for (txn, outcome) in outcomes {
+                match outcome {
+                    Ok(results) => {
+                        applied.transactions += 1;
+                        applied.operations += txn.ops.len();
+                        for (index, symbol) in &txn.creates {
+                            if let Some(uuid) = results.get(*index).and_then(OperationResult::uuid)
+                            {
+                                created.insert(symbol.clone(), uuid);
+                            }
+                        }
+                        failures.extend(missing_parents(txn, &results));
+                    }
+                    // The server refused it: one step is at fault, or a few. Halves are sent
+                    // again until the steps at fault stand alone, so the rest of the batch
+                    // still lands and each failure names its own objects.
+                    Err(source) if refused(&source) && txn.steps.len() > 1 => {
+                        let middle = txn.steps.start + txn.steps.len() / 2;
+                        let max = options.max_ops_per_transaction;
+                        retry.extend(batch(steps, txn.steps.start..middle, max));
+                        retry.extend(batch(steps, middle..txn.steps.end, max));
+                    }
+                    Err(source) => failures.push(failure(txn, source)),
+                }
+            }
+            queue = retry;
         }
     }
     if failures.is_empty() {
@@ -92,6 +107,13 @@ pub async fn apply(
     } else {
         Err(ApplyError { applied, failures })
     }
+}
+
+/// Whether the server answered and refused the transaction (an operation's error or a failed
+/// commit), as opposed to a session lost or never reached, where splitting it would not help.
+fn refused(source: &rovn_ovsdb::TransactError) -> bool {
+    matches!(source, rovn_ovsdb::TransactError::Rejected { .. })
+        && matches!(source.error(), Error::Transaction { .. })
 }
 
 /// `txn`'s operations with every uuid-name of a row an earlier phase inserted replaced by the

@@ -107,6 +107,9 @@ pub struct Transaction {
     pub(crate) parent_mutations: Vec<(usize, String)>,
     /// Indexes of inserts whose UUIDs later phases need, with their uuid-names.
     pub(crate) creates: Vec<(usize, String)>,
+    /// The steps it carries, as a range of its phase's steps: a transaction the server refuses
+    /// is split along them to find the step at fault.
+    pub(crate) steps: std::ops::Range<usize>,
 }
 
 impl Transaction {
@@ -152,11 +155,17 @@ impl Plan {
     /// The plan as transactions of at most `max_ops` operations (a step bigger than that gets
     /// a transaction of its own), phase by phase; empty phases are left out.
     pub fn transactions(&self, max_ops: usize) -> Vec<Vec<Transaction>> {
+        self.phases()
+            .map(|steps| batch(steps, 0..steps.len(), max_ops))
+            .collect()
+    }
+
+    /// The phases with something to do, in order.
+    pub(crate) fn phases(&self) -> impl Iterator<Item = &[Step]> {
         self.phases
             .iter()
             .filter(|steps| !steps.is_empty())
-            .map(|steps| batch(steps, max_ops.max(1)))
-            .collect()
+            .map(Vec::as_slice)
     }
 }
 
@@ -192,12 +201,13 @@ impl<'p> Pending<'p> {
         self.steps.push(step);
     }
 
-    fn finish(self) -> Transaction {
+    fn finish(self, steps: std::ops::Range<usize>) -> Transaction {
         let mut txn = Transaction {
             ops: Vec::with_capacity(self.ops + 1),
             labels: Vec::with_capacity(self.ops + 1),
             parent_mutations: Vec::new(),
             creates: Vec::new(),
+            steps,
         };
         for step in &self.steps {
             for op in &step.ops {
@@ -284,18 +294,27 @@ fn summarize(owners: &[Owner]) -> String {
     s
 }
 
-fn batch(steps: &[Step], max_ops: usize) -> Vec<Transaction> {
+/// The steps `range` of a phase's `steps` as transactions of at most `max_ops` operations.
+pub(crate) fn batch(
+    steps: &[Step],
+    range: std::ops::Range<usize>,
+    max_ops: usize,
+) -> Vec<Transaction> {
+    let max_ops = max_ops.max(1);
     let mut out = Vec::new();
     let mut pending = Pending::default();
-    for step in steps {
+    let mut first = range.start;
+    for (i, step) in steps[range.clone()].iter().enumerate() {
+        let index = range.start + i;
         // + 1: the comment that ends every transaction.
         if !pending.steps.is_empty() && pending.ops + pending.cost_of(step) + 1 > max_ops {
-            out.push(std::mem::take(&mut pending).finish());
+            out.push(std::mem::take(&mut pending).finish(first..index));
+            first = index;
         }
         pending.push(step);
     }
     if !pending.steps.is_empty() {
-        out.push(pending.finish());
+        out.push(pending.finish(first..range.end));
     }
     out
 }
