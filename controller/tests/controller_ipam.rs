@@ -30,22 +30,9 @@ async fn wait_event(kube: &Kube, ns: &str, name: &str, reason: &str) -> Result<S
 }
 
 async fn wait_allocated(kube: &Kube, ns: &str, name: &str) -> Result<Ipv4Addr> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Some(ip) = kube
-            .get_pod(ns, name)
-            .await?
-            .as_ref()
-            .and_then(allocated_ip)
-        {
-            return Ok(ip);
-        }
-        ensure!(
-            std::time::Instant::now() < deadline,
-            "{ns}/{name} was never allocated"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_annotation(kube, ns, name, keys::ALLOCATED, "true").await?;
+    let pod = kube.get_pod(ns, name).await?.context("pod gone")?;
+    allocated_ip(&pod).with_context(|| format!("{ns}/{name} has no address"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
