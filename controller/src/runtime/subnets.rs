@@ -13,6 +13,17 @@ use super::reports::Done;
 use super::world::World;
 use crate::subnets::{SubnetOutcome, status_needs_write, subnet_status, validate_subnets};
 
+/// What NB rows depend on of the Subnet set: the accepted Subnets as rendered, and the rejected
+/// ones (kept as they are).
+fn rendered(world: &World) -> (Vec<crate::desired::Subnet>, Vec<String>) {
+    let set = &world.subnet_set;
+    let mut accepted: Vec<_> = set.accepted().map(|c| c.desired()).collect();
+    accepted.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut rejected: Vec<String> = set.rejected().iter().map(|r| r.name.clone()).collect();
+    rejected.sort();
+    (accepted, rejected)
+}
+
 /// The Subnets' bookkeeping.
 #[derive(Default)]
 pub(super) struct Subnets {
@@ -24,9 +35,11 @@ pub(super) struct Subnets {
 
 impl Subnets {
     /// Validates every Subnet again and rebuilds the pools that changed; returns the Subnets
-    /// whose pool was rebuilt (their pods must take their addresses again). Every row may
-    /// depend on a Subnet, so the next round is a full one.
+    /// whose pool was rebuilt (their pods must take their addresses again). When what NB rows
+    /// depend on changed (a Subnet accepted, rejected, or its CIDR or gateway), the next round
+    /// is a full one; the controller's own status writes change none of that.
     pub fn changed(&mut self, world: &mut World) -> Vec<String> {
+        let rendered_before = rendered(world);
         let objects: Vec<Subnet> = world
             .caches
             .subnets
@@ -69,7 +82,9 @@ impl Subnets {
         let set = &world.subnet_set;
         self.reported
             .retain(|name, _| set.rejection(name).is_some());
-        world.queue.everything();
+        if rendered(world) != rendered_before {
+            world.queue.everything();
+        }
         changes.rebuilt
     }
 
