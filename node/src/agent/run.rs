@@ -6,11 +6,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use k8s_openapi::api::core::v1::Node;
-use kube::Api;
+use kube::{Api, Resource};
 
 use super::config::AgentConfig;
 use super::kube::{self as agent_kube, events::PodEvents, node, subnets};
 use super::metrics::{self, Metrics};
+use super::node_port::SkipReporter;
 use super::ovs::Ovs;
 use super::ovs::settings::{self, ChassisSettings};
 use super::state::AgentState;
@@ -98,30 +99,27 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     let join = node::wait_join(&nodes, &config.node_name).await?;
     node_port::ensure_ovs_port(&state.ovs, &config.node_name, &join).await?;
     let mut subnet_cidrs = subnets::watch_cidrs(kube.clone());
-    let first_routes = {
-        let listed = tokio::time::timeout(
-            NODE_READ_PATIENCE,
-            subnet_cidrs.wait_for(Option::is_some),
-        )
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .with_context(|| {
-            format!("no Subnet list from the API within {NODE_READ_PATIENCE:?}; ovn0's routes left as they are")
-        })?;
-        node_port::routes(
-            listed.as_ref().unwrap_or(&Default::default()),
-            config.service_cidr,
-            &join,
-        )
-    };
-    node_port::configure(&join, mtu, &first_routes).await?;
+    let listed = tokio::time::timeout(
+        NODE_READ_PATIENCE,
+        subnet_cidrs.wait_for(Option::is_some),
+    )
+    .await
+    .ok()
+    .and_then(Result::ok)
+    .map(|listed| listed.clone().unwrap_or_default())
+    .with_context(|| {
+        format!("no Subnet list from the API within {NODE_READ_PATIENCE:?}; ovn0's routes left as they are")
+    })?;
+    let first = node_port::apply(&join, mtu, config.service_cidr, &listed).await?;
+    let mut reporter = SkipReporter::new(state.events.clone(), this_node.object_ref(&()));
+    reporter.report(&first.skipped).await;
     tokio::spawn(node_port::follow_subnets(
         join.clone(),
         mtu,
         config.service_cidr,
         subnet_cidrs,
-        first_routes,
+        first.routes,
+        reporter,
     ));
 
     conflist::install_cni_binary(&config.cni_bin_dir)?;

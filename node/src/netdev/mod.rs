@@ -8,6 +8,7 @@ mod addresses;
 mod conn;
 mod error;
 mod ethtool;
+mod host_networks;
 mod link;
 mod names;
 mod netns;
@@ -23,6 +24,7 @@ use ipnet::Ipv4Net;
 use rovn_api::MacAddr;
 
 pub use error::NetdevError;
+pub use host_networks::{HostNetwork, HostNetworkSource};
 pub use link::OperState;
 pub use names::{HOST_VETH_PREFIX, MAX_IFNAME_LEN, host_veth_name, validate_ifname};
 pub use routes::ROVN_ROUTE_PROTOCOL;
@@ -177,4 +179,12 @@ pub async fn configure_node_port(
 /// MTU of the interface that holds `ip` in the agent's netns (for "underlay MTU − encap overhead").
 pub async fn mtu_of_address(ip: Ipv4Addr) -> Result<u32, NetdevError> {
     node_port::mtu_of_address(ip).await
+}
+
+/// The node's IPv4 addresses and main-table routes in the agent's netns, except rovn's own
+/// routes (protocol 114), the default route and link-local ones: the networks a pod Subnet must
+/// not overlap before the agent routes it through `ovn0`, or the node would lose its own
+/// networks to the cluster.
+pub async fn host_networks() -> Result<Vec<HostNetwork>, NetdevError> {
+    host_networks::host_networks().await
 }

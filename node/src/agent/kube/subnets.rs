@@ -1,13 +1,13 @@
-//! The CIDRs of all Subnet objects, kept current by a watch, so `ovn0`'s routes follow
-//! Subnets as they come and go.
+//! The CIDRs of the Subnets the controller accepted, kept current by a watch, so `ovn0`'s routes
+//! follow Subnets as they come, go, and are accepted or rejected.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use futures::StreamExt;
 use ipnet::Ipv4Net;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
-use rovn_api::subnet::Subnet;
+use rovn_api::subnet::{READY, Subnet};
 use tokio::sync::watch;
 
 /// The CIDR a Subnet object declares, when it parses (the controller reports bad ones in the
@@ -21,7 +21,42 @@ pub fn subnet_cidr(subnet: &Subnet) -> Option<Ipv4Net> {
         .map(|n| n.trunc())
 }
 
-/// Folds watch events into name → CIDR (pure, for tests and the watch loop).
+/// What the agent makes of one Subnet object for routing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Routing {
+    /// The controller accepted this generation: route its CIDR.
+    Route(Ipv4Net),
+    /// Not accepted (rejected, no status yet, or a CIDR that does not parse): no route.
+    Skip,
+    /// The `Ready` condition speaks of an older generation (the object was just edited): keep
+    /// what was decided for it before, neither routing the new, unvalidated CIDR nor dropping
+    /// a route running pods use while the controller catches up.
+    Keep,
+}
+
+/// Decides from the object alone whether its CIDR is routed (pure). Only `spec.cidrBlock` of a
+/// Subnet whose `Ready=True` condition was computed for its current `metadata.generation` is
+/// routed: the status carries no earlier accepted CIDR, so a rejected edit of a live Subnet
+/// loses its route until it is fixed, rather than the agent routing a CIDR nobody validated.
+pub fn routing(subnet: &Subnet) -> Routing {
+    let condition = subnet
+        .status
+        .as_ref()
+        .and_then(|status| status.conditions.iter().find(|c| c.type_ == READY));
+    let Some(condition) = condition else {
+        return Routing::Skip;
+    };
+    if condition.observed_generation != subnet.metadata.generation {
+        return Routing::Keep;
+    }
+    match subnet_cidr(subnet) {
+        Some(cidr) if subnet.is_ready() => Routing::Route(cidr),
+        _ => Routing::Skip,
+    }
+}
+
+/// Folds watch events into name → routed CIDR (pure, for tests and the watch loop); see
+/// [`routing`] for which Subnets are in it.
 pub fn apply_event(
     current: &mut BTreeMap<String, Ipv4Net>,
     pending: &mut Option<BTreeMap<String, Ipv4Net>>,
@@ -30,8 +65,16 @@ pub fn apply_event(
     match event {
         watcher::Event::Init => *pending = Some(BTreeMap::new()),
         watcher::Event::InitApply(s) => {
-            if let (Some(p), Some(cidr)) = (pending.as_mut(), subnet_cidr(&s)) {
-                p.insert(s.name_any(), cidr);
+            if let Some(p) = pending.as_mut() {
+                let name = s.name_any();
+                let decided = match routing(&s) {
+                    Routing::Route(cidr) => Some(cidr),
+                    Routing::Skip => None,
+                    Routing::Keep => current.get(&name).copied(),
+                };
+                if let Some(cidr) = decided {
+                    p.insert(name, cidr);
+                }
             }
         }
         watcher::Event::InitDone => {
@@ -39,13 +82,14 @@ pub fn apply_event(
                 *current = p;
             }
         }
-        watcher::Event::Apply(s) => match subnet_cidr(&s) {
-            Some(cidr) => {
+        watcher::Event::Apply(s) => match routing(&s) {
+            Routing::Route(cidr) => {
                 current.insert(s.name_any(), cidr);
             }
-            None => {
+            Routing::Skip => {
                 current.remove(&s.name_any());
             }
+            Routing::Keep => {}
         },
         watcher::Event::Delete(s) => {
             current.remove(&s.name_any());
@@ -53,10 +97,10 @@ pub fn apply_event(
     }
 }
 
-/// Starts a task that publishes the set of Subnet CIDRs on the returned channel whenever it
-/// changes. It holds `None` until the first list completes: an empty set before then would
+/// Starts a task that publishes the routed Subnets (name → CIDR) on the returned channel
+/// whenever they change. It holds `None` until the first list completes: an empty set before then would
 /// mean "no Subnets", and routes replaced from it would cut running pods off from their node.
-pub fn watch_cidrs(client: kube::Client) -> watch::Receiver<Option<BTreeSet<Ipv4Net>>> {
+pub fn watch_cidrs(client: kube::Client) -> watch::Receiver<Option<BTreeMap<String, Ipv4Net>>> {
     let (tx, rx) = watch::channel(None);
     tokio::spawn(async move {
         let api: Api<Subnet> = Api::all(client);
@@ -70,12 +114,11 @@ pub fn watch_cidrs(client: kube::Client) -> watch::Receiver<Option<BTreeSet<Ipv4
                 Ok(event) => {
                     apply_event(&mut current, &mut pending, event);
                     if pending.is_none() {
-                        let cidrs: BTreeSet<Ipv4Net> = current.values().copied().collect();
                         tx.send_if_modified(|old| {
-                            if old.as_ref() == Some(&cidrs) {
+                            if old.as_ref() == Some(&current) {
                                 false
                             } else {
-                                *old = Some(cidrs);
+                                *old = Some(current.clone());
                                 true
                             }
                         });
@@ -89,4 +132,114 @@ pub fn watch_cidrs(client: kube::Client) -> watch::Receiver<Option<BTreeSet<Ipv4
         }
     });
     rx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rovn_api::subnet::{SubnetCondition, SubnetSpec, SubnetStatus};
+
+    /// A Subnet at generation 2 whose Ready condition has `ready` computed for `observed`.
+    fn subnet(name: &str, cidr: &str, ready: Option<(&str, i64)>) -> Subnet {
+        let mut s = Subnet::new(
+            name,
+            SubnetSpec {
+                cidr_block: cidr.to_string(),
+                gateway: None,
+                exclude_ips: vec![],
+                namespaces: vec![],
+                nat_outgoing: false,
+                private: false,
+            },
+        );
+        s.metadata.generation = Some(2);
+        s.status = ready.map(|(status, observed)| SubnetStatus {
+            conditions: vec![SubnetCondition {
+                type_: READY.to_string(),
+                status: status.to_string(),
+                reason: "Test".to_string(),
+                message: String::new(),
+                last_transition_time: "2025-01-01T00:00:00Z".to_string(),
+                observed_generation: Some(observed),
+            }],
+            ..SubnetStatus::default()
+        });
+        s
+    }
+
+    fn net(s: &str) -> Ipv4Net {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn only_subnets_accepted_for_their_current_generation_are_routed() {
+        assert_eq!(
+            routing(&subnet("a", "10.16.0.1/16", Some(("True", 2)))),
+            Routing::Route(net("10.16.0.0/16"))
+        );
+        assert_eq!(
+            routing(&subnet("b", "0.0.0.0/1", Some(("False", 2)))),
+            Routing::Skip
+        );
+        assert_eq!(routing(&subnet("c", "10.17.0.0/16", None)), Routing::Skip);
+        assert_eq!(
+            routing(&subnet("d", "not-a-cidr", Some(("True", 2)))),
+            Routing::Skip
+        );
+        assert_eq!(
+            routing(&subnet("e", "10.18.0.0/16", Some(("True", 1)))),
+            Routing::Keep
+        );
+    }
+
+    #[test]
+    fn a_rejected_subnet_gets_no_route_and_an_edit_keeps_the_route_until_judged() {
+        let mut current = BTreeMap::new();
+        let mut pending = None;
+        for event in [
+            watcher::Event::Init,
+            watcher::Event::InitApply(subnet("good", "10.16.0.0/16", Some(("True", 2)))),
+            watcher::Event::InitApply(subnet("bad", "0.0.0.0/1", Some(("False", 2)))),
+            watcher::Event::InitApply(subnet("new", "10.30.0.0/16", None)),
+            watcher::Event::InitDone,
+        ] {
+            apply_event(&mut current, &mut pending, event);
+        }
+        assert_eq!(
+            current,
+            BTreeMap::from([("good".to_string(), net("10.16.0.0/16"))])
+        );
+
+        // Edited to a new CIDR the controller has not judged yet: the accepted one stays.
+        let mut edited = subnet("good", "10.99.0.0/16", Some(("True", 2)));
+        edited.metadata.generation = Some(3);
+        apply_event(&mut current, &mut pending, watcher::Event::Apply(edited));
+        assert_eq!(current.get("good"), Some(&net("10.16.0.0/16")));
+
+        // The controller rejects the edit: no route; a relist agrees.
+        let mut rejected = subnet("good", "10.99.0.0/16", Some(("False", 3)));
+        rejected.metadata.generation = Some(3);
+        apply_event(
+            &mut current,
+            &mut pending,
+            watcher::Event::Apply(rejected.clone()),
+        );
+        assert!(current.is_empty());
+        for event in [
+            watcher::Event::Init,
+            watcher::Event::InitApply(rejected),
+            watcher::Event::InitDone,
+        ] {
+            apply_event(&mut current, &mut pending, event);
+        }
+        assert!(current.is_empty());
+
+        // Accepted later: routed.
+        apply_event(
+            &mut current,
+            &mut pending,
+            watcher::Event::Apply(subnet("new", "10.30.0.0/16", Some(("True", 2)))),
+        );
+        assert_eq!(current.get("new"), Some(&net("10.30.0.0/16")));
+    }
 }
