@@ -27,6 +27,7 @@ pub mod pod_watch;
 pub mod procs;
 pub mod scratch;
 pub mod stats;
+pub mod veth;
 
 pub use error::BenchError;
 pub use figures::Figures;
