@@ -9,8 +9,8 @@ use std::net::Ipv4Addr;
 use netdev_support::{Netns, ipv4_addresses, run_ok};
 use rovn_api::MacAddr;
 use rovn_node::netdev::{
-    AttachedVeth, NetdevError, OperState, PodInterfaceSpec, attach_pod, detach_pod, host_veth_name,
-    inspect_sandbox, list_host_veths, remove_from_sandbox,
+    AttachedVeth, NetdevError, OperState, PodInterfaceSpec, attach_pod, create_pod_veth,
+    detach_pod, host_veth_name, inspect_sandbox, list_host_veths, remove_from_sandbox,
 };
 
 const POD_MAC: MacAddr = MacAddr([0x0a, 0x58, 0x0a, 0x10, 0x00, 0x05]);
@@ -95,6 +95,34 @@ fn attach_configures_both_ends_and_passes_packets() {
         "1372",
         "10.16.0.1",
     ]);
+}
+
+#[test]
+fn a_new_pair_is_created_with_the_host_end_up_in_one_step() {
+    let agent = Netns::new("agent");
+    let pod = Netns::new("pod");
+    let spec = spec_for(&pod);
+    let host = host_name_for("fresh");
+
+    let veth = {
+        let (host, spec) = (host.clone(), spec.clone());
+        agent
+            .run(move || async move { create_pod_veth(&host, &spec).await })
+            .expect("create")
+    };
+
+    // What ADD plugs into OVS while the sandbox end is still being configured.
+    let host_link = agent.link(&host);
+    assert_eq!(host_link["ifindex"], veth.host_ifindex);
+    assert_eq!(host_link["address"], veth.host_mac.to_string());
+    assert_eq!(host_link["mtu"], 1400);
+    let flags = host_link["flags"].as_array().expect("flags");
+    assert!(flags.iter().any(|f| f == "UP"), "{host_link}");
+    let pod_link = pod.link("eth0");
+    assert_eq!(pod_link["address"], POD_MAC.to_string());
+    assert_eq!(pod_link["mtu"], 1400);
+    let addr = pod.ip_json(&["addr", "show", "dev", "eth0"]);
+    assert!(ipv4_addresses(&addr[0]).is_empty(), "{addr}");
 }
 
 #[test]

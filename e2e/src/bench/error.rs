@@ -65,6 +65,15 @@ pub enum BenchError {
         /// What was wrong with it.
         detail: String,
     },
+    /// A netlink request (the floor's veths) failed.
+    #[error("{what}: {source}")]
+    Netlink {
+        /// The request, naming its device.
+        what: String,
+        /// The kernel's or the socket's error.
+        #[source]
+        source: Box<rtnetlink::Error>,
+    },
     /// A CNI invocation failed.
     #[error("CNI {command} for pod {pod}: {detail}")]
     Cni {

@@ -4,7 +4,7 @@
 //!
 //! Run them from a release build, as root, with the workspace's binaries next to `rovn-bench`:
 //! `cargo build --release --bins`, then `target/release/rovn-bench controller --nodes 100
-//! --pods 10000` and `target/release/rovn-bench pod-ready --nodes 2 --pods 60`. Figures go to
+//! --pods 10000` and `target/release/rovn-bench pod-ready --nodes 2 --pods 200`. Figures go to
 //! stdout, one per line; progress and errors to stderr.
 
 pub mod api_server;
@@ -27,6 +27,7 @@ pub mod pod_watch;
 pub mod procs;
 pub mod scratch;
 pub mod stats;
+pub mod veth;
 
 pub use error::BenchError;
 pub use figures::Figures;

@@ -1,20 +1,26 @@
 //! `rovn-bench pod-ready`: pod network-ready latency (CNI ADD, from exec to result) on a lab
-//! running rovn without kubelets, beside the OVN floor measured in the same run.
+//! running rovn without kubelets, beside the OVN floor measured in the same run under the same
+//! conditions.
 //!
 //! The benchmark plays the container runtime itself: pods are created bound to the nodes,
 //! and once the controller has allocated them it makes each sandbox namespace and calls the
-//! node's `rovn-cni` with the node's conflist, `per_node` calls in flight per node.
+//! node's `rovn-cni` with the node's conflist. Floor ports ([`super::floor`]) are created in
+//! NB like pod ports, and timing starts only once every pod's and floor port's `Port_Binding`
+//! is in SB, unclaimed. Then CNI ADDs and floor plugs alternate in one queue per node,
+//! `per_node` of them in flight per node, so both are timed under the same load.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rovn_api::names::annotations;
 use tokio::time::Instant;
 
 use crate::lab::{
-    DownOnDrop, Lab, LabName, LabNames, LabSpec, ProcessRef, bins, kube::SYSTEM_CNI_BIN_DIR,
-    names::MAX_NODES,
+    DownOnDrop, Lab, LabName, LabNames, LabSpec, ProcessRef, bins,
+    kube::SYSTEM_CNI_BIN_DIR,
+    names::{MAX_NODES, NETNS_DIR},
 };
 
 use super::api_server;
@@ -22,7 +28,7 @@ use super::bounded::{all_ok, run_all};
 use super::cni::{self, CniCall};
 use super::error::BenchError;
 use super::figures::Figures;
-use super::floor::{self, FloorPort, NodeSwitch};
+use super::floor::{self, FloorNode, FloorPort};
 use super::load;
 use super::objects;
 use super::pod_watch::{PodFacts, wait_for_annotation};
@@ -40,7 +46,7 @@ pub struct PodReadyBench {
     pub nodes: u8,
     /// Pods, bound round robin to the nodes.
     pub pods: usize,
-    /// CNI calls (and floor ports) in flight per node.
+    /// CNI ADDs and floor plugs (together) in flight per node.
     pub per_node: usize,
     /// Floor ports; `None` for as many as pods.
     pub floor_ports: Option<usize>,
@@ -57,9 +63,9 @@ impl PodReadyBench {
                 "--nodes must be 1-{MAX_NODES}"
             )));
         }
-        if self.pods == 0 || self.per_node == 0 {
+        if self.pods == 0 || self.per_node == 0 || self.floor_ports == Some(0) {
             return Err(BenchError::InvalidArgs(
-                "--pods and --per-node must be at least 1".into(),
+                "--pods, --per-node and --floor-ports must be at least 1".into(),
             ));
         }
         Ok(())
@@ -160,19 +166,40 @@ async fn measure(
     .await?;
 
     let adds = cni_calls("ADD", names, &nodes, &pod_names, &allocated)?;
-    let add_times = all_ok(run_all(adds.clone(), bench.per_node, add_pod).await)?;
+    let floor = plan_floor(bench, names, &info.nb, &nodes, &allocated).await?;
+    // Both kinds start from the same state: the logical port in NB, its Port_Binding in SB,
+    // claimed by no chassis.
+    let ports: BTreeSet<String> = pod_names
+        .iter()
+        .map(|pod| rovn_api::names::pod_port(NAMESPACE, pod))
+        .chain(floor.iter().map(|(_, plug)| plug.port.lsp.clone()))
+        .collect();
+    floor::wait_for_unclaimed_bindings(&info.sb, &ports, bench.timeout).await?;
+
+    let plugs = interleave(
+        adds.iter()
+            .map(|(group, call)| (*group, Plug::Add(call.clone())))
+            .collect(),
+        floor
+            .into_iter()
+            .map(|(group, plug)| (group, Plug::Floor(plug)))
+            .collect(),
+    );
+    let timeout = bench.timeout;
+    let timed = all_ok(run_all(plugs, bench.per_node, move |plug: Plug| plug.run(timeout)).await)?;
     let steps = add_step_means(names, &nodes)?;
 
-    let floor_times = measure_floor(bench, names, &info.nb, &info.sb, &nodes, &allocated).await;
-
     let dels = cni_calls("DEL", names, &nodes, &pod_names, &allocated)?;
-    let del_outcomes = run_all(dels, bench.per_node, del_pod).await;
-    let del_failures: Vec<BenchError> = del_outcomes.into_iter().filter_map(Result::err).collect();
-    let floor_times = floor_times?;
-    if let Some(first) = del_failures.into_iter().next() {
-        return Err(first);
-    }
+    all_ok(run_all(dels, bench.per_node, del_pod).await)?;
 
+    let times_of = |kind: Kind| -> Vec<Duration> {
+        timed
+            .iter()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, took)| *took)
+            .collect()
+    };
+    let (add_times, floor_times) = (times_of(Kind::Add), times_of(Kind::Floor));
     let cni = Percentiles::of(&add_times)
         .ok_or_else(|| BenchError::protocol("CNI ADD", "no call was timed"))?;
     let ovn = Percentiles::of(&floor_times)
@@ -181,18 +208,68 @@ async fn measure(
     f.put("nodes", bench.nodes);
     f.put("pods", bench.pods);
     f.put("per_node_concurrency", bench.per_node);
-    f.real("cni_add_p50_ms", cni.p50_ms);
-    f.real("cni_add_p90_ms", cni.p90_ms);
-    f.real("cni_add_p99_ms", cni.p99_ms);
     f.put("floor_ports", floor_times.len());
-    f.real("floor_p50_ms", ovn.p50_ms);
-    f.real("floor_p90_ms", ovn.p90_ms);
-    f.real("floor_p99_ms", ovn.p99_ms);
-    f.real("ratio_p99", cni.p99_ms / ovn.p99_ms.max(1e-9));
+    for (key, add, floor) in [
+        ("p50", cni.p50_ms, ovn.p50_ms),
+        ("p90", cni.p90_ms, ovn.p90_ms),
+        ("p99", cni.p99_ms, ovn.p99_ms),
+    ] {
+        f.real(&format!("cni_add_{key}_ms"), add);
+        f.real(&format!("floor_{key}_ms"), floor);
+        f.real(&format!("ratio_{key}"), add / floor.max(1e-9));
+    }
     for (step, mean_ms) in steps {
         f.real(&format!("add_{step}_mean_ms"), mean_ms);
     }
     Ok(f)
+}
+
+/// What is timed: a pod's CNI ADD, or a floor port's plug.
+enum Plug {
+    Add(CniCall),
+    Floor(FloorPlug),
+}
+
+/// A floor port and the node it is plugged into.
+struct FloorPlug {
+    node: Arc<FloorNode>,
+    port: FloorPort,
+}
+
+/// Which kind a timing is of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Add,
+    Floor,
+}
+
+impl Plug {
+    /// Makes the sandbox (untimed), then times the plug.
+    async fn run(self, timeout: Duration) -> Result<(Kind, Duration), BenchError> {
+        match self {
+            Plug::Add(call) => add_pod(call).await.map(|took| (Kind::Add, took)),
+            Plug::Floor(FloorPlug { node, port }) => {
+                ip_netns("add", &port.sandbox).await?;
+                let path = Path::new(NETNS_DIR).join(&port.sandbox);
+                let sandbox =
+                    std::fs::File::open(&path).map_err(|e| BenchError::io("open", &path, e))?;
+                let took = node.plug(&port, &sandbox, timeout).await?;
+                Ok((Kind::Floor, took))
+            }
+        }
+    }
+}
+
+/// `a` and `b` alternating, one of each in turn, then what is left of the longer. Pure.
+fn interleave<T>(a: Vec<T>, b: Vec<T>) -> Vec<T> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut a, mut b) = (a.into_iter(), b.into_iter());
+    loop {
+        match (a.next(), b.next()) {
+            (None, None) => return out,
+            (x, y) => out.extend(x.into_iter().chain(y)),
+        }
+    }
 }
 
 /// The agents' mean time per ADD step (annotation, veth, ovs_port, ovn_installed) and in the
@@ -388,16 +465,15 @@ async fn ip_netns(action: &str, ns: &str) -> Result<(), BenchError> {
     }
 }
 
-/// The floor: NB ports on the pods' switch, bound to the nodes round robin, then OVS ports
-/// plugged with the same concurrency as the CNI calls.
-async fn measure_floor(
+/// The floor ports, as many as asked (default: one per pod), bound to the nodes round robin
+/// like the pods, with their NB ports created (addresses from the top of the pods' subnet).
+async fn plan_floor(
     bench: &PodReadyBench,
     names: &LabNames,
     nb_remote: &str,
-    sb_remote: &str,
     nodes: &[RuntimeNode],
     allocated: &BTreeMap<String, PodFacts>,
-) -> Result<Vec<Duration>, BenchError> {
+) -> Result<Vec<(usize, FloorPlug)>, BenchError> {
     let count = bench.floor_ports.unwrap_or(bench.pods);
     let sample = allocated
         .values()
@@ -414,47 +490,37 @@ async fn measure_floor(
     let addresses = floor::top_addresses(&cidr, count)
         .map_err(|detail| BenchError::protocol("the floor addresses", detail))?;
 
-    let mut switches = Vec::new();
+    let mut floor_nodes = Vec::new();
     for node in nodes {
         let remote = names.node_db_remote(node.index);
-        switches.push(std::sync::Arc::new(
-            NodeSwitch::connect(&remote, bench.timeout).await?,
+        floor_nodes.push(Arc::new(
+            FloorNode::connect(&remote, &node.netns, bench.timeout).await?,
         ));
     }
-    let plugs: Vec<(usize, FloorPort)> = addresses
+    let prefix = names.netns_prefix();
+    let plugs = addresses
         .iter()
         .enumerate()
         .map(|(k, ip)| {
             let group = k % nodes.len().max(1);
-            let node = &nodes[group].name;
-            let port = floor::plan_ports(node, &[*ip], k).remove(0);
-            (group, port)
+            let (node, floor_node) = nodes
+                .get(group)
+                .zip(floor_nodes.get(group))
+                .ok_or_else(|| BenchError::InvalidArgs("no nodes".into()))?;
+            let plug = FloorPlug {
+                node: floor_node.clone(),
+                port: floor::plan_port(&node.name, *ip, k, &prefix),
+            };
+            Ok((group, plug))
         })
-        .collect();
+        .collect::<Result<Vec<_>, BenchError>>()?;
     let with_chassis: Vec<(FloorPort, String)> = plugs
         .iter()
-        .map(|(g, p)| (p.clone(), switches[*g].chassis.clone()))
+        .map(|(_, plug)| (plug.port.clone(), plug.node.chassis.clone()))
         .collect();
     let nb = floor::nb_client(nb_remote, bench.timeout).await?;
     floor::create_lsps(&nb, &switch, &with_chassis).await?;
-    let lsps: BTreeSet<String> = plugs.iter().map(|(_, p)| p.lsp.clone()).collect();
-    floor::wait_for_bindings(sb_remote, &lsps, bench.timeout).await?;
-
-    let timeout = bench.timeout;
-    let items: Vec<(usize, (std::sync::Arc<NodeSwitch>, FloorPort))> = plugs
-        .into_iter()
-        .map(|(g, p)| (g, (switches[g].clone(), p)))
-        .collect();
-    all_ok(
-        run_all(
-            items,
-            bench.per_node,
-            move |(switch, port): (std::sync::Arc<NodeSwitch>, FloorPort)| async move {
-                switch.plug(&port, timeout).await
-            },
-        )
-        .await,
-    )
+    Ok(plugs)
 }
 
 #[cfg(test)]
@@ -472,6 +538,13 @@ mod tests {
             parse_histograms(text, "rovn_node_cni_add_step_duration_seconds", "step=\""),
             vec![("veth".to_string(), 0.5, 10.0)]
         );
+    }
+
+    #[test]
+    fn adds_and_floor_plugs_alternate() {
+        assert_eq!(interleave(vec![1, 3, 5, 7], vec![2, 4]), [1, 2, 3, 4, 5, 7]);
+        assert_eq!(interleave(vec![1], vec![2, 4, 6]), [1, 2, 4, 6]);
+        assert_eq!(interleave(Vec::<u8>::new(), vec![]), Vec::<u8>::new());
     }
 
     #[test]

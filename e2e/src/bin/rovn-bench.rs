@@ -47,15 +47,15 @@ enum Command {
         #[arg(long)]
         bin_dir: Option<PathBuf>,
     },
-    /// Pod network-ready latency (CNI ADD) beside the OVN floor, on a lab.
+    /// Pod network-ready latency (CNI ADD) beside the OVN floor, interleaved, on a lab.
     PodReady {
         /// Lab nodes.
         #[arg(long, default_value_t = 2)]
         nodes: u8,
         /// Pods, bound round robin to the nodes.
-        #[arg(long, default_value_t = 60)]
+        #[arg(long, default_value_t = 200)]
         pods: usize,
-        /// CNI calls (and floor ports) in flight per node.
+        /// CNI ADDs and floor plugs (interleaved, together) in flight per node.
         #[arg(long, default_value_t = 8)]
         per_node: usize,
         /// Floor ports (default: as many as pods).

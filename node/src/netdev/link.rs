@@ -164,8 +164,9 @@ pub(crate) async fn delete_link(
     }
 }
 
-/// Gives `link` the wanted MAC and MTU and brings it up. A MAC change on a device that refuses
-/// live address changes (`EBUSY`) is retried with the device down.
+/// Gives `link` the wanted MAC and MTU and brings it up, sending only the changes `link` (as
+/// read) needs. A MAC change on a device that refuses live address changes (`EBUSY`) is retried
+/// with the device down.
 pub(crate) async fn configure_link(
     netlink: &Netlink,
     link: &LinkFacts,
@@ -174,6 +175,7 @@ pub(crate) async fn configure_link(
     netns: &str,
 ) -> Result<(), NetdevError> {
     let step = |what: &str| format!("{what} of {} in {netns}", link.name);
+    let mut brought_down = false;
     if let Some(mac) = mac.filter(|mac| link.mac != Some(*mac)) {
         let set_mac = || {
             netlink
@@ -196,6 +198,7 @@ pub(crate) async fn configure_link(
                     .execute()
                     .await
                     .map_err(netlink_failure(step("bringing down to change the MAC")))?;
+                brought_down = true;
                 set_mac()
                     .await
                     .map_err(netlink_failure(step(&format!("setting MAC {mac}"))))?;
@@ -211,6 +214,9 @@ pub(crate) async fn configure_link(
             .execute()
             .await
             .map_err(netlink_failure(step(&format!("setting MTU {mtu}"))))?;
+    }
+    if link.admin_up && !brought_down {
+        return Ok(());
     }
     netlink
         .handle()

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use ipnet::Ipv4Net;
 use netlink_packet_route::link::{InfoData, InfoKind, InfoVeth};
+use nix::errno::Errno;
 use rovn_api::MacAddr;
 use rtnetlink::{LinkMessageBuilder, LinkUnspec, LinkVeth};
 
@@ -116,34 +117,21 @@ pub(crate) async fn create_pod_veth(
 ) -> Result<PodVeth, NetdevError> {
     validate_attach(host_name, spec)?;
     ensure_not_own_netns(&spec.sandbox)?;
-    let sandbox_label = netns_label(&spec.sandbox);
-    let pod_end = {
-        let ifname = spec.ifname.clone();
-        let label = sandbox_label.clone();
-        run_in_netns(&spec.sandbox, move |netlink| async move {
-            link_by_name(&netlink, &ifname, &label).await
-        })
-        .await?
-    };
     let netlink = Netlink::open(AGENT_NETNS)?;
     let leftover = link_by_name(&netlink, host_name, AGENT_NETNS).await?;
-    match plan_attach(leftover.as_ref(), pod_end.as_ref()) {
-        AttachPlan::Reuse => {}
-        AttachPlan::Create {
-            remove_leftover_host,
-        } => {
-            if let Some(leftover) = leftover.as_ref().filter(|_| remove_leftover_host) {
-                delete_link(&netlink, leftover, AGENT_NETNS).await?;
-            }
-            create_veth(&netlink, host_name, spec).await?;
-        }
-        AttachPlan::Conflict(reason) => {
-            return Err(NetdevError::Conflict {
-                name: spec.ifname.clone(),
-                netns: spec.sandbox.clone(),
-                reason,
-            });
-        }
+    // A new sandbox, the usual ADD, has neither end: the pair is created at once, without first
+    // looking into the sandbox (a thread entering it, on the path every ADD waits on). The
+    // kernel refuses with EEXIST when the sandbox already holds `ifname` (or the host name was
+    // just taken), and only then is the sandbox read to reuse, replace or refuse.
+    let created = leftover.is_none()
+        && match create_veth(&netlink, host_name, spec).await {
+            Ok(()) => true,
+            Err(err) if err.errno() == Some(Errno::EEXIST) => false,
+            Err(err) => return Err(err),
+        };
+    if !created {
+        let leftover = link_by_name(&netlink, host_name, AGENT_NETNS).await?;
+        converge_pair(&netlink, host_name, leftover.as_ref(), spec).await?;
     }
     let host = link_by_name(&netlink, host_name, AGENT_NETNS)
         .await?
@@ -163,6 +151,40 @@ pub(crate) async fn create_pod_veth(
     })
 }
 
+/// Makes the pair exist when a first attempt found something in the way: reuses our pair,
+/// replaces a leftover host end, or refuses an interface of the sandbox that is not ours.
+async fn converge_pair(
+    netlink: &Netlink,
+    host_name: &str,
+    leftover: Option<&LinkFacts>,
+    spec: &PodInterfaceSpec,
+) -> Result<(), NetdevError> {
+    let pod_end = {
+        let ifname = spec.ifname.clone();
+        let label = netns_label(&spec.sandbox);
+        run_in_netns(&spec.sandbox, move |netlink| async move {
+            link_by_name(&netlink, &ifname, &label).await
+        })
+        .await?
+    };
+    match plan_attach(leftover, pod_end.as_ref()) {
+        AttachPlan::Reuse => Ok(()),
+        AttachPlan::Create {
+            remove_leftover_host,
+        } => {
+            if let Some(leftover) = leftover.filter(|_| remove_leftover_host) {
+                delete_link(netlink, leftover, AGENT_NETNS).await?;
+            }
+            create_veth(netlink, host_name, spec).await
+        }
+        AttachPlan::Conflict(reason) => Err(NetdevError::Conflict {
+            name: spec.ifname.clone(),
+            netns: spec.sandbox.clone(),
+            reason,
+        }),
+    }
+}
+
 pub(crate) async fn configure_sandbox_end(
     spec: &PodInterfaceSpec,
 ) -> Result<(u32, MacAddr), NetdevError> {
@@ -174,8 +196,8 @@ pub(crate) async fn configure_sandbox_end(
     Ok((pod_end.index, pod_end.mac.unwrap_or(spec.mac)))
 }
 
-/// One `RTM_NEWLINK` creating `host_name` here and its peer `spec.ifname` (MAC, MTU) directly in
-/// the sandbox.
+/// One `RTM_NEWLINK` creating `host_name` here, up, and its peer `spec.ifname` (MAC, MTU)
+/// directly in the sandbox.
 async fn create_veth(
     netlink: &Netlink,
     host_name: &str,
@@ -191,6 +213,7 @@ async fn create_veth(
     let veth = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
         .name(host_name.to_string())
         .mtu(spec.mtu)
+        .up()
         .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
         .build();
     let result = netlink.handle().link().add(veth).execute().await;
