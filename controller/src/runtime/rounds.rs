@@ -143,6 +143,7 @@ impl Rounds {
     ) -> Option<(Vec<(Key, String)>, BTreeSet<Owner>)> {
         self.running = false;
         world.queue.last_duration = report.duration;
+        world.queue.last_end = Some(tokio::time::Instant::now());
         world.metrics.rounds.inc();
         world
             .metrics

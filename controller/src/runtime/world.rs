@@ -26,7 +26,7 @@ use crate::reconcile::ApplyOptions;
 use crate::subnets::{Reserved, SubnetSet};
 
 /// How long changes are collected before a reconcile round starts.
-const DEBOUNCE: Duration = Duration::from_millis(50);
+const DEBOUNCE: Duration = Duration::from_millis(10);
 
 /// The one retry policy of the controller task (failed rounds, failed patches): the OVSDB
 /// client's, capped at 10 s.
@@ -77,20 +77,22 @@ pub(super) struct RoundQueue {
     pub everything: bool,
     /// How long the last round took.
     pub last_duration: Duration,
+    /// When the last round ended.
+    pub last_end: Option<Instant>,
 }
 
 impl RoundQueue {
     /// `owner`'s rows may have changed: the next round diffs them.
     pub fn touch(&mut self, owner: Owner) {
         self.dirty.insert(owner);
-        self.request(self.debounce());
+        self.request_paced();
     }
 
     /// Something many rows depend on changed (a Subnet, a Node): the next round renders and
     /// diffs the whole cluster.
     pub fn everything(&mut self) {
         self.everything = true;
-        self.request(self.debounce());
+        self.request_paced();
     }
 
     /// Runs a round at most `delay` from now.
@@ -99,11 +101,15 @@ impl RoundQueue {
         self.due = Some(self.due.map_or(at, |due| due.min(at)));
     }
 
-    /// The wait before a round: at least [`DEBOUNCE`], and at least as long as the last round
-    /// took, so rounds over a large cluster never take more than about half the CPU away from
-    /// allocations and patches.
-    pub fn debounce(&self) -> Duration {
-        DEBOUNCE.max(self.last_duration)
+    /// Runs a round after [`DEBOUNCE`], and no sooner after the last one ended than that one
+    /// took: rounds over a large cluster never take more than about half the CPU away from
+    /// allocations and patches, while a round after a quiet spell starts at once, whatever the
+    /// last one cost.
+    fn request_paced(&mut self) {
+        let now = Instant::now();
+        let paced = self.last_end.map_or(now, |end| end + self.last_duration);
+        let at = (now + DEBOUNCE).max(paced);
+        self.request(at.saturating_duration_since(now));
     }
 }
 
