@@ -34,7 +34,7 @@ impl<'r> CurrentRow<'r> {
 
     /// The value under `key` in `external_ids`.
     pub fn external_id(&self, key: &str) -> Option<&'r str> {
-        string_in_map(self.row, "external_ids", key)
+        external_id(self.row, key)
     }
 }
 
@@ -46,8 +46,10 @@ pub(crate) struct CurrentTable<'r> {
     pub keys: HashMap<Uuid, RowKey>,
 }
 
-fn string_in_map<'r>(row: &'r Row, column: &str, key: &str) -> Option<&'r str> {
-    let Some(Datum::Map(map)) = row.get(column) else {
+/// The value under `key` in a replica row's `external_ids`: how every reader of rovn's rows
+/// finds their vendor, owner, id and incarnation.
+pub(crate) fn external_id<'r>(row: &'r Row, key: &str) -> Option<&'r str> {
+    let Some(Datum::Map(map)) = row.get("external_ids") else {
         return None;
     };
     map.iter()
@@ -55,7 +57,8 @@ fn string_in_map<'r>(row: &'r Row, column: &str, key: &str) -> Option<&'r str> {
         .and_then(|(_, v)| v.as_str())
 }
 
-fn name_of(row: &Row) -> Option<&str> {
+/// A replica row's `name`.
+pub(crate) fn name_of(row: &Row) -> Option<&str> {
     row.get("name")?.as_atom()?.as_str()
 }
 
@@ -174,7 +177,7 @@ pub(crate) fn parents_of(
 }
 
 fn is_vendor(row: &Row) -> bool {
-    string_in_map(row, "external_ids", names::VENDOR_KEY) == Some(names::VENDOR)
+    external_id(row, names::VENDOR_KEY) == Some(names::VENDOR)
 }
 
 /// A row's key, or `None` for a nameless row that is not rovn's (it has no identity rovn
@@ -183,8 +186,8 @@ fn key_of(spec: &TableSpec, row: &Row) -> Option<RowKey> {
     match spec.identity {
         Identity::Name => name_of(row).map(RowKey::name),
         Identity::OwnerId if is_vendor(row) => {
-            let owner = string_in_map(row, "external_ids", names::OWNER_KEY).unwrap_or("");
-            let id = string_in_map(row, "external_ids", names::ID_KEY).unwrap_or("");
+            let owner = external_id(row, names::OWNER_KEY).unwrap_or("");
+            let id = external_id(row, names::ID_KEY).unwrap_or("");
             Some(RowKey::owned(owner, id))
         }
         Identity::OwnerId => None,

@@ -28,7 +28,7 @@ use rovn_api::names;
 /// plan. Used at start-up and by the periodic resync; between them [`diff_owners`] keeps a
 /// round's cost proportional to what changed.
 pub fn diff(desired: &DesiredState, replica: &Replica) -> Result<Plan, DiffError> {
-    run(desired, replica, None)
+    run(desired, replica, specs(), None)
 }
 
 /// As [`diff`], but only for the rows `owners` want or own (and, where such a row needs a
@@ -43,15 +43,16 @@ pub fn diff_owners(
 ) -> Result<Plan, DiffError> {
     let specs = specs();
     let scope = expand(desired, replica, &specs, owners.clone())?;
-    run(desired, replica, Some(&scope))
+    run(desired, replica, specs, Some(&scope))
 }
 
 fn run(
     desired: &DesiredState,
     replica: &Replica,
+    specs: Vec<TableSpec>,
     scope: Option<&BTreeSet<Owner>>,
 ) -> Result<Plan, DiffError> {
-    let specs = ordered(specs());
+    let specs = ordered(specs);
     let depth = specs.iter().map(|(_, rank)| *rank).max().unwrap_or(0) + 1;
     let empty = BTreeMap::new();
     let mut differ = Differ {

@@ -24,6 +24,7 @@ mod plan;
 mod round;
 
 pub use apply::{Applied, ApplyError, ApplyOptions, apply};
+pub(crate) use current::{external_id, name_of, parents_of};
 pub use diff::{diff, diff_owners};
 pub use error::{Conflict, DiffError, TransactionFailure};
 pub use monitor::{indexes, monitored_tables};

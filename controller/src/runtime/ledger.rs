@@ -7,10 +7,11 @@ use std::net::Ipv4Addr;
 
 use rovn_api::names::{OWNER_KEY, POD_UID_KEY, VENDOR, VENDOR_KEY};
 use rovn_api::{MacAddr, Owner, OwnerKind};
-use rovn_ovsdb::{Atom, Datum, Model, Replica, Row};
+use rovn_ovsdb::{Atom, Datum, Model, Replica, Uuid};
 use rovn_ovsdb_schemas::nb::{LogicalSwitch, LogicalSwitchPort};
 
 use super::watch::Key;
+use crate::reconcile::{external_id, name_of, parents_of};
 
 /// A pod's address as its NB port records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,53 +26,26 @@ pub struct Recorded {
     pub mac: MacAddr,
 }
 
-fn map_value<'r>(row: &'r Row, column: &str, key: &str) -> Option<&'r str> {
-    match row.get(column)? {
-        Datum::Map(map) => map
-            .iter()
-            .find(|(k, _)| k.as_str() == Some(key))
-            .and_then(|(_, v)| v.as_str()),
-        Datum::Set(_) => None,
-    }
-}
-
 /// Every pod port rovn wrote, by pod. A port whose address or switch cannot be read is left
 /// out: the pod then goes through allocation like a new one, where its annotations grant
 /// nothing a fresh request would not get.
 pub fn recorded_pods(replica: &Replica) -> HashMap<Key, Recorded> {
-    let mut switch_of = HashMap::new();
-    for (_, row) in replica
-        .table(LogicalSwitch::TABLE)
-        .into_iter()
-        .flat_map(|t| t.iter())
-    {
-        let Some(name) = row
-            .get("name")
-            .and_then(Datum::as_atom)
-            .and_then(Atom::as_str)
-        else {
-            continue;
-        };
-        if let Some(ports) = row.get("ports").and_then(Datum::as_set) {
-            for port in ports {
-                if let Some(uuid) = port.as_uuid() {
-                    switch_of.insert(uuid, name.to_string());
-                }
-            }
-        }
-    }
+    let switch_of =
+        parents_of(replica, LogicalSwitch::TABLE, LogicalSwitch::PORTS).unwrap_or_default();
+    let switch_name = |port: &Uuid| {
+        let switch = switch_of.get(port)?;
+        name_of(replica.get(LogicalSwitch::TABLE, switch)?)
+    };
     let mut out = HashMap::new();
     for (uuid, row) in replica
         .table(LogicalSwitchPort::TABLE)
         .into_iter()
         .flat_map(|t| t.iter())
     {
-        if map_value(row, "external_ids", VENDOR_KEY) != Some(VENDOR) {
+        if external_id(row, VENDOR_KEY) != Some(VENDOR) {
             continue;
         }
-        let Some(owner) =
-            map_value(row, "external_ids", OWNER_KEY).and_then(|o| o.parse::<Owner>().ok())
-        else {
+        let Some(owner) = external_id(row, OWNER_KEY).and_then(|o| o.parse::<Owner>().ok()) else {
             continue;
         };
         let (OwnerKind::Pod, Some(namespace)) = (owner.kind(), owner.namespace()) else {
@@ -87,10 +61,7 @@ pub fn recorded_pods(replica: &Replica) -> HashMap<Key, Recorded> {
         let (Ok(mac), Ok(ip)) = (mac.parse::<MacAddr>(), ip.parse::<Ipv4Addr>()) else {
             continue;
         };
-        let (Some(switch), Some(uid)) = (
-            switch_of.get(uuid),
-            map_value(row, "external_ids", POD_UID_KEY),
-        ) else {
+        let (Some(switch), Some(uid)) = (switch_name(uuid), external_id(row, POD_UID_KEY)) else {
             continue;
         };
         out.insert(
@@ -100,7 +71,7 @@ pub fn recorded_pods(replica: &Replica) -> HashMap<Key, Recorded> {
             },
             Recorded {
                 uid: uid.to_string(),
-                switch: switch.clone(),
+                switch: switch.to_string(),
                 ip,
                 mac,
             },

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use rovn_api::names::OWNER_KEY;
 use rovn_api::{Owner, OwnerKind};
-use rovn_ovsdb::{Change, Datum, Event, Row};
+use rovn_ovsdb::{Change, Event, Row};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::kubeio;
@@ -23,7 +23,7 @@ use super::world::{BACKOFF, World};
 use crate::desired::{
     ClusterState, DesiredState, JoinSubnet, PodContext, desired_topology, render_pod,
 };
-use crate::reconcile::{ReconcileError, reconcile_once};
+use crate::reconcile::{ReconcileError, external_id, reconcile_once};
 
 /// What a round renders and diffs: the touched owners, over the state the last round
 /// rendered, or the whole cluster (rendered in the round's task, off the controller task).
@@ -289,13 +289,7 @@ fn owners_of(change: &Change) -> Vec<Owner> {
     };
     let mut owners: Vec<Owner> = rows
         .into_iter()
-        .filter_map(|row| match row.get("external_ids") {
-            Some(Datum::Map(map)) => map
-                .iter()
-                .find(|(k, _)| k.as_str() == Some(OWNER_KEY))
-                .and_then(|(_, v)| v.as_str()?.parse().ok()),
-            _ => None,
-        })
+        .filter_map(|row| external_id(row, OWNER_KEY)?.parse().ok())
         .collect();
     owners.dedup();
     owners
