@@ -25,6 +25,10 @@ pub enum Ownership {
     Elements,
     /// A map where rovn owns only its own keys: other writers' keys are never removed.
     OwnKeys,
+    /// A map where rovn owns exactly these keys: one rovn stops wanting is removed, every
+    /// other key is left to other writers. For options rovn sets only sometimes (a load
+    /// balancer's `affinity_timeout`), which [`Ownership::OwnKeys`] would leave behind.
+    Keys(&'static [&'static str]),
 }
 
 /// What identifies a row of a table, so the desired and the current row can be paired.
@@ -297,10 +301,14 @@ impl Managed for LoadBalancer {
                 &self.selection_fields,
                 Ownership::Whole,
             ),
-            column(Self::OPTIONS, &self.options, Ownership::OwnKeys),
+            column(Self::OPTIONS, &self.options, Ownership::Keys(LB_OPTIONS)),
         ]
     }
 }
+
+/// The load balancer options rovn writes (`man ovn-nb`, Load_Balancer): set or removed with
+/// the Service, while options other writers add stay.
+const LB_OPTIONS: &[&str] = &["reject", "affinity_timeout"];
 
 static NO_EXTERNAL_IDS: BTreeMap<String, String> = BTreeMap::new();
 

@@ -15,6 +15,41 @@ fn keys_within(want: &Datum, have: &Datum) -> bool {
     }
 }
 
+/// Whether `have` holds one of `keys` that the map `want` lacks: a key rovn dropped.
+fn holds_any(have: &Datum, want: &Datum, keys: &[&str]) -> bool {
+    match (have, want) {
+        (Datum::Map(have), Datum::Map(want)) => have
+            .keys()
+            .any(|k| is_one_of(k, keys) && !want.contains_key(k)),
+        _ => false,
+    }
+}
+
+fn is_one_of(key: &Atom, keys: &[&str]) -> bool {
+    matches!(key, Atom::String(k) if keys.contains(&k.as_str()))
+}
+
+/// Gives the map `column` the keys of `want`, removing those of `have` that `want` lacks only
+/// where `dropped` says rovn owns them.
+fn own_keys(
+    column: &str,
+    have: &Datum,
+    want: &Datum,
+    dropped: impl Fn(&Atom) -> bool,
+    changes: &mut Changes,
+) {
+    let (Datum::Map(have), Datum::Map(want_map)) = (have, want) else {
+        changes.replace(column, want.clone());
+        return;
+    };
+    let ours = have
+        .iter()
+        .filter(|(k, _)| want_map.contains_key(*k) || dropped(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    changes.elements(column, &Datum::Map(ours), want);
+}
+
 /// The changes that give `current` (a replica row) the desired managed `columns`. Works on the
 /// raw row, so a converged row costs a few comparisons and no decoding.
 pub(crate) fn column_changes(
@@ -29,16 +64,10 @@ pub(crate) fn column_changes(
             Ownership::Whole if want != have => changes.replace(column, want.clone()),
             Ownership::Elements if want != have => changes.elements(column, have, want),
             Ownership::OwnKeys if !keys_within(want, have) => {
-                let (Datum::Map(have), Datum::Map(want_map)) = (have, want) else {
-                    changes.replace(column, want.clone());
-                    continue;
-                };
-                let ours = have
-                    .iter()
-                    .filter(|(k, _)| want_map.contains_key(*k))
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect();
-                changes.elements(column, &Datum::Map(ours), want);
+                own_keys(column, have, want, |_| false, changes)
+            }
+            Ownership::Keys(keys) if !keys_within(want, have) || holds_any(have, want, keys) => {
+                own_keys(column, have, want, |k| is_one_of(k, keys), changes)
             }
             _ => {}
         }
@@ -86,6 +115,39 @@ mod tests {
     use rovn_ovsdb_schemas::nb::LogicalSwitchPort;
 
     use crate::tables::Managed;
+
+    #[test]
+    fn named_keys_rovn_dropped_are_removed_and_foreign_ones_stay() {
+        let current = Datum::map([
+            ("reject", "true"),
+            ("affinity_timeout", "60"),
+            ("hairpin_snat_ip", "169.254.0.5"),
+        ]);
+        let mut row = Row::new();
+        row.insert("options".to_string(), current);
+        let keys: &[&str] = &["reject", "affinity_timeout"];
+        let want = Datum::map([("reject", "true")]);
+        let mut changes = Changes::default();
+        column_changes(
+            &row,
+            &[("options", want.clone(), Ownership::Keys(keys))],
+            &mut changes,
+        );
+        assert_eq!(
+            changes.mutations,
+            vec![rovn_ovsdb::Mutation::delete(
+                "options",
+                Datum::set(["affinity_timeout"])
+            )]
+        );
+        row.insert(
+            "options".to_string(),
+            Datum::map([("reject", "true"), ("hairpin_snat_ip", "169.254.0.5")]),
+        );
+        let mut none = Changes::default();
+        column_changes(&row, &[("options", want, Ownership::Keys(keys))], &mut none);
+        assert!(none.is_empty(), "{none:?}");
+    }
 
     #[test]
     fn only_rovn_keys_and_columns_change() {
