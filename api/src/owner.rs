@@ -109,6 +109,11 @@ impl Owner {
         Owner::namespaced(OwnerKind::Pod, namespace, name)
     }
 
+    /// A Service's owner.
+    pub fn service(namespace: &str, name: &str) -> Owner {
+        Owner::namespaced(OwnerKind::Service, namespace, name)
+    }
+
     /// A node's owner.
     pub fn node(name: &str) -> Owner {
         Owner::cluster_scoped(OwnerKind::Node, name)

@@ -5,5 +5,6 @@ pub mod desired;
 pub mod ipam;
 pub mod reconcile;
 pub mod runtime;
+pub mod services;
 pub mod subnets;
 pub mod tables;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use common::Ovn;
-use common::kube::{Kube, allocated_ip, annotation, db_records, wait_for};
+use common::kube::{Kube, allocated_ip, annotation, restart_writing_nothing, wait_for};
 use futures::StreamExt;
 use rovn_api::names::annotations as keys;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -168,25 +168,7 @@ async fn restart_on_a_converged_cluster_writes_nothing_to_nb() -> Result<()> {
     let mut first = kube.spawn_binary(&ovn.nb_remote(), "first.log", &[])?;
     first.wait_ready(Duration::from_secs(20)).await?;
     assert_converged(&kube, &ovn, "calm").await?;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let status = first.terminate(Duration::from_secs(10));
-    ensure!(
-        status.is_some_and(|s| s.success()),
-        "SIGTERM exit: {status:?}"
-    );
-
-    let db = ovn.nb.db_path().to_path_buf();
-    let before = db_records(&db)?;
-    let mut second = kube.spawn_binary(&ovn.nb_remote(), "second.log", &[])?;
-    second.wait_ready(Duration::from_secs(20)).await?;
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    let after = db_records(&db)?;
-    ensure!(
-        after == before,
-        "restart wrote {} NB transactions; log:\n{}",
-        after - before,
-        second.log_text()
-    );
+    let second = restart_writing_nothing(&kube, &ovn, first).await?;
     let metrics = http_get(&second.log_text(), "/metrics").await?;
     ensure!(
         metric(&metrics, "rovn_controller_nb_transactions_total") == Some(0.0),

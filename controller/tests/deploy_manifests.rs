@@ -226,6 +226,8 @@ fn rbac_grants_exactly_what_the_components_use() {
             ("", "nodes", &["list", "watch", "patch"], ""),
             ("rovn.io", "subnets", &["list", "watch", "create"], ""),
             ("rovn.io", "subnets/status", &["patch"], ""),
+            ("", "services", &["list", "watch"], ""),
+            ("discovery.k8s.io", "endpointslices", &["list", "watch"], ""),
             ("", "events", &["create", "patch"], ""),
         ],
     );

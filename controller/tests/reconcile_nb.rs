@@ -88,8 +88,9 @@ async fn topology_converges_survives_restarts_and_collects_garbage() -> Result<(
 
     let (first, applied) = reconcile(&client, &state).await?;
     ensure!(first.conflicts.is_empty(), "{:?}", first.conflicts);
-    // router + 3 switches, 3 router ports, 3 peer ports + 3 node ports + 50 pod ports.
-    assert_eq!(first.count(Action::Insert), 4 + 3 + 56);
+    // router + LB group + 3 switches, 3 router ports, 3 peer ports + 3 node ports + 50 pod
+    // ports.
+    assert_eq!(first.count(Action::Insert), 5 + 3 + 56);
     assert!(applied.transactions >= 2, "{applied:?}");
 
     let show = parse_show(&ovn.nbctl(&["show"])?);

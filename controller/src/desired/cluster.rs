@@ -18,6 +18,8 @@ pub struct ClusterState {
     pub nodes: Vec<Node>,
     /// The pods that have an allocated address, each a port on its subnet's switch.
     pub pods: Vec<PodPort>,
+    /// The Services with a ClusterIP, each one load balancer per protocol.
+    pub services: Vec<Service>,
 }
 
 /// The `join` switch's addressing, kept apart from [`Subnet`] because it is configured on the
@@ -72,4 +74,81 @@ pub struct PodPort {
     pub ip: Ipv4Addr,
     /// The allocated MAC.
     pub mac: MacAddr,
+}
+
+/// One Service with an IPv4 ClusterIP, as its load balancers need it: its virtual IPs and
+/// ports, and the endpoints of all its EndpointSlices. Headless and ExternalName Services
+/// have none and are not here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    /// The Service's namespace.
+    pub namespace: String,
+    /// The Service's name.
+    pub name: String,
+    /// `spec.clusterIPs`, the IPv4 ones.
+    pub cluster_ips: Vec<Ipv4Addr>,
+    /// `spec.ports`.
+    pub ports: Vec<ServicePort>,
+    /// `sessionAffinity: ClientIP`: how long (seconds) a client sticks to its backend.
+    pub affinity_timeout: Option<u32>,
+    /// The endpoints of every slice of the Service, in slice order.
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// A transport protocol of a Service port, as OVN names it on a load balancer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Protocol {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+    /// SCTP.
+    Sctp,
+}
+
+impl Protocol {
+    /// Kubernetes' spelling (`TCP`, `UDP`, `SCTP`); anything else is not a protocol.
+    pub fn from_kubernetes(text: &str) -> Option<Protocol> {
+        match text {
+            "TCP" => Some(Protocol::Tcp),
+            "UDP" => Some(Protocol::Udp),
+            "SCTP" => Some(Protocol::Sctp),
+            _ => None,
+        }
+    }
+
+    /// OVN's spelling, also the last part of a Service's load balancer name.
+    pub fn as_ovn(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+            Protocol::Sctp => "sctp",
+        }
+    }
+}
+
+/// One port of a Service: what clients connect to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServicePort {
+    /// The port's name, which endpoint ports are matched by ("" for a lone unnamed port).
+    pub name: String,
+    /// Its protocol.
+    pub protocol: Protocol,
+    /// The port clients connect to on the ClusterIP.
+    pub port: u16,
+}
+
+/// One endpoint address of an EndpointSlice with the slice's ports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The backend address.
+    pub ip: Ipv4Addr,
+    /// `conditions.ready` (nil read as true).
+    pub ready: bool,
+    /// `conditions.serving` (nil read as `ready`).
+    pub serving: bool,
+    /// `conditions.terminating` (nil read as false).
+    pub terminating: bool,
+    /// The slice's ports: name, protocol and the backend's port.
+    pub ports: Vec<(String, Protocol, u16)>,
 }

@@ -7,8 +7,12 @@
 
 mod cluster;
 mod render;
+mod services;
 mod state;
 
-pub use cluster::{ClusterState, JoinSubnet, Node, PodPort, Subnet};
-pub use render::{PodContext, desired_state, desired_topology, render_pod};
+pub use cluster::{
+    ClusterState, Endpoint, JoinSubnet, Node, PodPort, Protocol, Service, ServicePort, Subnet,
+};
+pub use render::{PodContext, desired_state, render_cluster, render_pod};
+pub use services::{remove_service, render_service};
 pub use state::{DesiredError, DesiredRow, DesiredState, Refs, RowKey};

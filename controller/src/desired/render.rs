@@ -4,16 +4,21 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
-use rovn_ovsdb_schemas::nb::{LogicalRouter, LogicalRouterPort, LogicalSwitch, LogicalSwitchPort};
+use rovn_ovsdb_schemas::nb::{
+    LoadBalancer, LoadBalancerGroup, LogicalRouter, LogicalRouterPort, LogicalSwitch,
+    LogicalSwitchPort,
+};
 
 use rovn_api::Owner;
 
 use super::cluster::{ClusterState, Node, PodPort};
+use super::services::render_service;
 use super::state::{DesiredError, DesiredState, RowKey};
 use rovn_api::MacAddr;
 use rovn_api::names::{
     self, NODE_KEY, POD_UID_KEY, REQUESTED_CHASSIS, ROUTER_PORT_OPTION, SUBNET_CONFIG,
 };
+use rovn_ovsdb::Model;
 
 /// The owner of the cluster router and the `join` switch.
 fn cluster_owner() -> Owner {
@@ -24,11 +29,19 @@ fn cluster_owner() -> Owner {
 /// [`DesiredState::problems`] and their owners put in [`DesiredState::held_owners`], so the
 /// rest of the cluster still converges.
 pub fn desired_state(cluster: &ClusterState) -> DesiredState {
+    render_cluster(cluster).0
+}
+
+/// [`desired_state`] with what [`render_pod`] needs to render one pod again later.
+pub fn render_cluster(cluster: &ClusterState) -> (DesiredState, PodContext) {
     let (mut state, pods) = desired_topology(cluster);
     for pod in &cluster.pods {
         render_pod(&mut state, &pods, pod);
     }
-    state
+    for service in &cluster.services {
+        render_service(&mut state, service);
+    }
+    (state, pods)
 }
 
 /// What a pod's port depends on besides the pod itself: its switch's CIDR and its node's
@@ -39,9 +52,10 @@ pub struct PodContext {
     chassis: BTreeMap<String, String>,
 }
 
-/// Everything of `cluster` but its pods (the router, the switches and their router ports,
-/// the nodes' ports), and what [`render_pod`] needs to add the pods.
-pub fn desired_topology(cluster: &ClusterState) -> (DesiredState, PodContext) {
+/// Everything of `cluster` but its pods and Services (the router, the load balancer group, the
+/// switches and their router ports, the nodes' ports), and what [`render_pod`] needs to add the
+/// pods.
+fn desired_topology(cluster: &ClusterState) -> (DesiredState, PodContext) {
     let mut state = DesiredState::default();
     let cluster_owner = cluster_owner();
     let router = LogicalRouter {
@@ -49,6 +63,13 @@ pub fn desired_topology(cluster: &ClusterState) -> (DesiredState, PodContext) {
         ..Default::default()
     };
     state.add(&cluster_owner, &router, "", None);
+    let group = LoadBalancerGroup {
+        name: names::CLUSTER_LB_GROUP.to_string(),
+        ..Default::default()
+    };
+    if let Some(row) = state.add(&cluster_owner, &group, "", None) {
+        row.refer(LoadBalancerGroup::LOAD_BALANCER, LoadBalancer::TABLE, []);
+    }
 
     let mut cidrs: BTreeMap<String, Ipv4Net> = BTreeMap::new();
     let switches = std::iter::once((
@@ -107,7 +128,8 @@ pub(crate) fn mac_ip(mac: MacAddr, ip: Ipv4Addr) -> String {
     format!("{mac} {ip}")
 }
 
-/// The switch, its router port and the router port's peer; false (and `owner` held) when the
+/// The switch (carrying the cluster's load balancer group), its router port and the router
+/// port's peer; false (and `owner` held) when the
 /// switch's name is already taken.
 fn render_switch(
     state: &mut DesiredState,
@@ -121,9 +143,14 @@ fn render_switch(
         other_config: BTreeMap::from([(SUBNET_CONFIG.to_string(), cidr.trunc().to_string())]),
         ..Default::default()
     };
-    if state.add(owner, &switch, "", None).is_none() {
+    let Some(row) = state.add(owner, &switch, "", None) else {
         return false;
-    }
+    };
+    row.refer(
+        LogicalSwitch::LOAD_BALANCER_GROUP,
+        LoadBalancerGroup::TABLE,
+        [RowKey::name(names::CLUSTER_LB_GROUP)],
+    );
     let router_port = names::router_port(name);
     let lrp = LogicalRouterPort {
         name: router_port.clone(),

@@ -80,18 +80,29 @@ impl DesiredRow {
             .map(|(_, d, _)| d)
     }
 
-    /// Adds a reference column: the row should refer to `keys` of `table` in `column`.
+    /// Makes `column` a reference column rovn manages (if it is not yet) and adds `keys` of
+    /// `table` to it: rows of several owners may add themselves to one row's column.
     pub fn refer(
         &mut self,
         column: &'static str,
         table: &'static str,
         keys: impl IntoIterator<Item = RowKey>,
     ) {
-        self.refs.push(Refs {
-            column,
-            table,
-            keys: keys.into_iter().collect(),
-        });
+        match self.refs.iter_mut().find(|r| r.column == column) {
+            Some(refs) => refs.keys.extend(keys),
+            None => self.refs.push(Refs {
+                column,
+                table,
+                keys: keys.into_iter().collect(),
+            }),
+        }
+    }
+
+    /// Takes `key` out of the reference column `column`: the referenced row is going away.
+    pub fn unrefer(&mut self, column: &str, key: &RowKey) {
+        if let Some(refs) = self.refs.iter_mut().find(|r| r.column == column) {
+            refs.keys.remove(key);
+        }
     }
 }
 

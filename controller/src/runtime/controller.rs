@@ -1,5 +1,6 @@
 //! The controller task: one loop that hands each watch note and each finished background write
-//! to the module of its resource ([`super::pods`], [`super::nodes`], [`super::subnets`]) and
+//! to the module of its resource ([`super::pods`], [`super::nodes`], [`super::subnets`],
+//! [`super::services`]) and
 //! starts NB rounds ([`super::rounds`]) when they are due. Everything runs on this one task (no
 //! locks); Kubernetes writes and NB rounds run in spawned tasks and report back through a
 //! channel.
@@ -20,6 +21,7 @@ use super::nodes::Nodes;
 use super::pods::Pods;
 use super::reports::Done;
 use super::rounds::Rounds;
+use super::services::Services;
 use super::subnets::Subnets;
 use super::watch::{Kind, Note};
 use super::world::{Caches, Settings, World};
@@ -34,6 +36,7 @@ pub struct Controller {
     pods: Pods,
     nodes: Nodes,
     subnets: Subnets,
+    services: Services,
     rounds: Rounds,
     notes: UnboundedReceiver<Note>,
     done: UnboundedReceiver<Done>,
@@ -81,6 +84,7 @@ impl Controller {
             pods: Pods::default(),
             nodes: Nodes::default(),
             subnets: Subnets::default(),
+            services: Services::default(),
             rounds: Rounds::new(parts.nb, parts.ready, parts.started),
             notes: parts.notes,
             done,
@@ -125,7 +129,7 @@ impl Controller {
                     }
                 }
                 _ = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)), if due.is_some() => {
-                    self.rounds.start(&mut self.world, &self.pods, &self.nodes);
+                    self.rounds.start(&mut self.world, &self.pods, &self.nodes, &mut self.services);
                 }
                 _ = resync.tick() => self.world.queue.everything(),
             }
@@ -137,7 +141,7 @@ impl Controller {
     /// (before anything new is allocated), then handles every object once.
     async fn start(&mut self) -> anyhow::Result<()> {
         let mut synced = HashSet::new();
-        while synced.len() < 3 {
+        while synced.len() < Kind::ALL.len() {
             match self.notes.recv().await {
                 Some(Note::Synced(kind)) => {
                     synced.insert(kind);
@@ -151,11 +155,14 @@ impl Controller {
             pods = caches.pods.state().len(),
             nodes = caches.nodes.state().len(),
             subnets = caches.subnets.state().len(),
+            services = caches.services.state().len(),
+            endpoint_slices = caches.slices.state().len(),
             "caches synced"
         );
         self.ensure_default_subnet().await?;
         self.subnets_changed();
         self.nodes.resync(&mut self.world);
+        self.services.slices_resynced(&mut self.world);
         let recorded = self.rounds.recorded_pods();
         let restored = self.pods.start(&mut self.world, recorded);
         tracing::info!(
@@ -221,6 +228,10 @@ impl Controller {
             Note::Changed(Kind::Node, key) => self.nodes.changed(world, &key.name),
             Note::Synced(Kind::Node) => self.nodes.resync(world),
             Note::Changed(Kind::Subnet, _) | Note::Synced(Kind::Subnet) => self.subnets_changed(),
+            Note::Changed(Kind::Service, key) => self.services.service_changed(world, &key),
+            Note::Synced(Kind::Service) => world.queue.everything(),
+            Note::Changed(Kind::EndpointSlice, key) => self.services.slice_changed(world, &key),
+            Note::Synced(Kind::EndpointSlice) => self.services.slices_resynced(world),
         }
     }
 

@@ -16,6 +16,7 @@ mod nodes;
 mod pods;
 mod reports;
 mod rounds;
+mod services;
 mod subnets;
 mod watch;
 mod world;
@@ -25,7 +26,8 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Api;
 use kube::api::PostParams;
@@ -45,7 +47,7 @@ use crate::reconcile::{self, ApplyOptions};
 use crate::subnets::Reserved;
 use controller::{Controller, Parts};
 use rovn_api::subnet::{self, Subnet};
-use watch::{Kind, slim_pod, spawn_reflector};
+use watch::{Kind, slim_metadata, slim_pod, spawn_reflector};
 use world::{Caches, Settings};
 
 /// How often a replica that does not lead retries the Lease.
@@ -150,8 +152,20 @@ async fn lead<F: Future<Output = ()>>(
         subnets: spawn_reflector(
             Api::<Subnet>::all(kube.clone()),
             Kind::Subnet,
-            notes_tx,
+            notes_tx.clone(),
             |_| {},
+        ),
+        services: spawn_reflector(
+            Api::<Service>::all(kube.clone()),
+            Kind::Service,
+            notes_tx.clone(),
+            slim_metadata,
+        ),
+        slices: spawn_reflector(
+            Api::<EndpointSlice>::all(kube.clone()),
+            Kind::EndpointSlice,
+            notes_tx,
+            slim_metadata,
         ),
     };
 

@@ -17,11 +17,13 @@ use super::ledger::{Recorded, recorded_pods};
 use super::nodes::Nodes;
 use super::pods::Pods;
 use super::reports::{Done, RoundReport as Report};
+use super::services::Services;
 use super::subnets::Subnets;
 use super::watch::Key;
 use super::world::{BACKOFF, World};
 use crate::desired::{
-    ClusterState, DesiredState, JoinSubnet, PodContext, desired_topology, render_pod,
+    ClusterState, DesiredState, JoinSubnet, PodContext, remove_service, render_cluster, render_pod,
+    render_service,
 };
 use crate::reconcile::{ReconcileError, external_id, reconcile_once};
 
@@ -80,7 +82,13 @@ impl Rounds {
     }
 
     /// Starts a round in a task of its own.
-    pub fn start(&mut self, world: &mut World, pods: &Pods, nodes: &Nodes) {
+    pub fn start(
+        &mut self,
+        world: &mut World,
+        pods: &Pods,
+        nodes: &Nodes,
+        services: &mut Services,
+    ) {
         world.queue.due = None;
         self.running = true;
         let dirty = std::mem::take(&mut world.queue.dirty);
@@ -90,10 +98,21 @@ impl Rounds {
         let (nb, options, done) = (self.nb.clone(), world.settings.apply, world.done());
         let work = match self.desired.take().filter(|_| !everything) {
             Some((mut desired, context)) => {
-                for owner in dirty.iter().filter(|o| o.kind() == OwnerKind::Pod) {
-                    desired.remove_owner(owner);
-                    if let Some(port) = pods.port_of(owner) {
-                        render_pod(&mut desired, &context, &port);
+                for owner in &dirty {
+                    match owner.kind() {
+                        OwnerKind::Pod => {
+                            desired.remove_owner(owner);
+                            if let Some(port) = pods.port_of(owner) {
+                                render_pod(&mut desired, &context, &port);
+                            }
+                        }
+                        OwnerKind::Service => {
+                            remove_service(&mut desired, owner);
+                            if let Some(service) = services.service_of(world, owner) {
+                                render_service(&mut desired, &service);
+                            }
+                        }
+                        _ => {}
                     }
                 }
                 Work::Owners(desired, context, dirty)
@@ -106,6 +125,7 @@ impl Rounds {
                 subnets: world.subnet_set.accepted().map(|c| c.desired()).collect(),
                 nodes: nodes.desired(),
                 pods: pods.ports(),
+                services: services.desired(world),
             }),
         };
         tokio::spawn(async move {
@@ -113,10 +133,7 @@ impl Rounds {
             let (mut desired, context, scope) = match work {
                 Work::Owners(desired, context, owners) => (desired, context, Some(owners)),
                 Work::Everything(cluster) => {
-                    let (mut desired, context) = desired_topology(&cluster);
-                    for pod in &cluster.pods {
-                        render_pod(&mut desired, &context, pod);
-                    }
+                    let (desired, context) = render_cluster(&cluster);
                     (desired, context, None)
                 }
             };

@@ -22,6 +22,21 @@ pub enum Kind {
     Node,
     /// Subnets.
     Subnet,
+    /// Services.
+    Service,
+    /// EndpointSlices.
+    EndpointSlice,
+}
+
+impl Kind {
+    /// Every kind: the controller starts once each has synced.
+    pub const ALL: [Kind; 5] = [
+        Kind::Pod,
+        Kind::Node,
+        Kind::Subnet,
+        Kind::Service,
+        Kind::EndpointSlice,
+    ];
 }
 
 /// An object's identity (namespace empty for cluster-scoped ones).
@@ -76,6 +91,11 @@ pub fn slim_pod(pod: &mut Pod) {
         phase: status.phase,
         ..PodStatus::default()
     });
+}
+
+/// Drops what no one reads (`managedFields`) from objects kept whole.
+pub fn slim_metadata<K: Resource>(object: &mut K) {
+    object.meta_mut().managed_fields = None;
 }
 
 /// Starts a watcher on `api` filling a cache (each object passed through `slim` first),

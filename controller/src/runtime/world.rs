@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::Ipv4Net;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::reflector::Store;
 use rovn_api::Owner;
 use rovn_api::subnet::Subnet;
@@ -64,6 +65,10 @@ pub struct Caches {
     pub nodes: Store<Node>,
     /// Subnets.
     pub subnets: Store<Subnet>,
+    /// Services.
+    pub services: Store<Service>,
+    /// EndpointSlices.
+    pub slices: Store<EndpointSlice>,
 }
 
 /// When the next NB round runs and what it must look at.

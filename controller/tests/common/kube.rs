@@ -371,6 +371,34 @@ pub fn allocated_ip(pod: &Pod) -> Option<Ipv4Addr> {
     annotation(pod, keys::IP_ADDRESS)?.parse().ok()
 }
 
+/// Stops the converged controller `first` with SIGTERM, starts the binary again and checks
+/// that the new one, once ready and a second later, has written no NB transaction.
+pub async fn restart_writing_nothing(
+    kube: &Kube,
+    ovn: &super::Ovn,
+    mut first: Binary,
+) -> Result<Binary> {
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let status = first.terminate(Duration::from_secs(10));
+    anyhow::ensure!(
+        status.is_some_and(|s| s.success()),
+        "SIGTERM exit: {status:?}"
+    );
+    let db = ovn.nb.db_path().to_path_buf();
+    let before = db_records(&db)?;
+    let mut second = kube.spawn_binary(&ovn.nb_remote(), "second.log", &[])?;
+    second.wait_ready(Duration::from_secs(20)).await?;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let after = db_records(&db)?;
+    anyhow::ensure!(
+        after == before,
+        "restart wrote {} NB transactions; log:\n{}",
+        after - before,
+        second.log_text()
+    );
+    Ok(second)
+}
+
 /// Number of committed transactions in a standalone OVSDB file (one record each, plus the
 /// schema record at the top).
 pub fn db_records(db: &Path) -> Result<usize> {

@@ -115,6 +115,7 @@ pub fn cluster(nodes: usize, pods: usize) -> ClusterState {
         ],
         nodes: node_list,
         pods: pod_list,
+        services: Vec::new(),
     }
 }
 

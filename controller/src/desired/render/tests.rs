@@ -55,6 +55,7 @@ fn cluster() -> ClusterState {
             ip: ip("10.16.0.5"),
             mac: MacAddr::derived_from(ip("10.16.0.5")),
         }],
+        services: Vec::new(),
     }
 }
 

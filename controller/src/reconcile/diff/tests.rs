@@ -38,11 +38,12 @@ fn state() -> DesiredState {
         }],
         nodes: Vec::new(),
         pods: Vec::new(),
+        services: Vec::new(),
     })
 }
 
 #[test]
-fn an_empty_nb_gets_parents_first_then_children_attached_to_them() {
+fn an_empty_nb_gets_referenced_rows_and_parents_first_then_children_attached_to_them() {
     let plan = match diff(&state(), &empty_replica()) {
         Ok(p) => p,
         Err(e) => panic!("{e}"),
@@ -57,6 +58,7 @@ fn an_empty_nb_gets_parents_first_then_children_attached_to_them() {
     assert_eq!(
         phases,
         [
+            vec!["Load_Balancer_Group cluster-lbs"],
             vec![
                 "Logical_Router ovn-cluster",
                 "Logical_Switch join",
@@ -71,7 +73,7 @@ fn an_empty_nb_gets_parents_first_then_children_attached_to_them() {
         ]
     );
     let txns = plan.transactions(2000);
-    let ports = &txns[1];
+    let ports = &txns[2];
     assert_eq!(ports.len(), 1);
     // 4 inserts, then one mutation per parent (router, join, ovn-default), each naming the
     // parent by the uuid-name of its insert in the first phase, and the comment.
@@ -82,7 +84,7 @@ fn an_empty_nb_gets_parents_first_then_children_attached_to_them() {
             && matches!(conditions[0].value.as_atom(), Some(rovn_ovsdb::Atom::NamedUuid(_))))));
     assert!(matches!(&ports[0].ops[7], Operation::Comment(_)));
     assert_eq!(
-        txns[0][0].creates.len(),
+        txns[1][0].creates.len(),
         3,
         "the parents' UUIDs are kept for phase two"
     );

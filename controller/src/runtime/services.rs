@@ -1,0 +1,154 @@
+//! Services and their EndpointSlices: which Service's load balancers a change is about, and
+//! each Service as a round renders it. Nothing here writes to Kubernetes; the rows follow the
+//! objects in the next round.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::runtime::reflector::ObjectRef;
+use rovn_api::{Owner, names};
+
+use super::kubeio;
+use super::watch::Key;
+use super::world::World;
+use crate::desired::Service;
+use crate::services::{service_of_slice, service_view};
+
+/// The slices of each Service, from the slices' labels.
+#[derive(Default)]
+pub(super) struct Services {
+    /// Service key → the keys of its slices.
+    slices_of: HashMap<Key, BTreeSet<Key>>,
+    /// Slice key → the Service it was last seen to belong to.
+    service_of: HashMap<Key, Key>,
+    /// What was reported ignored, so each problem gets one Event.
+    reported: HashSet<String>,
+}
+
+impl Services {
+    /// A Service changed or went away: its load balancers are rendered again.
+    pub fn service_changed(&mut self, world: &mut World, key: &Key) {
+        touch(world, key);
+    }
+
+    /// A slice changed or went away: the Services it belonged to before and after are
+    /// rendered again.
+    pub fn slice_changed(&mut self, world: &mut World, key: &Key) {
+        let now = slice(world, key).and_then(|s| {
+            service_of_slice(&s).map(|name| Key {
+                namespace: key.namespace.clone(),
+                name: name.to_string(),
+            })
+        });
+        let before = self.service_of.remove(key);
+        if let Some(before) = &before {
+            if let Some(slices) = self.slices_of.get_mut(before) {
+                slices.remove(key);
+                if slices.is_empty() {
+                    self.slices_of.remove(before);
+                }
+            }
+            touch(world, before);
+        }
+        if let Some(now) = now {
+            self.slices_of
+                .entry(now.clone())
+                .or_default()
+                .insert(key.clone());
+            self.service_of.insert(key.clone(), now.clone());
+            if before.as_ref() != Some(&now) {
+                touch(world, &now);
+            }
+        }
+    }
+
+    /// A (re)list of slices finished: the index is rebuilt from the cache and every Service
+    /// rendered again.
+    pub fn slices_resynced(&mut self, world: &mut World) {
+        self.slices_of.clear();
+        self.service_of.clear();
+        for slice in world.caches.slices.state() {
+            let Some(service) = service_of_slice(&slice) else {
+                continue;
+            };
+            let key = Key::of(slice.as_ref());
+            let service = Key {
+                namespace: key.namespace.clone(),
+                name: service.to_string(),
+            };
+            self.slices_of
+                .entry(service.clone())
+                .or_default()
+                .insert(key.clone());
+            self.service_of.insert(key, service);
+        }
+        world.queue.everything();
+    }
+
+    /// Every Service with load balancers, for a round over the whole cluster.
+    pub fn desired(&mut self, world: &mut World) -> Vec<Service> {
+        let keys: Vec<Key> = world
+            .caches
+            .services
+            .state()
+            .iter()
+            .map(|s| Key::of(s.as_ref()))
+            .collect();
+        keys.iter()
+            .filter_map(|key| self.desired_of(world, key))
+            .collect()
+    }
+
+    /// The Service of `owner` as its load balancers see it; `None` when it has none (gone,
+    /// headless, ExternalName). What of its objects was left out is reported once, as a
+    /// Warning Event on the Service.
+    pub fn service_of(&mut self, world: &mut World, owner: &Owner) -> Option<Service> {
+        let key = Key {
+            namespace: owner.namespace()?.to_string(),
+            name: owner.name().to_string(),
+        };
+        self.desired_of(world, &key)
+    }
+
+    fn desired_of(&mut self, world: &mut World, key: &Key) -> Option<Service> {
+        let service = world
+            .caches
+            .services
+            .get(&ObjectRef::new(&key.name).within(&key.namespace))?;
+        let slices: Vec<_> = self
+            .slices_of
+            .get(key)
+            .into_iter()
+            .flatten()
+            .filter_map(|k| slice(world, k))
+            .collect();
+        let view = service_view(&service, slices.iter().map(AsRef::as_ref));
+        for problem in view.ignored {
+            if self.reported.insert(problem.clone()) {
+                tracing::warn!(service = %key, "{problem}");
+                if let Some(reference) =
+                    kubeio::owner_reference(&Owner::service(&key.namespace, &key.name))
+                {
+                    world
+                        .events
+                        .warn(reference, "EndpointIgnored", "RenderLoadBalancer", problem);
+                }
+            }
+        }
+        view.service
+    }
+}
+
+fn slice(world: &World, key: &Key) -> Option<std::sync::Arc<EndpointSlice>> {
+    world
+        .caches
+        .slices
+        .get(&ObjectRef::new(&key.name).within(&key.namespace))
+}
+
+/// The Service's rows may differ from NB, and so may the load balancer group (owned by the
+/// cluster) that lists them.
+fn touch(world: &mut World, key: &Key) {
+    world.queue.touch(Owner::service(&key.namespace, &key.name));
+    world.queue.touch(Owner::cluster(names::CLUSTER_ROUTER));
+}
