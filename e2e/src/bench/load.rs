@@ -1,55 +1,36 @@
 //! Creating many objects with many requests in flight, as a busy cluster would.
 
+use std::fmt::Debug;
+
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::Api;
 use kube::api::PostParams;
+use kube::{Api, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use super::error::BenchError;
 
-/// Creates every node, `in_flight` requests at a time.
-pub async fn create_nodes(
-    client: &kube::Client,
-    nodes: Vec<Node>,
+/// Creates every object through `api`, `in_flight` requests at a time; returns them as the
+/// server stored them (with what it allocated, such as a Service's ClusterIP), in order.
+pub async fn create_all<K>(
+    api: &Api<K>,
+    objects: Vec<K>,
     in_flight: usize,
-) -> Result<(), BenchError> {
-    let api: Api<Node> = Api::all(client.clone());
-    futures::stream::iter(nodes)
-        .map(|node| {
+) -> Result<Vec<K>, BenchError>
+where
+    K: Resource + Clone + Serialize + DeserializeOwned + Debug,
+{
+    futures::stream::iter(objects)
+        .map(|object| {
             let api = api.clone();
             async move {
-                let name = node.metadata.name.clone().unwrap_or_default();
-                api.create(&PostParams::default(), &node)
+                let name = object.name_any();
+                api.create(&PostParams::default(), &object)
                     .await
-                    .map(drop)
-                    .map_err(|e| BenchError::kube(format!("create node {name}"), e))
+                    .map_err(|e| BenchError::kube(format!("create {name}"), e))
             }
         })
-        .buffer_unordered(in_flight.max(1))
-        .try_collect::<()>()
-        .await
-}
-
-/// Creates every pod in `namespace`, `in_flight` requests at a time.
-pub async fn create_pods(
-    client: &kube::Client,
-    namespace: &str,
-    pods: Vec<Pod>,
-    in_flight: usize,
-) -> Result<(), BenchError> {
-    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    futures::stream::iter(pods)
-        .map(|pod| {
-            let api = api.clone();
-            async move {
-                let name = pod.metadata.name.clone().unwrap_or_default();
-                api.create(&PostParams::default(), &pod)
-                    .await
-                    .map(drop)
-                    .map_err(|e| BenchError::kube(format!("create pod {namespace}/{name}"), e))
-            }
-        })
-        .buffer_unordered(in_flight.max(1))
-        .try_collect::<()>()
+        .buffered(in_flight.max(1))
+        .try_collect()
         .await
 }

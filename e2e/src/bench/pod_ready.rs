@@ -154,7 +154,7 @@ async fn measure(
             )
         })
         .collect::<Result<Vec<_>, _>>()?;
-    load::create_pods(&client, NAMESPACE, pods, 16).await?;
+    load::create_all(&kube::Api::namespaced(client.clone(), NAMESPACE), pods, 16).await?;
     let (_, allocated) = wait_for_annotation(
         &client,
         NAMESPACE,

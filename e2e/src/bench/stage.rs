@@ -1,0 +1,188 @@
+//! What the controller benchmarks share: OVN, the test API server and a loaded cluster (nodes
+//! and bound pods) in a scratch directory, and a controller ready to be launched on it; plus
+//! waiting for NB to fall quiet and failing early when a process dies.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::lab::bins;
+
+use super::api_server::{self, ScratchApiServer};
+use super::central::{self, ScratchCentral};
+use super::controller_proc::ControllerLaunch;
+use super::error::BenchError;
+use super::load;
+use super::nb_log::{RecordCounter, Records};
+use super::objects;
+use super::scratch::ScratchDir;
+
+/// The namespace the benchmark pods live in.
+pub const NAMESPACE: &str = "default";
+/// How long NB must see no new transaction before it counts as quiet.
+const QUIET_FOR: Duration = Duration::from_secs(2);
+/// How often the NB file is re-counted while waiting for quiet.
+const QUIET_POLL: Duration = Duration::from_millis(200);
+/// Bound on starting the API server and OVN.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The cluster to load.
+#[derive(Debug, Clone)]
+pub struct StageSpec {
+    /// Node objects to create.
+    pub nodes: usize,
+    /// Pods to create, spread round robin over the nodes.
+    pub pods: usize,
+    /// Create requests in flight at once.
+    pub in_flight: usize,
+    /// Leave the scratch directory in place.
+    pub keep: bool,
+    /// Where `rovn-kubesim` and `rovn-controller` are; `None` for next to this executable.
+    pub bin_dir: Option<PathBuf>,
+}
+
+/// A loaded cluster with no controller yet. Dropping it stops everything and removes the
+/// scratch directory (unless kept).
+pub struct Stage {
+    /// OVN central (NB, SB, ovn-northd).
+    pub ovn: ScratchCentral,
+    /// The API server.
+    pub api: ScratchApiServer,
+    /// A client of it.
+    pub client: kube::Client,
+    /// How to start the controller on this cluster.
+    pub launch: ControllerLaunch,
+    /// The nodes' names.
+    pub node_names: Vec<String>,
+    /// The pods' names (in [`NAMESPACE`]).
+    pub pod_names: Vec<String>,
+    /// How long creating the nodes and pods took.
+    pub create_time: Duration,
+    /// The scratch directory (databases, logs).
+    pub dir: PathBuf,
+    /// Whether it stays after the run.
+    pub keep: bool,
+    _scratch: ScratchDir,
+}
+
+impl Stage {
+    /// Starts OVN and the API server and creates the nodes and pods.
+    pub async fn start(spec: &StageSpec) -> Result<Stage, BenchError> {
+        if spec.nodes == 0 || spec.pods == 0 {
+            return Err(BenchError::InvalidArgs(
+                "--nodes and --pods must be at least 1".into(),
+            ));
+        }
+        if spec.nodes > 60_000 {
+            return Err(BenchError::InvalidArgs(
+                "--nodes is at most 60000 (node IPs come from 172.31.0.0/16)".into(),
+            ));
+        }
+        let bin_dir = match &spec.bin_dir {
+            Some(dir) => dir.clone(),
+            None => bins::default_bin_dir()?,
+        };
+        let kubesim_bin = bins::find(&bin_dir, "rovn-kubesim")?;
+        let controller_bin = bins::find(&bin_dir, "rovn-controller")?;
+        let mut scratch = ScratchDir::create("rovn-bench")?;
+        if spec.keep {
+            scratch.keep();
+        }
+        let dir = scratch.path().to_path_buf();
+        let setup_deadline = std::time::Instant::now() + SETUP_TIMEOUT;
+        let ovn = tokio::task::block_in_place(|| central::start(&dir, setup_deadline))?;
+        let api =
+            tokio::task::block_in_place(|| api_server::start(&kubesim_bin, &dir, setup_deadline))?;
+        let client = api_server::client(&api.kubeconfig).await?;
+
+        let node_names: Vec<String> = (0..spec.nodes).map(objects::node_name).collect();
+        let nodes = (0..spec.nodes)
+            .map(|i| objects::ready_node(&node_names[i], objects::node_ip(i)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let pod_names: Vec<String> = (0..spec.pods).map(objects::pod_name).collect();
+        let pods = pod_names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let node = objects::node_of_pod(i, &node_names).unwrap_or_default();
+                objects::bound_pod(name, NAMESPACE, node)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let create_started = Instant::now();
+        load::create_all(&kube::Api::all(client.clone()), nodes, spec.in_flight).await?;
+        load::create_all(
+            &kube::Api::namespaced(client.clone(), NAMESPACE),
+            pods,
+            spec.in_flight,
+        )
+        .await?;
+        let create_time = create_started.elapsed();
+        let launch = ControllerLaunch {
+            program: controller_bin,
+            nb_remote: ovn.nb_remote(),
+            kubeconfig: api.kubeconfig.clone(),
+            dir: dir.clone(),
+        };
+        Ok(Stage {
+            ovn,
+            api,
+            client,
+            launch,
+            node_names,
+            pod_names,
+            create_time,
+            dir,
+            keep: spec.keep,
+            _scratch: scratch,
+        })
+    }
+}
+
+/// Runs `work`, failing early when `alive` reports a dead process (checked every 200 ms).
+pub async fn while_alive<T>(
+    work: impl std::future::Future<Output = Result<T, BenchError>>,
+    alive: impl Fn() -> Result<(), BenchError>,
+) -> Result<T, BenchError> {
+    let watchdog = async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if let Err(dead) = alive() {
+                break dead;
+            }
+        }
+    };
+    tokio::select! {
+        done = work => done,
+        dead = watchdog => Err(dead),
+    }
+}
+
+/// Waits until NB has committed no transaction for [`QUIET_FOR`], so that a phase's writes
+/// (the controller's, and ovn-northd's follow-ups such as ports' `up`) are all in; returns the
+/// record counts then.
+pub async fn wait_for_quiet_nb(
+    ovn: &ScratchCentral,
+    records: &mut RecordCounter,
+    timeout: Duration,
+) -> Result<Records, BenchError> {
+    let deadline = Instant::now() + timeout;
+    let mut last = records.count()?;
+    let mut quiet_since = Instant::now();
+    loop {
+        tokio::time::sleep(QUIET_POLL).await;
+        let now = records.count()?;
+        if now != last {
+            last = now;
+            quiet_since = Instant::now();
+        } else if quiet_since.elapsed() >= QUIET_FOR {
+            return Ok(now);
+        }
+        if Instant::now() >= deadline {
+            return Err(BenchError::Timeout {
+                what: "NB to stop committing transactions".into(),
+                detail: format!("{} records in {}", last.all, ovn.nb_db.display()),
+            });
+        }
+    }
+}
