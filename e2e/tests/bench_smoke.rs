@@ -117,3 +117,33 @@ fn pod_ready_bench_prints_sane_figures() {
     // The agents' metrics say where an ADD's time goes.
     assert!(number(&figures, "add_handler_mean_ms") > 0.0, "{figures:?}");
 }
+
+#[test]
+fn services_bench_prints_sane_figures() {
+    let figures = run_bench(&[
+        "services",
+        "--services",
+        "10",
+        "--endpoints",
+        "3",
+        "--nodes",
+        "2",
+        "--pods",
+        "20",
+        "--updates",
+        "10",
+        "--update-gap-ms",
+        "10",
+        "--timeout",
+        "120",
+    ]);
+    assert_eq!(number(&figures, "services"), 10.0);
+    assert_eq!(number(&figures, "updates"), 10.0);
+    let p50 = number(&figures, "endpoint_update_p50_ms");
+    assert!(0.0 < p50 && p50 <= number(&figures, "endpoint_update_p99_ms"), "{figures:?}");
+    assert!(number(&figures, "converge_s") > 0.0, "{figures:?}");
+    // Ten balancers, the group, the topology, the pods' ports: at least one row each.
+    assert!(number(&figures, "nb_rows") >= 10.0 + 20.0, "{figures:?}");
+    assert!(number(&figures, "sb_logical_flows") > 0.0, "{figures:?}");
+    assert_eq!(number(&figures, "restart_nb_writes"), 0.0, "{figures:?}");
+}

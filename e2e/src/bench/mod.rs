@@ -16,6 +16,7 @@ pub mod controller_proc;
 pub mod error;
 pub mod figures;
 pub mod floor;
+pub mod lb_watch;
 pub mod load;
 pub mod lsp_watch;
 pub mod nb_log;
@@ -26,6 +27,8 @@ pub mod pod_ready;
 pub mod pod_watch;
 pub mod procs;
 pub mod scratch;
+pub mod services;
+pub mod stage;
 pub mod stats;
 pub mod veth;
 

@@ -48,6 +48,40 @@ enum Command {
         bin_dir: Option<PathBuf>,
     },
     /// Pod network-ready latency (CNI ADD) beside the OVN floor, interleaved, on a lab.
+    /// Service load balancers on top of a loaded cluster: every VIP in NB, EndpointSlice
+    /// changes one at a time, NB/SB sizes, a restart.
+    Services {
+        /// Services, each with one EndpointSlice.
+        #[arg(long, default_value_t = 1000)]
+        services: usize,
+        /// Endpoints per Service.
+        #[arg(long, default_value_t = 5)]
+        endpoints: usize,
+        /// Node objects under the Services.
+        #[arg(long, default_value_t = 100)]
+        nodes: usize,
+        /// Pods under the Services (the controller's load; not backends).
+        #[arg(long, default_value_t = 10_000)]
+        pods: usize,
+        /// Create requests in flight at once.
+        #[arg(long, default_value_t = 64)]
+        in_flight: usize,
+        /// EndpointSlice changes measured one at a time.
+        #[arg(long, default_value_t = 200)]
+        updates: usize,
+        /// Milliseconds between two of them.
+        #[arg(long, default_value_t = 50)]
+        update_gap_ms: u64,
+        /// Bound on each wait, in seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+        /// Keep the scratch directory and print its path.
+        #[arg(long)]
+        keep: bool,
+        /// Where rovn-kubesim and rovn-controller are.
+        #[arg(long)]
+        bin_dir: Option<PathBuf>,
+    },
     PodReady {
         /// Lab nodes.
         #[arg(long, default_value_t = 2)]
@@ -133,14 +167,44 @@ async fn run(command: Command) -> Result<Figures, BenchError> {
             bin_dir,
         } => {
             bench::controller::run(&bench::controller::ControllerBench {
-                nodes,
-                pods,
-                in_flight,
+                stage: bench::stage::StageSpec {
+                    nodes,
+                    pods,
+                    in_flight,
+                    keep,
+                    bin_dir,
+                },
                 latency_pods,
                 latency_gap: Duration::from_millis(latency_gap_ms),
                 timeout: Duration::from_secs(timeout),
-                keep,
-                bin_dir,
+            })
+            .await
+        }
+        Command::Services {
+            services,
+            endpoints,
+            nodes,
+            pods,
+            in_flight,
+            updates,
+            update_gap_ms,
+            timeout,
+            keep,
+            bin_dir,
+        } => {
+            bench::services::run(&bench::services::ServicesBench {
+                stage: bench::stage::StageSpec {
+                    nodes,
+                    pods,
+                    in_flight,
+                    keep,
+                    bin_dir,
+                },
+                services,
+                endpoints,
+                updates,
+                update_gap: Duration::from_millis(update_gap_ms),
+                timeout: Duration::from_secs(timeout),
             })
             .await
         }
