@@ -14,6 +14,7 @@ pub mod kubelet;
 pub mod node;
 pub mod pod_sandbox;
 pub mod pod_worker;
+pub mod prober;
 pub mod sandbox;
 pub mod scheduler;
 pub mod status;
