@@ -1,6 +1,7 @@
 //! Readiness probes, as the real kubelet runs them (`pkg/kubelet/prober`), so that Services in
 //! the lab route only to pods whose containers say they can serve.
 
+pub mod handlers;
 pub mod http;
 pub mod spec;
 pub mod state;
