@@ -218,6 +218,7 @@ impl Worker {
                     last_state: None,
                     restart_count: 0,
                     container_id: None,
+                    ready: false,
                 },
                 spec,
                 pid: None,
@@ -361,6 +362,7 @@ impl Worker {
                     started_at: Timestamp::now(),
                 };
                 slot.record.container_id = slot.pid.map(|p| format!("rovn://{p}"));
+                slot.record.ready = true;
                 tracing::info!(pod = %self.key, container = %slot.spec.name, pid = ?slot.pid, "container started");
                 let exits = exits.clone();
                 tokio::spawn(async move {
