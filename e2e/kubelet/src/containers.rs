@@ -165,6 +165,36 @@ pub fn resolve_program(program: &str, own_dir: Option<&Path>, path: &OsStr) -> O
         .find(|p| executable(p))
 }
 
+/// The command for a program that runs "in the pod": a cleared environment, `/` as working
+/// directory, its own process group (so a signal to the group reaches whatever it forks), and
+/// the sandbox namespace entered between fork and exec. Shared by containers and exec probes so
+/// that a probe sees exactly what its container sees. Standard streams are left to the caller.
+pub fn pod_command(
+    program: &Path,
+    args: &[String],
+    env: &[(String, String)],
+    netns: Option<&Path>,
+) -> std::io::Result<tokio::process::Command> {
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .process_group(0);
+    if let Some(netns) = netns {
+        let ns = std::fs::File::open(netns)?;
+        // SAFETY: the closure runs between fork and exec and only calls setns(2), which is
+        // async-signal-safe; `ns` is an open descriptor owned by the closure.
+        unsafe {
+            cmd.pre_exec(move || {
+                setns(ns.as_fd(), CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)
+            });
+        }
+    }
+    Ok(cmd)
+}
+
 /// Starts the process in its own process group (so stop signals reach its children too), in
 /// the sandbox namespace, with a cleared environment and output appended to the log file.
 pub fn spawn(
@@ -193,25 +223,14 @@ pub fn spawn(
         .open(&launch.log_path)
         .map_err(err("opening the log file"))?;
     let log_err = log.try_clone().map_err(err("duplicating the log file"))?;
-    let mut cmd = tokio::process::Command::new(program);
-    cmd.args(launch.argv.iter().skip(1))
-        .env_clear()
-        .envs(launch.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .current_dir("/")
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(log))
-        .stderr(Stdio::from(log_err))
-        .process_group(0);
-    if let Some(netns) = &launch.netns {
-        let ns = std::fs::File::open(netns).map_err(err("opening the sandbox namespace"))?;
-        // SAFETY: the closure runs between fork and exec and only calls setns(2), which is
-        // async-signal-safe; `ns` is an open descriptor owned by the closure.
-        unsafe {
-            cmd.pre_exec(move || {
-                setns(ns.as_fd(), CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)
-            });
-        }
-    }
+    let mut cmd = pod_command(
+        program,
+        launch.argv.get(1..).unwrap_or_default(),
+        &launch.env,
+        launch.netns.as_deref(),
+    )
+    .map_err(err("opening the sandbox namespace"))?;
+    cmd.stdout(Stdio::from(log)).stderr(Stdio::from(log_err));
     cmd.spawn().map_err(err("starting"))
 }
 

@@ -1,5 +1,6 @@
 //! One pod's life on the node: sandbox and network (with retries and events on failure), the
-//! container processes and their restarts, status reports, and teardown on deletion.
+//! container processes and their restarts, their readiness probes, status reports, and
+//! teardown on deletion.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +18,9 @@ use tokio::time::Instant;
 use crate::containers::{self, ContainerLaunch};
 use crate::kubelet::KubeletContext;
 use crate::pod_sandbox::{self, PodNetwork, SandboxRecord, destroy_sandbox, host_network};
+use crate::prober::handlers::ProbeTarget;
+use crate::prober::spec::readiness_probe;
+use crate::prober::worker::{ContainerRun, Prober, ProberMessage};
 use crate::sandbox;
 use crate::status::{ContainerRecord, PodObservation, RestartPolicy, RunState, pod_status};
 
@@ -24,7 +28,8 @@ use crate::status::{ContainerRecord, PodObservation, RestartPolicy, RunState, po
 /// minutes, so a lab whose network comes up late (no conflist yet) recovers within seconds.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
-/// One container of the pod: its spec, what status reports about it, and its current process.
+/// One container of the pod: its spec, what status reports about it, its current process and,
+/// when it has a readiness probe, the task probing it.
 struct Slot {
     spec: Container,
     record: ContainerRecord,
@@ -33,6 +38,7 @@ struct Slot {
     backoff: Duration,
     restart_at: Option<Instant>,
     started: Option<Instant>,
+    prober: Option<Prober>,
 }
 
 /// A container process ended; `generation` tells a stale exit from the current run's.
@@ -72,6 +78,7 @@ pub async fn run(ctx: Arc<KubeletContext>, mut rx: watch::Receiver<Option<Pod>>)
         netns_name,
         last_status: None,
         status_stale: false,
+        gone: false,
         start_time: Timestamp::now(),
     };
     worker.pod_lifecycle(&mut rx).await;
@@ -87,6 +94,8 @@ struct Worker {
     last_status: Option<PodStatus>,
     /// The last status write failed; retried on a timer until one succeeds.
     status_stale: bool,
+    /// The pod vanished from the API: there is no status left to write.
+    gone: bool,
     start_time: Timestamp,
 }
 
@@ -118,7 +127,9 @@ impl Worker {
         network: &PodNetwork,
     ) {
         let (exit_tx, mut exit_rx) = mpsc::unbounded_channel::<Exit>();
+        let (probe_tx, mut probe_rx) = mpsc::unbounded_channel::<ProberMessage>();
         let mut slots = self.slots();
+        self.start_probers(&mut slots, network, &probe_tx);
         for i in 0..slots.len() {
             self.start_slot(&mut slots, i, network, &exit_tx).await;
         }
@@ -141,6 +152,11 @@ impl Worker {
                     self.on_exit(&mut slots, exit, policy);
                     self.report(&slots, network, true).await;
                 }
+                Some(message) = probe_rx.recv() => {
+                    if self.on_probe(&mut slots, message).await {
+                        self.report(&slots, network, true).await;
+                    }
+                }
                 _ = tokio::time::sleep(Duration::from_secs(2)), if self.status_stale => {
                     self.report(&slots, network, true).await;
                 }
@@ -158,8 +174,9 @@ impl Worker {
                 changed = rx.changed() => {
                     let latest = if changed.is_ok() { rx.borrow_and_update().clone() } else { None };
                     let stop = should_stop(&latest);
-                    if let Some(p) = latest {
-                        self.pod = p;
+                    match latest {
+                        Some(p) => self.pod = p,
+                        None => self.gone = true,
                     }
                     if stop {
                         break;
@@ -168,7 +185,8 @@ impl Worker {
             }
         }
         drop(exit_tx);
-        self.stop_containers(&mut slots, &mut exit_rx).await;
+        self.stop_containers(&mut slots, &mut exit_rx, &mut probe_rx, network)
+            .await;
     }
 
     /// Waits until the pod is marked for deletion (`true`) or vanishes from the API (`false`).
@@ -218,6 +236,7 @@ impl Worker {
                     last_state: None,
                     restart_count: 0,
                     container_id: None,
+                    ready: false,
                 },
                 spec,
                 pid: None,
@@ -225,12 +244,100 @@ impl Worker {
                 backoff: Duration::from_secs(1),
                 restart_at: None,
                 started: None,
+                prober: None,
             })
             .collect()
     }
 
+    /// The environment a container (and its exec probes) gets.
+    fn container_env(&self, spec: &Container, pod_ip: &str) -> Vec<(String, String)> {
+        containers::container_env(
+            &self.pod,
+            spec,
+            pod_ip,
+            &self.ctx.config.node.ip,
+            &self.ctx.path_env,
+        )
+    }
+
+    /// One prober task per container with a `readinessProbe` (valid or not: an invalid one
+    /// tells the pod and keeps the container not ready).
+    fn start_probers(
+        &self,
+        slots: &mut [Slot],
+        network: &PodNetwork,
+        out: &mpsc::UnboundedSender<ProberMessage>,
+    ) {
+        let pod_ip = network.ips.first().cloned().unwrap_or_default();
+        for (i, slot) in slots.iter_mut().enumerate() {
+            let Some(spec) = readiness_probe(&slot.spec) else {
+                continue;
+            };
+            let target = ProbeTarget {
+                pod: self.key.clone(),
+                container: slot.spec.name.clone(),
+                pod_ip: pod_ip.clone(),
+                netns: network.netns.as_deref().map(sandbox::netns_path),
+                env: self.container_env(&slot.spec, &pod_ip),
+                own_dir: self.ctx.config.own_dir.clone(),
+                path_env: self.ctx.path_env.clone(),
+            };
+            slot.prober = Some(Prober::spawn(i, spec, target, out.clone()));
+        }
+    }
+
+    /// Applies a prober's message; `true` when the status changed and must be reported. A
+    /// readiness change about an earlier run, or about a container no longer running, is
+    /// stale and ignored.
+    async fn on_probe(&self, slots: &mut [Slot], message: ProberMessage) -> bool {
+        match message {
+            ProberMessage::Readiness {
+                slot,
+                generation,
+                ready,
+            } => {
+                let Some(slot) = slots.get_mut(slot) else {
+                    return false;
+                };
+                if slot.generation != generation || slot.pid.is_none() {
+                    return false;
+                }
+                let changed = slot.record.ready != ready;
+                slot.record.ready = ready;
+                changed
+            }
+            ProberMessage::Event { slot, event } => {
+                if let Some(slot) = slots.get(slot) {
+                    let mut reference = self.pod.object_ref(&());
+                    // The real kubelet's probe events are about the container.
+                    reference.field_path = Some(format!("spec.containers{{{}}}", slot.spec.name));
+                    self.event_about(
+                        reference,
+                        EventType::Warning,
+                        event.reason,
+                        "Probe",
+                        event.message,
+                    )
+                    .await;
+                }
+                false
+            }
+        }
+    }
+
     async fn event(&self, type_: EventType, reason: &str, action: &str, note: String) {
-        let reference = self.pod.object_ref(&());
+        self.event_about(self.pod.object_ref(&()), type_, reason, action, note)
+            .await;
+    }
+
+    async fn event_about(
+        &self,
+        reference: k8s_openapi::api::core::v1::ObjectReference,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
         let ev = KubeEvent {
             type_,
             reason: reason.into(),
@@ -323,13 +430,7 @@ impl Worker {
                 pod: self.key.clone(),
                 container: slot.spec.name.clone(),
                 argv,
-                env: containers::container_env(
-                    &self.pod,
-                    &slot.spec,
-                    &pod_ip,
-                    &self.ctx.config.node.ip,
-                    &self.ctx.path_env,
-                ),
+                env: self.container_env(&slot.spec, &pod_ip),
                 log_path: containers::log_path(
                     &self.ctx.config.state_dir,
                     self.pod.metadata.namespace.as_deref().unwrap_or(""),
@@ -356,11 +457,21 @@ impl Worker {
                 slot.generation += 1;
                 let generation = slot.generation;
                 slot.pid = child.id();
-                slot.started = Some(Instant::now());
+                let started = Instant::now();
+                slot.started = Some(started);
                 slot.record.state = RunState::Running {
                     started_at: Timestamp::now(),
                 };
                 slot.record.container_id = slot.pid.map(|p| format!("rovn://{p}"));
+                // Without a probe a running container is ready; with one, each run starts
+                // not ready until its probe says otherwise.
+                slot.record.ready = slot.prober.is_none();
+                if let Some(prober) = &slot.prober {
+                    prober.container_started(ContainerRun {
+                        generation,
+                        started,
+                    });
+                }
                 tracing::info!(pod = %self.key, container = %slot.spec.name, pid = ?slot.pid, "container started");
                 let exits = exits.clone();
                 tokio::spawn(async move {
@@ -394,14 +505,19 @@ impl Worker {
         }
     }
 
-    fn on_exit(&self, slots: &mut [Slot], exit: Exit, policy: RestartPolicy) {
+    /// Records the end of the current run (`true`), or ignores a stale exit (`false`).
+    fn on_exit(&self, slots: &mut [Slot], exit: Exit, policy: RestartPolicy) -> bool {
         let Some(slot) = slots.get_mut(exit.slot) else {
-            return;
+            return false;
         };
         if exit.generation != slot.generation || slot.pid.is_none() {
-            return;
+            return false;
         }
         slot.pid = None;
+        slot.record.ready = false;
+        if let Some(prober) = &slot.prober {
+            prober.container_stopped();
+        }
         let started_at = match slot.record.state {
             RunState::Running { started_at } => started_at,
             _ => Timestamp::now(),
@@ -434,9 +550,13 @@ impl Worker {
         } else {
             slot.record.state = terminated;
         }
+        true
     }
 
     async fn report(&mut self, slots: &[Slot], network: &PodNetwork, sandbox_ready: bool) {
+        if self.gone {
+            return;
+        }
         let obs = PodObservation {
             host_ip: self.ctx.config.node.ip.clone(),
             pod_ips: network.ips.clone(),
@@ -489,8 +609,16 @@ impl Worker {
         Duration::from_secs(secs.unsigned_abs())
     }
 
-    /// SIGTERM to every container, SIGKILL to what is left after the grace period.
-    async fn stop_containers(&self, slots: &mut [Slot], exits: &mut mpsc::UnboundedReceiver<Exit>) {
+    /// SIGTERM to every container, SIGKILL to what is left after the grace period. Readiness
+    /// probes keep running meanwhile and every change is reported, as the real kubelet does:
+    /// a terminating pod's endpoints stay `serving` exactly while it is Ready.
+    async fn stop_containers(
+        &mut self,
+        slots: &mut [Slot],
+        exits: &mut mpsc::UnboundedReceiver<Exit>,
+        probes: &mut mpsc::UnboundedReceiver<ProberMessage>,
+        network: &PodNetwork,
+    ) {
         for slot in slots.iter_mut() {
             slot.restart_at = None;
             if let Some(pid) = slot.pid {
@@ -503,10 +631,13 @@ impl Worker {
             tokio::select! {
                 exit = exits.recv() => {
                     let Some(exit) = exit else { break };
-                    if let Some(slot) = slots.get_mut(exit.slot)
-                        && slot.generation == exit.generation
-                    {
-                        slot.pid = None;
+                    if self.on_exit(slots, exit, RestartPolicy::Never) {
+                        self.report(slots, network, true).await;
+                    }
+                }
+                Some(message) = probes.recv() => {
+                    if self.on_probe(slots, message).await {
+                        self.report(slots, network, true).await;
                     }
                 }
                 _ = tokio::time::sleep_until(deadline), if !killed => {

@@ -51,6 +51,16 @@ pub struct ContainerRecord {
     pub restart_count: i32,
     /// Runtime id of the current process (`rovn://<pid>`).
     pub container_id: Option<String>,
+    /// The current run passes its readiness probe, or has none. Counts only while running, so
+    /// a stopped container is never reported ready whatever this says.
+    pub ready: bool,
+}
+
+impl ContainerRecord {
+    /// What `containerStatuses[].ready` reports: running and ready.
+    pub fn is_ready(&self) -> bool {
+        self.ready && matches!(self.state, RunState::Running { .. })
+    }
 }
 
 /// The pod's restart policy.
@@ -210,7 +220,7 @@ pub fn pod_status(obs: &PodObservation, previous: Option<&PodStatus>, now: Times
     let not_ready: Vec<&str> = obs
         .containers
         .iter()
-        .filter(|c| !matches!(c.state, RunState::Running { .. }))
+        .filter(|c| !c.is_ready())
         .map(|c| c.name.as_str())
         .collect();
     let containers_ready = obs.sandbox_ready && not_ready.is_empty() && !obs.containers.is_empty();
@@ -262,7 +272,7 @@ pub fn pod_status(obs: &PodObservation, previous: Option<&PodStatus>, now: Times
             name: c.name.clone(),
             image: c.image.clone(),
             image_id: String::new(),
-            ready: matches!(c.state, RunState::Running { .. }),
+            ready: c.is_ready(),
             started: Some(matches!(c.state, RunState::Running { .. })),
             restart_count: c.restart_count,
             state: Some(container_state(&c.state, c.container_id.as_ref())),
@@ -309,6 +319,7 @@ mod tests {
             last_state: None,
             restart_count: 0,
             container_id: None,
+            ready: true,
         }
     }
 
@@ -443,5 +454,68 @@ mod tests {
             term.map(|t| (t.exit_code, t.reason)),
             Some((0, Some("Completed".into())))
         );
+    }
+
+    fn condition_of<'a>(s: &'a PodStatus, kind: &str) -> Option<&'a PodCondition> {
+        s.conditions.iter().flatten().find(|c| c.type_ == kind)
+    }
+
+    #[test]
+    fn running_but_not_ready_is_not_ready() {
+        let mut unready = record("b", running());
+        unready.ready = false;
+        let o = obs(vec![record("a", running()), unready], RestartPolicy::Always);
+        let s = pod_status(&o, None, ts(5));
+        assert_eq!(s.phase.as_deref(), Some("Running"));
+        for kind in ["ContainersReady", "Ready"] {
+            let c = condition_of(&s, kind);
+            assert_eq!(c.map(|c| c.status.as_str()), Some("False"), "{kind}");
+            assert_eq!(
+                c.and_then(|c| c.message.as_deref()),
+                Some("containers with unready status: [b]")
+            );
+            assert_eq!(
+                c.and_then(|c| c.reason.as_deref()),
+                Some("ContainersNotReady")
+            );
+        }
+        let ready: Vec<bool> = s
+            .container_statuses
+            .iter()
+            .flatten()
+            .map(|c| c.ready)
+            .collect();
+        assert_eq!(ready, [true, false]);
+        // A stopped container is not ready, whatever its record says.
+        let waiting = record("a", waiting());
+        assert!(!waiting.is_ready());
+    }
+
+    #[test]
+    fn ready_transitions_move_only_on_change() {
+        let mut c = record("a", running());
+        c.ready = false;
+        let not_ready = pod_status(&obs(vec![c.clone()], RestartPolicy::Always), None, ts(5));
+        let since = |s: &PodStatus, kind: &str| {
+            condition_of(s, kind).and_then(|c| c.last_transition_time.clone())
+        };
+        c.ready = true;
+        let ready = pod_status(
+            &obs(vec![c.clone()], RestartPolicy::Always),
+            Some(&not_ready),
+            ts(9),
+        );
+        assert_eq!(since(&ready, "Ready"), Some(Time(ts(9))));
+        assert_eq!(since(&ready, "ContainersReady"), Some(Time(ts(9))));
+        assert_eq!(since(&ready, "PodScheduled"), Some(Time(ts(5))));
+        let still = pod_status(
+            &obs(vec![c.clone()], RestartPolicy::Always),
+            Some(&ready),
+            ts(20),
+        );
+        assert_eq!(since(&still, "Ready"), Some(Time(ts(9))));
+        c.ready = false;
+        let again = pod_status(&obs(vec![c], RestartPolicy::Always), Some(&still), ts(30));
+        assert_eq!(since(&again, "Ready"), Some(Time(ts(30))));
     }
 }

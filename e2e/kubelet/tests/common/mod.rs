@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+pub mod harness;
 pub mod procs;
 
 use rovn_kubelet::sandbox;
