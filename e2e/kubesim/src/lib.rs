@@ -51,6 +51,7 @@ pub mod crd;
 pub mod defaults;
 pub mod deletion;
 pub mod discovery;
+pub mod endpointslices;
 pub mod event_versions;
 pub mod listen;
 pub mod openapi;

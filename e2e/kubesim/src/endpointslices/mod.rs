@@ -1,0 +1,10 @@
+//! The EndpointSlice controller kube-controller-manager runs, inside the server: rovn
+//! programs OVN load balancers from EndpointSlices, so the lab needs slices that look
+//! like the ones upstream's controller (`k8s.io/endpointslice`) writes, without a real
+//! control plane.
+//!
+//! `desired` is the pure half (a Service, its pods and its existing slices in, the
+//! create/update/delete plan out) so its rules can be tested one by one against
+//! upstream's.
+
+pub mod desired;
