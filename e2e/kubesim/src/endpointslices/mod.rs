@@ -5,6 +5,8 @@
 //!
 //! `desired` is the pure half (a Service, its pods and its existing slices in, the
 //! create/update/delete plan out) so its rules can be tested one by one against
-//! upstream's.
+//! upstream's; `index` is the incremental bookkeeping that keeps a pod event from
+//! costing a rescan of every pod.
 
 pub mod desired;
+pub mod index;
