@@ -17,8 +17,15 @@
 //! Service ClusterIP/NodePort allocation, the `kubernetes` Service with endpoints at the
 //! advertised address, `kubectl get` Tables, `PartialObjectMetadata` responses.
 //!
+//! Controllers: kube-controller-manager's EndpointSlice controller (`endpointslices`),
+//! because rovn programs OVN load balancers from slices: every Service with a selector
+//! gets slices of its pods shaped as upstream's (names, labels, ownerReference,
+//! ready/serving/terminating, per-pod named targetPorts, grouping by port list, 100
+//! endpoints a slice, an empty placeholder slice), written through the API write path.
+//!
 //! Layers: `store` (objects, resourceVersions, history; pure) ← `cluster` / `deletion`
-//! (write semantics; pure) ← `api` / `watch` (HTTP) ← `server` (listeners, lifecycle).
+//! (write semantics; pure) ← `api` / `watch` (HTTP) ← `server` (listeners, lifecycle);
+//! `endpointslices` is a task on the store's change feed writing through `cluster`.
 //!
 //! Simplifications (invisible to kube-rs and kubectl in the lab's use):
 //! - server-side apply is "create if absent, else strategic merge (built-ins) or JSON
@@ -34,8 +41,14 @@
 //! - no CRD schema validation, defaulting, pruning or version conversion (all served
 //!   versions of a CRD share storage, like `conversion: None`); Events are the one
 //!   converted kind: core/v1 and events.k8s.io/v1 share one storage (`event_versions`);
-//! - no controllers: no garbage collection of dependents (`propagationPolicy` is
-//!   accepted and ignored), no Endpoints/EndpointSlice controller, no scheduler;
+//! - no other controllers: no garbage collection of dependents (`propagationPolicy` is
+//!   accepted and ignored), no Endpoints controller, no scheduler;
+//! - the EndpointSlice controller publishes IPv4 addresses only, sets no topology
+//!   hints and no `endpoints.kubernetes.io/last-change-trigger-time` annotation, keeps
+//!   pods whose Node object is missing (upstream skips them), lists a slice's ports in
+//!   Service order (upstream: hash order), and deletes the slices itself when their
+//!   Service is deleted (no garbage collector), loses its selector or becomes
+//!   ExternalName (upstream leaves those stale, kubernetes issue 118376);
 //! - list `resourceVersion`/`resourceVersionMatch` are accepted and the current state is
 //!   served (always at least as new as asked);
 //! - one global history window: a watch resuming from a resourceVersion older than the
@@ -51,6 +64,7 @@ pub mod crd;
 pub mod defaults;
 pub mod deletion;
 pub mod discovery;
+pub mod endpointslices;
 pub mod event_versions;
 pub mod listen;
 pub mod openapi;

@@ -217,7 +217,10 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     let (cluster, stop) = Cluster::new(&config);
     let router = crate::api::router(cluster.clone());
     let mut addrs = Vec::new();
-    let mut tasks = Vec::new();
+    // The controller subscribes before the first request can change anything.
+    let mut tasks: Vec<JoinHandle<()>> = crate::endpointslices::spawn(cluster.clone())
+        .into_iter()
+        .collect();
     for listener in listeners {
         let addr = listener.local_addr().map_err(|e| ListenError::Io {
             what: "reading the bound address".into(),
