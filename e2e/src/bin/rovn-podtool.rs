@@ -35,6 +35,10 @@ enum Cmd {
         /// HTTP port (repeatable): GET /hostname, /clientip, /echo?msg=X.
         #[arg(long)]
         http: Vec<u16>,
+        /// Keep serving this long after SIGTERM, as an application draining its clients does
+        /// (a terminating endpoint that still serves).
+        #[arg(long, default_value = "0s", value_parser = parse_duration)]
+        drain: std::time::Duration,
     },
     /// Do nothing until SIGTERM/SIGINT: for pods that only need to exist.
     Pause,
@@ -89,9 +93,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             shutdown_signal()?.await;
             Ok(())
         }
-        Cmd::Serve { tcp, udp, http } => {
+        Cmd::Serve {
+            tcp,
+            udp,
+            http,
+            drain,
+        } => {
             let spec = ServeSpec { tcp, udp, http };
-            serve::serve(&spec, hostname(), shutdown_signal()?).await?;
+            let signalled = shutdown_signal()?;
+            let shutdown = async move {
+                signalled.await;
+                tokio::time::sleep(drain).await;
+            };
+            serve::serve(&spec, hostname(), shutdown).await?;
             Ok(())
         }
         Cmd::Connect {
