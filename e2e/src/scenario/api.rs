@@ -100,6 +100,20 @@ pub async fn create_and_wait(client: &Client, specs: &[PodSpec]) -> Result<Vec<P
     Ok(running)
 }
 
+/// Starts deleting the pod (with `grace` seconds, or its own grace period) without waiting.
+pub async fn begin_delete(client: &Client, pod: &PodRef, grace: Option<u32>) -> Result<()> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace);
+    let params = DeleteParams {
+        grace_period_seconds: grace,
+        ..DeleteParams::default()
+    };
+    match api.delete(&pod.name, &params).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(ScenarioError::kube(format!("deleting pod {pod}"), e)),
+    }
+}
+
 /// Deletes the pod and waits until it has left the API (its kubelet finished it).
 pub async fn delete_pod(client: &Client, pod: &PodRef) -> Result<()> {
     let api: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace);

@@ -1,5 +1,7 @@
 //! The lab demo: a server and a client pod on every node in namespace `demo`, every client
-//! talking to every server over TCP and UDP, and a reachability table of what happened.
+//! talking to every server over TCP and UDP, and a reachability table of what happened; then a
+//! Service over the servers that every client reaches through its ClusterIP (which backends
+//! answered), and one with no endpoint, whose clients are refused at once.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
@@ -10,10 +12,39 @@ use super::api;
 use super::cluster::{Cluster, PodRef};
 use super::error::{Result, ScenarioError};
 use super::pods::{self, PodSpec, TCP_PORT, UDP_PORT};
+use super::services::{self, SERVICE_TCP_PORT};
 use super::traffic::{From, Proto, exchange, exchange_once};
 
 /// The namespace the demo's pods live in.
 pub const NAMESPACE: &str = "demo";
+/// The Service over every demo server.
+pub const ECHO_SERVICE: &str = "echo";
+/// A Service whose selector matches no pod.
+pub const EMPTY_SERVICE: &str = "nobody";
+/// Connections each client makes to the echo Service.
+const SERVICE_TRIES: usize = 6;
+
+/// What a client got from a Service's ClusterIP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServiceOutcome {
+    /// The servers that answered, one per connection.
+    Answered(Vec<String>),
+    /// Refused, after this long.
+    Refused(Duration),
+}
+
+/// One client's connections to one Service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceReach {
+    /// The Service's name.
+    pub service: String,
+    /// Its ClusterIP and port.
+    pub vip: SocketAddrV4,
+    /// The client pod.
+    pub client: DemoPod,
+    /// What happened, or why it could not be measured.
+    pub outcome: std::result::Result<ServiceOutcome, String>,
+}
 
 /// One demo pod as the table shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +81,8 @@ pub struct Demo {
     pub clients: Vec<DemoPod>,
     /// Every exchange.
     pub reaches: Vec<Reach>,
+    /// Every client's connections to the two Services.
+    pub services: Vec<ServiceReach>,
 }
 
 fn demo_pod(pod: &Pod) -> Result<DemoPod> {
@@ -72,7 +105,11 @@ pub async fn run(cluster: &impl Cluster) -> Result<Demo> {
     api::ensure_namespace(&client, NAMESPACE).await?;
     let mut specs = Vec::new();
     for node in cluster.nodes() {
-        specs.push(PodSpec::server(NAMESPACE, &format!("server-{node}"), &tool).on(&node));
+        specs.push(
+            PodSpec::server(NAMESPACE, &format!("server-{node}"), &tool)
+                .label(services::SELECTOR, ECHO_SERVICE)
+                .on(&node),
+        );
         specs.push(PodSpec::idle(NAMESPACE, &format!("client-{node}"), &tool).on(&node));
     }
     for spec in &specs {
@@ -123,11 +160,93 @@ pub async fn run(cluster: &impl Cluster) -> Result<Demo> {
             }
         }
     }
+    let services = service_reaches(cluster, &clients).await?;
     Ok(Demo {
         servers,
         clients,
         reaches,
+        services,
     })
+}
+
+/// Every client to the echo Service ([`SERVICE_TRIES`] connections) and to the empty one.
+async fn service_reaches(cluster: &impl Cluster, clients: &[DemoPod]) -> Result<Vec<ServiceReach>> {
+    let client = cluster.client();
+    for name in [ECHO_SERVICE, EMPTY_SERVICE] {
+        services::delete_service(&client, NAMESPACE, name).await?;
+    }
+    let echo =
+        services::create_service(&client, NAMESPACE, ECHO_SERVICE, ECHO_SERVICE, false).await?;
+    let empty =
+        services::create_service(&client, NAMESPACE, EMPTY_SERVICE, EMPTY_SERVICE, false).await?;
+    let (echo, empty) = (
+        SocketAddrV4::new(echo, SERVICE_TCP_PORT),
+        SocketAddrV4::new(empty, SERVICE_TCP_PORT),
+    );
+    let mut reaches = Vec::new();
+    for c in clients {
+        let from = From::Pod(c.pod.clone());
+        let mut answered = Vec::new();
+        let mut failure = None;
+        for attempt in 0..SERVICE_TRIES {
+            let answer = if attempt == 0 {
+                exchange(cluster, &from, Proto::Tcp, echo).await
+            } else {
+                exchange_once(cluster, &from, Proto::Tcp, echo).await
+            };
+            match answer {
+                Ok(a) => answered.push(a.server),
+                Err(e) => {
+                    failure = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        reaches.push(ServiceReach {
+            service: ECHO_SERVICE.into(),
+            vip: echo,
+            client: c.clone(),
+            outcome: failure.map_or(Ok(ServiceOutcome::Answered(answered)), Err),
+        });
+        let refused = services::until_refused(cluster, &from, empty)
+            .await
+            .map(ServiceOutcome::Refused)
+            .map_err(|e| e.to_string());
+        reaches.push(ServiceReach {
+            service: EMPTY_SERVICE.into(),
+            vip: empty,
+            client: c.clone(),
+            outcome: refused,
+        });
+    }
+    Ok(reaches)
+}
+
+/// The Services table: which backends answered each client, and the refusals. Pure.
+pub fn render_service_table(demo: &Demo) -> String {
+    let mut rows = vec![[
+        "SERVICE".to_string(),
+        "CLUSTER-IP:PORT".into(),
+        "CLIENT".into(),
+        "RESULT".into(),
+    ]];
+    for r in &demo.services {
+        let result = match &r.outcome {
+            Ok(ServiceOutcome::Answered(servers)) => format!("answered by {}", servers.join(" ")),
+            Ok(ServiceOutcome::Refused(after)) => format!(
+                "refused in {:.1} ms (no endpoint)",
+                after.as_secs_f64() * 1000.0
+            ),
+            Err(e) => format!("FAILED: {e}"),
+        };
+        rows.push([
+            format!("svc/{}/{}", NAMESPACE, r.service),
+            r.vip.to_string(),
+            r.client.pod.name.clone(),
+            result,
+        ]);
+    }
+    align(&rows)
 }
 
 /// The reachability table. Pure.
@@ -173,7 +292,12 @@ pub fn render_table(demo: &Demo) -> String {
             time,
         ]);
     }
-    let widths: Vec<usize> = (0..8)
+    align(&rows)
+}
+
+/// Rows as left-aligned columns two spaces apart. Pure.
+fn align<const N: usize>(rows: &[[String; N]]) -> String {
+    let widths: Vec<usize> = (0..N)
         .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
         .collect();
     rows.iter()
@@ -190,11 +314,19 @@ pub fn render_table(demo: &Demo) -> String {
         .collect()
 }
 
-/// Whether every exchange succeeded with the client's own address seen. Pure.
+/// Whether every exchange succeeded with the client's own address seen, every client reached
+/// the echo Service and was refused by the empty one. Pure.
 pub fn all_reached(demo: &Demo) -> bool {
     demo.reaches
         .iter()
         .all(|r| matches!(&r.outcome, Ok((ip, _)) if *ip == r.client.ip))
+        && demo.services.iter().all(|r| match &r.outcome {
+            Ok(ServiceOutcome::Answered(servers)) => {
+                r.service == ECHO_SERVICE && !servers.is_empty()
+            }
+            Ok(ServiceOutcome::Refused(_)) => r.service == EMPTY_SERVICE,
+            Err(_) => false,
+        })
 }
 
 /// The `ovn-trace` microflow of a TCP packet from `client` to `server` on logical switch
@@ -244,7 +376,29 @@ mod tests {
                     outcome: Err("timed out".into()),
                 },
             ],
+            services: vec![
+                ServiceReach {
+                    service: ECHO_SERVICE.into(),
+                    vip: SocketAddrV4::new(Ipv4Addr::new(10, 96, 0, 20), 80),
+                    client: c.clone(),
+                    outcome: Ok(ServiceOutcome::Answered(vec!["server-node2".into()])),
+                },
+                ServiceReach {
+                    service: EMPTY_SERVICE.into(),
+                    vip: SocketAddrV4::new(Ipv4Addr::new(10, 96, 0, 21), 80),
+                    client: c.clone(),
+                    outcome: Ok(ServiceOutcome::Refused(Duration::from_millis(3))),
+                },
+            ],
         };
+        let services = render_service_table(&demo);
+        let echo = services.lines().nth(1).unwrap_or_default();
+        assert!(
+            echo.starts_with("svc/demo/echo ") && echo.contains(" 10.96.0.20:80 "),
+            "{services}"
+        );
+        assert!(services.contains("answered by server-node2"), "{services}");
+        assert!(services.contains("refused in 3.0 ms"), "{services}");
         let table = render_table(&demo);
         assert!(table.lines().nth(1).unwrap().contains("ok"), "{table}");
         assert!(table.contains("10.16.0.5"), "{table}");

@@ -16,6 +16,7 @@ pub mod pod_network;
 pub mod pods;
 pub mod report;
 pub mod restarts;
+pub mod services;
 pub mod traffic;
 pub mod wait;
 

@@ -63,7 +63,7 @@ pub async fn pod_to_pod(cluster: &impl Cluster, ns: &str) -> Result<()> {
 }
 
 /// The node's join address as rovn annotated it.
-async fn join_ip(cluster: &impl Cluster, node: &str) -> Result<Ipv4Addr> {
+pub(crate) async fn join_ip(cluster: &impl Cluster, node: &str) -> Result<Ipv4Addr> {
     let api: Api<Node> = Api::all(cluster.client());
     let n = api
         .get(node)

@@ -37,6 +37,10 @@ pub struct PodSpec {
     pub restart_policy: Option<String>,
     /// `terminationGracePeriodSeconds` (2 s when `None`).
     pub grace_seconds: Option<i64>,
+    /// Labels besides `app: rovn-scenario` (what Service selectors pick).
+    pub labels: BTreeMap<String, String>,
+    /// A readiness probe on the first container: the command it runs (`exec`), every second.
+    pub readiness_exec: Option<Vec<String>>,
 }
 
 impl PodSpec {
@@ -48,6 +52,11 @@ impl PodSpec {
             name,
             &[podtool, "serve", "--tcp", &tcp, "--udp", &udp],
         )
+    }
+
+    /// A pod whose one container, `serve`, runs `argv` (a server with options of its own).
+    pub fn serving_argv(namespace: &str, name: &str, argv: &[&str]) -> Self {
+        PodSpec::serving(namespace, name, argv)
     }
 
     /// A pod whose one container, `serve`, runs `argv`.
@@ -102,6 +111,18 @@ impl PodSpec {
         self
     }
 
+    /// Adds a label.
+    pub fn label(mut self, key: &str, value: &str) -> Self {
+        self.labels.insert(key.into(), value.into());
+        self
+    }
+
+    /// Gives the first container an exec readiness probe running `argv` every second.
+    pub fn ready_while(mut self, argv: &[&str]) -> Self {
+        self.readiness_exec = Some(argv.iter().map(|a| a.to_string()).collect());
+        self
+    }
+
     /// Adds an annotation.
     pub fn annotate(mut self, key: &str, value: &str) -> Self {
         self.annotations.insert(key.into(), value.into());
@@ -110,11 +131,20 @@ impl PodSpec {
 
     /// The Pod object. Pure.
     pub fn to_pod(&self) -> Result<Pod> {
-        let containers: Vec<Value> = self
+        let mut containers: Vec<Value> = self
             .containers
             .iter()
             .map(|(name, argv)| json!({"name": name, "image": "rovn-podtool", "command": argv}))
             .collect();
+        if let (Some(first), Some(probe)) = (containers.first_mut(), &self.readiness_exec) {
+            first["readinessProbe"] = json!({
+                "exec": {"command": probe},
+                "periodSeconds": 1,
+                "failureThreshold": 1,
+            });
+        }
+        let mut labels = self.labels.clone();
+        labels.insert("app".into(), "rovn-scenario".into());
         let mut spec = json!({
             "containers": containers,
             "terminationGracePeriodSeconds": self.grace_seconds.unwrap_or(GRACE_SECONDS),
@@ -134,7 +164,7 @@ impl PodSpec {
             "metadata": {
                 "name": self.name,
                 "namespace": self.namespace,
-                "labels": {"app": "rovn-scenario"},
+                "labels": labels,
                 "annotations": self.annotations,
             },
             "spec": spec,
