@@ -140,7 +140,10 @@ fn services_bench_prints_sane_figures() {
     assert_eq!(number(&figures, "services"), 10.0);
     assert_eq!(number(&figures, "updates"), 10.0);
     let p50 = number(&figures, "endpoint_update_p50_ms");
-    assert!(0.0 < p50 && p50 <= number(&figures, "endpoint_update_p99_ms"), "{figures:?}");
+    assert!(
+        0.0 < p50 && p50 <= number(&figures, "endpoint_update_p99_ms"),
+        "{figures:?}"
+    );
     assert!(number(&figures, "converge_s") > 0.0, "{figures:?}");
     // Ten balancers, the group, the topology, the pods' ports: at least one row each.
     assert!(number(&figures, "nb_rows") >= 10.0 + 20.0, "{figures:?}");

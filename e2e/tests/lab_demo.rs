@@ -58,8 +58,23 @@ fn rovn_lab_demo_shows_every_pod_reaching_every_server() {
         ["tcp", "tcp", "tcp", "tcp", "udp", "udp", "udp", "udp"],
         "{stdout}"
     );
+    // Every client through the echo Service's ClusterIP, and refused by the empty one.
+    let service_rows: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("svc/demo/"))
+        .collect();
+    assert_eq!(service_rows.len(), 4, "Service rows:\n{stdout}");
+    for row in &service_rows {
+        let ok = if row.starts_with("svc/demo/echo ") {
+            row.contains("answered by server-node")
+        } else {
+            row.contains("refused in")
+        };
+        assert!(ok, "row {row:?}\n{stdout}");
+    }
     for section in [
         "== reachability in namespace demo",
+        "== Services in namespace demo",
         "== ovn-nbctl show",
         "switch",
         "router",

@@ -307,6 +307,12 @@ fn run_demo(name: &LabName) -> anyhow::Result<()> {
         );
         print!("{}", demo::render_table(&result));
         println!();
+        println!(
+            "== Services in namespace {} (ClusterIPs served by OVN load balancers; no kube-proxy)",
+            demo::NAMESPACE
+        );
+        print!("{}", demo::render_service_table(&result));
+        println!();
         let names = lab.names();
         let nb = cluster
             .nbctl(&["show"])
@@ -319,7 +325,8 @@ fn run_demo(name: &LabName) -> anyhow::Result<()> {
         print_usage(names);
         anyhow::ensure!(
             demo::all_reached(&result),
-            "not every client reached every server with its own address (see the table)"
+            "not every client reached every server with its own address, the echo Service, and a \
+             refusal from the empty one (see the tables)"
         );
         traced
     })
