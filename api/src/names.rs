@@ -96,6 +96,28 @@ pub fn service_load_balancer(namespace: &str, service: &str, protocol: &str) -> 
     )
 }
 
+/// The chassis template variable that holds, on each chassis, the node-local backends of one
+/// VIP of a Service with `internalTrafficPolicy: Local`. Template variable names are
+/// identifiers, so the Service, protocol and VIP are folded into a 64-bit hash.
+pub fn local_backends_variable(
+    namespace: &str,
+    service: &str,
+    protocol: &str,
+    vip: &str,
+) -> String {
+    let identity = format!(
+        "{namespace}/{service}/{}/{vip}",
+        protocol.to_ascii_lowercase()
+    );
+    format!("svc_{:016x}", fnv1a64(identity.as_bytes()))
+}
+
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |hash, b| {
+        (hash ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
 /// A Port_Group or Address_Set name: OVN allows only `[a-zA-Z_.][a-zA-Z_.0-9]*`, so the readable
 /// part has every other character replaced by `_`; a hash of the exact `identity` keeps names
 /// that read alike apart. The identity itself goes into `external_ids` beside it.

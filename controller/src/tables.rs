@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 use rovn_ovsdb::model::ToDatum;
 use rovn_ovsdb::{Datum, Model};
 use rovn_ovsdb_schemas::nb::{
-    Acl, AddressSet, LoadBalancer, LoadBalancerGroup, LogicalRouter, LogicalRouterPolicy,
-    LogicalRouterPort, LogicalRouterStaticRoute, LogicalSwitch, LogicalSwitchPort, Meter,
-    MeterBand, Nat, PortGroup,
+    Acl, AddressSet, ChassisTemplateVar, LoadBalancer, LoadBalancerGroup, LogicalRouter,
+    LogicalRouterPolicy, LogicalRouterPort, LogicalRouterStaticRoute, LogicalSwitch,
+    LogicalSwitchPort, Meter, MeterBand, Nat, PortGroup,
 };
 
 /// How rovn owns one column.
@@ -64,6 +64,9 @@ pub trait Managed: Model {
     /// Whether the table has `external_ids`. A table without it cannot mark rows as rovn's:
     /// rovn then owns exactly the rows it names and never collects one as garbage.
     const HAS_EXTERNAL_IDS: bool = true;
+    /// The column that names a row of an [`Identity::Name`] table: `name`, except where the
+    /// schema names rows otherwise (a Chassis_Template_Var row by its `chassis`).
+    const NAME_COLUMN: &'static str = "name";
 
     /// The row's name, for [`Identity::Name`] tables.
     fn name(&self) -> Option<&str>;
@@ -89,6 +92,8 @@ pub struct TableSpec {
     pub refs: &'static [(&'static str, &'static str)],
     /// Whether it has `external_ids`.
     pub has_external_ids: bool,
+    /// The column naming its rows ([`Managed::NAME_COLUMN`]).
+    pub name_column: &'static str,
     /// Its managed plain columns.
     pub columns: Vec<&'static str>,
 }
@@ -102,6 +107,7 @@ impl TableSpec {
             parent: M::PARENT,
             refs: M::REFS,
             has_external_ids: M::HAS_EXTERNAL_IDS,
+            name_column: M::NAME_COLUMN,
             columns: M::default()
                 .managed()
                 .into_iter()
@@ -132,6 +138,7 @@ pub fn specs() -> Vec<TableSpec> {
         TableSpec::of::<LogicalSwitchPort>(),
         TableSpec::of::<LoadBalancer>(),
         TableSpec::of::<LoadBalancerGroup>(),
+        TableSpec::of::<ChassisTemplateVar>(),
         TableSpec::of::<PortGroup>(),
         TableSpec::of::<AddressSet>(),
         TableSpec::of::<Acl>(),
@@ -308,7 +315,24 @@ impl Managed for LoadBalancer {
 
 /// The load balancer options rovn writes (`man ovn-nb`, Load_Balancer): set or removed with
 /// the Service, while options other writers add stay.
-const LB_OPTIONS: &[&str] = &["reject", "affinity_timeout"];
+const LB_OPTIONS: &[&str] = &["reject", "affinity_timeout", "template", "address-family"];
+
+/// One row per chassis (named by its `chassis`), holding the values its template load
+/// balancers take there. rovn writes the whole `variables` map of the rows it owns.
+impl Managed for ChassisTemplateVar {
+    const PARENT: Option<Parent> = None;
+    const IDENTITY: Identity = Identity::Name;
+    const NAME_COLUMN: &'static str = ChassisTemplateVar::CHASSIS;
+    fn name(&self) -> Option<&str> {
+        Some(&self.chassis)
+    }
+    fn external_ids(&self) -> &BTreeMap<String, String> {
+        &self.external_ids
+    }
+    fn managed(&self) -> Vec<(&'static str, Datum, Ownership)> {
+        vec![column(Self::VARIABLES, &self.variables, Ownership::Whole)]
+    }
+}
 
 static NO_EXTERNAL_IDS: BTreeMap<String, String> = BTreeMap::new();
 

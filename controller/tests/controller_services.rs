@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, ensure};
 use common::Ovn;
 use common::kube::{Kube, restart_writing_nothing, wait_for};
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
@@ -263,5 +263,114 @@ async fn services_become_load_balancers_that_follow_their_slices() -> Result<()>
         group == balancers,
         "group {group:?} != balancers {balancers:?}"
     );
+    Ok(())
+}
+
+/// `variables` of the chassis's template row, as `ovn-nbctl` prints it.
+fn chassis_values(ovn: &Ovn, chassis: &str) -> Option<String> {
+    let condition = format!("chassis={chassis}");
+    ovn.nbctl(&[
+        "--bare",
+        "--columns=variables",
+        "find",
+        "Chassis_Template_Var",
+        &condition,
+    ])
+    .ok()
+    .map(|s| s.trim().to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_local_service_gives_each_chassis_its_own_endpoints() -> Result<()> {
+    let ovn = Ovn::with_northd()?;
+    let kube = Kube::start().await?;
+    kube.namespace(NS).await?;
+    let nodes: Api<Node> = Api::all(kube.client.clone());
+    for node in ["n1", "n2"] {
+        kube.node(node).await?;
+        let chassis =
+            json!({"metadata": {"annotations": {"rovn.io/chassis": format!("ch-{node}")}}});
+        nodes
+            .patch(node, &PatchParams::default(), &Patch::Merge(&chassis))
+            .await?;
+    }
+    let services: Api<Service> = Api::namespaced(kube.client.clone(), NS);
+    let slices: Api<EndpointSlice> = Api::namespaced(kube.client.clone(), NS);
+    let service: Service = serde_json::from_value(json!({
+        "metadata": {"name": "web", "namespace": NS},
+        "spec": {"internalTrafficPolicy": "Local",
+                 "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]},
+    }))?;
+    let vip = services
+        .create(&PostParams::default(), &service)
+        .await?
+        .spec
+        .and_then(|s| s.cluster_ip)
+        .context("a ClusterIP")?;
+    let on = |ip: &str, node: &str| json!({"addresses": [ip], "conditions": {"ready": true}, "nodeName": node});
+    slices
+        .create(
+            &PostParams::default(),
+            &slice(json!([
+                on("10.16.0.5", "n1"),
+                on("10.16.0.6", "n2"),
+                on("10.16.0.7", "n1")
+            ]))?,
+        )
+        .await?;
+    let _controller = {
+        let mut binary = kube.spawn_binary(&ovn.nb_remote(), "local.log", &[])?;
+        binary.wait_ready(Duration::from_secs(20)).await?;
+        binary
+    };
+    let variable = rovn_api::names::local_backends_variable(NS, "web", "tcp", &format!("{vip}:80"));
+    until("each chassis has its own endpoints", || {
+        chassis_values(&ovn, "ch-n1") == Some(format!("{variable}=10.16.0.5:8080,10.16.0.7:8080"))
+            && chassis_values(&ovn, "ch-n2") == Some(format!("{variable}=10.16.0.6:8080"))
+    })
+    .await?;
+    ensure!(
+        nb_get(&ovn, "Load_Balancer", "svc.shop.web.tcp", "vips")
+            == Some(format!("{{\"{vip}:80\"=\"^{variable}\"}}")),
+        "vips {:?}",
+        nb_get(&ovn, "Load_Balancer", "svc.shop.web.tcp", "vips")
+    );
+    until("northd takes the template", || {
+        ovn.sbctl(&["--bare", "--columns=actions", "find", "Logical_Flow"])
+            .is_ok_and(|flows| flows.contains(&format!("backends=^{variable}")))
+    })
+    .await?;
+
+    // The endpoint on n2 moves to n1: n2 is left with nothing of its own.
+    slices
+        .patch(
+            "web-manual",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"endpoints": [on("10.16.0.5", "n1"), on("10.16.0.6", "n1")]})),
+        )
+        .await?;
+    until("n2's value empties", || {
+        chassis_values(&ovn, "ch-n2") == Some(format!("{variable}="))
+    })
+    .await?;
+
+    // Back to cluster-wide: plain backends, no variable left on any chassis.
+    services
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"internalTrafficPolicy": "Cluster"}})),
+        )
+        .await?;
+    until("the balancer is plain again", || {
+        nb_get(&ovn, "Load_Balancer", "svc.shop.web.tcp", "vips")
+            == Some(format!(
+                "{{\"{vip}:80\"=\"10.16.0.5:8080,10.16.0.6:8080\"}}"
+            ))
+            && nb_get(&ovn, "Load_Balancer", "svc.shop.web.tcp", "options").as_deref()
+                == Some("{reject=\"true\"}")
+            && chassis_values(&ovn, "ch-n1").as_deref() == Some("")
+    })
+    .await?;
     Ok(())
 }

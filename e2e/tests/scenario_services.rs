@@ -1,6 +1,7 @@
 //! Scenarios 7–10 on one Geneve lab running rovn, no kube-proxy anywhere: ClusterIP from pods,
 //! nodes and hostNetwork pods, hairpin; endpoints following readiness, termination and
-//! scaling; ClientIP affinity; a deleted Service and a controller restart.
+//! scaling; ClientIP affinity; node-local traffic policy; a deleted Service and a controller
+//! restart (last, over everything the others left).
 
 mod common;
 
@@ -12,7 +13,7 @@ use rovn_e2e::scenario::services;
 fn service_scenarios_on_geneve() {
     let name = common::unique_name("sv");
     let spec = LabSpec::with_rovn(name.clone(), 2);
-    let namespaces = ["s7", "s8", "s9", "s10"];
+    let namespaces = ["s7", "s8", "s9", "s10", "s11"];
     let result = run_on_lab(&spec, &namespaces, async |cluster| {
         step("7 cluster IP", async || {
             services::cluster_ip(cluster, "s7").await
@@ -24,6 +25,10 @@ fn service_scenarios_on_geneve() {
         .await?;
         step("9 affinity", async || {
             services::affinity(cluster, "s9").await
+        })
+        .await?;
+        step("11 node-local", async || {
+            services::node_local(cluster, "s11").await
         })
         .await?;
         step("10 service lifecycle", async || {

@@ -91,6 +91,8 @@ pub struct Service {
     pub ports: Vec<ServicePort>,
     /// `sessionAffinity: ClientIP`: how long (seconds) a client sticks to its backend.
     pub affinity_timeout: Option<u32>,
+    /// `internalTrafficPolicy: Local`: a client reaches only endpoints on its own node.
+    pub local_only: bool,
     /// The endpoints of every slice of the Service, in slice order.
     pub endpoints: Vec<Endpoint>,
 }
@@ -149,6 +151,8 @@ pub struct Endpoint {
     pub serving: bool,
     /// `conditions.terminating` (nil read as false).
     pub terminating: bool,
+    /// `nodeName`, where the endpoint runs.
+    pub node: Option<String>,
     /// The slice's ports: name, protocol and the backend's port.
     pub ports: Vec<(String, Protocol, u16)>,
 }

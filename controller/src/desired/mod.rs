@@ -13,6 +13,6 @@ mod state;
 pub use cluster::{
     ClusterState, Endpoint, JoinSubnet, Node, PodPort, Protocol, Service, ServicePort, Subnet,
 };
-pub use render::{PodContext, desired_state, render_cluster, render_pod};
+pub use render::{PodContext, desired_state, render_cluster, render_node, render_pod};
 pub use services::{remove_service, render_service};
 pub use state::{DesiredError, DesiredRow, DesiredState, Refs, RowKey};

@@ -11,8 +11,8 @@ use rovn_ovsdb_schemas::nb::{
 
 use rovn_api::Owner;
 
-use super::cluster::{ClusterState, Node, PodPort};
-use super::services::render_service;
+use super::cluster::{ClusterState, Node, PodPort, Service};
+use super::services::{render_local_backends, render_service};
 use super::state::{DesiredError, DesiredState, RowKey};
 use rovn_api::MacAddr;
 use rovn_api::names::{
@@ -35,6 +35,9 @@ pub fn desired_state(cluster: &ClusterState) -> DesiredState {
 /// [`desired_state`] with what [`render_pod`] needs to render one pod again later.
 pub fn render_cluster(cluster: &ClusterState) -> (DesiredState, PodContext) {
     let (mut state, pods) = desired_topology(cluster);
+    for node in &cluster.nodes {
+        render_node(&mut state, &pods, node, &cluster.services);
+    }
     for pod in &cluster.pods {
         render_pod(&mut state, &pods, pod);
     }
@@ -52,9 +55,9 @@ pub struct PodContext {
     chassis: BTreeMap<String, String>,
 }
 
-/// Everything of `cluster` but its pods and Services (the router, the load balancer group, the
-/// switches and their router ports, the nodes' ports), and what [`render_pod`] needs to add the
-/// pods.
+/// Everything of `cluster` but its nodes, pods and Services (the router, the load balancer
+/// group, the switches and their router ports), and what [`render_node`] and [`render_pod`]
+/// need to add them one by one.
 fn desired_topology(cluster: &ClusterState) -> (DesiredState, PodContext) {
     let mut state = DesiredState::default();
     let cluster_owner = cluster_owner();
@@ -94,11 +97,6 @@ fn desired_topology(cluster: &ClusterState) -> (DesiredState, PodContext) {
         }
     }
 
-    if let Some(join_cidr) = cidrs.get(names::JOIN_SWITCH).copied() {
-        for node in &cluster.nodes {
-            render_node(&mut state, node, join_cidr);
-        }
-    }
     let chassis = cluster
         .nodes
         .iter()
@@ -170,7 +168,17 @@ fn render_switch(
     true
 }
 
-fn render_node(state: &mut DesiredState, node: &Node, join_cidr: Ipv4Net) {
+/// Adds `node`'s rows: its port on `join` and its chassis's values of the node-local
+/// `services`' template balancers.
+pub fn render_node(
+    state: &mut DesiredState,
+    context: &PodContext,
+    node: &Node,
+    services: &[Service],
+) {
+    let Some(join_cidr) = context.cidrs.get(names::JOIN_SWITCH).copied() else {
+        return;
+    };
     let owner = Owner::node(&node.name);
     if !join_cidr.contains(&node.join_ip) {
         let problem = DesiredError::OutsideSubnet {
@@ -195,6 +203,7 @@ fn render_node(state: &mut DesiredState, node: &Node, join_cidr: Ipv4Net) {
         ..Default::default()
     };
     state.add(&owner, &port, "", Some(RowKey::name(names::JOIN_SWITCH)));
+    render_local_backends(state, node, services);
 }
 
 /// Adds `pod`'s port to `state`. Its port is bound to its node's chassis when the agent has

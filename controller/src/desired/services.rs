@@ -1,6 +1,12 @@
 //! Services → load balancers: one per Service and protocol, every one in the cluster's load
 //! balancer group, which every switch carries, so pods, nodes (through `join`) and hostNetwork
 //! pods reach every ClusterIP without a per-switch reference per Service.
+//!
+//! `internalTrafficPolicy: Local` needs a client's backends to depend on the client's node,
+//! while switches span nodes. The Service's balancer is then an OVN template: each VIP's
+//! backends are a chassis template variable, and each node's `Chassis_Template_Var` row (owned
+//! by the Node) gives it that node's own endpoints. One balancer and one row per node, instead
+//! of a balancer per node and Service that no switch could be scoped to.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
@@ -8,10 +14,11 @@ use std::net::Ipv4Addr;
 use rovn_api::Owner;
 use rovn_api::names::{self, CLUSTER_LB_GROUP};
 use rovn_ovsdb_schemas::nb::{
-    LoadBalancer, LoadBalancerGroup, LoadBalancerProtocol, LoadBalancerSelectionFields,
+    ChassisTemplateVar, LoadBalancer, LoadBalancerGroup, LoadBalancerProtocol,
+    LoadBalancerSelectionFields,
 };
 
-use super::cluster::{Protocol, Service, ServicePort};
+use super::cluster::{Endpoint, Node, Protocol, Service, ServicePort};
 use super::state::{DesiredState, RowKey};
 use rovn_ovsdb::Model;
 
@@ -25,11 +32,15 @@ pub fn render_service(state: &mut DesiredState, service: &Service) {
     let owner = Owner::service(&service.namespace, &service.name);
     let mut vips: BTreeMap<Protocol, BTreeMap<String, String>> = BTreeMap::new();
     for port in &service.ports {
-        let backends = backends(service, port);
+        let backends = backends(service, port, |_| true);
         for ip in &service.cluster_ips {
-            vips.entry(port.protocol)
-                .or_default()
-                .insert(format!("{ip}:{}", port.port), backends.clone());
+            let vip = format!("{ip}:{}", port.port);
+            let value = if service.local_only {
+                format!("^{}", local_variable(service, port, &vip))
+            } else {
+                backends.clone()
+            };
+            vips.entry(port.protocol).or_default().insert(vip, value);
         }
     }
     let group = RowKey::name(CLUSTER_LB_GROUP);
@@ -42,6 +53,10 @@ pub fn render_service(state: &mut DesiredState, service: &Service) {
             let timeout = timeout.clamp(1, MAX_AFFINITY_TIMEOUT);
             options.insert("affinity_timeout".to_string(), timeout.to_string());
             selection_fields.insert(LoadBalancerSelectionFields::IpSrc);
+        }
+        if service.local_only {
+            options.insert("template".to_string(), "true".to_string());
+            options.insert("address-family".to_string(), "ipv4".to_string());
         }
         let lb = LoadBalancer {
             name: name.clone(),
@@ -84,12 +99,49 @@ pub fn remove_service(state: &mut DesiredState, owner: &Owner) {
     state.remove_owner(owner);
 }
 
-/// The backends of `port` as OVN writes them (`ip:port,…`, sorted, each once): the ready
-/// endpoints, or when none is ready the serving terminating ones, as kube-proxy chooses. An
-/// address listed by several slices counts once, as ready if any copy is.
-fn backends(service: &Service, port: &ServicePort) -> String {
+/// The chassis template variable of one VIP of a node-local Service.
+fn local_variable(service: &Service, port: &ServicePort, vip: &str) -> String {
+    names::local_backends_variable(
+        &service.namespace,
+        &service.name,
+        port.protocol.as_ovn(),
+        vip,
+    )
+}
+
+/// Adds `node`'s `Chassis_Template_Var` row: for every VIP of the node-local Services in
+/// `services`, the endpoints on this node. A node whose agent has not reported its chassis
+/// yet has no row (its clients reach no node-local Service until it has).
+pub fn render_local_backends(state: &mut DesiredState, node: &Node, services: &[Service]) {
+    let Some(chassis) = &node.chassis else {
+        return;
+    };
+    let mut variables = BTreeMap::new();
+    for service in services.iter().filter(|s| s.local_only) {
+        for port in &service.ports {
+            let here = |e: &Endpoint| e.node.as_deref() == Some(node.name.as_str());
+            let backends = backends(service, port, here);
+            for ip in &service.cluster_ips {
+                let vip = format!("{ip}:{}", port.port);
+                variables.insert(local_variable(service, port, &vip), backends.clone());
+            }
+        }
+    }
+    let row = ChassisTemplateVar {
+        chassis: chassis.clone(),
+        variables,
+        ..Default::default()
+    };
+    state.add(&Owner::node(&node.name), &row, "", None);
+}
+
+/// The backends of `port` among the endpoints `eligible` accepts, as OVN writes them
+/// (`ip:port,…`, sorted, each once): the ready ones, or when none is ready the serving
+/// terminating ones, as kube-proxy chooses. An address listed by several slices counts once,
+/// as ready if any copy is.
+fn backends(service: &Service, port: &ServicePort, eligible: impl Fn(&Endpoint) -> bool) -> String {
     let mut found: BTreeMap<(Ipv4Addr, u16), (bool, bool)> = BTreeMap::new();
-    for endpoint in &service.endpoints {
+    for endpoint in service.endpoints.iter().filter(|e| eligible(e)) {
         let Some(target) = endpoint
             .ports
             .iter()

@@ -233,7 +233,7 @@ impl DesiredState {
             .map(|(column, datum, _)| (column.to_string(), datum.clone()))
             .collect();
         if M::IDENTITY == Identity::Name {
-            row.insert("name".to_string(), Datum::atom(key.as_str()));
+            row.insert(M::NAME_COLUMN.to_string(), Datum::atom(key.as_str()));
         }
         M::from_row(Uuid::nil(), &row).ok()
     }

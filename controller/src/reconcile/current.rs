@@ -59,7 +59,11 @@ pub(crate) fn external_id<'r>(row: &'r Row, key: &str) -> Option<&'r str> {
 
 /// A replica row's `name`.
 pub(crate) fn name_of(row: &Row) -> Option<&str> {
-    row.get("name")?.as_atom()?.as_str()
+    string_column(row, "name")
+}
+
+fn string_column<'a>(row: &'a Row, column: &str) -> Option<&'a str> {
+    row.get(column)?.as_atom()?.as_str()
 }
 
 impl<'r> CurrentTable<'r> {
@@ -91,7 +95,7 @@ impl<'r> CurrentTable<'r> {
             .ok_or_else(|| DiffError::NotMonitored(spec.table.to_string()))?;
         let mut uuids = std::collections::BTreeSet::new();
         if spec.identity == Identity::Name {
-            let by_name = name_index(spec.table);
+            let by_name = name_index(spec);
             for key in keys {
                 uuids.extend(find(replica, &by_name, key.as_str())?);
             }
@@ -184,7 +188,7 @@ fn is_vendor(row: &Row) -> bool {
 /// could want).
 fn key_of(spec: &TableSpec, row: &Row) -> Option<RowKey> {
     match spec.identity {
-        Identity::Name => name_of(row).map(RowKey::name),
+        Identity::Name => string_column(row, spec.name_column).map(RowKey::name),
         Identity::OwnerId if is_vendor(row) => {
             let owner = external_id(row, names::OWNER_KEY).unwrap_or("");
             let id = external_id(row, names::ID_KEY).unwrap_or("");
@@ -194,9 +198,9 @@ fn key_of(spec: &TableSpec, row: &Row) -> Option<RowKey> {
     }
 }
 
-/// The index on `table`'s names the scoped diff looks rows up by.
-pub(crate) fn name_index(table: &str) -> IndexSpec {
-    IndexSpec::column(table, "name")
+/// The index on a table's names the scoped diff looks rows up by.
+pub(crate) fn name_index(spec: &TableSpec) -> IndexSpec {
+    IndexSpec::column(spec.table, spec.name_column)
 }
 
 /// The index on `table`'s `external_ids:rovn.io/owner`.
@@ -224,7 +228,7 @@ pub(crate) fn owned_by_name(
     key: &RowKey,
     desired: bool,
 ) -> Result<Option<Uuid>, DiffError> {
-    let uuids = find(replica, &name_index(spec.table), key.as_str())?;
+    let uuids = find(replica, &name_index(spec), key.as_str())?;
     Ok(uuids.into_iter().find(|u| {
         replica.get(spec.table, u).is_some_and(|row| {
             if spec.has_external_ids {

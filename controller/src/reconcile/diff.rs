@@ -463,7 +463,7 @@ fn insert(
 ) -> Operation {
     let mut row = Row::new();
     if spec.identity == Identity::Name {
-        row.insert("name".to_string(), Datum::atom(key.as_str()));
+        row.insert(spec.name_column.to_string(), Datum::atom(key.as_str()));
     }
     for (column, datum, _) in &want.columns {
         if !datum.is_empty() {

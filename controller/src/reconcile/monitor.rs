@@ -19,7 +19,7 @@ pub fn monitored_tables() -> Vec<TableMonitor> {
             let mut wanted: BTreeSet<&'static str> = spec.columns.iter().copied().collect();
             wanted.extend(spec.refs.iter().map(|(column, _)| *column));
             if spec.identity == Identity::Name {
-                wanted.insert("name");
+                wanted.insert(spec.name_column);
             }
             if spec.has_external_ids {
                 wanted.insert("external_ids");
@@ -47,7 +47,7 @@ pub fn indexes() -> Vec<IndexSpec> {
             out.push(owner_index(spec.table));
         }
         if spec.identity == Identity::Name {
-            out.push(name_index(spec.table));
+            out.push(name_index(spec));
         }
         if let Some(parent) = spec.parent {
             out.push(parent_index(parent.table, parent.column));

@@ -202,6 +202,17 @@ impl Nodes {
     }
 
     /// Every node whose join address is written, with its chassis, for a full render.
+    /// One node as [`Nodes::desired`] lists it.
+    pub fn node(&self, name: &str) -> Option<desired::Node> {
+        let r = self.records.get(name).filter(|r| r.written)?;
+        Some(desired::Node {
+            name: name.to_string(),
+            join_ip: r.ip,
+            join_mac: r.mac,
+            chassis: r.chassis.clone(),
+        })
+    }
+
     pub fn desired(&self) -> Vec<desired::Node> {
         self.records
             .iter()

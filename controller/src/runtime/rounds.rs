@@ -22,8 +22,8 @@ use super::subnets::Subnets;
 use super::watch::Key;
 use super::world::{BACKOFF, World};
 use crate::desired::{
-    ClusterState, DesiredState, JoinSubnet, PodContext, remove_service, render_cluster, render_pod,
-    render_service,
+    ClusterState, DesiredState, JoinSubnet, PodContext, remove_service, render_cluster,
+    render_node, render_pod, render_service,
 };
 use crate::reconcile::{ReconcileError, external_id, reconcile_once};
 
@@ -98,6 +98,7 @@ impl Rounds {
         let (nb, options, done) = (self.nb.clone(), world.settings.apply, world.done());
         let work = match self.desired.take().filter(|_| !everything) {
             Some((mut desired, context)) => {
+                let mut local = None;
                 for owner in &dirty {
                     match owner.kind() {
                         OwnerKind::Pod => {
@@ -110,6 +111,13 @@ impl Rounds {
                             remove_service(&mut desired, owner);
                             if let Some(service) = services.service_of(world, owner) {
                                 render_service(&mut desired, &service);
+                            }
+                        }
+                        OwnerKind::Node => {
+                            desired.remove_owner(owner);
+                            let local = local.get_or_insert_with(|| services.local_services(world));
+                            if let Some(node) = nodes.node(owner.name()) {
+                                render_node(&mut desired, &context, &node, local);
                             }
                         }
                         _ => {}

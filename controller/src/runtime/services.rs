@@ -5,6 +5,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
 use rovn_api::{Owner, names};
 
@@ -23,12 +24,15 @@ pub(super) struct Services {
     service_of: HashMap<Key, Key>,
     /// What was reported ignored, so each problem gets one Event.
     reported: HashSet<String>,
+    /// The Services last seen with `internalTrafficPolicy: Local`: their backends live in
+    /// every node's template row, so a change to one of them is a change to every node.
+    local: HashSet<Key>,
 }
 
 impl Services {
     /// A Service changed or went away: its load balancers are rendered again.
     pub fn service_changed(&mut self, world: &mut World, key: &Key) {
-        touch(world, key);
+        self.touch(world, key);
     }
 
     /// A slice changed or went away: the Services it belonged to before and after are
@@ -48,7 +52,7 @@ impl Services {
                     self.slices_of.remove(before);
                 }
             }
-            touch(world, before);
+            self.touch(world, before);
         }
         if let Some(now) = now {
             self.slices_of
@@ -57,7 +61,7 @@ impl Services {
                 .insert(key.clone());
             self.service_of.insert(key.clone(), now.clone());
             if before.as_ref() != Some(&now) {
-                touch(world, &now);
+                self.touch(world, &now);
             }
         }
     }
@@ -83,6 +87,39 @@ impl Services {
             self.service_of.insert(key, service);
         }
         world.queue.everything();
+    }
+
+    /// The node-local Services, whose endpoints a node's rows are rendered from.
+    pub fn local_services(&mut self, world: &mut World) -> Vec<Service> {
+        let keys: Vec<Key> = self.local.iter().cloned().collect();
+        keys.iter()
+            .filter_map(|key| self.desired_of(world, key))
+            .filter(|s| s.local_only)
+            .collect()
+    }
+
+    /// The Service's rows may differ from NB, and so may the load balancer group (owned by
+    /// the cluster) that lists them; for a node-local Service (now or before), so may every
+    /// node's template row.
+    fn touch(&mut self, world: &mut World, key: &Key) {
+        world.queue.touch(Owner::service(&key.namespace, &key.name));
+        world.queue.touch(Owner::cluster(names::CLUSTER_ROUTER));
+        let local = world
+            .caches
+            .services
+            .get(&ObjectRef::new(&key.name).within(&key.namespace))
+            .and_then(|s| s.spec.as_ref()?.internal_traffic_policy.clone())
+            .is_some_and(|policy| policy == "Local");
+        let was_local = if local {
+            !self.local.insert(key.clone())
+        } else {
+            self.local.remove(key)
+        };
+        if local || was_local {
+            for node in world.caches.nodes.state() {
+                world.queue.touch(Owner::node(&node.name_any()));
+            }
+        }
     }
 
     /// Every Service with load balancers, for a round over the whole cluster.
@@ -123,6 +160,9 @@ impl Services {
             .filter_map(|k| slice(world, k))
             .collect();
         let view = service_view(&service, slices.iter().map(AsRef::as_ref));
+        if view.service.as_ref().is_some_and(|s| s.local_only) {
+            self.local.insert(key.clone());
+        }
         for problem in view.ignored {
             if self.reported.insert(problem.clone()) {
                 tracing::warn!(service = %key, "{problem}");
@@ -144,11 +184,4 @@ fn slice(world: &World, key: &Key) -> Option<std::sync::Arc<EndpointSlice>> {
         .caches
         .slices
         .get(&ObjectRef::new(&key.name).within(&key.namespace))
-}
-
-/// The Service's rows may differ from NB, and so may the load balancer group (owned by the
-/// cluster) that lists them.
-fn touch(world: &mut World, key: &Key) {
-    world.queue.touch(Owner::service(&key.namespace, &key.name));
-    world.queue.touch(Owner::cluster(names::CLUSTER_ROUTER));
 }

@@ -105,6 +105,7 @@ pub fn service_view<'a>(
             .and_then(|t| u32::try_from(t).ok())
             .unwrap_or(DEFAULT_AFFINITY_TIMEOUT)
     });
+    let local_only = spec.internal_traffic_policy.as_deref() == Some("Local");
     let mut endpoints = Vec::new();
     for slice in slices {
         endpoints_of(slice, &mut endpoints, &mut ignored);
@@ -116,6 +117,7 @@ pub fn service_view<'a>(
             cluster_ips,
             ports,
             affinity_timeout,
+            local_only,
             endpoints,
         }),
         ignored,
@@ -162,6 +164,7 @@ fn endpoints_of(slice: &EndpointSlice, endpoints: &mut Vec<Endpoint>, ignored: &
                         ready,
                         serving,
                         terminating,
+                        node: endpoint.node_name.clone(),
                         ports: ports.clone(),
                     })
                 }

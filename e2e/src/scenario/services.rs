@@ -52,6 +52,23 @@ pub async fn create_service(
     selects: &str,
     affinity: bool,
 ) -> Result<Ipv4Addr> {
+    let extra = if affinity {
+        json!({"sessionAffinity": "ClientIP",
+               "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 600}}})
+    } else {
+        json!({})
+    };
+    create_service_with(client, ns, name, selects, extra).await
+}
+
+/// [`create_service`] with more `spec` fields (`internalTrafficPolicy`, …).
+pub async fn create_service_with(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    selects: &str,
+    extra: serde_json::Value,
+) -> Result<Ipv4Addr> {
     let mut spec = json!({
         "selector": {SELECTOR: selects},
         "ports": [
@@ -59,9 +76,8 @@ pub async fn create_service(
             {"name": "echo-udp", "protocol": "UDP", "port": SERVICE_UDP_PORT, "targetPort": UDP_PORT},
         ],
     });
-    if affinity {
-        spec["sessionAffinity"] = json!("ClientIP");
-        spec["sessionAffinityConfig"] = json!({"clientIP": {"timeoutSeconds": 600}});
+    if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+        spec.extend(extra.clone());
     }
     let service: Service = serde_json::from_value(json!({
         "apiVersion": "v1",
@@ -477,6 +493,71 @@ pub async fn affinity(cluster: &impl Cluster, ns: &str) -> Result<()> {
     let target = SocketAddrV4::new(sticky, SERVICE_TCP_PORT);
     let first = exchange(cluster, &from, Proto::Tcp, target).await?;
     only(cluster, &from, Proto::Tcp, target, &first.server, 20).await
+}
+
+/// Scenario 11: with `internalTrafficPolicy: Local`, a pod and a node reach only the backends
+/// on their own node.
+pub async fn node_local(cluster: &impl Cluster, ns: &str) -> Result<()> {
+    let client = cluster.client();
+    let (n1, n2) = two_nodes(cluster)?;
+    let tool = cluster.podtool();
+    api::ensure_namespace(&client, ns).await?;
+    let running = api::create_and_wait(
+        &client,
+        &[
+            backend(ns, "local-1", "local", &tool).on(&n1),
+            backend(ns, "local-2", "local", &tool).on(&n2),
+            PodSpec::idle(ns, "client-1", &tool).on(&n1),
+            PodSpec::idle(ns, "client-2", &tool).on(&n2),
+        ],
+    )
+    .await?;
+    let vip = create_service_with(
+        &client,
+        ns,
+        "local",
+        "local",
+        json!({"internalTrafficPolicy": "Local"}),
+    )
+    .await?;
+    let tcp = SocketAddrV4::new(vip, SERVICE_TCP_PORT);
+    let udp = SocketAddrV4::new(vip, SERVICE_UDP_PORT);
+    only(
+        cluster,
+        &From::Pod(pod_ref(&running[2])),
+        Proto::Tcp,
+        tcp,
+        "local-1",
+        10,
+    )
+    .await?;
+    only(
+        cluster,
+        &From::Pod(pod_ref(&running[3])),
+        Proto::Tcp,
+        tcp,
+        "local-2",
+        10,
+    )
+    .await?;
+    only(
+        cluster,
+        &From::Pod(pod_ref(&running[3])),
+        Proto::Udp,
+        udp,
+        "local-2",
+        5,
+    )
+    .await?;
+    only(
+        cluster,
+        &From::Node(n1.clone()),
+        Proto::Tcp,
+        tcp,
+        "local-1",
+        5,
+    )
+    .await
 }
 
 /// The rows (with their UUIDs) of the tables Services write, by table: a converged controller

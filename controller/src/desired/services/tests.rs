@@ -1,11 +1,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
+use rovn_api::MacAddr;
 use rovn_api::Owner;
-use rovn_ovsdb_schemas::nb::{LoadBalancer, LoadBalancerGroup, LoadBalancerSelectionFields};
+use rovn_ovsdb_schemas::nb::{
+    ChassisTemplateVar, LoadBalancer, LoadBalancerGroup, LoadBalancerSelectionFields,
+};
 
 use super::*;
-use crate::desired::cluster::Endpoint;
+use crate::desired::cluster::{Endpoint, Node};
 use crate::desired::{ClusterState, JoinSubnet, desired_state};
 
 fn ip(s: &str) -> Ipv4Addr {
@@ -18,6 +21,7 @@ fn endpoint(addr: &str, ready: bool, serving: bool, terminating: bool) -> Endpoi
         ready,
         serving,
         terminating,
+        node: Some("n1".into()),
         ports: vec![
             ("http".into(), Protocol::Tcp, 8080),
             ("dns".into(), Protocol::Udp, 5353),
@@ -43,18 +47,23 @@ fn web(endpoints: Vec<Endpoint>) -> Service {
             },
         ],
         affinity_timeout: None,
+        local_only: false,
         endpoints,
     }
 }
 
 fn state_with(services: Vec<Service>) -> DesiredState {
+    state_on(Vec::new(), services)
+}
+
+fn state_on(nodes: Vec<Node>, services: Vec<Service>) -> DesiredState {
     desired_state(&ClusterState {
         join: JoinSubnet {
             cidr: "100.64.0.0/16".parse().unwrap_or_default(),
             gateway: ip("100.64.0.1"),
         },
         subnets: Vec::new(),
-        nodes: Vec::new(),
+        nodes,
         pods: Vec::new(),
         services,
     })
@@ -169,6 +178,7 @@ fn endpoint_ports_match_by_name_and_protocol() {
         ready: true,
         serving: true,
         terminating: false,
+        node: None,
         ports: vec![("http".into(), Protocol::Udp, 9999)],
     }]);
     service.ports.truncate(1);
@@ -222,5 +232,91 @@ fn removing_a_service_takes_its_balancers_out_of_the_group() {
             other
         }]),
         "removing and rendering again gives what one render gives"
+    );
+}
+
+fn node(name: &str, index: u8, chassis: Option<&str>) -> Node {
+    let join_ip = Ipv4Addr::new(100, 64, 0, index);
+    Node {
+        name: name.into(),
+        join_ip,
+        join_mac: MacAddr::derived_from(join_ip),
+        chassis: chassis.map(Into::into),
+    }
+}
+
+#[test]
+fn a_node_local_service_is_a_template_whose_backends_each_chassis_gives() {
+    let on = |ip: &str, node: &str| Endpoint {
+        node: Some(node.into()),
+        ..endpoint(ip, true, true, false)
+    };
+    let mut service = web(vec![
+        on("10.16.0.5", "n1"),
+        on("10.16.0.6", "n2"),
+        on("10.16.0.7", "n1"),
+    ]);
+    service.local_only = true;
+    let nodes = vec![
+        node("n1", 2, Some("ch-1")),
+        node("n2", 3, Some("ch-2")),
+        node("n3", 4, None),
+    ];
+    let state = state_on(nodes, vec![service]);
+    assert!(state.problems.is_empty(), "{:?}", state.problems);
+    let tcp = lb(&state, "svc.shop.web.tcp").unwrap_or_default();
+    let variable = names::local_backends_variable("shop", "web", "tcp", "10.96.0.10:80");
+    assert_eq!(tcp.vips.get("10.96.0.10:80"), Some(&format!("^{variable}")));
+    assert_eq!(
+        tcp.options.get("template").map(String::as_str),
+        Some("true")
+    );
+    assert_eq!(
+        tcp.options.get("address-family").map(String::as_str),
+        Some("ipv4")
+    );
+    let values = |chassis: &str| {
+        state
+            .model::<ChassisTemplateVar>(&RowKey::name(chassis))
+            .map(|row| row.variables.get(&variable).cloned())
+    };
+    assert_eq!(
+        values("ch-1"),
+        Some(Some("10.16.0.5:8080,10.16.0.7:8080".into()))
+    );
+    assert_eq!(values("ch-2"), Some(Some("10.16.0.6:8080".into())));
+    let owner = state
+        .row::<ChassisTemplateVar>(&RowKey::name("ch-1"))
+        .map(|r| r.owner.clone());
+    assert_eq!(owner, Some(Owner::node("n1")));
+    assert_eq!(
+        state.rows::<ChassisTemplateVar>().count(),
+        2,
+        "a node without a chassis has no row"
+    );
+}
+
+#[test]
+fn a_node_without_local_endpoints_gets_an_empty_value_and_cluster_wide_services_none() {
+    let mut local = web(vec![Endpoint {
+        node: Some("n1".into()),
+        ..endpoint("10.16.0.5", true, true, false)
+    }]);
+    local.local_only = true;
+    let mut cluster_wide = web(vec![endpoint("10.16.0.9", true, true, false)]);
+    cluster_wide.name = "api".into();
+    let state = state_on(
+        vec![node("n1", 2, Some("ch-1")), node("n2", 3, Some("ch-2"))],
+        vec![local, cluster_wide],
+    );
+    let row = state
+        .model::<ChassisTemplateVar>(&RowKey::name("ch-2"))
+        .unwrap_or_default();
+    let tcp = names::local_backends_variable("shop", "web", "tcp", "10.96.0.10:80");
+    assert_eq!(row.variables.get(&tcp).map(String::as_str), Some(""));
+    assert_eq!(
+        row.variables.len(),
+        2,
+        "tcp and udp of the local Service only: {row:?}"
     );
 }
