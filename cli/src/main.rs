@@ -22,7 +22,7 @@ use rovn_api::MacAddr;
 /// NB and SB are found through --nb/--sb, else $ROVN_NB/$ROVN_SB, else the ConfigMap
 /// kube-system/rovn-config (keys nb-remote, sb-remote) read with your kubeconfig.
 #[derive(Debug, Parser)]
-#[command(name = "kubectl rovn", version)]
+#[command(name = "kubectl rovn", bin_name = "kubectl rovn", version)]
 struct Cli {
     #[command(flatten)]
     global: Global,
