@@ -4,7 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "test: run as root (the lab makes network namespaces)" >&2; exit 1; }
 export RUST_BACKTRACE=1
-# Lab tests run the workspace's programs (API server, kubelet, scheduler, podtool) from the target dir.
+# Lab tests run the workspace's programs (API server, kubelet, scheduler, podtool, kubectl-rovn)
+# from the target dir.
 cargo build --quiet --workspace --bins
 # Labs whose test process was killed (a cancelled run) would otherwise linger.
 "${CARGO_TARGET_DIR:-target}/debug/rovn-lab" down --stale

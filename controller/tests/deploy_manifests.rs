@@ -9,7 +9,7 @@ use k8s_openapi::api::admissionregistration::v1::{
     ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
 };
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
-use k8s_openapi::api::core::v1::{Container, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use serde::Serialize;
@@ -88,6 +88,7 @@ struct Parsed {
     crds: Vec<CustomResourceDefinition>,
     policies: Vec<ValidatingAdmissionPolicy>,
     policy_bindings: Vec<ValidatingAdmissionPolicyBinding>,
+    config_maps: Vec<ConfigMap>,
 }
 
 fn parse_all() -> Parsed {
@@ -114,6 +115,7 @@ fn parse_all() -> Parsed {
                 "ValidatingAdmissionPolicyBinding" => {
                     parsed.policy_bindings.push(typed(doc, &what))
                 }
+                "ConfigMap" => parsed.config_maps.push(typed(doc, &what)),
                 other => panic!("{what}: unexpected kind {other:?}"),
             }
         }
@@ -354,6 +356,48 @@ fn controller_deployment_matches_the_contract() {
     ] {
         assert!(env.contains(name), "controller env lacks {name}");
     }
+}
+
+fn env_value<'a>(container: &'a Container, name: &str) -> Option<&'a str> {
+    container
+        .env
+        .iter()
+        .flatten()
+        .find(|e| e.name == name)
+        .and_then(|e| e.value.as_deref())
+}
+
+/// `kubectl rovn` finds NB and SB through the ConfigMap `kube-system/rovn-config`; as shipped
+/// it names the same databases the controller and the agents are configured with.
+#[test]
+fn rovn_config_names_the_components_databases() {
+    let parsed = parse_all();
+    let [config] = parsed.config_maps.as_slice() else {
+        panic!("deploy/ should hold exactly one ConfigMap, rovn-config");
+    };
+    assert_eq!(config.metadata.name.as_deref(), Some("rovn-config"));
+    assert_eq!(config.metadata.namespace.as_deref(), Some("kube-system"));
+    let data = config.data.clone().unwrap_or_default();
+    let controller = &parsed.deployments[0]
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .expect("controller pod spec")
+        .containers[0];
+    let node = &parsed.daemon_sets[0]
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .expect("node pod spec")
+        .containers[0];
+    assert_eq!(
+        data.get("nb-remote").map(String::as_str),
+        env_value(controller, "ROVN_NB_REMOTE")
+    );
+    assert_eq!(
+        data.get("sb-remote").map(String::as_str),
+        env_value(node, "ROVN_OVN_REMOTE")
+    );
 }
 
 #[test]

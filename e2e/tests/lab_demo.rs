@@ -81,6 +81,7 @@ fn rovn_lab_demo_shows_every_pod_reaching_every_server() {
         "== ovn-trace",
         "== use the lab",
         "kubectl --kubeconfig",
+        "kubectl rovn trace demo/client-node1",
     ] {
         assert!(stdout.contains(section), "no {section:?} in:\n{stdout}");
     }

@@ -384,4 +384,21 @@ fn print_usage(names: &LabNames) {
     println!("  rovn-lab exec --name {name} node1 -- ovs-vsctl show");
     println!("  rovn-lab exec --name {name} node1 -- ip route");
     println!("  logs: {}", names.logs_dir().display());
+    // kubectl finds plugins on PATH; the plugin finds NB and SB through the ConfigMap
+    // kube-system/rovn-config the lab created, so the kubeconfig is all it needs.
+    let bin_dir = rovn_e2e::lab::bins::default_bin_dir()
+        .map(|d| d.display().to_string())
+        .unwrap_or_else(|_| "target/debug".into());
+    println!("== kubectl rovn (the debug plugin, target/debug/kubectl-rovn)");
+    println!("  export PATH={bin_dir}:$PATH KUBECONFIG={kubeconfig}");
+    println!("  kubectl rovn trace demo/client-node1 demo/server-node2 tcp 8080");
+    println!("  kubectl rovn trace demo/client-node1 svc/demo/echo");
+    println!("  kubectl rovn trace demo/client-node1 demo/server-node2 --src-ip 10.16.99.99");
+    println!(
+        "  kubectl rovn rows pod/demo/server-node1 --nb-db-file {}",
+        names.nb_db_file().display()
+    );
+    println!("  kubectl rovn topology");
+    println!("  kubectl rovn diagnose");
+    println!("  kubectl rovn nbctl lsp-list ovn-default");
 }

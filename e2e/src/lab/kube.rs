@@ -98,6 +98,37 @@ pub fn node_status_patch(index: u8) -> serde_json::Value {
     })
 }
 
+/// The ConfigMap `kube-system/rovn-config` of a lab running rovn: the NB and SB remotes as
+/// reachable from the root namespace, where `kubectl rovn` runs. Pure.
+pub fn rovn_config_object(names: &LabNames) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "rovn-config",
+            "namespace": "kube-system",
+            "labels": {"app.kubernetes.io/name": "rovn"},
+        },
+        "data": {
+            "nb-remote": names.nb_remote(),
+            "sb-remote": names.sb_remote(),
+        },
+    })
+}
+
+/// Publishes where the lab's NB and SB are, as `deploy/rovn-config.yaml` does on a cluster, so
+/// `kubectl rovn` finds them with the lab's kubeconfig alone.
+pub fn create_rovn_config(api: SocketAddr, names: &LabNames) -> Result<(), LabError> {
+    http_send(
+        api,
+        "POST",
+        "/api/v1/namespaces/kube-system/configmaps",
+        "application/json",
+        &rovn_config_object(names).to_string(),
+    )
+    .map(|_| ())
+}
+
 /// Registers every node of `nodes` the way its kubelet would, for labs without kubelets.
 fn register_nodes(api: SocketAddr, nodes: &[u8]) -> Result<(), LabError> {
     for &index in nodes {
@@ -501,6 +532,22 @@ mod tests {
         let status = node_status_patch(3);
         assert_eq!(status["status"]["addresses"][0]["address"], "172.30.0.13");
         assert_eq!(status["status"]["conditions"][0]["status"], "True");
+    }
+
+    #[test]
+    fn rovn_config_names_the_root_namespace_sockets() {
+        let names = LabNames::new("dev".parse().unwrap());
+        let config = rovn_config_object(&names);
+        assert_eq!(config["metadata"]["namespace"], "kube-system");
+        assert_eq!(config["metadata"]["name"], "rovn-config");
+        assert_eq!(
+            config["data"]["nb-remote"],
+            "unix:/run/rovn-lab/dev/central/nb.sock"
+        );
+        assert_eq!(
+            config["data"]["sb-remote"],
+            "unix:/run/rovn-lab/dev/central/sb.sock"
+        );
     }
 
     #[test]

@@ -234,6 +234,9 @@ fn build(names: &LabNames, spec: &LabSpec) -> Result<Lab, LabError> {
     };
     if let Some(kube) = &kube {
         daemons.extend(kube.daemons.iter().cloned());
+        if rovn_bins.is_some() {
+            kube::create_rovn_config(kube.api, names)?;
+        }
     }
     // The controller needs the API server (kubeconfig-lab) and the NB, both there now.
     let controller = match &rovn_bins {

@@ -1,0 +1,319 @@
+//! `kubectl rovn` on one 2-node lab running rovn: trace (pod → pod delivered, pod → Service
+//! balanced to its backends, a spoofed source dropped by port security), rows of a pod and a
+//! Subnet, and diagnose (clean on the healthy lab; then a pod port deleted by hand while the
+//! controller is stopped, and a foreign port holding a pod's address). The plugin finds NB and
+//! SB through the ConfigMap `kube-system/rovn-config` the lab creates, with the lab's
+//! kubeconfig alone, as on a cluster.
+
+mod common;
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::Api;
+use kube::api::PostParams;
+use rovn_e2e::lab::{LabSpec, bins};
+use rovn_e2e::scenario::cluster::{Cluster, Component, two_nodes};
+use rovn_e2e::scenario::harness::{run_on_lab, step};
+use rovn_e2e::scenario::pods::{PodSpec, TCP_PORT, pod_ip};
+use rovn_e2e::scenario::{ScenarioError, api, wait};
+use rovn_e2e::{ensure, scenario::Result};
+
+const NS: &str = "kr";
+/// How long NB may take to show what the API server was told.
+const CONVERGE: Duration = Duration::from_secs(30);
+
+/// One run of the plugin.
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn first_line(&self) -> &str {
+        self.stdout.lines().next().unwrap_or_default()
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// `kubectl-rovn ARGS` with only the lab's kubeconfig: no ROVN_NB/ROVN_SB, so NB and SB come
+/// from the lab's ConfigMap.
+async fn rovn(bin: &PathBuf, kubeconfig: &PathBuf, args: &[&str]) -> Result<Run> {
+    let out = tokio::process::Command::new(bin)
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .env_remove("ROVN_NB")
+        .env_remove("ROVN_SB")
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|e| ScenarioError::Exec {
+            what: format!("kubectl-rovn {args:?}"),
+            detail: e.to_string(),
+        })?;
+    Ok(Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}
+
+/// A selector-less Service `web` (80 → 8080) and its EndpointSlice naming `backend`: the lab's
+/// API server runs no EndpointSlice controller, so the slice is made by hand, as for any
+/// Service without a selector.
+async fn create_web_service(cluster: &impl Cluster, backend: Ipv4Addr) -> Result<()> {
+    let client = cluster.client();
+    let service: Service = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "web", "namespace": NS},
+        "spec": {"ports": [{"name": "http", "port": 80, "targetPort": TCP_PORT, "protocol": "TCP"}]},
+    }))
+    .map_err(|e| ScenarioError::Check(format!("service object: {e}")))?;
+    Api::<Service>::namespaced(client.clone(), NS)
+        .create(&PostParams::default(), &service)
+        .await
+        .map_err(|e| ScenarioError::kube("creating service kr/web", e))?;
+    let slice: EndpointSlice = serde_json::from_value(serde_json::json!({
+        "metadata": {
+            "name": "web-1",
+            "namespace": NS,
+            "labels": {"kubernetes.io/service-name": "web"},
+        },
+        "addressType": "IPv4",
+        "ports": [{"name": "http", "port": TCP_PORT, "protocol": "TCP"}],
+        "endpoints": [{"addresses": [backend.to_string()], "conditions": {"ready": true}}],
+    }))
+    .map_err(|e| ScenarioError::Check(format!("endpointslice object: {e}")))?;
+    Api::<EndpointSlice>::namespaced(client, NS)
+        .create(&PostParams::default(), &slice)
+        .await
+        .map_err(|e| ScenarioError::kube("creating endpointslice kr/web-1", e))?;
+    let want = format!("{backend}:{TCP_PORT}");
+    wait::until(
+        CONVERGE,
+        "svc.kr.web.tcp with its backend in NB",
+        async || {
+            let vips = cluster
+                .nbctl(&[
+                    "--bare",
+                    "--columns=vips",
+                    "find",
+                    "Load_Balancer",
+                    "name=svc.kr.web.tcp",
+                ])
+                .await?;
+            Ok(vips.contains(&want).then_some(()))
+        },
+    )
+    .await
+}
+
+#[test]
+fn kubectl_rovn_on_a_lab() {
+    let name = common::unique_name("kr");
+    let spec = LabSpec::with_rovn(name.clone(), 2);
+    let result = run_on_lab(&spec, &[NS], async |cluster| {
+        let bin = bins::default_bin_dir()?.join("kubectl-rovn");
+        ensure!(
+            bin.is_file(),
+            "{} is missing: build the workspace's binaries first (cargo build --workspace --bins)",
+            bin.display()
+        );
+        let kubeconfig = cluster.lab().names().kubeconfig();
+        let run = async |args: &[&str]| rovn(&bin, &kubeconfig, args).await;
+        let client = cluster.client();
+        let (n1, n2) = two_nodes(cluster)?;
+        let tool = cluster.podtool();
+        api::ensure_namespace(&client, NS).await?;
+        let running = api::create_and_wait(
+            &client,
+            &[
+                PodSpec::server(NS, "client", &tool).on(&n1),
+                PodSpec::server(NS, "server", &tool).on(&n2),
+            ],
+        )
+        .await?;
+        let no_ip = || ScenarioError::Check("a pod has no podIP".into());
+        let client_ip = pod_ip(&running[0]).ok_or_else(no_ip)?;
+        let server_ip = pod_ip(&running[1]).ok_or_else(no_ip)?;
+        create_web_service(cluster, server_ip).await?;
+
+        step("trace pod to pod", async || {
+            let port = TCP_PORT.to_string();
+            let r = run(&["trace", "kr/client", "kr/server", "tcp", &port]).await?;
+            ensure!(
+                r.code == Some(0)
+                    && r.first_line() == "VERDICT: delivered to port server.kr (Pod kr/server)",
+                "{}",
+                r.describe()
+            );
+            ensure!(
+                r.stdout.contains("ingress(dp=\"ovn-default\""),
+                "no trace: {}",
+                r.describe()
+            );
+            Ok(())
+        })
+        .await?;
+
+        step("trace pod to Service", async || {
+            let r = run(&["trace", "kr/client", "svc/kr/web"]).await?;
+            let backend = format!("to backends {server_ip}:{TCP_PORT}");
+            ensure!(
+                r.code == Some(0)
+                    && r.first_line().starts_with(
+                        "VERDICT: load-balanced by load balancer svc.kr.web.tcp (Service kr/web) VIP "
+                    )
+                    && r.first_line().contains(&backend)
+                    && r.first_line().ends_with("delivered to port server.kr (Pod kr/server)"),
+                "{}",
+                r.describe()
+            );
+            Ok(())
+        })
+        .await?;
+
+        step("trace a spoofed source", async || {
+            let r = run(&[
+                "trace",
+                "kr/client",
+                "kr/server",
+                "--src-ip",
+                "10.16.250.250",
+            ])
+            .await?;
+            ensure!(
+                r.code == Some(1)
+                    && r.first_line().starts_with(
+                        "VERDICT: dropped by port security of port client.kr (Pod kr/client)"
+                    )
+                    && r.first_line().contains(&format!("{client_ip}")),
+                "{}",
+                r.describe()
+            );
+            Ok(())
+        })
+        .await?;
+
+        step("rows of a pod and a Subnet", async || {
+            let db = cluster.lab().names().nb_db_file();
+            let db = db.display().to_string();
+            let r = run(&["rows", "pod/kr/server", "--nb-db-file", &db]).await?;
+            ensure!(
+                r.code == Some(0)
+                    && r.stdout.starts_with(
+                        "NB rows owned by Pod/kr/server:\nLogical_Switch_Port server.kr ("
+                    )
+                    && r.stdout.contains(&server_ip.to_string())
+                    && r.stdout.contains("\"rovn-controller: ")
+                    && r.stdout.contains("insert row \"server.kr\""),
+                "{}",
+                r.describe()
+            );
+            let r = run(&["rows", "Subnet/ovn-default"]).await?;
+            for row in [
+                "Logical_Router_Port ovn-cluster-ovn-default (",
+                "Logical_Switch ovn-default (",
+                "Logical_Switch_Port ovn-default-ovn-cluster (",
+            ] {
+                ensure!(r.stdout.contains(row), "no {row}: {}", r.describe());
+            }
+            ensure!(!r.stdout.contains("server.kr"), "{}", r.describe());
+            Ok(())
+        })
+        .await?;
+
+        step("topology and passthrough", async || {
+            let r = run(&["topology"]).await?;
+            ensure!(
+                r.code == Some(0)
+                    && r.stdout
+                        .contains("switch ovn-default 10.16.0.0/16 (Subnet ovn-default")
+                    && r.stdout.contains("server.kr [Pod kr/server]")
+                    && r.stdout.contains("svc.kr.web.tcp (Service kr/web)"),
+                "{}",
+                r.describe()
+            );
+            let r = run(&["sbctl", "--columns=hostname", "list", "Chassis"]).await?;
+            ensure!(
+                r.code == Some(0) && r.stdout.contains(n2.as_str()),
+                "{}",
+                r.describe()
+            );
+            Ok(())
+        })
+        .await?;
+
+        step("diagnose a healthy lab", async || {
+            let r = run(&["diagnose"]).await?;
+            ensure!(
+                r.code == Some(0) && r.stdout.starts_with("no findings"),
+                "{}",
+                r.describe()
+            );
+            Ok(())
+        })
+        .await?;
+
+        step("diagnose a deleted port and a foreign one", async || {
+            cluster.stop(&Component::Controller).await?;
+            let r = run(&["nbctl", "lsp-del", "server.kr"]).await?;
+            ensure!(r.code == Some(0), "{}", r.describe());
+            // Written as a foreign tool would, with the generic `set`: lsp-set-addresses
+            // refuses an address another port of the switch already has.
+            let addresses = format!("addresses=\"0a:00:00:00:00:01 {client_ip}\"");
+            let r = run(&[
+                "nbctl",
+                "lsp-add",
+                "ovn-default",
+                "intruder",
+                "--",
+                "set",
+                "Logical_Switch_Port",
+                "intruder",
+                &addresses,
+            ])
+            .await?;
+            ensure!(r.code == Some(0), "{}", r.describe());
+            let r = run(&["diagnose"]).await?;
+            ensure!(
+                r.code == Some(1)
+                    && r.stdout.contains("[missing] Pod/kr/server: the pod is allocated")
+                    && r.stdout.contains(&format!(
+                        "[foreign] Logical_Switch_Port intruder: a port rovn did not write (no rovn.io/vendor=rovn) holds IP {client_ip}, also held by Pod/kr/client"
+                    ))
+                    && r.stdout.contains("fix: remove the foreign port (kubectl rovn nbctl lsp-del intruder)"),
+                "{}",
+                r.describe()
+            );
+            // The fixes the findings name: remove the foreign port, run the controller.
+            let r = run(&["nbctl", "lsp-del", "intruder"]).await?;
+            ensure!(r.code == Some(0), "{}", r.describe());
+            cluster.start(&Component::Controller).await?;
+            wait::until(CONVERGE, "diagnose clean after the fixes", async || {
+                let r = run(&["diagnose"]).await?;
+                if r.code == Some(0) {
+                    Ok(Some(()))
+                } else {
+                    Err(ScenarioError::Check(r.describe()))
+                }
+            })
+            .await
+        })
+        .await?;
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("lab {name}: {e}");
+    }
+    common::assert_gone(&name);
+}
