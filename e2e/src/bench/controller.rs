@@ -56,14 +56,14 @@ pub async fn run(bench: &ControllerBench) -> Result<Figures, BenchError> {
         .collect();
     let mut lsps = LspWatch::start(&ovn.nb_remote(), bench.timeout).await?;
     let mut nb_records = RecordCounter::new(&ovn.nb_db);
-    let records_at_start = wait_for_quiet_nb(&ovn, &mut nb_records, bench.timeout).await?;
+    let records_at_start = wait_for_quiet_nb(ovn, &mut nb_records, bench.timeout).await?;
 
     let first = ControllerRun::start(launch)?;
     let converged = async {
         tokio::try_join!(
             first.wait_ready(bench.timeout),
             wait_for_annotation(
-                &client,
+                client,
                 NAMESPACE,
                 annotations::ROUTED,
                 "true",
@@ -80,7 +80,7 @@ pub async fn run(bench: &ControllerBench) -> Result<Figures, BenchError> {
     })
     .await?;
     let converge = routed_at.max(ports_at) - first.started;
-    wait_for_quiet_nb(&ovn, &mut nb_records, bench.timeout).await?;
+    wait_for_quiet_nb(ovn, &mut nb_records, bench.timeout).await?;
     let latency_run = LatencyRun {
         namespace: NAMESPACE.to_string(),
         pods: (bench.stage.pods..bench.stage.pods + bench.latency_pods)
@@ -88,7 +88,7 @@ pub async fn run(bench: &ControllerBench) -> Result<Figures, BenchError> {
             .collect(),
         nodes: (bench.stage.pods..bench.stage.pods + bench.latency_pods)
             .map(|i| {
-                objects::node_of_pod(i, &node_names)
+                objects::node_of_pod(i, node_names)
                     .unwrap_or_default()
                     .to_string()
             })
@@ -98,7 +98,7 @@ pub async fn run(bench: &ControllerBench) -> Result<Figures, BenchError> {
     };
     let latencies = if bench.latency_pods > 0 {
         let measured = while_alive(
-            pod_latency::measure(&client, &ovn.nb_remote(), &latency_run),
+            pod_latency::measure(client, &ovn.nb_remote(), &latency_run),
             || {
                 first.ensure_alive()?;
                 api.ensure_alive()?;
@@ -106,7 +106,7 @@ pub async fn run(bench: &ControllerBench) -> Result<Figures, BenchError> {
             },
         )
         .await?;
-        wait_for_quiet_nb(&ovn, &mut nb_records, bench.timeout).await?;
+        wait_for_quiet_nb(ovn, &mut nb_records, bench.timeout).await?;
         Some(measured)
     } else {
         None
@@ -119,7 +119,7 @@ pub async fn run(bench: &ControllerBench) -> Result<Figures, BenchError> {
 
     let second = ControllerRun::start(launch)?;
     let second_ready = second.wait_ready(bench.timeout).await?;
-    let records_after_restart = wait_for_quiet_nb(&ovn, &mut nb_records, bench.timeout).await?;
+    let records_after_restart = wait_for_quiet_nb(ovn, &mut nb_records, bench.timeout).await?;
     let second_peak = second.peak_rss_kib()?;
     let second_logged = second.logged_ready_ms();
     let restart_ready = second_ready - second.started;
