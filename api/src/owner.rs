@@ -24,7 +24,8 @@ pub enum OwnerKind {
 }
 
 impl OwnerKind {
-    const ALL: [OwnerKind; 7] = [
+    /// Every kind, for tools that take a kind by name.
+    pub const ALL: [OwnerKind; 7] = [
         OwnerKind::Cluster,
         OwnerKind::Node,
         OwnerKind::Subnet,

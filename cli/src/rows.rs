@@ -24,15 +24,6 @@ pub fn parse_owner(text: &str) -> Result<Owner, OwnerArgError> {
     let (kind, rest) = text
         .split_once('/')
         .ok_or_else(|| OwnerArgError(text.to_string()))?;
-    let kinds = [
-        OwnerKind::Cluster,
-        OwnerKind::Node,
-        OwnerKind::Subnet,
-        OwnerKind::Namespace,
-        OwnerKind::Pod,
-        OwnerKind::Service,
-        OwnerKind::NetworkPolicy,
-    ];
     let kind = match kind.to_ascii_lowercase().as_str() {
         "po" | "pods" => OwnerKind::Pod,
         "svc" | "services" => OwnerKind::Service,
@@ -40,7 +31,7 @@ pub fn parse_owner(text: &str) -> Result<Owner, OwnerArgError> {
         "subnets" => OwnerKind::Subnet,
         "ns" | "namespaces" => OwnerKind::Namespace,
         "netpol" | "networkpolicies" => OwnerKind::NetworkPolicy,
-        lower => kinds
+        lower => OwnerKind::ALL
             .into_iter()
             .find(|k| k.as_str().eq_ignore_ascii_case(lower))
             .ok_or_else(|| OwnerArgError(text.to_string()))?,
