@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use rovn_ovsdb::model::Model;
 use rovn_ovsdb::{
-    Client, ClientConfig, Condition, Datum, Operation, Remote, Row, TableMonitor, TlsConfig, Uuid,
+    Client, ClientConfig, Condition, Datum, Operation, Remote, Row, TableMonitor, Uuid,
 };
 use rovn_ovsdb_schemas::{nb, sb};
 
@@ -101,11 +101,7 @@ impl Db {
         let parsed: Remote = remote.parse().map_err(client_err)?;
         let mut config = ClientConfig::new(database, vec![parsed]);
         config.tables = tables;
-        config.tls = tls.map(|t| TlsConfig {
-            private_key: t.private_key.clone(),
-            certificate: t.certificate.clone(),
-            ca_cert: t.ca_cert.clone(),
-        });
+        config.tls = tls.cloned();
         config.connect_timeout = timeout;
         let client = Client::start(config).map_err(client_err)?;
         client.wait_synced(timeout).await.map_err(client_err)?;

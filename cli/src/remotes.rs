@@ -109,15 +109,7 @@ pub fn pick(
 }
 
 /// The three PEM files an `ssl:` remote needs, as `ovn-nbctl` takes them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tls {
-    /// `--private-key`.
-    pub private_key: PathBuf,
-    /// `--certificate`.
-    pub certificate: PathBuf,
-    /// `--ca-cert`.
-    pub ca_cert: PathBuf,
-}
+pub type Tls = rovn_ovsdb::TlsConfig;
 
 /// Why the TLS flags do not make a [`Tls`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -143,25 +135,7 @@ pub fn tls_from_flags(
     certificate: Option<PathBuf>,
     ca_cert: Option<PathBuf>,
 ) -> Result<Option<Tls>, TlsError> {
-    match (private_key, certificate, ca_cert) {
-        (None, None, None) => Ok(None),
-        (Some(private_key), Some(certificate), Some(ca_cert)) => Ok(Some(Tls {
-            private_key,
-            certificate,
-            ca_cert,
-        })),
-        (k, c, a) => {
-            let missing: Vec<&str> = [
-                (k.is_none(), "--private-key"),
-                (c.is_none(), "--certificate"),
-                (a.is_none(), "--ca-cert"),
-            ]
-            .into_iter()
-            .filter_map(|(m, n)| m.then_some(n))
-            .collect();
-            Err(TlsError::Incomplete(missing.join(", ")))
-        }
-    }
+    Tls::from_files(private_key, certificate, ca_cert).map_err(|e| TlsError::Incomplete(e.missing))
 }
 
 /// Checks that an `ssl:` remote has its files.

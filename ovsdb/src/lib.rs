@@ -31,5 +31,5 @@ pub use schema::{
     AtomicType, BaseType, ColumnSchema, ColumnType, DatabaseSchema, RefType, SchemaError,
     TableSchema,
 };
-pub use transport::{Remote, TlsConfig};
+pub use transport::{IncompleteTls, Remote, TlsConfig};
 pub use value::{Atom, Datum, Row, Uuid, ValueError};

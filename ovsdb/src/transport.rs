@@ -126,6 +126,46 @@ pub struct TlsConfig {
     pub ca_cert: PathBuf,
 }
 
+/// The TLS files were given in part: they go together.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("--private-key, --certificate and --ca-cert go together; missing {missing}")]
+pub struct IncompleteTls {
+    /// The flags not given, comma-separated.
+    pub missing: String,
+}
+
+impl TlsConfig {
+    /// The TLS files from three optional settings (flags, env), as OVN's tools take them: all
+    /// three or none.
+    pub fn from_files(
+        private_key: Option<PathBuf>,
+        certificate: Option<PathBuf>,
+        ca_cert: Option<PathBuf>,
+    ) -> Result<Option<TlsConfig>, IncompleteTls> {
+        match (private_key, certificate, ca_cert) {
+            (None, None, None) => Ok(None),
+            (Some(private_key), Some(certificate), Some(ca_cert)) => Ok(Some(TlsConfig {
+                private_key,
+                certificate,
+                ca_cert,
+            })),
+            (k, c, a) => {
+                let missing: Vec<&str> = [
+                    (k.is_none(), "--private-key"),
+                    (c.is_none(), "--certificate"),
+                    (a.is_none(), "--ca-cert"),
+                ]
+                .into_iter()
+                .filter_map(|(m, n)| m.then_some(n))
+                .collect();
+                Err(IncompleteTls {
+                    missing: missing.join(", "),
+                })
+            }
+        }
+    }
+}
+
 /// The read half of a session's byte stream.
 pub type ReadHalf = Pin<Box<dyn AsyncRead + Send>>;
 /// The write half of a session's byte stream.
