@@ -23,6 +23,15 @@ struct Args {
     /// NB remotes, comma-separated (unix:PATH, tcp:HOST:PORT, ssl:HOST:PORT).
     #[arg(long, env = "ROVN_NB_REMOTE", value_delimiter = ',', required = true)]
     nb_remote: Vec<String>,
+    /// Private key (PEM) for `ssl:` NB remotes, as ovn-nbctl's --private-key.
+    #[arg(long, env = "ROVN_OVSDB_PRIVATE_KEY")]
+    private_key: Option<PathBuf>,
+    /// Certificate (PEM) for `ssl:` NB remotes.
+    #[arg(long, env = "ROVN_OVSDB_CERTIFICATE")]
+    certificate: Option<PathBuf>,
+    /// CA certificate (PEM) the NB server's certificate must chain to.
+    #[arg(long, env = "ROVN_OVSDB_CA_CERT")]
+    ca_cert: Option<PathBuf>,
     /// Kubeconfig file; absent: in-cluster config or ~/.kube/config.
     #[arg(long, env = "KUBECONFIG")]
     kubeconfig: Option<PathBuf>,
@@ -138,6 +147,8 @@ async fn run() -> anyhow::Result<()> {
         None => KubeSource::Infer,
     };
     let mut config = RunConfig::new(args.nb_remote, kube);
+    config.nb_tls =
+        rovn_ovsdb::TlsConfig::from_files(args.private_key, args.certificate, args.ca_cert)?;
     config.default_cidr = args.default_cidr;
     config.default_gateway = args.default_gateway;
     config.default_exclude_ips = args

@@ -12,6 +12,8 @@ use ipnet::Ipv4Net;
 pub struct RunConfig {
     /// NB remotes (`unix:`, `tcp:`, `ssl:`), tried in turn.
     pub nb_remotes: Vec<String>,
+    /// The key, certificate and CA of `ssl:` NB remotes.
+    pub nb_tls: Option<rovn_ovsdb::TlsConfig>,
     /// Where the Kubernetes API is.
     pub kube: KubeSource,
     /// `ovn-default`'s CIDR when the controller creates it.
@@ -66,6 +68,7 @@ impl RunConfig {
     pub fn new(nb_remotes: Vec<String>, kube: KubeSource) -> RunConfig {
         RunConfig {
             nb_remotes,
+            nb_tls: None,
             kube,
             default_cidr: Ipv4Net::new(Ipv4Addr::new(10, 16, 0, 0), 16).unwrap_or_default(),
             default_gateway: None,

@@ -258,7 +258,13 @@ fn start_nb(config: &RunConfig) -> anyhow::Result<rovn_ovsdb::Client> {
     if remotes.is_empty() {
         anyhow::bail!("no NB remote given");
     }
+    if config.nb_tls.is_none()
+        && let Some(ssl) = remotes.iter().find(|r| matches!(r, Remote::Ssl { .. }))
+    {
+        anyhow::bail!("NB remote {ssl} is ssl: give --private-key, --certificate and --ca-cert");
+    }
     let mut nb = ClientConfig::new("OVN_Northbound", remotes);
+    nb.tls = config.nb_tls.clone();
     nb.tables = reconcile::monitored_tables();
     nb.indexes = reconcile::indexes();
     nb.leader_only = true;
