@@ -97,6 +97,8 @@ pub struct AgentConfig {
     pub ovs_db: String,
     /// The OVN Southbound remote ovn-controller connects to.
     pub ovn_remote: String,
+    /// The key, certificate and CA of an `ssl:` Southbound remote.
+    pub ovn_tls: Option<rovn_ovsdb::TlsConfig>,
     /// Tunnel encapsulation.
     pub encap_type: EncapType,
     /// Tunnel endpoint; `None` uses the Node's InternalIP.

@@ -65,6 +65,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         encap_type: config.encap_type,
         encap_ip,
         datapath_type: config.datapath_type,
+        tls: config.ovn_tls.clone(),
     };
     let (system_id, writes) = settings::apply(&ovs, &chassis).await?;
     tracing::info!(

@@ -32,6 +32,16 @@ struct Args {
     /// The OVN Southbound remote written to external_ids:ovn-remote.
     #[arg(long, env = "ROVN_OVN_REMOTE")]
     ovn_remote: String,
+    /// Private key (PEM) of ovn-controller's `ssl:` Southbound session (written to the local
+    /// database's SSL row, which ovn-controller reads).
+    #[arg(long, env = "ROVN_OVSDB_PRIVATE_KEY")]
+    private_key: Option<PathBuf>,
+    /// Certificate (PEM) of that session.
+    #[arg(long, env = "ROVN_OVSDB_CERTIFICATE")]
+    certificate: Option<PathBuf>,
+    /// CA certificate (PEM) the Southbound server's certificate must chain to.
+    #[arg(long, env = "ROVN_OVSDB_CA_CERT")]
+    ca_cert: Option<PathBuf>,
     /// Tunnel encapsulation: geneve or vxlan.
     #[arg(long, env = "ROVN_ENCAP_TYPE", default_value = "geneve")]
     encap_type: EncapType,
@@ -91,11 +101,20 @@ fn init_tracing(format: &str) {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     init_tracing(&args.log_format);
+    let ovn_tls =
+        rovn_ovsdb::TlsConfig::from_files(args.private_key, args.certificate, args.ca_cert)?;
+    if ovn_tls.is_none() && args.ovn_remote.trim_start().starts_with("ssl:") {
+        anyhow::bail!(
+            "--ovn-remote {} is ssl: give --private-key, --certificate and --ca-cert",
+            args.ovn_remote
+        );
+    }
     let config = AgentConfig {
         node_name: args.node_name,
         kubeconfig: args.kubeconfig,
         ovs_db: args.ovs_db,
         ovn_remote: args.ovn_remote,
+        ovn_tls,
         encap_type: args.encap_type,
         encap_ip: args.encap_ip,
         datapath_type: args.datapath_type,

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use rovn_ovsdb::Model;
 use rovn_ovsdb::{Client, ClientConfig, Operation, OperationResult, Remote, TableMonitor};
-use rovn_ovsdb_schemas::vswitch::{self, Bridge, Interface, OpenVSwitch, Port};
+use rovn_ovsdb_schemas::vswitch::{self, Bridge, Interface, OpenVSwitch, Port, Ssl};
 
 pub use snapshot::Snapshot;
 
@@ -143,8 +143,16 @@ impl Ovs {
 /// would flood the change stream ADD waits on.
 fn monitored_tables() -> Vec<TableMonitor> {
     vec![
-        TableMonitor::all(OpenVSwitch::TABLE)
-            .with_columns([OpenVSwitch::EXTERNAL_IDS, OpenVSwitch::BRIDGES]),
+        TableMonitor::all(OpenVSwitch::TABLE).with_columns([
+            OpenVSwitch::EXTERNAL_IDS,
+            OpenVSwitch::BRIDGES,
+            OpenVSwitch::SSL,
+        ]),
+        TableMonitor::all(Ssl::TABLE).with_columns([
+            Ssl::PRIVATE_KEY,
+            Ssl::CERTIFICATE,
+            Ssl::CA_CERT,
+        ]),
         TableMonitor::all(Bridge::TABLE).with_columns([
             Bridge::NAME,
             Bridge::PORTS,

@@ -257,6 +257,7 @@ mod tests {
             bridges: vec![bridge.clone()],
             ports: [(port.uuid, port)].into(),
             interfaces: [(iface.uuid, iface)].into(),
+            ..Default::default()
         };
         (snapshot, bridge)
     }

@@ -4,9 +4,10 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
+use rovn_ovsdb::TlsConfig;
 use rovn_ovsdb::model::{self, Model};
 use rovn_ovsdb::{Datum, Mutation, Operation, Row};
-use rovn_ovsdb_schemas::vswitch::{Bridge, BridgeFailMode, Interface, OpenVSwitch, Port};
+use rovn_ovsdb_schemas::vswitch::{Bridge, BridgeFailMode, Interface, OpenVSwitch, Port, Ssl};
 
 use super::{Ovs, OvsError, Snapshot};
 use crate::agent::config::{DatapathType, EncapType};
@@ -41,6 +42,9 @@ pub struct ChassisSettings {
     pub encap_ip: Ipv4Addr,
     /// `ovn-bridge-datapath-type` and `br-int`'s datapath.
     pub datapath_type: DatapathType,
+    /// The files ovn-controller's `ssl:` Southbound session uses (the database's `SSL` row,
+    /// which ovn-controller reads); `None` leaves any `SSL` row as it is.
+    pub tls: Option<TlsConfig>,
 }
 
 /// The `system-id` the chassis has or will have: an existing one is kept, since the
@@ -101,7 +105,37 @@ pub fn plan(snapshot: &Snapshot, settings: &ChassisSettings) -> Result<Vec<Opera
         }
         None => ops.extend(create_br_int(open_vswitch, settings.datapath_type)),
     }
+    if let Some(tls) = &settings.tls {
+        ops.extend(ssl_ops(snapshot, open_vswitch, tls));
+    }
     Ok(ops)
+}
+
+/// The `SSL` row `Open_vSwitch` refers to, holding `tls`'s files: updated in place when it
+/// exists, else created and referred to.
+fn ssl_ops(snapshot: &Snapshot, open_vswitch: &OpenVSwitch, tls: &TlsConfig) -> Vec<Operation> {
+    let path = |p: &std::path::Path| p.display().to_string();
+    let current = open_vswitch.ssl.and_then(|uuid| snapshot.ssl.get(&uuid));
+    let base = current.cloned().unwrap_or_default();
+    let want = Ssl {
+        private_key: path(&tls.private_key),
+        certificate: path(&tls.certificate),
+        ca_cert: path(&tls.ca_cert),
+        ..base
+    };
+    match current {
+        Some(current) => model::update_elements(current, &want),
+        None => vec![
+            Operation::insert(Ssl::TABLE, want.to_row()).with_uuid_name("ssl"),
+            Operation::update(
+                OpenVSwitch::TABLE,
+                vec![rovn_ovsdb::Condition::uuid(open_vswitch.uuid)],
+                [(OpenVSwitch::SSL.to_string(), Datum::named_uuid("ssl"))]
+                    .into_iter()
+                    .collect(),
+            ),
+        ],
+    }
 }
 
 /// A new `br-int` with its local internal port, as `ovs-vsctl add-br` makes it.
@@ -169,6 +203,7 @@ mod tests {
             encap_type: EncapType::Vxlan,
             encap_ip: Ipv4Addr::new(172, 30, 0, 11),
             datapath_type: DatapathType::Netdev,
+            tls: None,
         }
     }
 
@@ -190,6 +225,72 @@ mod tests {
     fn empty_system_id_falls_back_to_the_node_name() {
         let current = BTreeMap::from([("system-id".to_string(), String::new())]);
         assert_eq!(system_id(&current, &settings()), "node1");
+    }
+
+    #[test]
+    fn ssl_files_are_written_once_and_kept_in_place() {
+        let tls = TlsConfig {
+            private_key: "/pki/node-privkey.pem".into(),
+            certificate: "/pki/node-cert.pem".into(),
+            ca_cert: "/pki/cacert.pem".into(),
+        };
+        let with_tls = ChassisSettings {
+            tls: Some(tls),
+            ..settings()
+        };
+        let ovs = OpenVSwitch {
+            uuid: rovn_ovsdb::Uuid::from_u128(1),
+            external_ids: desired_external_ids(&BTreeMap::new(), &settings()),
+            ..Default::default()
+        };
+        let bridge = desired_br_int(
+            &Bridge {
+                uuid: rovn_ovsdb::Uuid::from_u128(2),
+                ..Default::default()
+            },
+            DatapathType::Netdev,
+        );
+        let without_ssl = Snapshot {
+            open_vswitch: Some(ovs.clone()),
+            bridges: vec![bridge.clone()],
+            ..Default::default()
+        };
+        let ops = plan(&without_ssl, &with_tls).unwrap_or_default();
+        assert_eq!(ops.len(), 2, "insert the SSL row and refer to it: {ops:?}");
+        let ssl = Ssl {
+            uuid: rovn_ovsdb::Uuid::from_u128(3),
+            private_key: "/pki/node-privkey.pem".into(),
+            certificate: "/pki/node-cert.pem".into(),
+            ca_cert: "/pki/cacert.pem".into(),
+            ..Default::default()
+        };
+        let converged = Snapshot {
+            open_vswitch: Some(OpenVSwitch {
+                ssl: Some(ssl.uuid),
+                ..ovs
+            }),
+            bridges: vec![bridge],
+            ssl: BTreeMap::from([(ssl.uuid, ssl.clone())]),
+            ..Default::default()
+        };
+        assert!(plan(&converged, &with_tls).unwrap_or_default().is_empty());
+        let mut stale = converged.clone();
+        stale.ssl.insert(
+            ssl.uuid,
+            Ssl {
+                ca_cert: "/old/cacert.pem".into(),
+                ..ssl
+            },
+        );
+        assert_eq!(
+            plan(&stale, &with_tls).unwrap_or_default().len(),
+            1,
+            "updated in place"
+        );
+        assert!(
+            plan(&stale, &settings()).unwrap_or_default().is_empty(),
+            "without TLS settings an SSL row is left alone"
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use rovn_ovsdb::{Model, Replica, Uuid};
-use rovn_ovsdb_schemas::vswitch::{Bridge, Interface, OpenVSwitch, Port};
+use rovn_ovsdb_schemas::vswitch::{Bridge, Interface, OpenVSwitch, Port, Ssl};
 
 use super::OvsError;
 
@@ -19,6 +19,8 @@ pub struct Snapshot {
     pub ports: BTreeMap<Uuid, Port>,
     /// Every interface, by UUID.
     pub interfaces: BTreeMap<Uuid, Interface>,
+    /// The SSL rows (ovn-controller's `ssl:` files come from the one `Open_vSwitch` refers to).
+    pub ssl: BTreeMap<Uuid, Ssl>,
 }
 
 /// A port with its interfaces and the bridge holding it.
@@ -59,6 +61,10 @@ impl Snapshot {
             interfaces: decode::<Interface>(replica)?
                 .into_iter()
                 .map(|i| (i.uuid, i))
+                .collect(),
+            ssl: decode::<Ssl>(replica)?
+                .into_iter()
+                .map(|s| (s.uuid, s))
                 .collect(),
         })
     }
