@@ -359,33 +359,51 @@ pub fn schema_name(schema: &str) -> Result<String> {
     Ok(name.trim().to_string())
 }
 
-/// A throw-away OVS PKI made with `ovs-pki`, in a temp dir removed on drop.
+/// An OVS PKI made with `ovs-pki`: a throw-away one in a temp dir removed on drop
+/// ([`Pki::new`]), or one that lives in a directory of its owner's ([`Pki::create_in`]).
 pub struct Pki {
-    dir: tempfile::TempDir,
+    root: PathBuf,
+    _temp: Option<tempfile::TempDir>,
 }
 
 impl Pki {
-    /// `ovs-pki init`: creates the switch and controller CAs.
+    /// `ovs-pki init` in a temp dir: creates the switch and controller CAs.
     pub fn new() -> Result<Pki> {
         let dir = tempfile::Builder::new()
             .prefix("rovn-ovs-pki-")
             .tempdir()
             .context("creating the PKI temp dir")?;
-        let pki = Pki { dir };
+        let pki = Pki {
+            root: dir.path().to_path_buf(),
+            _temp: Some(dir),
+        };
         pki.ovs_pki(&["init"])?;
         Ok(pki)
     }
 
+    /// `ovs-pki init` in `root` (created if missing), which outlives the returned value.
+    pub fn create_in(root: &Path) -> Result<Pki> {
+        std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
+        let pki = Pki::open(root);
+        pki.ovs_pki(&["init"])?;
+        Ok(pki)
+    }
+
+    /// The PKI [`Pki::create_in`] made in `root` earlier.
+    pub fn open(root: &Path) -> Pki {
+        Pki {
+            root: root.to_path_buf(),
+            _temp: None,
+        }
+    }
+
     fn ovs_pki(&self, args: &[&str]) -> Result<String> {
         let mut cmd = Command::new("ovs-pki");
-        cmd.arg(format!("--dir={}", self.dir.path().join("pki").display()))
-            .arg(format!(
-                "--log={}",
-                self.dir.path().join("ovs-pki.log").display()
-            ))
+        cmd.arg(format!("--dir={}", self.root.join("pki").display()))
+            .arg(format!("--log={}", self.root.join("ovs-pki.log").display()))
             .arg("--force")
             .args(args)
-            .current_dir(self.dir.path());
+            .current_dir(&self.root);
         run_checked(&mut cmd, &format!("ovs-pki {}", args.join(" ")))
     }
 
@@ -394,20 +412,25 @@ impl Pki {
     /// Returns them with the CA certificate, ready for a client or a server.
     pub fn issue(&self, name: &str) -> Result<Tls> {
         self.ovs_pki(&["req+sign", name, "switch"])?;
-        Ok(Tls {
-            private_key: self.dir.path().join(format!("{name}-privkey.pem")),
-            certificate: self.dir.path().join(format!("{name}-cert.pem")),
+        Ok(self.files(name))
+    }
+
+    /// The files [`Pki::issue`] made for `name`.
+    pub fn files(&self, name: &str) -> Tls {
+        Tls {
+            private_key: self.root.join(format!("{name}-privkey.pem")),
+            certificate: self.root.join(format!("{name}-cert.pem")),
             ca_cert: self.ca_cert(),
-        })
+        }
     }
 
     /// The switch CA's certificate.
     pub fn ca_cert(&self) -> PathBuf {
-        self.dir.path().join("pki/switchca/cacert.pem")
+        self.root.join("pki/switchca/cacert.pem")
     }
 
     /// The PKI's directory.
     pub fn dir(&self) -> &Path {
-        self.dir.path()
+        &self.root
     }
 }

@@ -43,6 +43,10 @@ enum Cmd {
         /// No test kubelets: the lab registers the Node objects itself (for driving CNI directly).
         #[arg(long, conflicts_with = "no_kube")]
         no_kubelets: bool,
+        /// NB and SB listen on the underlay only with ssl:, and every client connects with a
+        /// certificate of the lab's own PKI (made with ovs-pki in the lab's directory).
+        #[arg(long)]
+        tls: bool,
         /// Where rovn-kubesim, rovn-kubelet, rovn-scheduler, rovn-controller, rovn-node and
         /// rovn-cni are.
         #[arg(long, env = "ROVN_BIN_DIR")]
@@ -122,6 +126,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             no_kube,
             rovn,
             no_kubelets,
+            tls,
             bin_dir,
             timeout,
             keep_on_failure,
@@ -136,6 +141,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 bin_dir,
                 timeout: Duration::from_secs(timeout),
                 keep_on_failure,
+                tls,
                 ..LabSpec::new(name.clone(), nodes)
             };
             let lab = Lab::up(&spec).map_err(|e| match e {

@@ -11,6 +11,7 @@ use super::names::{
 };
 use super::netns;
 use super::ovs;
+use super::tls;
 
 const NB_SCHEMA: &str = "/usr/share/ovn/ovn-nb.ovsschema";
 const SB_SCHEMA: &str = "/usr/share/ovn/ovn-sb.ovsschema";
@@ -131,11 +132,20 @@ fn start_db(
         daemon_name,
         vec![
             format!("--remote=punix:{}", sock.display()).into(),
-            format!("--remote=ptcp:{tcp_port}:{CENTRAL_IP}").into(),
             format!("--unixctl={}", ctl.display()).into(),
-            db_file.into(),
         ],
     );
+    match tls::files(names, tls::SERVERS) {
+        Some(files) => {
+            spec.args
+                .push(format!("--remote=pssl:{tcp_port}:{CENTRAL_IP}").into());
+            spec.args.extend(tls::args(&files));
+        }
+        None => spec
+            .args
+            .push(format!("--remote=ptcp:{tcp_port}:{CENTRAL_IP}").into()),
+    }
+    spec.args.push(db_file.into());
     spec.program = "ovsdb-server".into();
     daemon::start(&spec)
 }

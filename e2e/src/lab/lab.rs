@@ -198,8 +198,13 @@ fn build(names: &LabNames, spec: &LabSpec) -> Result<Lab, LabError> {
     };
     let indexes: Vec<u8> = (1..=spec.nodes).collect();
     make_dirs(names, &indexes)?;
+    if spec.tls {
+        super::tls::create(names, &indexes)?;
+        phase("PKI made");
+    }
     let mut info = LabInfo::planned(names, spec.encap, &indexes);
     info.owner = spec.owner;
+    info.tls = spec.tls;
     write_info(names, &info)?;
     let kube_bins = find_kube_bins(spec)?;
     let rovn_bins = find_rovn_bins(spec)?;

@@ -25,6 +25,7 @@ pub mod readiness;
 pub mod rovn;
 pub mod spec;
 pub mod status;
+pub mod tls;
 
 pub use daemon::ProcessRef;
 pub use down::{down, down_stale};

@@ -173,6 +173,11 @@ impl LabNames {
         self.state_dir.join("logs")
     }
 
+    /// The lab's PKI, when it runs TLS ([`super::tls`]).
+    pub fn pki_dir(&self) -> PathBuf {
+        self.state_dir.join("pki")
+    }
+
     /// The record of what `up` built, read by `status`.
     pub fn state_file(&self) -> PathBuf {
         self.state_dir.join("lab.json")

@@ -216,8 +216,8 @@ pub fn switch_config_args(names: &LabNames, index: u8, encap: Encap) -> Vec<Stri
     let place = Place::Node(index);
     let system_id = place.label();
     let ip = place.underlay_ip();
-    let sb = names.sb_tcp_remote();
-    [
+    let sb = super::tls::sb_remote(names);
+    let mut args: Vec<String> = [
         format!("--db={}", names.node_db_remote(index)),
         // Without a timeout, ovs-vsctl retries a vanished database forever.
         "--timeout=10".into(),
@@ -257,7 +257,17 @@ pub fn switch_config_args(names: &LabNames, index: u8, encap: Encap) -> Vec<Stri
         NODE_PHYS_BRIDGE.into(),
         NODE_UNDERLAY_IF.into(),
     ]
-    .into()
+    .into();
+    if let Some(files) = super::tls::files(names, &system_id) {
+        args.extend([
+            "--".into(),
+            "set-ssl".into(),
+            files.private_key.display().to_string(),
+            files.certificate.display().to_string(),
+            files.ca_cert.display().to_string(),
+        ]);
+    }
+    args
 }
 
 fn wait_for_bridges(

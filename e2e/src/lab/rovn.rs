@@ -13,6 +13,7 @@ use super::names::{LabNames, Place};
 use super::node::Encap;
 use super::poll;
 use super::probe::http_get_in_netns;
+use super::tls;
 
 /// How often readiness endpoints are asked.
 const READY_POLL_INTERVAL: Duration = Duration::from_millis(50);
@@ -45,9 +46,9 @@ impl RovnBins {
 
 /// The controller's command line, exactly as the contracts fix it.
 pub fn controller_args(names: &LabNames) -> Vec<OsString> {
-    vec![
+    let mut args: Vec<OsString> = vec![
         "--nb-remote".into(),
-        names.nb_remote().into(),
+        tls::controller_nb_remote(names).into(),
         "--kubeconfig".into(),
         names.kubeconfig_lab().into(),
         "--listen".into(),
@@ -56,18 +57,22 @@ pub fn controller_args(names: &LabNames) -> Vec<OsString> {
         "true".into(),
         "--log-format".into(),
         "text".into(),
-    ]
+    ];
+    if let Some(files) = tls::files(names, tls::CONTROLLER) {
+        args.extend(tls::args(&files));
+    }
+    args
 }
 
 /// A node agent's command line, exactly as the contracts fix it.
 pub fn agent_args(names: &LabNames, node: u8, encap: Encap) -> Vec<OsString> {
-    vec![
+    let mut args: Vec<OsString> = vec![
         "--node-name".into(),
         Place::Node(node).label().into(),
         "--ovs-db".into(),
         names.node_db_remote(node).into(),
         "--ovn-remote".into(),
-        names.sb_tcp_remote().into(),
+        tls::sb_remote(names).into(),
         "--encap-type".into(),
         encap.to_string().into(),
         "--datapath-type".into(),
@@ -80,7 +85,11 @@ pub fn agent_args(names: &LabNames, node: u8, encap: Encap) -> Vec<OsString> {
         names.cni_bin_dir(node).into(),
         "--listen".into(),
         names.agent_listen(node).to_string().into(),
-    ]
+    ];
+    if let Some(files) = tls::files(names, &Place::Node(node).label()) {
+        args.extend(tls::args(&files));
+    }
+    args
 }
 
 fn env_of(names: &LabNames, place: Place) -> Vec<(String, OsString)> {

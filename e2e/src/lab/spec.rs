@@ -35,6 +35,9 @@ pub struct LabSpec {
     /// The process whose life bounds the lab's (a test); once it is gone the lab is stale and
     /// `rovn-lab down --stale` removes it. `None` for labs meant to outlive their creator.
     pub owner: Option<ProcessRef>,
+    /// Whether NB and SB listen on the underlay only with `ssl:`, and everyone connects with
+    /// certificates of the lab's own PKI ([`super::tls`]).
+    pub tls: bool,
 }
 
 impl LabSpec {
@@ -52,6 +55,7 @@ impl LabSpec {
             timeout: Duration::from_secs(60),
             keep_on_failure: false,
             owner: None,
+            tls: false,
         }
     }
 
@@ -107,6 +111,9 @@ pub struct LabInfo {
     /// Whether test kubelets run on the nodes.
     #[serde(default)]
     pub kubelets: bool,
+    /// Whether the lab's OVSDB traffic over the underlay is TLS.
+    #[serde(default)]
+    pub tls: bool,
 }
 
 impl LabInfo {
@@ -131,6 +138,7 @@ impl LabInfo {
             owner: None,
             rovn: false,
             kubelets: false,
+            tls: false,
         }
     }
 
