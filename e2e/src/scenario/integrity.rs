@@ -1,0 +1,323 @@
+//! Scenario 12 and the audit issue #12 asks for after every step: nothing a pod's creator
+//! writes into rovn's annotations moves, duplicates or steals an address. A running pod's
+//! edited allocation is written back (with an Event) and it keeps answering; a new pod whose
+//! annotations claim a running pod's address is refused; a controller restart changes none of
+//! it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddrV4;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Event, Pod};
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::{Api, Client};
+use rovn_api::names::annotations as keys;
+use serde_json::{Value, json};
+
+use super::api;
+use super::cluster::{Cluster, Component, PodRef, two_nodes};
+use super::error::{Result, ScenarioError};
+use super::ovn_state::map_get;
+use super::pods::{self, PodSpec, TCP_PORT, pod_ref};
+use super::traffic::{From, Proto, expect_exchange};
+use super::wait;
+
+/// How long the controller may take to put things right after a step.
+const SETTLE: Duration = Duration::from_secs(30);
+
+/// One NB logical switch port's name, owner vendor and addresses (`MAC IP…`).
+struct NbPort {
+    name: String,
+    rovn: bool,
+    addresses: Vec<String>,
+}
+
+async fn nb_ports(cluster: &impl Cluster) -> Result<Vec<NbPort>> {
+    let text = cluster
+        .nbctl(&[
+            "--format=json",
+            "--columns=name,type,addresses,external_ids",
+            "list",
+            "Logical_Switch_Port",
+        ])
+        .await?;
+    let table: Value = serde_json::from_str(&text)
+        .map_err(|e| ScenarioError::Check(format!("NB ports: not JSON ({e})")))?;
+    let headings: Vec<&str> = table["headings"]
+        .as_array()
+        .map(|h| h.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let column = |row: &Value, name: &str| {
+        headings
+            .iter()
+            .position(|h| *h == name)
+            .and_then(|i| row.get(i))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let mut ports = Vec::new();
+    for row in table["data"].as_array().cloned().unwrap_or_default() {
+        if column(&row, "type").as_str() != Some("") {
+            continue;
+        }
+        let addresses = match column(&row, "addresses") {
+            Value::String(one) => vec![one],
+            set => set
+                .get(1)
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        };
+        ports.push(NbPort {
+            name: column(&row, "name")
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            rovn: map_get(&column(&row, "external_ids"), rovn_api::names::VENDOR_KEY)
+                == Some(rovn_api::names::VENDOR),
+            addresses,
+        });
+    }
+    Ok(ports)
+}
+
+/// The audit: no two live pods share an IP or MAC (annotations), no two NB ports share one,
+/// rovn's pod ports are exactly the allocated live pods, and every Subnet's `usedIPs` equals
+/// its allocated pods. Returns the first breach.
+pub async fn audit_once(cluster: &impl Cluster) -> Result<()> {
+    let client = cluster.client();
+    let pods: Vec<Pod> = Api::<Pod>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| ScenarioError::kube("listing pods", e))?
+        .items;
+    // Live: running on an address rovn allocated. Annotations alone prove nothing (anyone who
+    // can create a pod can write them); a refused pod never runs.
+    let live: Vec<&Pod> = pods
+        .iter()
+        .filter(|p| {
+            pods::annotation(p, keys::ALLOCATED) == Some("true")
+                && pods::phase(p) == Some("Running")
+                && p.metadata.deletion_timestamp.is_none()
+        })
+        .collect();
+    let mut ips: BTreeMap<String, String> = BTreeMap::new();
+    let mut macs: BTreeMap<String, String> = BTreeMap::new();
+    let mut per_subnet: BTreeMap<String, u64> = BTreeMap::new();
+    for pod in &live {
+        let who = pod_ref(pod).to_string();
+        for (seen, key) in [(&mut ips, keys::IP_ADDRESS), (&mut macs, keys::MAC_ADDRESS)] {
+            let value = pods::annotation(pod, key).unwrap_or_default().to_string();
+            if let Some(other) = seen.insert(value.clone(), who.clone()) {
+                return Err(ScenarioError::Check(format!(
+                    "{key}={value} is held by both {other} and {who}"
+                )));
+            }
+        }
+        let subnet = pods::annotation(pod, keys::LOGICAL_SWITCH).unwrap_or_default();
+        *per_subnet.entry(subnet.to_string()).or_default() += 1;
+    }
+    let ports = nb_ports(cluster).await?;
+    let mut nb_held: BTreeMap<String, String> = BTreeMap::new();
+    for port in &ports {
+        for address in &port.addresses {
+            for part in address
+                .split_whitespace()
+                .filter(|p| *p != "router" && *p != "unknown")
+            {
+                if let Some(other) = nb_held.insert(part.to_string(), port.name.clone()) {
+                    return Err(ScenarioError::Check(format!(
+                        "NB ports {other} and {} both hold {part}",
+                        port.name
+                    )));
+                }
+            }
+        }
+    }
+    let wanted: BTreeSet<String> = live.iter().map(|p| pod_ref(p).lsp_name()).collect();
+    let have: BTreeSet<String> = ports
+        .iter()
+        .filter(|p| p.rovn && !p.name.starts_with(rovn_api::names::NODE_PORT_PREFIX))
+        .map(|p| p.name.clone())
+        .collect();
+    crate::ensure!(
+        wanted == have,
+        "NB pod ports differ from the allocated live pods: missing {:?}, stale {:?}",
+        wanted.difference(&have).collect::<Vec<_>>(),
+        have.difference(&wanted).collect::<Vec<_>>()
+    );
+    for (subnet, count) in &per_subnet {
+        let usage = api::subnet_usage(&client, subnet).await?;
+        crate::ensure!(
+            usage.map(|(used, _)| used) == Some(*count),
+            "Subnet {subnet} reports {usage:?} used, {count} live pods hold its addresses"
+        );
+    }
+    Ok(())
+}
+
+/// [`audit_once`] until it passes or [`SETTLE`] is over (the controller puts things right in
+/// the background).
+pub async fn audit(cluster: &impl Cluster) -> Result<()> {
+    wait::until(SETTLE, "the audit to pass", async || {
+        audit_once(cluster).await.map(Some)
+    })
+    .await
+}
+
+async fn patch_annotations(client: &Client, pod: &PodRef, annotations: Value) -> Result<()> {
+    Api::<Pod>::namespaced(client.clone(), &pod.namespace)
+        .patch(
+            &pod.name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": annotations}})),
+        )
+        .await
+        .map_err(|e| ScenarioError::kube(format!("annotating pod {pod}"), e))?;
+    Ok(())
+}
+
+/// Waits until an Event with `reason` about `pod` exists.
+async fn until_event(client: &Client, pod: &PodRef, reason: &str) -> Result<String> {
+    wait::until(
+        SETTLE,
+        &format!("a {reason} Event about pod {pod}"),
+        async || {
+            let events = Api::<Event>::namespaced(client.clone(), &pod.namespace)
+                .list(&ListParams::default())
+                .await
+                .map_err(|e| ScenarioError::kube("listing Events", e))?;
+            Ok(events
+                .items
+                .into_iter()
+                .find(|e| {
+                    e.involved_object.name.as_deref() == Some(pod.name.as_str())
+                        && e.reason.as_deref() == Some(reason)
+                })
+                .map(|e| e.message.unwrap_or_default()))
+        },
+    )
+    .await
+}
+
+/// Waits until `key` of `pod` is `value` again.
+async fn until_annotation(client: &Client, pod: &PodRef, key: &str, value: &str) -> Result<()> {
+    wait::until(
+        SETTLE,
+        &format!("{key} of {pod} to be {value} again"),
+        async || {
+            let p = api::get_pod(client, pod).await?;
+            Ok(p.filter(|p| pods::annotation(p, key) == Some(value))
+                .map(drop))
+        },
+    )
+    .await
+}
+
+/// Scenario 12: edits of rovn's annotations grant nothing and move nothing.
+pub async fn annotation_edits(cluster: &impl Cluster, ns: &str) -> Result<()> {
+    let client = cluster.client();
+    let (n1, n2) = two_nodes(cluster)?;
+    let tool = cluster.podtool();
+    api::ensure_namespace(&client, ns).await?;
+    let running = api::create_and_wait(
+        &client,
+        &[
+            PodSpec::server(ns, "a", &tool).on(&n1),
+            PodSpec::server(ns, "b", &tool).on(&n2),
+            PodSpec::idle(ns, "client", &tool).on(&n1),
+        ],
+    )
+    .await?;
+    let (a, c) = (pod_ref(&running[0]), &running[2]);
+    let a_ip = pods::allocated_ip(&running[0])
+        .ok_or_else(|| ScenarioError::Check("pod a has no address".into()))?;
+    let b_ip = pods::allocated_ip(&running[1])
+        .ok_or_else(|| ScenarioError::Check("pod b has no address".into()))?;
+    let a_mac = pods::annotation(&running[0], keys::MAC_ADDRESS)
+        .unwrap_or_default()
+        .to_string();
+    let client_ip = pods::pod_ip(c).ok_or_else(|| ScenarioError::Check("no client IP".into()))?;
+    let from = From::Pod(pod_ref(c));
+    let reach = async || {
+        expect_exchange(
+            cluster,
+            &from,
+            Proto::Tcp,
+            SocketAddrV4::new(a_ip, TCP_PORT),
+            "a",
+            client_ip,
+        )
+        .await?;
+        expect_exchange(
+            cluster,
+            &from,
+            Proto::Tcp,
+            SocketAddrV4::new(b_ip, TCP_PORT),
+            "b",
+            client_ip,
+        )
+        .await
+        .map(drop)
+    };
+    audit(cluster).await?;
+
+    // A running pod's address edited to its neighbour's: written back, with an Event.
+    patch_annotations(&client, &a, json!({ keys::IP_ADDRESS: b_ip.to_string() })).await?;
+    until_annotation(&client, &a, keys::IP_ADDRESS, &a_ip.to_string()).await?;
+    until_event(&client, &a, "AllocationReverted").await?;
+    reach().await?;
+    audit(cluster).await?;
+
+    // Its MAC removed and its switch pointed elsewhere: both written back.
+    patch_annotations(
+        &client,
+        &a,
+        json!({ keys::MAC_ADDRESS: null, keys::LOGICAL_SWITCH: "elsewhere" }),
+    )
+    .await?;
+    until_annotation(&client, &a, keys::MAC_ADDRESS, &a_mac).await?;
+    until_annotation(
+        &client,
+        &a,
+        keys::LOGICAL_SWITCH,
+        rovn_api::names::DEFAULT_SUBNET,
+    )
+    .await?;
+    reach().await?;
+    audit(cluster).await?;
+
+    // A new pod carrying a copy of b's whole allocation is only asking for b's address, and b
+    // holds it: refused, and b keeps it.
+    let mut thief = PodSpec::server(ns, "thief", &tool).on(&n1);
+    for key in [
+        keys::ALLOCATED,
+        keys::IP_ADDRESS,
+        keys::MAC_ADDRESS,
+        keys::LOGICAL_SWITCH,
+        keys::CIDR,
+        keys::GATEWAY,
+        keys::ROUTED,
+    ] {
+        if let Some(value) = pods::annotation(&running[1], key) {
+            thief = thief.annotate(key, value);
+        }
+    }
+    let thief_ref = api::create_pod(&client, &thief).await?;
+    until_event(&client, &thief_ref, "AddressInUse").await?;
+    reach().await?;
+    audit(cluster).await?;
+
+    // The controller restarted on all of it: nothing moves.
+    cluster.restart(&Component::Controller).await?;
+    reach().await?;
+    audit(cluster).await?;
+    // Its sandbox waits in CNI ADD for a port that never comes; it need not be gone for the
+    // audit, which counts only running pods.
+    api::begin_delete(&client, &thief_ref, Some(0)).await?;
+    audit(cluster).await
+}
