@@ -18,6 +18,11 @@ use serde::{Deserialize, Serialize};
 /// The condition type the controller maintains on every Subnet.
 pub const READY: &str = "Ready";
 
+/// The finalizer the controller puts on every Subnet it accepts (as Kubernetes puts
+/// `kubernetes.io/pvc-protection` on claims): a deleted Subnet that pods still use stays, with
+/// its switch and their ports, until the last of them is gone.
+pub const FINALIZER: &str = "rovn.io/subnet-protection";
+
 /// A Subnet: a logical switch attached to the cluster router, the pool pods of its namespaces
 /// get addresses from.
 #[derive(
@@ -88,6 +93,13 @@ pub struct SubnetStatus {
     /// so `kubectl get subnets` shows it either way; absent while the Subnet is not accepted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<String>,
+    /// The CIDR in effect: `spec.cidrBlock` once accepted, or the last accepted one while an
+    /// edit is refused (pods still use the old one); absent while the Subnet is not accepted.
+    #[serde(rename = "cidrBlock", default, skip_serializing_if = "Option::is_none")]
+    pub cidr_block: Option<String>,
+    /// The `excludeIps` in effect (the last accepted ones while an edit is refused).
+    #[serde(rename = "excludeIps", default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude_ips: Vec<String>,
     /// The `Ready` condition (always first, which the `Ready` and `Reason` printer columns rely
     /// on).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -166,7 +166,8 @@ async fn an_overlapping_subnet_is_rejected_and_the_older_one_untouched() -> Resu
     ensure!(show.contains("b0.blue"), "{show}");
 
     // Editing the live Subnet into an invalid one (onto the join range) is refused in its
-    // status, and its switch and pod port stay as they were until the edit is fixed.
+    // status (it stays Ready with the CIDR its pod uses: SpecChangeRefused), and its switch and
+    // pod port stay as they were until the edit is fixed.
     let patch = serde_json::json!({ "spec": { "cidrBlock": "100.64.0.0/24" } });
     Api::<Subnet>::all(kube.client.clone())
         .patch("older", &PatchParams::default(), &Patch::Merge(&patch))
@@ -175,9 +176,10 @@ async fn an_overlapping_subnet_is_rejected_and_the_older_one_untouched() -> Resu
     let refused = wait_for(Duration::from_secs(15), || async {
         let status = kube.get_subnet("older").await?.and_then(|s| s.status);
         Ok(status.is_some_and(|s| {
-            s.conditions
-                .iter()
-                .any(|c| c.type_ == "Ready" && c.status == "False")
+            s.cidr_block.as_deref() == Some("10.60.0.0/16")
+                && s.conditions.iter().any(|c| {
+                    c.type_ == "Ready" && c.status == "True" && c.reason == "SpecChangeRefused"
+                })
         }))
     })
     .await?;

@@ -226,7 +226,7 @@ fn rbac_grants_exactly_what_the_components_use() {
         &[
             ("", "pods", &["list", "watch", "patch"], ""),
             ("", "nodes", &["list", "watch", "patch"], ""),
-            ("rovn.io", "subnets", &["list", "watch", "create"], ""),
+            ("rovn.io", "subnets", &["list", "watch", "create", "patch"], ""),
             ("rovn.io", "subnets/status", &["patch"], ""),
             ("", "services", &["list", "watch"], ""),
             ("discovery.k8s.io", "endpointslices", &["list", "watch"], ""),

@@ -180,6 +180,22 @@ pub(crate) fn parents_of(
     Ok(out)
 }
 
+/// Whether NB (the replica) still holds a row of rovn's owned by `owner`, in any table rovn
+/// writes: how the controller knows a deleted object's rows are gone before it lets the
+/// object go. An unindexed table counts as holding rows, so the answer errs on keeping.
+pub fn owns_rows(replica: &Replica, owner: &Owner) -> bool {
+    let key = owner.to_string();
+    crate::tables::specs()
+        .iter()
+        .filter(|spec| spec.has_external_ids)
+        .any(|spec| match find(replica, &owner_index(spec.table), &key) {
+            Ok(rows) => rows
+                .iter()
+                .any(|u| replica.get(spec.table, u).is_some_and(|row| is_vendor(row))),
+            Err(_) => true,
+        })
+}
+
 fn is_vendor(row: &Row) -> bool {
     external_id(row, names::VENDOR_KEY) == Some(names::VENDOR)
 }

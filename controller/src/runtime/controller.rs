@@ -134,6 +134,14 @@ impl Controller {
                 _ = resync.tick() => self.world.queue.everything(),
             }
             self.pods.retry_refused(&mut self.world);
+            let changed = self.pods.take_switches_changed();
+            if changed
+                .iter()
+                .any(|s| self.world.subnet_set.waits_for_pods(s))
+            {
+                // A deleted Subnet or a refused edit waits for its pods: their going decides.
+                self.subnets_changed();
+            }
         }
     }
 
@@ -160,11 +168,16 @@ impl Controller {
             "caches synced"
         );
         self.ensure_default_subnet().await?;
-        self.subnets_changed();
+        // Before any pod is restored, the pods rovn's NB ports record are the Subnets' holders:
+        // a Subnet deleted or edited while the controller was down still holds for them.
+        let recorded = self.rounds.recorded_pods();
+        let holders = Pods::recorded_holders(&self.world, &recorded);
+        self.subnets_changed_with(holders);
         self.nodes.resync(&mut self.world);
         self.services.slices_resynced(&mut self.world);
-        let recorded = self.rounds.recorded_pods();
         let restored = self.pods.start(&mut self.world, recorded);
+        self.pods.take_switches_changed();
+        self.subnets_changed();
         tracing::info!(
             restored,
             nodes = self.nodes.len(),
@@ -215,8 +228,17 @@ impl Controller {
     /// Subnets are validated together, and pods depend on their pools: a change of any Subnet
     /// goes through here.
     fn subnets_changed(&mut self) {
-        let rebuilt = self.subnets.changed(&mut self.world);
+        let holders = self.pods.holders();
+        self.subnets_changed_with(holders);
+    }
+
+    fn subnets_changed_with(&mut self, holders: super::subnets::Holders) {
+        let rebuilt = self.subnets.changed(&mut self.world, holders);
         self.pods.subnets_changed(&mut self.world, &rebuilt);
+        self.subnets.ensure_default(&mut self.world);
+        let rounds = &self.rounds;
+        self.subnets
+            .finalizers(&mut self.world, |owner| rounds.owns_rows(owner));
         self.subnets.write_statuses(&mut self.world);
     }
 
@@ -241,7 +263,16 @@ impl Controller {
             Done::Pod(done) => self.pods.done(world, done),
             Done::Node(done) => self.nodes.done(world, done),
             Done::SubnetStatusWritten(name) => self.subnets.status_written(&name),
-            Done::NbChanged => self.rounds.nb_changed(world),
+            Done::SubnetFinalizerWritten(name, result) => {
+                self.subnets.finalizer_written(world, &name, result)
+            }
+            Done::DefaultSubnetCreated(result) => self.subnets.default_created(world, result),
+            Done::SubnetsRecheck => self.subnets_changed(),
+            Done::NbChanged => {
+                self.rounds.nb_changed(world);
+                let rounds = &self.rounds;
+                self.subnets.finalizers(world, |owner| rounds.owns_rows(owner));
+            }
             Done::Round(report) => {
                 if let Some((pods, held)) = self.rounds.finished(world, *report) {
                     self.pods.mark_routed(world, &pods, &held);
@@ -252,6 +283,8 @@ impl Controller {
                         .ipam_usage(&subnet, usage.used, usage.available);
                 }
                 self.subnets.write_statuses(world);
+                let rounds = &self.rounds;
+                self.subnets.finalizers(world, |owner| rounds.owns_rows(owner));
             }
         }
     }

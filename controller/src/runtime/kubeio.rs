@@ -105,6 +105,33 @@ pub async fn patch_subnet_status(
         })
 }
 
+/// Sets a Subnet's `metadata.finalizers` to `finalizers`, only if the object still has
+/// `resource_version` (a merge patch replaces the whole list, so a concurrent writer's
+/// finalizer is never lost: a conflict is retried from the object as it is then).
+pub async fn patch_subnet_finalizers(
+    client: kube::Client,
+    name: &str,
+    resource_version: Option<&str>,
+    finalizers: &[String],
+) -> Result<(), WriteError> {
+    let mut metadata = json!({ "finalizers": finalizers });
+    if let Some(rv) = resource_version {
+        metadata["resourceVersion"] = json!(rv);
+    }
+    Api::<Subnet>::all(client)
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": metadata })),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|source| WriteError {
+            what: format!("writing the finalizers of Subnet {name}"),
+            source,
+        })
+}
+
 /// Creates `subnet` unless an object of its name exists (which is never overwritten).
 pub async fn create_if_absent(client: kube::Client, subnet: &Subnet) -> Result<bool, WriteError> {
     let name = subnet.name_any();

@@ -16,6 +16,7 @@ use super::decide::{Held, PodAction, decide_pod, is_host_network, is_terminal, n
 use super::kubeio::{self, WriteError};
 use super::ledger::Recorded;
 use super::reports::{Done as WorldDone, PodDone as Done};
+use super::subnets::Holders;
 use super::watch::Key;
 use super::world::{Retries, World};
 use crate::desired::PodPort;
@@ -61,6 +62,8 @@ pub(super) struct Pods {
     recorded: HashMap<Key, Recorded>,
     /// Pods whose edited allocation annotations are being written back.
     reverting: HashSet<Key>,
+    /// Subnets a pod took an address on or gave one back since the controller last looked.
+    switches_changed: BTreeSet<String>,
 }
 
 fn cached(world: &World, key: &Key) -> Option<Arc<Pod>> {
@@ -231,6 +234,7 @@ impl Pods {
                 self.refused.remove(key);
                 self.recorded.remove(key);
                 world.metrics.pod_allocation("restored");
+                self.switches_changed.insert(recorded.switch.clone());
                 self.records.insert(
                     key.clone(),
                     PodRecord {
@@ -318,7 +322,7 @@ impl Pods {
         {
             Ok(subnet) => subnet.clone(),
             Err(e) => {
-                self.refuse(world, pod, "NoSubnet", e.to_string(), false);
+                self.refuse(world, pod, e.reason(), e.to_string(), false);
                 return;
             }
         };
@@ -339,6 +343,7 @@ impl Pods {
             }
         };
         let uid = pod.metadata.uid.clone().unwrap_or_default();
+        self.switches_changed.insert(subnet.name.clone());
         self.records.insert(
             key.clone(),
             PodRecord {
@@ -386,6 +391,7 @@ impl Pods {
         let Some(record) = self.records.remove(key) else {
             return;
         };
+        self.switches_changed.insert(record.switch.clone());
         if let Some(pool) = world.alloc.pool(&record.switch) {
             pool.release(&owner(key).to_string());
         }
@@ -498,6 +504,7 @@ impl Pods {
                 if let Some(Err(e)) = restored {
                     tracing::warn!(pod = %key, error = %e, "address no longer fits its rebuilt Subnet");
                     self.records.remove(&key);
+                    self.switches_changed.insert(name.clone());
                     if let Some(pod) = cached(world, &key) {
                         self.refuse(world, &pod, "AddressConflict", e.to_string(), true);
                     }
@@ -505,6 +512,38 @@ impl Pods {
             }
         }
         self.retry_refused = true;
+    }
+
+    /// The pods holding an address on each Subnet (what Subnet validation calls its holders).
+    pub fn holders(&self) -> Holders {
+        let mut out = Holders::new();
+        for (key, record) in &self.records {
+            out.entry(record.switch.clone())
+                .or_default()
+                .push((record.ip, owner(key).to_string()));
+        }
+        out
+    }
+
+    /// The holders a start-up knows before any pod is restored: the pods present whose rovn
+    /// NB port records their address (`recorded`, kept by [`Pods::start`]).
+    pub fn recorded_holders(world: &World, recorded: &HashMap<Key, Recorded>) -> Holders {
+        let mut out = Holders::new();
+        for (key, r) in recorded {
+            let present = cached(world, key)
+                .is_some_and(|pod| pod.metadata.uid.as_deref() == Some(r.uid.as_str()));
+            if present {
+                out.entry(r.switch.clone())
+                    .or_default()
+                    .push((r.ip, owner(key).to_string()));
+            }
+        }
+        out
+    }
+
+    /// The Subnets a pod took an address on or gave one back since the last call.
+    pub fn take_switches_changed(&mut self) -> BTreeSet<String> {
+        std::mem::take(&mut self.switches_changed)
     }
 
     /// The port of every pod whose allocation is written, for a full render.

@@ -14,6 +14,12 @@ pub(super) enum Done {
     Pod(PodDone),
     Node(NodeDone),
     SubnetStatusWritten(String),
+    /// A Subnet's finalizer patch is done; `Err`: retry after a while.
+    SubnetFinalizerWritten(String, Result<(), WriteError>),
+    /// The create of the missing `ovn-default` is done.
+    DefaultSubnetCreated(Result<bool, WriteError>),
+    /// Look at the Subnets again (a retry).
+    SubnetsRecheck,
     Round(Box<RoundReport>),
     /// NB changed; what changed waits in `Rounds::nb_changed`.
     NbChanged,

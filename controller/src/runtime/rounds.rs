@@ -76,6 +76,14 @@ impl Rounds {
         self.nb.read(recorded_pods).unwrap_or_default()
     }
 
+    /// Whether NB still holds rows rovn wrote for `owner` (true while the replica is not
+    /// there, so nothing is let go on a guess).
+    pub fn owns_rows(&self, owner: &Owner) -> bool {
+        self.nb
+            .read(|replica| crate::reconcile::owns_rows(replica, owner))
+            .unwrap_or(true)
+    }
+
     /// When the next round may start: due, and none running.
     pub fn due(&self, world: &World) -> Option<tokio::time::Instant> {
         world.queue.due.filter(|_| !self.running)

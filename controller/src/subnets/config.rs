@@ -26,6 +26,14 @@ pub struct SubnetConfig {
     pub private: bool,
     /// The object's `metadata.generation`, echoed as the condition's `observedGeneration`.
     pub generation: Option<i64>,
+    /// The object was deleted but pods still use it: it keeps its switch and their ports and
+    /// takes no new pods.
+    pub terminating: bool,
+    /// Edits refused because they would move running pods (the fields above are then the last
+    /// accepted ones).
+    pub refused: Vec<super::lifecycle::RefusedEdit>,
+    /// How many pods hold an address on it.
+    pub pods: usize,
 }
 
 impl SubnetConfig {

@@ -7,6 +7,7 @@
 mod choice;
 mod config;
 mod default;
+mod lifecycle;
 mod reject;
 mod status;
 mod validate;
@@ -14,9 +15,16 @@ mod validate;
 pub use choice::SubnetChoiceError;
 pub use config::SubnetConfig;
 pub use default::default_subnet;
+pub use lifecycle::{
+    Addressing, Facts, Field, RefusedEdit, finalizers_with, has_finalizer, is_terminating,
+    spec_in_effect,
+};
 pub use reject::{RejectReason, SubnetRejection};
-pub use status::{SubnetOutcome, status_needs_write, subnet_status};
-pub use validate::{Reserved, SubnetSet, validate_subnets};
+pub use status::{
+    SPEC_CHANGE_REFUSED, SubnetOutcome, TERMINATING, accepted_condition, status_needs_write,
+    subnet_status,
+};
+pub use validate::{Reserved, SubnetSet, validate_subnets, validate_subnets_with};
 
 #[cfg(test)]
 mod tests;

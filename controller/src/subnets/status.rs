@@ -9,6 +9,47 @@ use crate::ipam::Usage;
 
 /// The reason of a `Ready=True` condition.
 const ACCEPTED: &str = "Accepted";
+/// `Ready=True` of a deleted Subnet that pods still use: it keeps serving them (its switch,
+/// router port and their ports stay, and nodes keep routing it) but takes no new pods.
+pub const TERMINATING: &str = "Terminating";
+/// `Ready=True` with an edit refused: the last accepted addressing stays in effect.
+pub const SPEC_CHANGE_REFUSED: &str = "SpecChangeRefused";
+
+/// "N pods" in words.
+fn pods(n: usize) -> String {
+    if n == 1 {
+        "1 pod".to_string()
+    } else {
+        format!("{n} pods")
+    }
+}
+
+/// The reason and message of the `Ready=True` condition of an accepted Subnet.
+pub fn accepted_condition(config: &SubnetConfig) -> (&'static str, String) {
+    let in_effect = format!("cidrBlock {} with gateway {}", config.cidr, config.gateway);
+    if config.terminating {
+        return (
+            TERMINATING,
+            format!(
+                "deleted, but {} still use it: its switch and their ports stay and it takes no \
+                 new pods until they are gone ({in_effect})",
+                pods(config.pods)
+            ),
+        );
+    }
+    if !config.refused.is_empty() {
+        let why: Vec<&str> = config.refused.iter().map(|r| r.why.as_str()).collect();
+        return (
+            SPEC_CHANGE_REFUSED,
+            format!(
+                "{}; {in_effect} stays in effect until no pod uses the Subnet or the edit is \
+                 reverted",
+                why.join("; ")
+            ),
+        );
+    }
+    (ACCEPTED, in_effect)
+}
 
 /// What validation (and IPAM) concluded about one Subnet object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,23 +60,27 @@ pub enum SubnetOutcome<'a> {
     Rejected(&'a SubnetRejection),
 }
 
-/// Status for one Subnet object: Ready=True with usage and the gateway in effect, or Ready=False with the rejection's
-/// reason/message. `previous` keeps lastTransitionTime when the condition's status did not
+/// Status for one Subnet object: Ready=True with usage and the addressing in effect (reason
+/// `Accepted`, `Terminating` or `SpecChangeRefused`, see [`accepted_condition`]), or
+/// Ready=False with the rejection's reason/message. `previous` keeps lastTransitionTime when the condition's status did not
 /// change, so an unchanged cluster renders exactly the status it already has.
 pub fn subnet_status(
     outcome: SubnetOutcome<'_>,
     previous: Option<&SubnetStatus>,
     now: Timestamp,
 ) -> SubnetStatus {
-    let (usage, gateway, status, reason, message, generation) = match outcome {
-        SubnetOutcome::Accepted(config, usage) => (
-            usage,
-            Some(config.gateway.to_string()),
-            "True",
-            ACCEPTED.to_string(),
-            format!("cidrBlock {} with gateway {}", config.cidr, config.gateway),
-            config.generation,
-        ),
+    let (usage, config, status, reason, message, generation) = match outcome {
+        SubnetOutcome::Accepted(config, usage) => {
+            let (reason, message) = accepted_condition(config);
+            (
+                usage,
+                Some(config),
+                "True",
+                reason.to_string(),
+                message,
+                config.generation,
+            )
+        }
         SubnetOutcome::Rejected(rejection) => (
             Usage {
                 used: 0,
@@ -56,7 +101,9 @@ pub fn subnet_status(
     SubnetStatus {
         used_ips: usage.used,
         available_ips: usage.available,
-        gateway,
+        gateway: config.map(|c| c.gateway.to_string()),
+        cidr_block: config.map(|c| c.cidr.to_string()),
+        exclude_ips: config.map(|c| c.exclude_ips.clone()).unwrap_or_default(),
         conditions: vec![SubnetCondition {
             type_: READY.to_string(),
             status: status.to_string(),

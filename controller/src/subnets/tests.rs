@@ -161,8 +161,11 @@ fn the_newer_of_two_overlapping_subnets_is_rejected_whole() {
         rejection.message.contains("older Subnet older"),
         "{rejection:?}"
     );
-    // Rejected whole: its namespace is not routed to it.
-    assert!(set.for_namespace("b").is_none());
+    // Rejected whole: its namespace is not routed to it, nor to ovn-default: its pods wait.
+    assert!(matches!(
+        set.for_namespace("b"),
+        Err(SubnetChoiceError::NamespaceSubnetNotReady { ref name, .. }) if name == "newer"
+    ));
 }
 
 #[test]
@@ -174,8 +177,10 @@ fn a_namespace_listed_twice_stays_with_the_older_subnet() {
     assert_eq!(rejection.reason, RejectReason::NamespaceConflict);
     assert!(rejection.message.contains("shop") && rejection.message.contains("red"));
     assert_eq!(set.for_namespace("shop").unwrap().name, "red");
-    // Not half-applied: "dev" does not go to green.
-    assert!(set.for_namespace("dev").is_none());
+    // Not half-applied: "dev" does not go to green, nor to ovn-default.
+    let err = set.for_namespace("dev").unwrap_err();
+    assert_eq!(err.reason(), "SubnetNotReady");
+    assert!(err.to_string().contains("green"), "{err}");
 }
 
 #[test]
@@ -410,6 +415,195 @@ fn transition_time_moves_only_when_readiness_changes() {
     );
 }
 
+fn ip(s: &str) -> Ipv4Addr {
+    s.parse().unwrap()
+}
+
+/// `facts` where `holders` hold addresses on `subnet`, accepted before with `previous`.
+fn facts(subnet: &str, previous: Option<(&str, &str, &[&str])>, holders: &[&str]) -> Facts {
+    let mut facts = Facts::default();
+    facts.holders.insert(
+        subnet.to_string(),
+        holders
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (ip(h), format!("Pod/ns/p{i}")))
+            .collect(),
+    );
+    if let Some((cidr, gateway, exclude)) = previous {
+        facts.accepted.insert(
+            subnet.to_string(),
+            Addressing {
+                cidr: cidr.parse().unwrap(),
+                gateway: ip(gateway),
+                exclude_ips: exclude.iter().map(|s| s.to_string()).collect(),
+            },
+        );
+    }
+    facts
+}
+
+fn deleted(mut object: Subnet) -> Subnet {
+    object.metadata.deletion_timestamp = Some(Time(Timestamp::from_second(100).unwrap()));
+    object
+}
+
+#[test]
+fn edits_that_would_move_pods_are_refused_and_the_accepted_addressing_stays() {
+    let mut edited = subnet("blue", 1, "10.30.0.0/24");
+    edited.spec.gateway = Some("10.30.0.254".into());
+    let used = facts("blue", Some(("10.20.0.0/24", "10.20.0.1", &[])), &["10.20.0.5"]);
+    let set = validate_subnets_with(&[edited.clone()], &reserved(), &used);
+    let blue = set.get("blue").unwrap();
+    assert_eq!(blue.cidr.to_string(), "10.20.0.0/24");
+    assert_eq!(blue.gateway, ip("10.20.0.1"));
+    let fields: Vec<Field> = blue.refused.iter().map(|r| r.field).collect();
+    assert_eq!(fields, [Field::CidrBlock, Field::Gateway]);
+    assert!(blue.refused[0].why.contains("1 pod uses"), "{:?}", blue.refused);
+    assert!(set.waits_for_pods("blue"));
+
+    // Nobody uses it: the edit takes effect.
+    let unused = facts("blue", Some(("10.20.0.0/24", "10.20.0.1", &[])), &[]);
+    let set = validate_subnets_with(&[edited.clone()], &reserved(), &unused);
+    let blue = set.get("blue").unwrap();
+    assert_eq!(blue.cidr.to_string(), "10.30.0.0/24");
+    assert_eq!(blue.gateway, ip("10.30.0.254"));
+    assert!(blue.refused.is_empty() && !set.waits_for_pods("blue"));
+
+    // Reverted: nothing refused.
+    let reverted = subnet("blue", 1, "10.20.0.0/24");
+    let set = validate_subnets_with(&[reverted], &reserved(), &used);
+    assert!(set.get("blue").unwrap().refused.is_empty());
+
+    // A refused CIDR edit that would also be invalid keeps the Subnet ready with the old one.
+    let invalid = subnet("blue", 1, "not-a-cidr");
+    let set = validate_subnets_with(&[invalid], &reserved(), &used);
+    assert_eq!(set.get("blue").unwrap().cidr.to_string(), "10.20.0.0/24");
+}
+
+#[test]
+fn a_gateway_on_a_pods_address_is_refused_always() {
+    let mut edited = subnet("blue", 1, "10.20.0.0/24");
+    edited.spec.gateway = Some("10.20.0.5".into());
+    let used = facts("blue", Some(("10.20.0.0/24", "10.20.0.1", &[])), &["10.20.0.5"]);
+    let set = validate_subnets_with(&[edited.clone()], &reserved(), &used);
+    let blue = set.get("blue").unwrap();
+    assert_eq!(blue.gateway, ip("10.20.0.1"));
+    assert!(
+        blue.refused[0].why.contains("10.20.0.5 is the address of Pod/ns/p0"),
+        "{:?}",
+        blue.refused
+    );
+    // Without an accepted addressing to keep (a status written by nobody yet), rejected.
+    let unknown = facts("blue", None, &["10.20.0.5"]);
+    let set = validate_subnets_with(&[edited], &reserved(), &unknown);
+    let rejection = rejection_of(&set, "blue");
+    assert_eq!(rejection.reason, RejectReason::InvalidGateway);
+    assert!(rejection.message.contains("Pod/ns/p0"), "{rejection:?}");
+}
+
+#[test]
+fn exclude_ips_may_change_unless_they_cover_a_pod() {
+    let used = facts("blue", Some(("10.20.0.0/24", "10.20.0.1", &[])), &["10.20.0.5"]);
+    let mut object = subnet("blue", 1, "10.20.0.0/24");
+    object.spec.exclude_ips = vec!["10.20.0.100..10.20.0.120".into()];
+    let set = validate_subnets_with(&[object.clone()], &reserved(), &used);
+    let blue = set.get("blue").unwrap();
+    assert_eq!(blue.exclude_ips, object.spec.exclude_ips);
+    assert!(blue.refused.is_empty());
+
+    object.spec.exclude_ips = vec!["10.20.0.2..10.20.0.9".into()];
+    let set = validate_subnets_with(&[object], &reserved(), &used);
+    let blue = set.get("blue").unwrap();
+    assert!(blue.exclude_ips.is_empty());
+    assert_eq!(blue.refused[0].field, Field::ExcludeIps);
+    assert!(blue.refused[0].why.contains("10.20.0.5"), "{:?}", blue.refused);
+}
+
+#[test]
+fn a_deleted_subnet_stays_while_pods_use_it_and_takes_no_new_ones() {
+    let default = subnet("ovn-default", 0, "10.16.0.0/16");
+    let team = deleted(with_namespaces(subnet("team", 1, "10.20.0.0/24"), &["a"]));
+    let newer = with_namespaces(subnet("newer", 2, "10.21.0.0/24"), &["a"]);
+    let objects = [default.clone(), team.clone(), newer.clone()];
+    let used = facts("team", Some(("10.20.0.0/24", "10.20.0.1", &[])), &["10.20.0.5"]);
+    let set = validate_subnets_with(&objects, &reserved(), &used);
+    let config = set.get("team").unwrap();
+    assert!(config.terminating && config.pods == 1);
+    assert!(set.waits_for_pods("team") && set.released().is_empty());
+    // It still holds its namespace (the newer one stays rejected) but takes no new pods.
+    assert_eq!(rejection_of(&set, "newer").reason, RejectReason::NamespaceConflict);
+    let err = set.for_pod("a", None).unwrap_err();
+    assert_eq!(err, SubnetChoiceError::Terminating { name: "team".into(), pods: 1 });
+    assert_eq!(err.reason(), "SubnetNotReady");
+    assert!(set.for_pod("b", Some("team")).is_err());
+
+    // Its last pod gone: released, and only then the newer one takes the namespace.
+    let set = validate_subnets_with(&objects, &reserved(), &Facts::default());
+    assert_eq!(set.released(), ["team"]);
+    assert!(set.get("team").is_none());
+    assert_eq!(set.for_pod("a", None).unwrap().name, "newer");
+
+    // A deleted ovn-default in use takes no new pods either.
+    let used = facts("ovn-default", None, &["10.16.0.9"]);
+    let set = validate_subnets_with(&[deleted(default)], &reserved(), &used);
+    assert!(set.get("ovn-default").unwrap().terminating);
+    assert_eq!(
+        set.for_pod("x", None).unwrap_err(),
+        SubnetChoiceError::NoDefault { namespace: "x".into() }
+    );
+}
+
+#[test]
+fn the_addressing_in_effect_is_read_back_from_the_status() {
+    let config = validate_subnets(&[subnet("blue", 1, "10.20.0.0/24")], &reserved());
+    let config = config.get("blue").unwrap();
+    let mut object = subnet("blue", 1, "10.30.0.0/24");
+    object.status = Some(subnet_status(
+        SubnetOutcome::Accepted(config, Usage { used: 1, available: 2 }),
+        None,
+        Timestamp::from_second(0).unwrap(),
+    ));
+    let addressing = Addressing::from_status(&object).unwrap();
+    assert_eq!(addressing.cidr.to_string(), "10.20.0.0/24");
+    assert_eq!(addressing.gateway, ip("10.20.0.1"));
+}
+
+#[test]
+fn statuses_say_terminating_and_refused_edits_and_stay_ready() {
+    let mut object = subnet("blue", 1, "10.30.0.0/24");
+    let used = facts("blue", Some(("10.20.0.0/24", "10.20.0.1", &[])), &["10.20.0.5", "10.20.0.6"]);
+    let set = validate_subnets_with(&[object.clone()], &reserved(), &used);
+    let usage = Usage { used: 2, available: 250 };
+    let now = Timestamp::from_second(0).unwrap();
+    let status = subnet_status(SubnetOutcome::Accepted(set.get("blue").unwrap(), usage), None, now);
+    let c = &status.conditions[0];
+    assert_eq!((c.status.as_str(), c.reason.as_str()), ("True", "SpecChangeRefused"));
+    assert!(c.message.contains("cidrBlock") && c.message.contains("2 pods use"), "{}", c.message);
+    assert_eq!(status.cidr_block.as_deref(), Some("10.20.0.0/24"));
+
+    object = deleted(object);
+    let set = validate_subnets_with(&[object], &reserved(), &used);
+    let status = subnet_status(SubnetOutcome::Accepted(set.get("blue").unwrap(), usage), None, now);
+    let c = &status.conditions[0];
+    assert_eq!((c.status.as_str(), c.reason.as_str()), ("True", "Terminating"));
+    assert!(c.message.contains("2 pods still use it"), "{}", c.message);
+}
+
+#[test]
+fn finalizers_are_added_once_and_removed_alone() {
+    let mut object = subnet("blue", 1, "10.20.0.0/24");
+    assert!(!has_finalizer(&object));
+    object.metadata.finalizers = Some(vec!["other/keep".into()]);
+    let added = finalizers_with(&object, true);
+    assert_eq!(added, ["other/keep", rovn_api::subnet::FINALIZER]);
+    object.metadata.finalizers = Some(added);
+    assert!(has_finalizer(&object));
+    assert_eq!(finalizers_with(&object, true).len(), 2);
+    assert_eq!(finalizers_with(&object, false), ["other/keep"]);
+    assert!(!is_terminating(&object) && is_terminating(&deleted(object)));
+}
+
 mod properties {
     use proptest::prelude::*;
 
@@ -456,7 +650,7 @@ mod properties {
             }
             // Every namespace is routed to the Subnet listing it.
             for namespace in ["a", "b", "c", "d"] {
-                if let Some(chosen) = set.for_namespace(namespace) {
+                if let Ok(chosen) = set.for_namespace(namespace) {
                     prop_assert!(chosen.lists_namespace(namespace) || chosen.name == "ovn-default" );
                 }
             }

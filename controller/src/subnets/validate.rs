@@ -10,6 +10,7 @@ use rovn_api::subnet;
 
 use super::choice::SubnetChoiceError;
 use super::config::SubnetConfig;
+use super::lifecycle::{Facts, is_terminating, spec_in_effect};
 use super::reject::{RejectReason, SubnetRejection};
 use crate::ipam::{IpamError, parse_exclude_ips};
 
@@ -35,6 +36,11 @@ pub struct SubnetSet {
     rejected: Vec<SubnetRejection>,
     /// Which accepted Subnet lists each namespace (at most one, by validation).
     by_namespace: BTreeMap<String, String>,
+    /// Namespaces listed by objects that are not accepted (rejected, or deleted and unused),
+    /// oldest object first: their pods wait rather than land on `ovn-default`.
+    claims: BTreeMap<String, String>,
+    /// Deleted objects no pod uses any more: their rows go, then their finalizer.
+    released: Vec<String>,
 }
 
 /// Deterministic: objects ordered by creationTimestamp then name; an object that overlaps an
@@ -45,20 +51,60 @@ pub struct SubnetSet {
 /// Age is the object's, not its spec's: editing an older Subnet's CIDR onto a newer one's range
 /// rejects the newer one (as Kube-OVN, rovn expects a CIDR in use not to be edited).
 pub fn validate_subnets(objects: &[subnet::Subnet], reserved: &Reserved) -> SubnetSet {
+    validate_subnets_with(objects, reserved, &Facts::default())
+}
+
+/// [`validate_subnets`] knowing which pods hold addresses where and what was accepted before
+/// (`facts`): a Subnet pods use is validated with the spec in effect
+/// ([`spec_in_effect`]: an edit that would move them is refused, the last accepted addressing
+/// stays); a deleted Subnet stays accepted (terminating) while pods use it, and is *released*
+/// once none does.
+pub fn validate_subnets_with(
+    objects: &[subnet::Subnet],
+    reserved: &Reserved,
+    facts: &Facts,
+) -> SubnetSet {
     let mut ordered: Vec<&subnet::Subnet> = objects.iter().collect();
     ordered.sort_by(|a, b| order_key(a).cmp(&order_key(b)));
     let mut set = SubnetSet::default();
     for object in ordered {
         let name = object.metadata.name.clone().unwrap_or_default();
         let generation = object.metadata.generation;
-        match check_alone(&name, object, reserved).and_then(|config| set.check_against(config)) {
-            Ok(config) => set.accept(config),
-            Err((reason, message)) => set.rejected.push(SubnetRejection {
-                name,
-                reason,
-                message,
-                generation,
-            }),
+        let holders = facts.holders(&name);
+        let terminating = is_terminating(object);
+        if terminating && holders.is_empty() {
+            set.claim(&name, &object.spec.namespaces);
+            set.released.push(name);
+            continue;
+        }
+        let (spec, refused) = spec_in_effect(object, facts.accepted.get(&name), holders);
+        let checked = check_alone(&name, object, &spec, reserved)
+            .and_then(|config| {
+                match holders.iter().find(|(ip, _)| *ip == config.gateway) {
+                    Some((ip, pod)) => Err((
+                        RejectReason::InvalidGateway,
+                        format!("gateway {ip} is the address of {pod}"),
+                    )),
+                    None => Ok(config),
+                }
+            })
+            .and_then(|config| set.check_against(config));
+        match checked {
+            Ok(mut config) => {
+                config.terminating = terminating;
+                config.refused = refused;
+                config.pods = holders.len();
+                set.accept(config)
+            }
+            Err((reason, message)) => {
+                set.claim(&name, &object.spec.namespaces);
+                set.rejected.push(SubnetRejection {
+                    name,
+                    reason,
+                    message,
+                    generation,
+                })
+            }
         }
     }
     set
@@ -83,6 +129,7 @@ type Rejection = (RejectReason, String);
 fn check_alone(
     name: &str,
     object: &subnet::Subnet,
+    spec: &subnet::SubnetSpec,
     reserved: &Reserved,
 ) -> Result<SubnetConfig, Rejection> {
     if name.is_empty() {
@@ -94,7 +141,6 @@ fn check_alone(
             format!("the name {JOIN_SWITCH:?} belongs to the switch joining nodes to pods"),
         ));
     }
-    let spec = &object.spec;
     let cidr = parse_cidr(&spec.cidr_block)?;
     let gateway = parse_gateway(spec.gateway.as_deref(), cidr)?;
     parse_exclude_ips(&spec.exclude_ips, cidr).map_err(|e| {
@@ -132,6 +178,9 @@ fn check_alone(
         nat_outgoing: spec.nat_outgoing,
         private: spec.private,
         generation: object.metadata.generation,
+        terminating: false,
+        refused: Vec::new(),
+        pods: 0,
     })
 }
 
@@ -236,6 +285,15 @@ impl SubnetSet {
         Ok(config)
     }
 
+    /// Records that `name`, not accepted, lists `namespaces` (unless an older one does).
+    fn claim(&mut self, name: &str, namespaces: &[String]) {
+        for namespace in namespaces {
+            self.claims
+                .entry(namespace.clone())
+                .or_insert_with(|| name.to_string());
+        }
+    }
+
     fn accept(&mut self, config: SubnetConfig) {
         for namespace in &config.namespaces {
             self.by_namespace
@@ -264,12 +322,58 @@ impl SubnetSet {
         self.rejected.iter().find(|r| r.name == name)
     }
 
-    /// The Subnet listing `namespace`, else `ovn-default` (if accepted).
-    pub fn for_namespace(&self, namespace: &str) -> Option<&SubnetConfig> {
-        match self.by_namespace.get(namespace) {
-            Some(name) => self.accepted.get(name),
-            None => self.accepted.get(DEFAULT_SUBNET),
+    /// Deleted objects no pod uses any more: their rows go, then the controller's finalizer.
+    pub fn released(&self) -> &[String] {
+        &self.released
+    }
+
+    /// Whether `name` waits for its pods: deleted, or with an edit refused. Its outcome
+    /// changes when they go, so their going must run validation again.
+    pub fn waits_for_pods(&self, name: &str) -> bool {
+        self.accepted
+            .get(name)
+            .is_some_and(|c| c.terminating || !c.refused.is_empty())
+    }
+
+    /// The Subnet a pod of `namespace` gets without asking: the accepted one listing it, else
+    /// `ovn-default`. Never `ovn-default` when a Subnet that is not ready (rejected,
+    /// invalid, deleted) lists the namespace: its pods wait for that Subnet, since a pod never
+    /// moves once it has an address.
+    pub fn for_namespace(&self, namespace: &str) -> Result<&SubnetConfig, SubnetChoiceError> {
+        if let Some(config) = self.by_namespace.get(namespace).and_then(|n| self.accepted.get(n)) {
+            return self.serving(config);
         }
+        if let Some(name) = self.claims.get(namespace) {
+            return Err(match self.rejection(name) {
+                Some(rejection) => SubnetChoiceError::NamespaceSubnetNotReady {
+                    name: name.clone(),
+                    namespace: namespace.to_string(),
+                    reason: rejection.reason,
+                    message: rejection.message.clone(),
+                },
+                None => SubnetChoiceError::Terminating {
+                    name: name.clone(),
+                    pods: 0,
+                },
+            });
+        }
+        match self.accepted.get(DEFAULT_SUBNET) {
+            Some(config) if !config.terminating => Ok(config),
+            _ => Err(SubnetChoiceError::NoDefault {
+                namespace: namespace.to_string(),
+            }),
+        }
+    }
+
+    /// `config`, unless it is terminating.
+    fn serving<'a>(&self, config: &'a SubnetConfig) -> Result<&'a SubnetConfig, SubnetChoiceError> {
+        if config.terminating {
+            return Err(SubnetChoiceError::Terminating {
+                name: config.name.clone(),
+                pods: config.pods,
+            });
+        }
+        Ok(config)
     }
 
     /// The Subnet for a pod: its `logical_switch` request (must be accepted and, if the Subnet
@@ -281,11 +385,7 @@ impl SubnetSet {
         requested: Option<&str>,
     ) -> Result<&SubnetConfig, SubnetChoiceError> {
         let Some(name) = requested else {
-            return self
-                .for_namespace(namespace)
-                .ok_or_else(|| SubnetChoiceError::NoDefault {
-                    namespace: namespace.to_string(),
-                });
+            return self.for_namespace(namespace);
         };
         let Some(config) = self.accepted.get(name) else {
             return Err(match self.rejection(name) {
@@ -294,11 +394,18 @@ impl SubnetSet {
                     reason: rejection.reason,
                     message: rejection.message.clone(),
                 },
+                None if self.released.iter().any(|r| r == name) => {
+                    SubnetChoiceError::Terminating {
+                        name: name.to_string(),
+                        pods: 0,
+                    }
+                }
                 None => SubnetChoiceError::Unknown {
                     name: name.to_string(),
                 },
             });
         };
+        let config = self.serving(config)?;
         if !config.namespaces.is_empty() && !config.lists_namespace(namespace) {
             return Err(SubnetChoiceError::NamespaceNotListed {
                 subnet: name.to_string(),

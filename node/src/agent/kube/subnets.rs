@@ -34,18 +34,26 @@ pub enum Routing {
     Keep,
 }
 
-/// Decides from the object alone whether its CIDR is routed (pure). Only `spec.cidrBlock` of a
-/// Subnet whose `Ready=True` condition was computed for its current `metadata.generation` is
-/// routed: the status carries no earlier accepted CIDR, so a rejected edit of a live Subnet
-/// loses its route until it is fixed, rather than the agent routing a CIDR nobody validated.
+/// Decides from the object alone whether its CIDR is routed (pure). A `Ready=True` Subnet
+/// whose status names the CIDR in effect (`status.cidrBlock`: the controller keeps the last
+/// accepted one while pods use it and an edit is refused, and while it is deleted but in use)
+/// routes that CIDR. Without it (a controller that does not write it), only `spec.cidrBlock`
+/// of a Subnet whose `Ready=True` condition was computed for its current
+/// `metadata.generation` is routed, rather than a CIDR nobody validated.
 pub fn routing(subnet: &Subnet) -> Routing {
-    let condition = subnet
-        .status
-        .as_ref()
-        .and_then(|status| status.conditions.iter().find(|c| c.type_ == READY));
+    let status = subnet.status.as_ref();
+    let condition = status.and_then(|status| status.conditions.iter().find(|c| c.type_ == READY));
     let Some(condition) = condition else {
         return Routing::Skip;
     };
+    let in_effect = status
+        .and_then(|s| s.cidr_block.as_deref())
+        .and_then(|c| c.parse::<Ipv4Net>().ok());
+    if let Some(cidr) = in_effect
+        && condition.status == "True"
+    {
+        return Routing::Route(cidr.trunc());
+    }
     if condition.observed_generation != subnet.metadata.generation {
         return Routing::Keep;
     }
@@ -169,6 +177,19 @@ mod tests {
 
     fn net(s: &str) -> Ipv4Net {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_cidr_in_effect_is_routed_while_an_edit_is_refused() {
+        let mut s = subnet("a", "10.61.0.0/24", Some(("True", 2)));
+        if let Some(status) = s.status.as_mut() {
+            status.cidr_block = Some("10.60.0.0/24".into());
+        }
+        assert_eq!(routing(&s), Routing::Route(net("10.60.0.0/24")));
+        if let Some(status) = s.status.as_mut() {
+            status.conditions[0].status = "False".into();
+        }
+        assert_eq!(routing(&s), Routing::Skip);
     }
 
     #[test]
