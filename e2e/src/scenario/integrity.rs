@@ -321,3 +321,148 @@ pub async fn annotation_edits(cluster: &impl Cluster, ns: &str) -> Result<()> {
     api::begin_delete(&client, &thief_ref, Some(0)).await?;
     audit(cluster).await
 }
+
+/// The reason of a Subnet's Ready condition, `None` while it has none (or the Subnet is gone).
+async fn subnet_reason(client: &Client, name: &str) -> Result<Option<String>> {
+    let subnets: Api<kube::api::DynamicObject> =
+        Api::all_with(client.clone(), &api::subnet_resource());
+    let got = subnets
+        .get_opt(name)
+        .await
+        .map_err(|e| ScenarioError::kube(format!("reading Subnet {name}"), e))?;
+    Ok(got.and_then(|s| {
+        s.data
+            .pointer("/status/conditions")?
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == "Ready")?
+            .get("reason")?
+            .as_str()
+            .map(str::to_string)
+    }))
+}
+
+async fn until_subnet_reason(client: &Client, name: &str, reason: &str) -> Result<()> {
+    wait::until(
+        SETTLE,
+        &format!("Subnet {name} to say {reason}"),
+        async || Ok((subnet_reason(client, name).await?.as_deref() == Some(reason)).then_some(())),
+    )
+    .await
+}
+
+/// Scenario 13: a Subnet in use is edited and deleted under a pod that keeps answering. The
+/// CIDR edit is refused (`SpecChangeRefused`); deleted, the Subnet stays `Terminating` with
+/// its switch while the pod lives, takes no new pod (which does not fall back to
+/// `ovn-default`), and goes once its pods are gone.
+pub async fn subnet_changes(cluster: &impl Cluster, ns: &str) -> Result<()> {
+    let client = cluster.client();
+    let (n1, n2) = two_nodes(cluster)?;
+    let tool = cluster.podtool();
+    api::ensure_namespace(&client, ns).await?;
+    let subnet = format!("{ns}-net");
+    api::create_subnet(
+        &client,
+        &api::subnet_object(&subnet, "10.23.0.0/24", &[], &[ns])?,
+    )
+    .await?;
+    let running = api::create_and_wait(
+        &client,
+        &[
+            PodSpec::server(ns, "held", &tool).on(&n2),
+            PodSpec::idle(ns, "client", &tool).on(&n1),
+        ],
+    )
+    .await?;
+    let held_ip = pods::allocated_ip(&running[0])
+        .ok_or_else(|| ScenarioError::Check("pod held has no address".into()))?;
+    crate::ensure!(
+        held_ip.octets()[..3] == [10, 23, 0],
+        "pod held got {held_ip}, outside its Subnet 10.23.0.0/24"
+    );
+    let client_ip =
+        pods::pod_ip(&running[1]).ok_or_else(|| ScenarioError::Check("no client IP".into()))?;
+    let target = SocketAddrV4::new(held_ip, TCP_PORT);
+    let from_pod = From::Pod(pod_ref(&running[1]));
+    let join_n1 = super::pod_network::join_ip(cluster, &n1).await?;
+    let reach = async || {
+        expect_exchange(cluster, &from_pod, Proto::Tcp, target, "held", client_ip).await?;
+        expect_exchange(
+            cluster,
+            &From::Node(n1.clone()),
+            Proto::Tcp,
+            target,
+            "held",
+            join_n1,
+        )
+        .await
+        .map(drop)
+    };
+    reach().await?;
+    audit(cluster).await?;
+
+    let subnets: Api<kube::api::DynamicObject> =
+        Api::all_with(client.clone(), &api::subnet_resource());
+    let edit = |cidr: &'static str| {
+        let subnets = subnets.clone();
+        let subnet = subnet.clone();
+        async move {
+            subnets
+                .patch(
+                    &subnet,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"spec": {"cidrBlock": cidr}})),
+                )
+                .await
+                .map(drop)
+                .map_err(|e| ScenarioError::kube(format!("editing Subnet {subnet}"), e))
+        }
+    };
+    edit("10.24.0.0/24").await?;
+    until_subnet_reason(&client, &subnet, "SpecChangeRefused").await?;
+    reach().await?;
+    audit(cluster).await?;
+    edit("10.23.0.0/24").await?;
+
+    subnets
+        .delete(&subnet, &Default::default())
+        .await
+        .map_err(|e| ScenarioError::kube(format!("deleting Subnet {subnet}"), e))?;
+    until_subnet_reason(&client, &subnet, "Terminating").await?;
+    reach().await?;
+    let late = api::create_pod(&client, &PodSpec::server(ns, "late", &tool).on(&n1)).await?;
+    until_event(&client, &late, "SubnetNotReady").await?;
+    let late_pod = api::get_pod(&client, &late).await?;
+    crate::ensure!(
+        late_pod.as_ref().and_then(pods::allocated_ip).is_none(),
+        "pod late got an address while its Subnet is terminating: {:?}",
+        late_pod.as_ref().and_then(pods::allocated_ip)
+    );
+    audit(cluster).await?;
+
+    for pod in [pod_ref(&running[0]), pod_ref(&running[1]), late] {
+        api::delete_pod(&client, &pod).await?;
+    }
+    wait::until(
+        SETTLE,
+        &format!("Subnet {subnet} and its switch to go"),
+        async || {
+            let object = subnets
+                .get_opt(&subnet)
+                .await
+                .map_err(|e| ScenarioError::kube(format!("reading Subnet {subnet}"), e))?;
+            let switch = cluster
+                .nbctl(&[
+                    "--bare",
+                    "--columns=_uuid",
+                    "find",
+                    "Logical_Switch",
+                    &format!("name={subnet}"),
+                ])
+                .await?;
+            Ok((object.is_none() && switch.trim().is_empty()).then_some(()))
+        },
+    )
+    .await?;
+    audit(cluster).await
+}
