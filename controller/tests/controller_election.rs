@@ -55,10 +55,18 @@ async fn only_the_leader_works_and_killing_it_hands_over() -> Result<()> {
         "the second replica worked while the first led:\n{b_log}"
     );
     ensure!(!b.exited(), "the follower exited:\n{b_log}");
+    // A healthy standby is Ready (a rollout must not wait on it), and says it stands by.
+    let standby = b.http_get("/readyz").await?;
+    ensure!(
+        standby.contains(" 200 ") && standby.trim_end().ends_with("standby"),
+        "{standby}"
+    );
 
     a.kill();
     b.wait_ready(Duration::from_secs(20)).await?;
     ensure!(b.log_text().contains("became leader"));
+    let leading = b.http_get("/readyz").await?;
+    ensure!(leading.trim_end().ends_with("leading"), "{leading}");
     kube.pod("ha", "after", "n1", &[]).await?;
     ensure!(
         routed(&kube, "ha", "after").await?,

@@ -11,7 +11,6 @@ use common::Ovn;
 use common::kube::{Kube, allocated_ip, annotation, restart_writing_nothing, wait_for};
 use futures::StreamExt;
 use rovn_api::names::annotations as keys;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Every pod routed, addresses distinct, LSPs exactly the live pods, Subnet usage == pods.
 async fn assert_converged(kube: &Kube, ovn: &Ovn, namespace: &str) -> Result<()> {
@@ -126,23 +125,6 @@ async fn killed_mid_churn_and_restarted_leaves_no_duplicates_stale_ports_or_leak
     Ok(())
 }
 
-/// `GET path` on the controller's HTTP listener, found in its log.
-async fn http_get(log: &str, path: &str) -> Result<String> {
-    let addr = log
-        .lines()
-        .find(|l| l.contains("serving /metrics"))
-        .and_then(|l| l.split("bound=").nth(1))
-        .and_then(|rest| rest.split_whitespace().next())
-        .context("no listener address in the log")?;
-    let mut stream = tokio::net::TcpStream::connect(addr).await?;
-    stream
-        .write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
-        .await?;
-    let mut body = String::new();
-    stream.read_to_string(&mut body).await?;
-    Ok(body)
-}
-
 fn metric(text: &str, name: &str) -> Option<f64> {
     text.lines()
         .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
@@ -169,7 +151,7 @@ async fn restart_on_a_converged_cluster_writes_nothing_to_nb() -> Result<()> {
     first.wait_ready(Duration::from_secs(20)).await?;
     assert_converged(&kube, &ovn, "calm").await?;
     let second = restart_writing_nothing(&kube, &ovn, first).await?;
-    let metrics = http_get(&second.log_text(), "/metrics").await?;
+    let metrics = second.http_get("/metrics").await?;
     ensure!(
         metric(&metrics, "rovn_controller_nb_transactions_total") == Some(0.0),
         "metrics:\n{metrics}"
@@ -178,7 +160,7 @@ async fn restart_on_a_converged_cluster_writes_nothing_to_nb() -> Result<()> {
         metric(&metrics, "rovn_controller_reconcile_rounds_total").is_some_and(|r| r >= 1.0),
         "metrics:\n{metrics}"
     );
-    let ready = http_get(&second.log_text(), "/readyz").await?;
+    let ready = second.http_get("/readyz").await?;
     ensure!(
         ready.starts_with("HTTP/1.0 200") || ready.starts_with("HTTP/1.1 200"),
         "{ready}"

@@ -226,7 +226,12 @@ fn rbac_grants_exactly_what_the_components_use() {
         &[
             ("", "pods", &["list", "watch", "patch"], ""),
             ("", "nodes", &["list", "watch", "patch"], ""),
-            ("rovn.io", "subnets", &["list", "watch", "create", "patch"], ""),
+            (
+                "rovn.io",
+                "subnets",
+                &["list", "watch", "create", "patch"],
+                "",
+            ),
             ("rovn.io", "subnets/status", &["patch"], ""),
             ("", "services", &["list", "watch"], ""),
             ("discovery.k8s.io", "endpointslices", &["list", "watch"], ""),
@@ -344,6 +349,16 @@ fn controller_deployment_matches_the_contract() {
     assert_eq!(pod.service_account_name.as_deref(), Some("rovn-controller"));
     let container = &pod.containers[0];
     assert_eq!(container.image.as_deref(), Some("rovn:dev"));
+    let readiness = container
+        .readiness_probe
+        .as_ref()
+        .and_then(|p| p.http_get.as_ref())
+        .and_then(|h| h.path.as_deref());
+    assert_eq!(
+        readiness,
+        Some("/readyz"),
+        "ready when leading with NB reconciled, or standing by"
+    );
     let env = env_names(container);
     for name in [
         "ROVN_NB_REMOTE",

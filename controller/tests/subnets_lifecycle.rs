@@ -138,7 +138,9 @@ async fn audit_once(kube: &Kube, ovn: &Ovn) -> Result<std::result::Result<(), St
         if let Some(other) = ips.insert(ip, who.clone()) {
             return Ok(Err(format!("{ip} held by {other} and {who}")));
         }
-        let mac = annotation(pod, keys::MAC_ADDRESS).unwrap_or_default().to_string();
+        let mac = annotation(pod, keys::MAC_ADDRESS)
+            .unwrap_or_default()
+            .to_string();
         if let Some(other) = macs.insert(mac.clone(), who.clone()) {
             return Ok(Err(format!("MAC {mac} held by {other} and {who}")));
         }
@@ -150,7 +152,12 @@ async fn audit_once(kube: &Kube, ovn: &Ovn) -> Result<std::result::Result<(), St
     if ports != live {
         return Ok(Err(format!("NB pod ports {ports:?} != live pods {live:?}")));
     }
-    let addresses = ovn.nbctl(&["--bare", "--columns=addresses", "list", "Logical_Switch_Port"])?;
+    let addresses = ovn.nbctl(&[
+        "--bare",
+        "--columns=addresses",
+        "list",
+        "Logical_Switch_Port",
+    ])?;
     let mut seen = BTreeSet::new();
     for line in addresses.lines().filter(|l| l.contains('.')) {
         if !seen.insert(line.to_string()) {
@@ -191,7 +198,11 @@ async fn delete_subnet(kube: &Kube, name: &str) -> Result<()> {
 
 async fn patch_subnet(kube: &Kube, name: &str, spec: serde_json::Value) -> Result<()> {
     Api::<Subnet>::all(kube.client.clone())
-        .patch(name, &PatchParams::default(), &Patch::Merge(json!({ "spec": spec })))
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": spec })),
+        )
         .await
         .with_context(|| format!("editing Subnet {name}"))?;
     Ok(())
@@ -235,15 +246,28 @@ async fn deleted_subnets_are_held_while_in_use_and_ovn_default_comes_back() -> R
     ensure!(message.contains("1 pod still use"), "{message}");
     let note = wait_event(&kube, "default", "team", "Terminating").await?;
     ensure!(note.contains("1 pod"), "{note}");
-    let object = kube.get_subnet("team").await?.context("held by its finalizer")?;
+    let object = kube
+        .get_subnet("team")
+        .await?
+        .context("held by its finalizer")?;
     ensure!(object.metadata.deletion_timestamp.is_some());
-    ensure!(switch_exists(&ovn, "team")?, "the switch of the deleted Subnet went");
+    ensure!(
+        switch_exists(&ovn, "team")?,
+        "the switch of the deleted Subnet went"
+    );
     ensure!(lsp_names(&ovn)?.contains("a.team"), "a.team went");
     kube.pod("team", "b", "n1", &[]).await?;
     let note = wait_event(&kube, "team", "b", "SubnetNotReady").await?;
-    ensure!(note.contains("team") && note.contains("terminating"), "{note}");
+    ensure!(
+        note.contains("team") && note.contains("terminating"),
+        "{note}"
+    );
     let b = kube.get_pod("team", "b").await?.context("b")?;
-    ensure!(allocated_ip(&b).is_none(), "b got an address: {:?}", b.metadata.annotations);
+    ensure!(
+        allocated_ip(&b).is_none(),
+        "b got an address: {:?}",
+        b.metadata.annotations
+    );
     audit(&kube, &ovn, "deleting team").await?;
 
     // Its last pod gone: its rows go, then the finalizer, then the object; the namespace is
@@ -255,7 +279,10 @@ async fn deleted_subnets_are_held_while_in_use_and_ovn_default_comes_back() -> R
         Ok(if object.is_none() && !switch {
             Ok(())
         } else {
-            Err(format!("object {:?}, switch {switch}", object.map(|o| o.metadata)))
+            Err(format!(
+                "object {:?}, switch {switch}",
+                object.map(|o| o.metadata)
+            ))
         })
     })
     .await?;
@@ -264,7 +291,10 @@ async fn deleted_subnets_are_held_while_in_use_and_ovn_default_comes_back() -> R
     audit(&kube, &ovn, "team gone").await?;
 
     // ovn-default deleted while b uses it: held the same way; new pods wait for it.
-    let before = kube.get_subnet("ovn-default").await?.context("ovn-default")?;
+    let before = kube
+        .get_subnet("ovn-default")
+        .await?
+        .context("ovn-default")?;
     delete_subnet(&kube, "ovn-default").await?;
     wait_reason(&kube, "ovn-default", "Terminating").await?;
     kube.pod("web", "c", "n1", &[]).await?;
@@ -310,7 +340,10 @@ async fn edits_that_would_move_pods_wait_until_they_are_gone() -> Result<()> {
     patch_subnet(&kube, "blue", json!({ "cidrBlock": "10.61.0.0/24" })).await?;
     let (message, cidr) = wait_reason(&kube, "blue", "SpecChangeRefused").await?;
     ensure!(cidr == "10.60.0.0/24", "cidr in effect {cidr}");
-    ensure!(message.contains("cidrBlock") && message.contains("1 pod"), "{message}");
+    ensure!(
+        message.contains("cidrBlock") && message.contains("1 pod"),
+        "{message}"
+    );
     let note = wait_event(&kube, "default", "blue", "SpecChangeRefused").await?;
     ensure!(note.contains("cidrBlock"), "{note}");
     ensure!(router_port_networks(&ovn, "blue")? == "10.60.0.1/24");
@@ -372,7 +405,8 @@ async fn pods_wait_for_their_namespaces_subnet_instead_of_ovn_default() -> Resul
     let old = wait_allocated(&kube, "fixme", "old").await?;
     // Overlaps ovn-default: rejected (named to sort after ovn-default, which may have been
     // created in the same second: age ties are broken by name).
-    kube.subnet("wrong", "10.16.5.0/24", &["fixme"], &[]).await?;
+    kube.subnet("wrong", "10.16.5.0/24", &["fixme"], &[])
+        .await?;
     eventually("wrong rejected", || async {
         Ok(match condition(&kube, "wrong").await? {
             Some((s, r, _, _)) if s == "False" && r == "Overlap" => Ok(()),
@@ -395,7 +429,11 @@ async fn pods_wait_for_their_namespaces_subnet_instead_of_ovn_default() -> Resul
     let x = wait_allocated(&kube, "fixme", "x").await?;
     ensure!(x.octets()[..3] == [10, 72, 0], "fixme/x got {x}");
     let now = kube.get_pod("fixme", "old").await?.context("old")?;
-    ensure!(allocated_ip(&now) == Some(old), "old moved: {:?}", now.metadata.annotations);
+    ensure!(
+        allocated_ip(&now) == Some(old),
+        "old moved: {:?}",
+        now.metadata.annotations
+    );
     audit(&kube, &ovn, "fixed").await?;
     controller.stop().await
 }

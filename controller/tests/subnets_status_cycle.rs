@@ -157,7 +157,9 @@ async fn statuses_follow_validation_and_settle() {
     );
     // "other" is listed only by the rejected poacher: its pods wait for it, never taking
     // ovn-default addresses they could not leave.
-    let waiting = set.for_namespace("other").expect_err("no fallback to ovn-default");
+    let waiting = set
+        .for_namespace("other")
+        .expect_err("no fallback to ovn-default");
     assert_eq!(waiting.reason(), "SubnetNotReady");
     let (status, reason, generation, _) = server.ready("poacher").await;
     assert_eq!(

@@ -24,8 +24,8 @@ mod plan;
 mod round;
 
 pub use apply::{Applied, ApplyError, ApplyOptions, apply};
-pub(crate) use current::{external_id, name_of, parents_of};
 pub use current::owns_rows;
+pub(crate) use current::{external_id, name_of, parents_of};
 pub use diff::{diff, diff_owners};
 pub use error::{Conflict, DiffError, TransactionFailure};
 pub use monitor::{indexes, monitored_tables};

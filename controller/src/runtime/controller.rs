@@ -271,7 +271,8 @@ impl Controller {
             Done::NbChanged => {
                 self.rounds.nb_changed(world);
                 let rounds = &self.rounds;
-                self.subnets.finalizers(world, |owner| rounds.owns_rows(owner));
+                self.subnets
+                    .finalizers(world, |owner| rounds.owns_rows(owner));
             }
             Done::Round(report) => {
                 if let Some((pods, held)) = self.rounds.finished(world, *report) {
@@ -284,7 +285,8 @@ impl Controller {
                 }
                 self.subnets.write_statuses(world);
                 let rounds = &self.rounds;
-                self.subnets.finalizers(world, |owner| rounds.owns_rows(owner));
+                self.subnets
+                    .finalizers(world, |owner| rounds.owns_rows(owner));
             }
         }
     }

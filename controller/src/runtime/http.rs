@@ -20,6 +20,9 @@ pub struct Health {
     /// Set once this replica leads, its caches synced, IPAM restored and the first NB round
     /// finished.
     pub ready: Arc<AtomicBool>,
+    /// Set while this replica waits for the Lease: a healthy standby is ready to take over, so
+    /// a Deployment's rollout (which waits for new replicas to be Ready) does not stall on it.
+    pub standby: Arc<AtomicBool>,
 }
 
 /// Binds `addr` and serves until `shutdown` resolves. Returns the bound address (port 0 picks
@@ -57,10 +60,20 @@ async fn metrics(State(health): State<Health>) -> ([(&'static str, &'static str)
     )
 }
 
+/// 200 `leading` once this replica leads and has reconciled NB, 200 `standby` while it waits
+/// for the Lease, 503 otherwise (leading but still starting, or stopping). Tools that need
+/// the leader's work done (the lab, the benchmarks) wait for `leading`.
 async fn readyz(State(health): State<Health>) -> (StatusCode, &'static str) {
     if health.ready.load(Ordering::Acquire) {
-        (StatusCode::OK, "ready")
+        (StatusCode::OK, READY_LEADING)
+    } else if health.standby.load(Ordering::Acquire) {
+        (StatusCode::OK, READY_STANDBY)
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready")
     }
 }
+
+/// `/readyz`'s body for the leader that has reconciled NB.
+pub const READY_LEADING: &str = "leading";
+/// `/readyz`'s body for a replica waiting for the Lease.
+pub const READY_STANDBY: &str = "standby";

@@ -75,10 +75,12 @@ pub async fn run(
 
     let metrics = Metrics::new();
     let ready = Arc::new(AtomicBool::new(false));
+    let standby = Arc::new(AtomicBool::new(false));
     if let Some(addr) = config.listen {
         let health = http::Health {
             metrics: metrics.clone(),
             ready: ready.clone(),
+            standby: standby.clone(),
         };
         let bound = http::serve(addr, health, stopped())
             .await
@@ -95,9 +97,14 @@ pub async fn run(
         .clone()
         .map(|e| Elector::new(kube.clone(), e));
     if let Some(elector) = elector.as_mut() {
-        tokio::select! {
-            _ = elector.acquire(ELECTION_RETRY) => {}
-            _ = stopped() => return Ok(()),
+        standby.store(true, std::sync::atomic::Ordering::Release);
+        let acquired = tokio::select! {
+            _ = elector.acquire(ELECTION_RETRY) => true,
+            _ = stopped() => false,
+        };
+        standby.store(false, std::sync::atomic::Ordering::Release);
+        if !acquired {
+            return Ok(());
         }
     }
     metrics.leader.set(1);

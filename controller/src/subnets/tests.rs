@@ -452,14 +452,22 @@ fn deleted(mut object: Subnet) -> Subnet {
 fn edits_that_would_move_pods_are_refused_and_the_accepted_addressing_stays() {
     let mut edited = subnet("blue", 1, "10.30.0.0/24");
     edited.spec.gateway = Some("10.30.0.254".into());
-    let used = facts("blue", Some(("10.20.0.0/24", "10.20.0.1", &[])), &["10.20.0.5"]);
+    let used = facts(
+        "blue",
+        Some(("10.20.0.0/24", "10.20.0.1", &[])),
+        &["10.20.0.5"],
+    );
     let set = validate_subnets_with(&[edited.clone()], &reserved(), &used);
     let blue = set.get("blue").unwrap();
     assert_eq!(blue.cidr.to_string(), "10.20.0.0/24");
     assert_eq!(blue.gateway, ip("10.20.0.1"));
     let fields: Vec<Field> = blue.refused.iter().map(|r| r.field).collect();
     assert_eq!(fields, [Field::CidrBlock, Field::Gateway]);
-    assert!(blue.refused[0].why.contains("1 pod uses"), "{:?}", blue.refused);
+    assert!(
+        blue.refused[0].why.contains("1 pod uses"),
+        "{:?}",
+        blue.refused
+    );
     assert!(set.waits_for_pods("blue"));
 
     // Nobody uses it: the edit takes effect.
@@ -485,12 +493,18 @@ fn edits_that_would_move_pods_are_refused_and_the_accepted_addressing_stays() {
 fn a_gateway_on_a_pods_address_is_refused_always() {
     let mut edited = subnet("blue", 1, "10.20.0.0/24");
     edited.spec.gateway = Some("10.20.0.5".into());
-    let used = facts("blue", Some(("10.20.0.0/24", "10.20.0.1", &[])), &["10.20.0.5"]);
+    let used = facts(
+        "blue",
+        Some(("10.20.0.0/24", "10.20.0.1", &[])),
+        &["10.20.0.5"],
+    );
     let set = validate_subnets_with(&[edited.clone()], &reserved(), &used);
     let blue = set.get("blue").unwrap();
     assert_eq!(blue.gateway, ip("10.20.0.1"));
     assert!(
-        blue.refused[0].why.contains("10.20.0.5 is the address of Pod/ns/p0"),
+        blue.refused[0]
+            .why
+            .contains("10.20.0.5 is the address of Pod/ns/p0"),
         "{:?}",
         blue.refused
     );
@@ -504,7 +518,11 @@ fn a_gateway_on_a_pods_address_is_refused_always() {
 
 #[test]
 fn exclude_ips_may_change_unless_they_cover_a_pod() {
-    let used = facts("blue", Some(("10.20.0.0/24", "10.20.0.1", &[])), &["10.20.0.5"]);
+    let used = facts(
+        "blue",
+        Some(("10.20.0.0/24", "10.20.0.1", &[])),
+        &["10.20.0.5"],
+    );
     let mut object = subnet("blue", 1, "10.20.0.0/24");
     object.spec.exclude_ips = vec!["10.20.0.100..10.20.0.120".into()];
     let set = validate_subnets_with(&[object.clone()], &reserved(), &used);
@@ -517,7 +535,11 @@ fn exclude_ips_may_change_unless_they_cover_a_pod() {
     let blue = set.get("blue").unwrap();
     assert!(blue.exclude_ips.is_empty());
     assert_eq!(blue.refused[0].field, Field::ExcludeIps);
-    assert!(blue.refused[0].why.contains("10.20.0.5"), "{:?}", blue.refused);
+    assert!(
+        blue.refused[0].why.contains("10.20.0.5"),
+        "{:?}",
+        blue.refused
+    );
 }
 
 #[test]
@@ -526,15 +548,28 @@ fn a_deleted_subnet_stays_while_pods_use_it_and_takes_no_new_ones() {
     let team = deleted(with_namespaces(subnet("team", 1, "10.20.0.0/24"), &["a"]));
     let newer = with_namespaces(subnet("newer", 2, "10.21.0.0/24"), &["a"]);
     let objects = [default.clone(), team.clone(), newer.clone()];
-    let used = facts("team", Some(("10.20.0.0/24", "10.20.0.1", &[])), &["10.20.0.5"]);
+    let used = facts(
+        "team",
+        Some(("10.20.0.0/24", "10.20.0.1", &[])),
+        &["10.20.0.5"],
+    );
     let set = validate_subnets_with(&objects, &reserved(), &used);
     let config = set.get("team").unwrap();
     assert!(config.terminating && config.pods == 1);
     assert!(set.waits_for_pods("team") && set.released().is_empty());
     // It still holds its namespace (the newer one stays rejected) but takes no new pods.
-    assert_eq!(rejection_of(&set, "newer").reason, RejectReason::NamespaceConflict);
+    assert_eq!(
+        rejection_of(&set, "newer").reason,
+        RejectReason::NamespaceConflict
+    );
     let err = set.for_pod("a", None).unwrap_err();
-    assert_eq!(err, SubnetChoiceError::Terminating { name: "team".into(), pods: 1 });
+    assert_eq!(
+        err,
+        SubnetChoiceError::Terminating {
+            name: "team".into(),
+            pods: 1
+        }
+    );
     assert_eq!(err.reason(), "SubnetNotReady");
     assert!(set.for_pod("b", Some("team")).is_err());
 
@@ -550,7 +585,9 @@ fn a_deleted_subnet_stays_while_pods_use_it_and_takes_no_new_ones() {
     assert!(set.get("ovn-default").unwrap().terminating);
     assert_eq!(
         set.for_pod("x", None).unwrap_err(),
-        SubnetChoiceError::NoDefault { namespace: "x".into() }
+        SubnetChoiceError::NoDefault {
+            namespace: "x".into()
+        }
     );
 }
 
@@ -560,7 +597,13 @@ fn the_addressing_in_effect_is_read_back_from_the_status() {
     let config = config.get("blue").unwrap();
     let mut object = subnet("blue", 1, "10.30.0.0/24");
     object.status = Some(subnet_status(
-        SubnetOutcome::Accepted(config, Usage { used: 1, available: 2 }),
+        SubnetOutcome::Accepted(
+            config,
+            Usage {
+                used: 1,
+                available: 2,
+            },
+        ),
         None,
         Timestamp::from_second(0).unwrap(),
     ));
@@ -572,21 +615,46 @@ fn the_addressing_in_effect_is_read_back_from_the_status() {
 #[test]
 fn statuses_say_terminating_and_refused_edits_and_stay_ready() {
     let mut object = subnet("blue", 1, "10.30.0.0/24");
-    let used = facts("blue", Some(("10.20.0.0/24", "10.20.0.1", &[])), &["10.20.0.5", "10.20.0.6"]);
+    let used = facts(
+        "blue",
+        Some(("10.20.0.0/24", "10.20.0.1", &[])),
+        &["10.20.0.5", "10.20.0.6"],
+    );
     let set = validate_subnets_with(&[object.clone()], &reserved(), &used);
-    let usage = Usage { used: 2, available: 250 };
+    let usage = Usage {
+        used: 2,
+        available: 250,
+    };
     let now = Timestamp::from_second(0).unwrap();
-    let status = subnet_status(SubnetOutcome::Accepted(set.get("blue").unwrap(), usage), None, now);
+    let status = subnet_status(
+        SubnetOutcome::Accepted(set.get("blue").unwrap(), usage),
+        None,
+        now,
+    );
     let c = &status.conditions[0];
-    assert_eq!((c.status.as_str(), c.reason.as_str()), ("True", "SpecChangeRefused"));
-    assert!(c.message.contains("cidrBlock") && c.message.contains("2 pods use"), "{}", c.message);
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_str()),
+        ("True", "SpecChangeRefused")
+    );
+    assert!(
+        c.message.contains("cidrBlock") && c.message.contains("2 pods use"),
+        "{}",
+        c.message
+    );
     assert_eq!(status.cidr_block.as_deref(), Some("10.20.0.0/24"));
 
     object = deleted(object);
     let set = validate_subnets_with(&[object], &reserved(), &used);
-    let status = subnet_status(SubnetOutcome::Accepted(set.get("blue").unwrap(), usage), None, now);
+    let status = subnet_status(
+        SubnetOutcome::Accepted(set.get("blue").unwrap(), usage),
+        None,
+        now,
+    );
     let c = &status.conditions[0];
-    assert_eq!((c.status.as_str(), c.reason.as_str()), ("True", "Terminating"));
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_str()),
+        ("True", "Terminating")
+    );
     assert!(c.message.contains("2 pods still use it"), "{}", c.message);
 }
 

@@ -79,15 +79,15 @@ pub fn validate_subnets_with(
         }
         let (spec, refused) = spec_in_effect(object, facts.accepted.get(&name), holders);
         let checked = check_alone(&name, object, &spec, reserved)
-            .and_then(|config| {
-                match holders.iter().find(|(ip, _)| *ip == config.gateway) {
+            .and_then(
+                |config| match holders.iter().find(|(ip, _)| *ip == config.gateway) {
                     Some((ip, pod)) => Err((
                         RejectReason::InvalidGateway,
                         format!("gateway {ip} is the address of {pod}"),
                     )),
                     None => Ok(config),
-                }
-            })
+                },
+            )
             .and_then(|config| set.check_against(config));
         match checked {
             Ok(mut config) => {
@@ -340,7 +340,11 @@ impl SubnetSet {
     /// invalid, deleted) lists the namespace: its pods wait for that Subnet, since a pod never
     /// moves once it has an address.
     pub fn for_namespace(&self, namespace: &str) -> Result<&SubnetConfig, SubnetChoiceError> {
-        if let Some(config) = self.by_namespace.get(namespace).and_then(|n| self.accepted.get(n)) {
+        if let Some(config) = self
+            .by_namespace
+            .get(namespace)
+            .and_then(|n| self.accepted.get(n))
+        {
             return self.serving(config);
         }
         if let Some(name) = self.claims.get(namespace) {
@@ -394,12 +398,10 @@ impl SubnetSet {
                     reason: rejection.reason,
                     message: rejection.message.clone(),
                 },
-                None if self.released.iter().any(|r| r == name) => {
-                    SubnetChoiceError::Terminating {
-                        name: name.to_string(),
-                        pods: 0,
-                    }
-                }
+                None if self.released.iter().any(|r| r == name) => SubnetChoiceError::Terminating {
+                    name: name.to_string(),
+                    pods: 0,
+                },
                 None => SubnetChoiceError::Unknown {
                     name: name.to_string(),
                 },

@@ -268,6 +268,25 @@ impl Binary {
         Ok(())
     }
 
+    /// `GET path` (HTTP/1.0) on the controller's listener, found in its log: the whole answer.
+    pub async fn http_get(&self, path: &str) -> Result<String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let log = self.log_text();
+        let addr = log
+            .lines()
+            .find(|l| l.contains("serving /metrics"))
+            .and_then(|l| l.split("bound=").nth(1))
+            .and_then(|rest| rest.split_whitespace().next())
+            .context("no listener address in the log")?;
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        stream
+            .write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+            .await?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await?;
+        Ok(answer)
+    }
+
     pub fn kill(&mut self) {
         self.child.kill();
     }

@@ -94,7 +94,7 @@ impl ControllerRun {
         loop {
             self.ensure_alive()?;
             let answered = tokio::task::spawn_blocking(move || http_get(addr, "/readyz")).await;
-            if matches!(answered, Ok(Ok(_))) {
+            if matches!(&answered, Ok(Ok(body)) if body.trim() == crate::lab::rovn::READY_LEADING) {
                 return Ok(Instant::now());
             }
             if Instant::now() >= deadline {

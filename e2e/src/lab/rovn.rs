@@ -15,6 +15,9 @@ use super::poll;
 use super::probe::http_get_in_netns;
 use super::tls;
 
+/// `/readyz`'s answer once the controller leads and has reconciled NB.
+pub const READY_LEADING: &str = "leading";
+
 /// How often readiness endpoints are asked.
 const READY_POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// How long a daemon gets to exit on SIGTERM before SIGKILL when it is restarted.
@@ -164,7 +167,12 @@ pub fn wait_controller_ready(
     let ready = poll::until(deadline, READY_POLL_INTERVAL, || {
         controller.ensure_alive()?;
         match http_get_in_netns(&ns, addr, "/readyz") {
-            Ok(_) => Ok(Some(())),
+            // A standby answers 200 too; the lab waits for the leader's first reconcile.
+            Ok(body) if body.trim() == READY_LEADING => Ok(Some(())),
+            Ok(body) => {
+                last = format!("answered {:?}", body.trim());
+                Ok(None)
+            }
             Err(e) => {
                 last = e.to_string();
                 Ok(None)
