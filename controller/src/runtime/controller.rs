@@ -262,7 +262,12 @@ impl Controller {
         match done {
             Done::Pod(done) => self.pods.done(world, done),
             Done::Node(done) => self.nodes.done(world, done),
-            Done::SubnetStatusWritten(name) => self.subnets.status_written(&name),
+            // The write may have raced a newer outcome (the watch event of our own patch can
+            // come first, while the write was still pending): look again.
+            Done::SubnetStatusWritten(name) => {
+                self.subnets.status_written(&name);
+                self.subnets.write_statuses(world);
+            }
             Done::SubnetFinalizerWritten(name, result) => {
                 self.subnets.finalizer_written(world, &name, result)
             }
