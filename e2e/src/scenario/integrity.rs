@@ -324,6 +324,13 @@ pub async fn annotation_edits(cluster: &impl Cluster, ns: &str) -> Result<()> {
 
 /// The reason of a Subnet's Ready condition, `None` while it has none (or the Subnet is gone).
 async fn subnet_reason(client: &Client, name: &str) -> Result<Option<String>> {
+    Ok(subnet_condition(client, name)
+        .await?
+        .map(|(_, reason)| reason))
+}
+
+/// The status and reason of a Subnet's Ready condition.
+async fn subnet_condition(client: &Client, name: &str) -> Result<Option<(String, String)>> {
     let subnets: Api<kube::api::DynamicObject> =
         Api::all_with(client.clone(), &api::subnet_resource());
     let got = subnets
@@ -331,14 +338,17 @@ async fn subnet_reason(client: &Client, name: &str) -> Result<Option<String>> {
         .await
         .map_err(|e| ScenarioError::kube(format!("reading Subnet {name}"), e))?;
     Ok(got.and_then(|s| {
-        s.data
+        let ready = s
+            .data
             .pointer("/status/conditions")?
             .as_array()?
             .iter()
             .find(|c| c["type"] == "Ready")?
-            .get("reason")?
-            .as_str()
-            .map(str::to_string)
+            .clone();
+        Some((
+            ready["status"].as_str()?.to_string(),
+            ready["reason"].as_str()?.to_string(),
+        ))
     }))
 }
 
@@ -464,5 +474,134 @@ pub async fn subnet_changes(cluster: &impl Cluster, ns: &str) -> Result<()> {
         },
     )
     .await?;
+    audit(cluster).await
+}
+
+/// Waits until an Event with `reason` about a cluster-scoped object of `kind` (named `object`,
+/// when given) whose message names `name` exists (such Events live in `default`).
+async fn until_cluster_event(
+    client: &Client,
+    kind: &str,
+    object: Option<&str>,
+    name: &str,
+    reason: &str,
+) -> Result<Event> {
+    wait::until(
+        SETTLE,
+        &format!("a {reason} Event about {kind} {name}"),
+        async || {
+            let events = Api::<Event>::namespaced(client.clone(), "default")
+                .list(&ListParams::default())
+                .await
+                .map_err(|e| ScenarioError::kube("listing Events", e))?;
+            Ok(events.items.into_iter().find(|e| {
+                e.involved_object.kind.as_deref() == Some(kind)
+                    && object.is_none_or(|o| e.involved_object.name.as_deref() == Some(o))
+                    && e.reason.as_deref() == Some(reason)
+                    && e.message.as_deref().is_some_and(|m| m.contains(name))
+            }))
+        },
+    )
+    .await
+}
+
+/// The routes of `cidr` on `node` that go through `ovn0`.
+async fn ovn0_routes(cluster: &impl Cluster, node: &str, cidr: &str) -> Result<String> {
+    let out = cluster
+        .exec_on_node(
+            node,
+            &super::cluster::argv(["ip", "-4", "route", "show", cidr]),
+        )
+        .await?
+        .ok(&format!("routes of {cidr} on {node}"))?;
+    Ok(out
+        .lines()
+        .filter(|l| l.contains("ovn0"))
+        .collect::<Vec<_>>()
+        .join("\n"))
+}
+
+/// Scenario 14: what an operator sees of Subnets that must not be used. A Subnet covering half
+/// the address space is rejected (with a core/v1 Event carrying `lastTimestamp`, so
+/// `kubectl get events --sort-by=.lastTimestamp` lists it) and no node routes it; one that
+/// overlaps the nodes' own network is routed by no node (`SubnetNotRouted` on each Node);
+/// `ovn-default`'s status shows its effective gateway and its usage. Nothing of it disturbs
+/// running pods (the audit).
+pub async fn operator_view(cluster: &impl Cluster, ns: &str) -> Result<()> {
+    let client = cluster.client();
+    api::ensure_namespace(&client, ns).await?;
+    let subnets: Api<kube::api::DynamicObject> =
+        Api::all_with(client.clone(), &api::subnet_resource());
+    let wide = format!("{ns}-wide");
+    subnets
+        .create(
+            &Default::default(),
+            &api::subnet_object(&wide, "0.0.0.0/1", &[], &[])?,
+        )
+        .await
+        .map_err(|e| ScenarioError::kube(format!("creating Subnet {wide}"), e))?;
+    // Rejected (too large, overlapping): whatever the reason, Ready is False and says it.
+    let reason = wait::until(
+        SETTLE,
+        &format!("Subnet {wide} to be rejected"),
+        async || {
+            subnet_condition(&client, &wide)
+                .await
+                .map(|c| c.filter(|(status, _)| status == "False"))
+        },
+    )
+    .await?
+    .1;
+    let event = until_cluster_event(&client, "Subnet", Some(&wide), &wide, &reason).await?;
+    crate::ensure!(
+        event.last_timestamp.is_some(),
+        "the Event about Subnet {wide} has no lastTimestamp: {event:?}"
+    );
+    for node in cluster.nodes() {
+        let routes = ovn0_routes(cluster, &node, "0.0.0.0/1").await?;
+        crate::ensure!(
+            routes.is_empty(),
+            "{node} routes rejected {wide} via ovn0: {routes}"
+        );
+    }
+
+    let under = format!("{ns}-under");
+    subnets
+        .create(
+            &Default::default(),
+            &api::subnet_object(&under, "172.30.0.0/24", &[], &[])?,
+        )
+        .await
+        .map_err(|e| ScenarioError::kube(format!("creating Subnet {under}"), e))?;
+    for node in cluster.nodes() {
+        until_cluster_event(&client, "Node", Some(&node), &under, "SubnetNotRouted").await?;
+        let routes = ovn0_routes(cluster, &node, "172.30.0.0/24").await?;
+        crate::ensure!(
+            routes.is_empty(),
+            "{node} routes its own network through ovn0 for {under}: {routes}"
+        );
+    }
+
+    let default = subnets
+        .get(rovn_api::names::DEFAULT_SUBNET)
+        .await
+        .map_err(|e| ScenarioError::kube("reading ovn-default", e))?;
+    let status = |field: &str| default.data.pointer(&format!("/status/{field}")).cloned();
+    crate::ensure!(
+        status("gateway")
+            .and_then(|g| g.as_str().map(str::to_string))
+            .is_some_and(|g| !g.is_empty())
+            && status("usedIPs").is_some_and(|v| v.is_u64())
+            && status("availableIPs").is_some_and(|v| v.is_u64()),
+        "ovn-default's status lacks its effective gateway or usage: {:?}",
+        default.data.get("status")
+    );
+
+    for name in [&wide, &under] {
+        subnets
+            .delete(name, &Default::default())
+            .await
+            .map_err(|e| ScenarioError::kube(format!("deleting Subnet {name}"), e))?;
+    }
     audit(cluster).await
 }
