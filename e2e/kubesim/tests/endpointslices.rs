@@ -248,9 +248,11 @@ async fn many_pods_spill_into_two_slices_and_go_with_their_service() {
         (total == 150).then_some(s)
     })
     .await;
-    let mut sizes: Vec<usize> = got.iter().map(|s| s.endpoints.len()).collect();
-    sizes.sort_unstable();
-    assert_eq!(sizes, vec![50, 100]);
+    // How the 150 are packed depends on how the pods' events were batched (upstream packs
+    // as it goes, too); what holds is two slices of at most 100 each.
+    let sizes: Vec<usize> = got.iter().map(|s| s.endpoints.len()).collect();
+    assert_eq!(sizes.len(), 2, "{sizes:?}");
+    assert!(sizes.iter().all(|n| *n <= 100), "{sizes:?}");
 
     Api::<Service>::namespaced(t.client.clone(), &ns)
         .delete("big", &DeleteParams::default())
