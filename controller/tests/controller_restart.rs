@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use common::Ovn;
-use common::kube::{Kube, allocated_ip, annotation, restart_writing_nothing, wait_for};
+use common::kube::{Kube, allocated_ip, annotation, metric, restart_writing_nothing, wait_for};
 use futures::StreamExt;
 use rovn_api::names::annotations as keys;
 
@@ -123,12 +123,6 @@ async fn killed_mid_churn_and_restarted_leaves_no_duplicates_stale_ports_or_leak
         .await
         .with_context(|| format!("second controller log:\n{}", second.log_text()))?;
     Ok(())
-}
-
-fn metric(text: &str, name: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -134,6 +134,11 @@ impl Controller {
                 _ = resync.tick() => self.world.queue.everything(),
             }
             self.pods.retry_refused(&mut self.world);
+            let metrics = &self.world.metrics;
+            metrics.pods_refused.set(self.pods.refused_count() as i64);
+            metrics
+                .subnets_rejected
+                .set(self.world.subnet_set.rejected().len() as i64);
             let changed = self.pods.take_switches_changed();
             if changed
                 .iter()

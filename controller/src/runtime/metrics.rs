@@ -31,6 +31,10 @@ pub struct Metrics {
     pub ipam_available: Family<Labels, Gauge>,
     /// 1 while this replica leads.
     pub leader: Gauge,
+    /// Pods refused an address (each has an Event saying why).
+    pub pods_refused: Gauge,
+    /// Subnets rejected (each says why in its status).
+    pub subnets_rejected: Gauge,
     registry: std::sync::Arc<Registry>,
 }
 
@@ -47,6 +51,18 @@ impl Metrics {
         let ipam_used = Family::<Labels, Gauge>::default();
         let ipam_available = Family::<Labels, Gauge>::default();
         let leader = Gauge::default();
+        let pods_refused = Gauge::default();
+        let subnets_rejected = Gauge::default();
+        registry.register(
+            "pods_refused",
+            "Pods refused an address (see their Events)",
+            pods_refused.clone(),
+        );
+        registry.register(
+            "subnets_rejected",
+            "Subnets rejected (see their status)",
+            subnets_rejected.clone(),
+        );
         registry.register(
             "reconcile_rounds",
             "NB reconcile rounds run",
@@ -98,6 +114,8 @@ impl Metrics {
             ipam_used,
             ipam_available,
             leader,
+            pods_refused,
+            subnets_rejected,
             registry: std::sync::Arc::new(registry),
         }
     }

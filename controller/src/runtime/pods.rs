@@ -569,6 +569,11 @@ impl Pods {
 
     /// Pods whose NB rows stay as they are although they have no port to render: refused while
     /// they carry an allocation of their own.
+    /// How many pods are refused an address now.
+    pub fn refused_count(&self) -> usize {
+        self.refused.len()
+    }
+
     pub fn kept(&self) -> impl Iterator<Item = Owner> + '_ {
         self.refused
             .iter()

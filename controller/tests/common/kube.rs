@@ -418,6 +418,13 @@ pub async fn restart_writing_nothing(
     Ok(second)
 }
 
+/// The value of metric `name` (no labels) in a `/metrics` answer.
+pub fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+}
+
 /// Number of committed transactions in a standalone OVSDB file (one record each, plus the
 /// schema record at the top).
 pub fn db_records(db: &Path) -> Result<usize> {
