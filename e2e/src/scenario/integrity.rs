@@ -15,7 +15,7 @@ use rovn_api::names::annotations as keys;
 use serde_json::{Value, json};
 
 use super::api;
-use super::cluster::{Cluster, Component, PodRef, two_nodes};
+use super::cluster::{Cluster, Component, PodRef, Stage, stage};
 use super::error::{Result, ScenarioError};
 use super::ovn_state::map_get;
 use super::pods::{self, PodSpec, TCP_PORT, pod_ref};
@@ -220,10 +220,12 @@ async fn until_annotation(client: &Client, pod: &PodRef, key: &str, value: &str)
 
 /// Scenario 12: edits of rovn's annotations grant nothing and move nothing.
 pub async fn annotation_edits(cluster: &impl Cluster, ns: &str) -> Result<()> {
-    let client = cluster.client();
-    let (n1, n2) = two_nodes(cluster)?;
-    let tool = cluster.podtool();
-    api::ensure_namespace(&client, ns).await?;
+    let Stage {
+        client,
+        n1,
+        n2,
+        tool,
+    } = stage(cluster, ns).await?;
     let running = api::create_and_wait(
         &client,
         &[
@@ -366,10 +368,12 @@ async fn until_subnet_reason(client: &Client, name: &str, reason: &str) -> Resul
 /// its switch while the pod lives, takes no new pod (which does not fall back to
 /// `ovn-default`), and goes once its pods are gone.
 pub async fn subnet_changes(cluster: &impl Cluster, ns: &str) -> Result<()> {
-    let client = cluster.client();
-    let (n1, n2) = two_nodes(cluster)?;
-    let tool = cluster.podtool();
-    api::ensure_namespace(&client, ns).await?;
+    let Stage {
+        client,
+        n1,
+        n2,
+        tool,
+    } = stage(cluster, ns).await?;
     let subnet = format!("{ns}-net");
     api::create_subnet(
         &client,

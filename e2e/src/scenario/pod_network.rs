@@ -8,7 +8,7 @@ use kube::Api;
 use rovn_api::names::{self, annotations};
 
 use super::api;
-use super::cluster::{Cluster, PodRef, argv, two_nodes};
+use super::cluster::{Cluster, PodRef, Stage, argv, stage, two_nodes};
 use super::error::{Result, ScenarioError};
 use super::pods::{self, HOST_TCP_PORT, PodSpec, TCP_PORT, UDP_PORT, pod_ref};
 use super::traffic::{From, Proto, expect_exchange};
@@ -21,10 +21,12 @@ fn ip_of(pod: &Pod) -> Result<Ipv4Addr> {
 /// Scenario 1: pod ↔ pod on one node and across nodes, TCP and UDP; every server sees the
 /// client's own pod IP.
 pub async fn pod_to_pod(cluster: &impl Cluster, ns: &str) -> Result<()> {
-    let client = cluster.client();
-    let (n1, n2) = two_nodes(cluster)?;
-    let tool = cluster.podtool();
-    api::ensure_namespace(&client, ns).await?;
+    let Stage {
+        client,
+        n1,
+        n2,
+        tool,
+    } = stage(cluster, ns).await?;
     let running = api::create_and_wait(
         &client,
         &[
@@ -85,10 +87,12 @@ pub(crate) async fn join_ip(cluster: &impl Cluster, node: &str) -> Result<Ipv4Ad
 /// Scenario 2: a node reaches pods through `ovn0` (the pod sees the node's join address), on
 /// its own node and on another; a hostNetwork pod reaches a pod on another node the same way.
 pub async fn node_to_pod(cluster: &impl Cluster, ns: &str) -> Result<()> {
-    let client = cluster.client();
-    let (n1, n2) = two_nodes(cluster)?;
-    let tool = cluster.podtool();
-    api::ensure_namespace(&client, ns).await?;
+    let Stage {
+        client,
+        n1,
+        n2,
+        tool,
+    } = stage(cluster, ns).await?;
     let mut host = PodSpec::idle(ns, "host-client", &tool).on(&n1);
     host.host_network = true;
     host.containers = vec![(
@@ -144,10 +148,12 @@ pub async fn node_to_pod(cluster: &impl Cluster, ns: &str) -> Result<()> {
 /// Scenario 3: two containers of one pod share its network: each serves on its own port and
 /// both answer on localhost, seeing 127.0.0.1; both ports are also reachable on the pod IP.
 pub async fn shared_sandbox(cluster: &impl Cluster, ns: &str) -> Result<()> {
-    let client = cluster.client();
-    let (n1, _) = two_nodes(cluster)?;
-    let tool = cluster.podtool();
-    api::ensure_namespace(&client, ns).await?;
+    let Stage {
+        client,
+        n1,
+        n2: _,
+        tool,
+    } = stage(cluster, ns).await?;
     let mut duo = PodSpec::idle(ns, "duo", &tool).on(&n1);
     duo.containers = vec![
         (

@@ -12,7 +12,7 @@ use kube::Api;
 use rovn_api::names::annotations;
 
 use super::api;
-use super::cluster::{Cluster, Component, PodRef, two_nodes};
+use super::cluster::{Cluster, Component, PodRef, Stage, stage};
 use super::error::{Result, ScenarioError};
 use super::ovn_state::{node_pod_ports, pod_lsps};
 use super::pods::{self, PodSpec, TCP_PORT, pod_ref};
@@ -70,10 +70,12 @@ async fn change_while_controller_down(
 /// Runs scenario 6 in namespace `ns` (the cluster should hold no other pods' ports than the
 /// ones it can list, as the stale-port check compares NB and OVS with every pod).
 pub async fn survive_restarts(cluster: &impl Cluster, ns: &str) -> Result<()> {
-    let client = cluster.client();
-    let (n1, n2) = two_nodes(cluster)?;
-    let tool = cluster.podtool();
-    api::ensure_namespace(&client, ns).await?;
+    let Stage {
+        client,
+        n1,
+        n2,
+        tool,
+    } = stage(cluster, ns).await?;
     let running = api::create_and_wait(
         &client,
         &[

@@ -13,7 +13,7 @@ use kube::{Api, Client};
 use serde_json::json;
 
 use super::api;
-use super::cluster::{Cluster, Component, PodRef, argv, two_nodes};
+use super::cluster::{Cluster, Component, PodRef, Stage, argv, stage};
 use super::error::{Result, ScenarioError};
 use super::pods::{self, PodSpec, TCP_PORT, UDP_PORT, pod_ref};
 use super::traffic::{Answer, From, Proto, exchange, exchange_once};
@@ -253,10 +253,12 @@ async fn until_ready(client: &Client, pod: &PodRef, ready: bool) -> Result<()> {
 /// `ovn0` (seen as their node's join address); a pod reaching its own Service is answered by
 /// itself (hairpin).
 pub async fn cluster_ip(cluster: &impl Cluster, ns: &str) -> Result<()> {
-    let client = cluster.client();
-    let (n1, n2) = two_nodes(cluster)?;
-    let tool = cluster.podtool();
-    api::ensure_namespace(&client, ns).await?;
+    let Stage {
+        client,
+        n1,
+        n2,
+        tool,
+    } = stage(cluster, ns).await?;
     let running = api::create_and_wait(
         &client,
         &[
@@ -344,10 +346,12 @@ pub async fn cluster_ip(cluster: &impl Cluster, ns: &str) -> Result<()> {
 /// readiness probe is never chosen and comes back when it passes; a terminating backend that
 /// still serves is chosen only once no ready one is left.
 pub async fn endpoint_changes(cluster: &impl Cluster, ns: &str) -> Result<()> {
-    let client = cluster.client();
-    let (n1, n2) = two_nodes(cluster)?;
-    let tool = cluster.podtool();
-    api::ensure_namespace(&client, ns).await?;
+    let Stage {
+        client,
+        n1,
+        n2,
+        tool,
+    } = stage(cluster, ns).await?;
     let client_pod =
         api::create_and_wait(&client, &[PodSpec::idle(ns, "client", &tool).on(&n1)]).await?;
     let from = From::Pod(pod_ref(&client_pod[0]));
@@ -465,10 +469,12 @@ pub async fn endpoint_changes(cluster: &impl Cluster, ns: &str) -> Result<()> {
 /// Scenario 9: with ClientIP affinity a client sticks to one backend over 20 connections;
 /// without it, three backends all answer within 30.
 pub async fn affinity(cluster: &impl Cluster, ns: &str) -> Result<()> {
-    let client = cluster.client();
-    let (n1, n2) = two_nodes(cluster)?;
-    let tool = cluster.podtool();
-    api::ensure_namespace(&client, ns).await?;
+    let Stage {
+        client,
+        n1,
+        n2,
+        tool,
+    } = stage(cluster, ns).await?;
     let names = ["a1", "a2", "a3"];
     let mut specs: Vec<PodSpec> = names
         .iter()
@@ -498,10 +504,12 @@ pub async fn affinity(cluster: &impl Cluster, ns: &str) -> Result<()> {
 /// Scenario 11: with `internalTrafficPolicy: Local`, a pod and a node reach only the backends
 /// on their own node.
 pub async fn node_local(cluster: &impl Cluster, ns: &str) -> Result<()> {
-    let client = cluster.client();
-    let (n1, n2) = two_nodes(cluster)?;
-    let tool = cluster.podtool();
-    api::ensure_namespace(&client, ns).await?;
+    let Stage {
+        client,
+        n1,
+        n2,
+        tool,
+    } = stage(cluster, ns).await?;
     let running = api::create_and_wait(
         &client,
         &[
@@ -575,10 +583,12 @@ async fn service_rows(cluster: &impl Cluster) -> Result<BTreeMap<&'static str, S
 /// Scenario 10: a deleted Service leaves no load balancer behind, and a controller restart on
 /// a converged cluster rewrites no load balancer, group or switch.
 pub async fn service_lifecycle(cluster: &impl Cluster, ns: &str) -> Result<()> {
-    let client = cluster.client();
-    let (n1, _) = two_nodes(cluster)?;
-    let tool = cluster.podtool();
-    api::ensure_namespace(&client, ns).await?;
+    let Stage {
+        client,
+        n1,
+        n2: _,
+        tool,
+    } = stage(cluster, ns).await?;
     let running = api::create_and_wait(
         &client,
         &[
