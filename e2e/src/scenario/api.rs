@@ -210,3 +210,29 @@ pub async fn must_get_pod(cluster: &impl Cluster, pod: &PodRef) -> Result<Pod> {
         .await?
         .ok_or_else(|| ScenarioError::Check(format!("pod {pod} does not exist")))
 }
+
+/// What a scenario starts from: a client, its namespace (made if missing), the first two
+/// nodes, and how pods run the test program.
+pub struct Stage {
+    /// A client of the API server.
+    pub client: kube::Client,
+    /// The first node.
+    pub n1: String,
+    /// The second node.
+    pub n2: String,
+    /// How pods invoke `rovn-podtool`.
+    pub tool: String,
+}
+
+/// Sets the stage for a scenario in namespace `ns`.
+pub async fn stage(cluster: &impl Cluster, ns: &str) -> Result<Stage> {
+    let client = cluster.client();
+    let (n1, n2) = super::cluster::two_nodes(cluster)?;
+    ensure_namespace(&client, ns).await?;
+    Ok(Stage {
+        client,
+        n1,
+        n2,
+        tool: cluster.podtool(),
+    })
+}

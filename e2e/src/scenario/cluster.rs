@@ -136,32 +136,6 @@ pub trait Cluster: Sync {
     fn dump(&self, namespaces: &[&str]) -> impl Future<Output = String> + Send;
 }
 
-/// What a scenario starts from: a client, its namespace (made if missing), the first two
-/// nodes, and how pods run the test program.
-pub struct Stage {
-    /// A client of the API server.
-    pub client: kube::Client,
-    /// The first node.
-    pub n1: String,
-    /// The second node.
-    pub n2: String,
-    /// How pods invoke `rovn-podtool`.
-    pub tool: String,
-}
-
-/// Sets the stage for a scenario in namespace `ns`.
-pub async fn stage(cluster: &impl Cluster, ns: &str) -> Result<Stage> {
-    let client = cluster.client();
-    let (n1, n2) = two_nodes(cluster)?;
-    super::api::ensure_namespace(&client, ns).await?;
-    Ok(Stage {
-        client,
-        n1,
-        n2,
-        tool: cluster.podtool(),
-    })
-}
-
 /// The first two nodes of the cluster, for scenarios that need traffic across nodes.
 pub fn two_nodes(cluster: &impl Cluster) -> Result<(String, String)> {
     let nodes = cluster.nodes();

@@ -14,8 +14,8 @@ use kube::{Api, Client};
 use rovn_api::names::annotations as keys;
 use serde_json::{Value, json};
 
-use super::api;
-use super::cluster::{Cluster, Component, PodRef, Stage, stage};
+use super::api::{self, Stage, stage};
+use super::cluster::{Cluster, Component, PodRef};
 use super::error::{Result, ScenarioError};
 use super::ovn_state::map_get;
 use super::pods::{self, PodSpec, TCP_PORT, pod_ref};

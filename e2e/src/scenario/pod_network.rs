@@ -7,8 +7,8 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Api;
 use rovn_api::names::{self, annotations};
 
-use super::api;
-use super::cluster::{Cluster, PodRef, Stage, argv, stage, two_nodes};
+use super::api::{self, Stage, stage};
+use super::cluster::{Cluster, PodRef, argv, two_nodes};
 use super::error::{Result, ScenarioError};
 use super::pods::{self, HOST_TCP_PORT, PodSpec, TCP_PORT, UDP_PORT, pod_ref};
 use super::traffic::{From, Proto, expect_exchange};

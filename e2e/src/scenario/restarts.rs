@@ -11,8 +11,8 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use rovn_api::names::annotations;
 
-use super::api;
-use super::cluster::{Cluster, Component, PodRef, Stage, stage};
+use super::api::{self, Stage, stage};
+use super::cluster::{Cluster, Component, PodRef};
 use super::error::{Result, ScenarioError};
 use super::ovn_state::{node_pod_ports, pod_lsps};
 use super::pods::{self, PodSpec, TCP_PORT, pod_ref};

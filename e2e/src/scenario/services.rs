@@ -12,8 +12,8 @@ use kube::api::{DeleteParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
 
-use super::api;
-use super::cluster::{Cluster, Component, PodRef, Stage, argv, stage};
+use super::api::{self, Stage, stage};
+use super::cluster::{Cluster, Component, PodRef, argv};
 use super::error::{Result, ScenarioError};
 use super::pods::{self, PodSpec, TCP_PORT, UDP_PORT, pod_ref};
 use super::traffic::{Answer, From, Proto, exchange, exchange_once};
