@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use super::api::{self, Stage, stage};
 use super::cluster::{Cluster, Component, PodRef};
 use super::error::{Result, ScenarioError};
-use super::ovn_state::map_get;
+use super::ovn_state::{cell, json_rows, map_get};
 use super::pods::{self, PodSpec, TCP_PORT, pod_ref};
 use super::traffic::{From, Proto, expect_exchange};
 use super::wait;
@@ -41,48 +41,34 @@ async fn nb_ports(cluster: &impl Cluster) -> Result<Vec<NbPort>> {
             "Logical_Switch_Port",
         ])
         .await?;
-    let table: Value = serde_json::from_str(&text)
-        .map_err(|e| ScenarioError::Check(format!("NB ports: not JSON ({e})")))?;
-    let headings: Vec<&str> = table["headings"]
-        .as_array()
-        .map(|h| h.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
-    let column = |row: &Value, name: &str| {
-        headings
-            .iter()
-            .position(|h| *h == name)
-            .and_then(|i| row.get(i))
-            .cloned()
-            .unwrap_or(Value::Null)
-    };
-    let mut ports = Vec::new();
-    for row in table["data"].as_array().cloned().unwrap_or_default() {
-        if column(&row, "type").as_str() != Some("") {
-            continue;
-        }
-        let addresses = match column(&row, "addresses") {
-            Value::String(one) => vec![one],
-            set => set
-                .get(1)
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|v| v.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default(),
-        };
-        ports.push(NbPort {
-            name: column(&row, "name")
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
-            rovn: map_get(&column(&row, "external_ids"), rovn_api::names::VENDOR_KEY)
-                == Some(rovn_api::names::VENDOR),
-            addresses,
-        });
-    }
-    Ok(ports)
+    Ok(json_rows(&text, "NB Logical_Switch_Port")?
+        .iter()
+        .filter(|row| cell(row, "type").and_then(Value::as_str) == Some(""))
+        .map(|row| {
+            let addresses = match cell(row, "addresses") {
+                Some(Value::String(one)) => vec![one.clone()],
+                set => set
+                    .and_then(|s| s.get(1))
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            };
+            NbPort {
+                name: cell(row, "name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                rovn: cell(row, "external_ids")
+                    .and_then(|c| map_get(c, rovn_api::names::VENDOR_KEY))
+                    == Some(rovn_api::names::VENDOR),
+                addresses,
+            }
+        })
+        .collect())
 }
 
 /// The audit: no two live pods share an IP or MAC (annotations), no two NB ports share one,
@@ -181,26 +167,37 @@ async fn patch_annotations(client: &Client, pod: &PodRef, annotations: Value) ->
     Ok(())
 }
 
-/// Waits until an Event with `reason` about `pod` exists.
-async fn until_event(client: &Client, pod: &PodRef, reason: &str) -> Result<String> {
-    wait::until(
-        SETTLE,
-        &format!("a {reason} Event about pod {pod}"),
-        async || {
-            let events = Api::<Event>::namespaced(client.clone(), &pod.namespace)
-                .list(&ListParams::default())
-                .await
-                .map_err(|e| ScenarioError::kube("listing Events", e))?;
-            Ok(events
-                .items
-                .into_iter()
-                .find(|e| {
-                    e.involved_object.name.as_deref() == Some(pod.name.as_str())
-                        && e.reason.as_deref() == Some(reason)
-                })
-                .map(|e| e.message.unwrap_or_default()))
-        },
-    )
+/// Waits until an Event in `namespace` that `matches` exists, and returns it. Events about
+/// cluster-scoped objects live in `default`.
+async fn until_event(
+    client: &Client,
+    namespace: &str,
+    what: &str,
+    matches: impl Fn(&Event) -> bool,
+) -> Result<Event> {
+    wait::until(SETTLE, what, async || {
+        let events = Api::<Event>::namespaced(client.clone(), namespace)
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| ScenarioError::kube("listing Events", e))?;
+        Ok(events.items.into_iter().find(&matches))
+    })
+    .await
+}
+
+/// Whether `event` is about the object `name` of `kind` and has `reason`.
+fn is_about(event: &Event, kind: &str, name: &str, reason: &str) -> bool {
+    event.involved_object.kind.as_deref() == Some(kind)
+        && event.involved_object.name.as_deref() == Some(name)
+        && event.reason.as_deref() == Some(reason)
+}
+
+/// [`until_event`] for a pod's Event with `reason`.
+async fn until_pod_event(client: &Client, pod: &PodRef, reason: &str) -> Result<Event> {
+    let what = format!("a {reason} Event about pod {pod}");
+    until_event(client, &pod.namespace, &what, |e| {
+        is_about(e, "Pod", &pod.name, reason)
+    })
     .await
 }
 
@@ -271,7 +268,7 @@ pub async fn annotation_edits(cluster: &impl Cluster, ns: &str) -> Result<()> {
     // A running pod's address edited to its neighbour's: written back, with an Event.
     patch_annotations(&client, &a, json!({ keys::IP_ADDRESS: b_ip.to_string() })).await?;
     until_annotation(&client, &a, keys::IP_ADDRESS, &a_ip.to_string()).await?;
-    until_event(&client, &a, "AllocationReverted").await?;
+    until_pod_event(&client, &a, "AllocationReverted").await?;
     reach().await?;
     audit(cluster).await?;
 
@@ -310,7 +307,7 @@ pub async fn annotation_edits(cluster: &impl Cluster, ns: &str) -> Result<()> {
         }
     }
     let thief_ref = api::create_pod(&client, &thief).await?;
-    until_event(&client, &thief_ref, "AddressInUse").await?;
+    until_pod_event(&client, &thief_ref, "AddressInUse").await?;
     reach().await?;
     audit(cluster).await?;
 
@@ -445,7 +442,7 @@ pub async fn subnet_changes(cluster: &impl Cluster, ns: &str) -> Result<()> {
     until_subnet_reason(&client, &subnet, "Terminating").await?;
     reach().await?;
     let late = api::create_pod(&client, &PodSpec::server(ns, "late", &tool).on(&n1)).await?;
-    until_event(&client, &late, "SubnetNotReady").await?;
+    until_pod_event(&client, &late, "SubnetNotReady").await?;
     let late_pod = api::get_pod(&client, &late).await?;
     crate::ensure!(
         late_pod.as_ref().and_then(pods::allocated_ip).is_none(),
@@ -479,34 +476,6 @@ pub async fn subnet_changes(cluster: &impl Cluster, ns: &str) -> Result<()> {
     )
     .await?;
     audit(cluster).await
-}
-
-/// Waits until an Event with `reason` about a cluster-scoped object of `kind` (named `object`,
-/// when given) whose message names `name` exists (such Events live in `default`).
-async fn until_cluster_event(
-    client: &Client,
-    kind: &str,
-    object: Option<&str>,
-    name: &str,
-    reason: &str,
-) -> Result<Event> {
-    wait::until(
-        SETTLE,
-        &format!("a {reason} Event about {kind} {name}"),
-        async || {
-            let events = Api::<Event>::namespaced(client.clone(), "default")
-                .list(&ListParams::default())
-                .await
-                .map_err(|e| ScenarioError::kube("listing Events", e))?;
-            Ok(events.items.into_iter().find(|e| {
-                e.involved_object.kind.as_deref() == Some(kind)
-                    && object.is_none_or(|o| e.involved_object.name.as_deref() == Some(o))
-                    && e.reason.as_deref() == Some(reason)
-                    && e.message.as_deref().is_some_and(|m| m.contains(name))
-            }))
-        },
-    )
-    .await
 }
 
 /// The routes of `cidr` on `node` that go through `ovn0`.
@@ -556,7 +525,13 @@ pub async fn operator_view(cluster: &impl Cluster, ns: &str) -> Result<()> {
     )
     .await?
     .1;
-    let event = until_cluster_event(&client, "Subnet", Some(&wide), &wide, &reason).await?;
+    let event = until_event(
+        &client,
+        "default",
+        &format!("a {reason} Event about Subnet {wide}"),
+        |e| is_about(e, "Subnet", &wide, &reason),
+    )
+    .await?;
     crate::ensure!(
         event.last_timestamp.is_some(),
         "the Event about Subnet {wide} has no lastTimestamp: {event:?}"
@@ -578,7 +553,16 @@ pub async fn operator_view(cluster: &impl Cluster, ns: &str) -> Result<()> {
         .await
         .map_err(|e| ScenarioError::kube(format!("creating Subnet {under}"), e))?;
     for node in cluster.nodes() {
-        until_cluster_event(&client, "Node", Some(&node), &under, "SubnetNotRouted").await?;
+        until_event(
+            &client,
+            "default",
+            &format!("a SubnetNotRouted Event about Node {node} naming {under}"),
+            |e| {
+                is_about(e, "Node", &node, "SubnetNotRouted")
+                    && e.message.as_deref().is_some_and(|m| m.contains(&under))
+            },
+        )
+        .await?;
         let routes = ovn0_routes(cluster, &node, "172.30.0.0/24").await?;
         crate::ensure!(
             routes.is_empty(),

@@ -10,7 +10,7 @@ use super::cluster::{Cluster, argv};
 use super::error::{Result, ScenarioError};
 
 /// The rows of a `--format=json` table as (heading → cell) pairs. Pure.
-fn json_rows(text: &str, what: &str) -> Result<Vec<Vec<(String, Value)>>> {
+pub fn json_rows(text: &str, what: &str) -> Result<Vec<Vec<(String, Value)>>> {
     let table: Value = serde_json::from_str(text)
         .map_err(|e| ScenarioError::Check(format!("{what}: not a JSON table ({e}): {text}")))?;
     let headings: Vec<String> = table["headings"]
@@ -44,7 +44,8 @@ pub fn map_get<'a>(cell: &'a Value, key: &str) -> Option<&'a str> {
         .as_str()
 }
 
-fn cell<'a>(row: &'a [(String, Value)], heading: &str) -> Option<&'a Value> {
+/// The cell under `heading` of a [`json_rows`] row. Pure.
+pub fn cell<'a>(row: &'a [(String, Value)], heading: &str) -> Option<&'a Value> {
     row.iter().find(|(h, _)| h == heading).map(|(_, v)| v)
 }
 
