@@ -52,32 +52,30 @@ pub async fn create_service(
     selects: &str,
     affinity: bool,
 ) -> Result<Ipv4Addr> {
-    let extra = if affinity {
-        json!({"sessionAffinity": "ClientIP",
-               "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 600}}})
-    } else {
-        json!({})
-    };
-    create_service_with(client, ns, name, selects, extra).await
+    let mut fields = json!({"selector": {SELECTOR: selects}});
+    if affinity {
+        fields["sessionAffinity"] = json!("ClientIP");
+        fields["sessionAffinityConfig"] = json!({"clientIP": {"timeoutSeconds": 600}});
+    }
+    create_service_with(client, ns, name, fields).await
 }
 
-/// [`create_service`] with more `spec` fields (`internalTrafficPolicy`, …).
+/// A Service with TCP 80 and UDP 53 to the servers' echo ports and the `spec` fields in
+/// `fields` (its selector, `internalTrafficPolicy`, …). Returns its ClusterIP.
 pub async fn create_service_with(
     client: &Client,
     ns: &str,
     name: &str,
-    selects: &str,
-    extra: serde_json::Value,
+    fields: serde_json::Value,
 ) -> Result<Ipv4Addr> {
     let mut spec = json!({
-        "selector": {SELECTOR: selects},
         "ports": [
             {"name": "echo-tcp", "protocol": "TCP", "port": SERVICE_TCP_PORT, "targetPort": TCP_PORT},
             {"name": "echo-udp", "protocol": "UDP", "port": SERVICE_UDP_PORT, "targetPort": UDP_PORT},
         ],
     });
-    if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
-        spec.extend(extra.clone());
+    if let (Some(spec), Some(fields)) = (spec.as_object_mut(), fields.as_object()) {
+        spec.extend(fields.clone());
     }
     let service: Service = serde_json::from_value(json!({
         "apiVersion": "v1",
@@ -276,22 +274,8 @@ pub async fn cluster_ip(cluster: &impl Cluster, ns: &str) -> Result<()> {
     .await?;
     let (web_a, client_pod, host_client) = (&running[0], &running[2], &running[3]);
     let vip = create_service(&client, ns, "web", "web", false).await?;
-    let solo = {
-        let service: Service = serde_json::from_value(json!({
-            "metadata": {"name": "solo", "namespace": ns},
-            "spec": {"selector": {"solo": "yes"},
-                     "ports": [{"protocol": "TCP", "port": SERVICE_TCP_PORT, "targetPort": TCP_PORT}]},
-        }))
-        .map_err(|e| ScenarioError::Check(format!("manifest of Service solo: {e}")))?;
-        Api::<Service>::namespaced(client.clone(), ns)
-            .create(&PostParams::default(), &service)
-            .await
-            .map_err(|e| ScenarioError::kube("creating Service solo", e))?
-            .spec
-            .and_then(|s| s.cluster_ip)
-            .and_then(|ip| ip.parse::<Ipv4Addr>().ok())
-            .ok_or_else(|| ScenarioError::Check("Service solo got no ClusterIP".into()))?
-    };
+    let solo =
+        create_service_with(&client, ns, "solo", json!({"selector": {"solo": "yes"}})).await?;
     let tcp = SocketAddrV4::new(vip, SERVICE_TCP_PORT);
     let udp = SocketAddrV4::new(vip, SERVICE_UDP_PORT);
     let from_pod = From::Pod(pod_ref(client_pod));
@@ -524,8 +508,7 @@ pub async fn node_local(cluster: &impl Cluster, ns: &str) -> Result<()> {
         &client,
         ns,
         "local",
-        "local",
-        json!({"internalTrafficPolicy": "Local"}),
+        json!({"selector": {SELECTOR: "local"}, "internalTrafficPolicy": "Local"}),
     )
     .await?;
     let tcp = SocketAddrV4::new(vip, SERVICE_TCP_PORT);
