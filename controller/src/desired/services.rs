@@ -32,13 +32,13 @@ pub fn render_service(state: &mut DesiredState, service: &Service) {
     let owner = Owner::service(&service.namespace, &service.name);
     let mut vips: BTreeMap<Protocol, BTreeMap<String, String>> = BTreeMap::new();
     for port in &service.ports {
-        let backends = backends(service, port, |_| true);
+        // A node-local Service's backends are each chassis's own (`render_local_backends`).
+        let backends = (!service.local_only).then(|| backends(service, port, |_| true));
         for ip in &service.cluster_ips {
             let vip = format!("{ip}:{}", port.port);
-            let value = if service.local_only {
-                format!("^{}", local_variable(service, port, &vip))
-            } else {
-                backends.clone()
+            let value = match &backends {
+                Some(backends) => backends.clone(),
+                None => format!("^{}", local_variable(service, port, &vip)),
             };
             vips.entry(port.protocol).or_default().insert(vip, value);
         }
