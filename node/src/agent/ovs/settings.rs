@@ -227,17 +227,8 @@ mod tests {
         assert_eq!(system_id(&current, &settings()), "node1");
     }
 
-    #[test]
-    fn ssl_files_are_written_once_and_kept_in_place() {
-        let tls = TlsConfig {
-            private_key: "/pki/node-privkey.pem".into(),
-            certificate: "/pki/node-cert.pem".into(),
-            ca_cert: "/pki/cacert.pem".into(),
-        };
-        let with_tls = ChassisSettings {
-            tls: Some(tls),
-            ..settings()
-        };
+    /// A node whose Open_vSwitch row and `br-int` are as [`settings`] wants them.
+    fn converged_node() -> Snapshot {
         let ovs = OpenVSwitch {
             uuid: rovn_ovsdb::Uuid::from_u128(1),
             external_ids: desired_external_ids(&BTreeMap::new(), &settings()),
@@ -250,11 +241,25 @@ mod tests {
             },
             DatapathType::Netdev,
         );
-        let without_ssl = Snapshot {
-            open_vswitch: Some(ovs.clone()),
-            bridges: vec![bridge.clone()],
+        Snapshot {
+            open_vswitch: Some(ovs),
+            bridges: vec![bridge],
             ..Default::default()
+        }
+    }
+
+    #[test]
+    fn ssl_files_are_written_once_and_kept_in_place() {
+        let tls = TlsConfig {
+            private_key: "/pki/node-privkey.pem".into(),
+            certificate: "/pki/node-cert.pem".into(),
+            ca_cert: "/pki/cacert.pem".into(),
         };
+        let with_tls = ChassisSettings {
+            tls: Some(tls),
+            ..settings()
+        };
+        let without_ssl = converged_node();
         let ops = plan(&without_ssl, &with_tls).unwrap_or_default();
         assert_eq!(ops.len(), 2, "insert the SSL row and refer to it: {ops:?}");
         let ssl = Ssl {
@@ -264,15 +269,11 @@ mod tests {
             ca_cert: "/pki/cacert.pem".into(),
             ..Default::default()
         };
-        let converged = Snapshot {
-            open_vswitch: Some(OpenVSwitch {
-                ssl: Some(ssl.uuid),
-                ..ovs
-            }),
-            bridges: vec![bridge],
-            ssl: BTreeMap::from([(ssl.uuid, ssl.clone())]),
-            ..Default::default()
-        };
+        let mut converged = without_ssl.clone();
+        if let Some(ovs) = converged.open_vswitch.as_mut() {
+            ovs.ssl = Some(ssl.uuid);
+        }
+        converged.ssl = BTreeMap::from([(ssl.uuid, ssl.clone())]);
         assert!(plan(&converged, &with_tls).unwrap_or_default().is_empty());
         let mut stale = converged.clone();
         stale.ssl.insert(
@@ -295,26 +296,10 @@ mod tests {
 
     #[test]
     fn converged_node_needs_no_operation_and_missing_br_int_is_created() {
-        let ovs = OpenVSwitch {
-            uuid: rovn_ovsdb::Uuid::from_u128(1),
-            external_ids: desired_external_ids(&BTreeMap::new(), &settings()),
-            ..Default::default()
-        };
-        let bridge = desired_br_int(
-            &Bridge {
-                uuid: rovn_ovsdb::Uuid::from_u128(2),
-                ..Default::default()
-            },
-            DatapathType::Netdev,
-        );
-        let converged = Snapshot {
-            open_vswitch: Some(ovs.clone()),
-            bridges: vec![bridge],
-            ..Default::default()
-        };
+        let converged = converged_node();
         assert!(plan(&converged, &settings()).unwrap().is_empty());
         let bare = Snapshot {
-            open_vswitch: Some(ovs),
+            open_vswitch: converged.open_vswitch,
             ..Default::default()
         };
         let ops = plan(&bare, &settings()).unwrap();
