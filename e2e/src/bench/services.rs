@@ -28,7 +28,7 @@ use super::lb_watch::{LbWatch, Vips, backend_set};
 use super::load;
 use super::nb_log::RecordCounter;
 use super::procs::kib_to_mib;
-use super::stage::{NAMESPACE, Stage, StageSpec, wait_for_quiet_nb, while_alive};
+use super::stage::{NAMESPACE, Stage, StageSpec, until_still, wait_for_quiet_nb, while_alive};
 use super::stats::Percentiles;
 
 /// The Service port and the backends' port.
@@ -268,24 +268,15 @@ fn count_dump_rows(text: &str) -> usize {
 /// The SB `Logical_Flow` count once ovn-northd has caught up (unchanged for
 /// [`SB_QUIET_FOR`]).
 async fn settled_flow_count(sb_sock: &Path, timeout: Duration) -> Result<usize, BenchError> {
-    let deadline = Instant::now() + timeout;
-    let mut last = row_count(sb_sock, "OVN_Southbound", Some("Logical_Flow"))?;
-    let mut since = Instant::now();
-    loop {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let now = row_count(sb_sock, "OVN_Southbound", Some("Logical_Flow"))?;
-        if now != last {
-            (last, since) = (now, Instant::now());
-        } else if since.elapsed() >= SB_QUIET_FOR {
-            return Ok(now);
-        }
-        if Instant::now() >= deadline {
-            return Err(BenchError::Timeout {
-                what: "ovn-northd's logical flows to settle".into(),
-                detail: format!("{last} flows"),
-            });
-        }
-    }
+    until_still(
+        Duration::from_millis(500),
+        SB_QUIET_FOR,
+        timeout,
+        "ovn-northd's logical flows to settle",
+        |last| format!("{last} flows"),
+        || row_count(sb_sock, "OVN_Southbound", Some("Logical_Flow")),
+    )
+    .await
 }
 
 #[cfg(test)]

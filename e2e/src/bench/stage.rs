@@ -158,6 +158,36 @@ pub async fn while_alive<T>(
     }
 }
 
+/// Reads `read` every `poll` until it returns the same value for `still`, and returns that
+/// value; after `timeout` fails with `what` and `detail` of the last value.
+pub async fn until_still<T: PartialEq>(
+    poll: Duration,
+    still: Duration,
+    timeout: Duration,
+    what: &str,
+    detail: impl Fn(&T) -> String,
+    mut read: impl FnMut() -> Result<T, BenchError>,
+) -> Result<T, BenchError> {
+    let deadline = Instant::now() + timeout;
+    let mut last = read()?;
+    let mut since = Instant::now();
+    loop {
+        tokio::time::sleep(poll).await;
+        let now = read()?;
+        if now != last {
+            (last, since) = (now, Instant::now());
+        } else if since.elapsed() >= still {
+            return Ok(now);
+        }
+        if Instant::now() >= deadline {
+            return Err(BenchError::Timeout {
+                what: what.into(),
+                detail: detail(&last),
+            });
+        }
+    }
+}
+
 /// Waits until NB has committed no transaction for [`QUIET_FOR`], so that a phase's writes
 /// (the controller's, and ovn-northd's follow-ups such as ports' `up`) are all in; returns the
 /// record counts then.
@@ -166,23 +196,13 @@ pub async fn wait_for_quiet_nb(
     records: &mut RecordCounter,
     timeout: Duration,
 ) -> Result<Records, BenchError> {
-    let deadline = Instant::now() + timeout;
-    let mut last = records.count()?;
-    let mut quiet_since = Instant::now();
-    loop {
-        tokio::time::sleep(QUIET_POLL).await;
-        let now = records.count()?;
-        if now != last {
-            last = now;
-            quiet_since = Instant::now();
-        } else if quiet_since.elapsed() >= QUIET_FOR {
-            return Ok(now);
-        }
-        if Instant::now() >= deadline {
-            return Err(BenchError::Timeout {
-                what: "NB to stop committing transactions".into(),
-                detail: format!("{} records in {}", last.all, ovn.nb_db.display()),
-            });
-        }
-    }
+    until_still(
+        QUIET_POLL,
+        QUIET_FOR,
+        timeout,
+        "NB to stop committing transactions",
+        |last: &Records| format!("{} records in {}", last.all, ovn.nb_db.display()),
+        || records.count(),
+    )
+    .await
 }
