@@ -16,19 +16,49 @@ struct Args {
     command: Command,
 }
 
+/// The loaded cluster the controller benchmarks run on, and how long they wait.
+#[derive(Debug, clap::Args)]
+struct StageArgs {
+    /// Node objects to create.
+    #[arg(long, default_value_t = 100)]
+    nodes: usize,
+    /// Pods to create, bound round robin to the nodes.
+    #[arg(long, default_value_t = 10_000)]
+    pods: usize,
+    /// Create requests in flight at once.
+    #[arg(long, default_value_t = 64)]
+    in_flight: usize,
+    /// Bound on each wait, in seconds.
+    #[arg(long, default_value_t = 600)]
+    timeout: u64,
+    /// Keep the scratch directory (databases, logs) and print its path.
+    #[arg(long)]
+    keep: bool,
+    /// Where rovn-kubesim and rovn-controller are (default: next to rovn-bench, or
+    /// $ROVN_BIN_DIR).
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+}
+
+impl StageArgs {
+    fn spec(self) -> (bench::stage::StageSpec, Duration) {
+        let spec = bench::stage::StageSpec {
+            nodes: self.nodes,
+            pods: self.pods,
+            in_flight: self.in_flight,
+            keep: self.keep,
+            bin_dir: self.bin_dir,
+        };
+        (spec, Duration::from_secs(self.timeout))
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// rovn-controller from an empty NB to every pod routed, then a restart, and one pod at a time on the converged cluster.
     Controller {
-        /// Node objects to create.
-        #[arg(long, default_value_t = 100)]
-        nodes: usize,
-        /// Pods to create, bound round robin to the nodes.
-        #[arg(long, default_value_t = 10_000)]
-        pods: usize,
-        /// Create requests in flight at once.
-        #[arg(long, default_value_t = 64)]
-        in_flight: usize,
+        #[command(flatten)]
+        stage: StageArgs,
         /// After convergence, pods created one at a time for the latency of one pod on a big
         /// cluster (0 skips it).
         #[arg(long, default_value_t = 200)]
@@ -36,52 +66,26 @@ enum Command {
         /// Milliseconds between two of those creates.
         #[arg(long, default_value_t = 50)]
         latency_gap_ms: u64,
-        /// Bound on each wait, in seconds.
-        #[arg(long, default_value_t = 600)]
-        timeout: u64,
-        /// Keep the scratch directory (databases, logs) and print its path.
-        #[arg(long)]
-        keep: bool,
-        /// Where rovn-kubesim and rovn-controller are (default: next to rovn-bench, or
-        /// $ROVN_BIN_DIR).
-        #[arg(long)]
-        bin_dir: Option<PathBuf>,
     },
-    /// Pod network-ready latency (CNI ADD) beside the OVN floor, interleaved, on a lab.
     /// Service load balancers on top of a loaded cluster: every VIP in NB, EndpointSlice
     /// changes one at a time, NB/SB sizes, a restart.
     Services {
+        #[command(flatten)]
+        stage: StageArgs,
         /// Services, each with one EndpointSlice.
         #[arg(long, default_value_t = 1000)]
         services: usize,
         /// Endpoints per Service.
         #[arg(long, default_value_t = 5)]
         endpoints: usize,
-        /// Node objects under the Services.
-        #[arg(long, default_value_t = 100)]
-        nodes: usize,
-        /// Pods under the Services (the controller's load; not backends).
-        #[arg(long, default_value_t = 10_000)]
-        pods: usize,
-        /// Create requests in flight at once.
-        #[arg(long, default_value_t = 64)]
-        in_flight: usize,
         /// EndpointSlice changes measured one at a time.
         #[arg(long, default_value_t = 200)]
         updates: usize,
         /// Milliseconds between two of them.
         #[arg(long, default_value_t = 50)]
         update_gap_ms: u64,
-        /// Bound on each wait, in seconds.
-        #[arg(long, default_value_t = 600)]
-        timeout: u64,
-        /// Keep the scratch directory and print its path.
-        #[arg(long)]
-        keep: bool,
-        /// Where rovn-kubesim and rovn-controller are.
-        #[arg(long)]
-        bin_dir: Option<PathBuf>,
     },
+    /// Pod network-ready latency (CNI ADD) beside the OVN floor, interleaved, on a lab.
     PodReady {
         /// Lab nodes.
         #[arg(long, default_value_t = 2)]
@@ -157,54 +161,34 @@ fn interrupted() -> Result<Figures, BenchError> {
 async fn run(command: Command) -> Result<Figures, BenchError> {
     match command {
         Command::Controller {
-            nodes,
-            pods,
-            in_flight,
+            stage,
             latency_pods,
             latency_gap_ms,
-            timeout,
-            keep,
-            bin_dir,
         } => {
+            let (stage, timeout) = stage.spec();
             bench::controller::run(&bench::controller::ControllerBench {
-                stage: bench::stage::StageSpec {
-                    nodes,
-                    pods,
-                    in_flight,
-                    keep,
-                    bin_dir,
-                },
+                stage,
                 latency_pods,
                 latency_gap: Duration::from_millis(latency_gap_ms),
-                timeout: Duration::from_secs(timeout),
+                timeout,
             })
             .await
         }
         Command::Services {
+            stage,
             services,
             endpoints,
-            nodes,
-            pods,
-            in_flight,
             updates,
             update_gap_ms,
-            timeout,
-            keep,
-            bin_dir,
         } => {
+            let (stage, timeout) = stage.spec();
             bench::services::run(&bench::services::ServicesBench {
-                stage: bench::stage::StageSpec {
-                    nodes,
-                    pods,
-                    in_flight,
-                    keep,
-                    bin_dir,
-                },
+                stage,
                 services,
                 endpoints,
                 updates,
                 update_gap: Duration::from_millis(update_gap_ms),
-                timeout: Duration::from_secs(timeout),
+                timeout,
             })
             .await
         }
