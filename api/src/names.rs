@@ -118,6 +118,13 @@ fn fnv1a64(bytes: &[u8]) -> u64 {
     })
 }
 
+/// The Port_Group of the pods on `node`: what "from the pod's own node" ACLs and the node's
+/// egress reroute (through the group's implicit `$<name>_ip4` address set) match on, since
+/// subnet switches span nodes and cannot say which node a port is on.
+pub fn node_port_group(node: &str) -> String {
+    ovn_set_name(&format!("node.{node}"), &format!("Node/{node}"))
+}
+
 /// A Port_Group or Address_Set name: OVN allows only `[a-zA-Z_.][a-zA-Z_.0-9]*`, so the readable
 /// part has every other character replaced by `_`; a hash of the exact `identity` keeps names
 /// that read alike apart. The identity itself goes into `external_ids` beside it.
