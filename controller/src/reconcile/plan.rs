@@ -154,7 +154,23 @@ impl Plan {
 
     /// The plan as transactions of at most `max_ops` operations (a step bigger than that gets
     /// a transaction of its own), phase by phase; empty phases are left out.
+    /// Every step in phase order, when the whole plan fits one transaction of at most
+    /// `max_ops` operations (within one transaction, rows refer to rows it inserts by
+    /// uuid-name, so the phases need not be apart).
+    pub fn single(&self, max_ops: usize) -> Option<Vec<Step>> {
+        let steps: Vec<&Step> = self.steps().collect();
+        if steps.len() < 2 {
+            return None;
+        }
+        // An upper bound: the ops, one mutation per link, and the comment.
+        let cost: usize = steps.iter().map(|s| s.ops.len() + s.links.len()).sum::<usize>() + 1;
+        (cost <= max_ops).then(|| steps.into_iter().cloned().collect())
+    }
+
     pub fn transactions(&self, max_ops: usize) -> Vec<Vec<Transaction>> {
+        if let Some(steps) = self.single(max_ops) {
+            return vec![batch(&steps, 0..steps.len(), usize::MAX)];
+        }
         self.phases()
             .map(|steps| batch(steps, 0..steps.len(), max_ops))
             .collect()

@@ -39,6 +39,8 @@ fn state() -> DesiredState {
         nodes: Vec::new(),
         pods: Vec::new(),
         services: Vec::new(),
+        policies: Vec::new(),
+        policy_pods: Default::default(),
     })
 }
 
@@ -72,7 +74,14 @@ fn an_empty_nb_gets_referenced_rows_and_parents_first_then_children_attached_to_
             ],
         ]
     );
-    let txns = plan.transactions(2000);
+    let whole = plan.transactions(2000);
+    assert_eq!(
+        (whole.len(), whole[0].len()),
+        (1, 1),
+        "a plan that fits one transaction is one"
+    );
+    // Too large for one: each phase of its own.
+    let txns = plan.transactions(10);
     let ports = &txns[2];
     assert_eq!(ports.len(), 1);
     // 4 inserts, then one mutation per parent (router, join, ovn-default), each naming the
