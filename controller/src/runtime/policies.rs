@@ -129,9 +129,13 @@ impl Policies {
             .pods
             .get(&ObjectRef::new(&key.name).within(&key.namespace));
         let mut ignored = Vec::new();
-        let now = port
-            .zip(cached)
-            .map(|(port, pod)| policy_pod(&pod, &port, &mut ignored));
+        let now = match port.zip(cached) {
+            Some((port, pod)) => Some(policy_pod(&pod, &port, &mut ignored)),
+            // Its port stays as it is, so do its places in groups and sets: a pod whose edited
+            // annotations are being refused must not slip out of its isolation meanwhile.
+            None if pods.is_kept(key) => self.pods.pod(&key.namespace, &key.name).cloned(),
+            None => None,
+        };
         if now.is_some() {
             self.report(world, &owner, "NamedPortIgnored", ignored);
         } else {
@@ -207,6 +211,14 @@ impl Policies {
                     &port.name,
                     Some(policy_pod(&pod, &port, &mut ignored)),
                 );
+            }
+        }
+        for owner in pods.kept() {
+            let (Some(namespace), name) = (owner.namespace(), owner.name()) else {
+                continue;
+            };
+            if let Some(pod) = self.pods.pod(namespace, name) {
+                index.set_pod(namespace, name, Some(pod.clone()));
             }
         }
         self.pods = index;
