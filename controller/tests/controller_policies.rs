@@ -297,3 +297,142 @@ async fn policies_become_acls_ovn_reads_and_follow_changes_in_place() -> Result<
     assert!(desired_state(&cluster).row_count() > 0);
     Ok(())
 }
+
+/// `ovn-nbctl --bare --columns=<column> find <table> <condition>`, trimmed.
+fn nb_find(ovn: &common::Ovn, table: &str, column: &str, condition: &str) -> String {
+    ovn.nbctl(&["--bare", &format!("--columns={column}"), "find", table, condition])
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Through the real binary and the lab's API server: a policy's named port is resolved from the
+/// pod spec, a label change moves a pod into a peer set, a policy with a part OVN cannot enforce
+/// gets an Event naming it and the rest of it still applies, a deleted policy leaves no row,
+/// and a converged restart writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policies_follow_the_api_through_the_binary() -> Result<()> {
+    use common::kube::{Kube, restart_writing_nothing, wait_for};
+    use k8s_openapi::api::core::v1::Pod;
+    use k8s_openapi::api::networking::v1::NetworkPolicy;
+    use kube::Api;
+    use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+    use serde_json::json;
+
+    const NS: &str = "shop";
+    let ovn = common::Ovn::with_northd()?;
+    let kube = Kube::start().await?;
+    kube.namespace(NS).await?;
+    kube.node("n1").await?;
+    let pods: Api<Pod> = Api::namespaced(kube.client.clone(), NS);
+    for (name, app) in [("web", "web"), ("client", "other")] {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": NS, "labels": {"app": app}},
+            "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "pause",
+                     "ports": [{"name": "http", "containerPort": 8080}]}]},
+        }))?;
+        pods.create(&PostParams::default(), &pod).await?;
+    }
+    let policies: Api<NetworkPolicy> = Api::namespaced(kube.client.clone(), NS);
+    let policy: NetworkPolicy = serde_json::from_value(json!({
+        "metadata": {"name": "web-from-clients", "namespace": NS},
+        "spec": {"podSelector": {"matchLabels": {"app": "web"}},
+                 "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "client"}}},
+                                       {"ipBlock": {"cidr": "fd00::/64"}}],
+                              "ports": [{"port": "http"}]}]},
+    }))?;
+    policies.create(&PostParams::default(), &policy).await?;
+
+    let mut first = kube.spawn_binary(&ovn.nb_remote(), "first.log", &[])?;
+    first.wait_ready(Duration::from_secs(20)).await?;
+    let set = names::policy_address_set(NS, "web-from-clients", "ingress.0");
+    let named = names::policy_address_set(NS, "web-from-clients", "ingress.0.http.tcp.8080");
+    until("the rule's ACL resolves http to 8080 on web", || {
+        let acl = nb_find(&ovn, "ACL", "match", "name=\"shop/web-from-clients:ingress.0\"");
+        acl.contains(&format!("ip4.src == ${set}"))
+            && acl.contains(&format!("(ip4.dst == ${named} && tcp.dst == 8080)"))
+    })
+    .await?;
+    let web_ip = kube
+        .get_pod(NS, "web")
+        .await?
+        .as_ref()
+        .and_then(common::kube::allocated_ip)
+        .context("web has no address")?;
+    ensure_eq(
+        nb_find(&ovn, "Address_Set", "addresses", &format!("name={named}")),
+        web_ip.to_string(),
+        "the named-port set holds web",
+    )?;
+    ensure_eq(
+        nb_find(&ovn, "Address_Set", "addresses", &format!("name={set}")),
+        String::new(),
+        "no pod is a client yet",
+    )?;
+    let warned = wait_for(Duration::from_secs(10), || async {
+        let events = kube.events_about(NS, "web-from-clients").await?;
+        Ok(events
+            .iter()
+            .any(|(reason, note)| reason == "PolicyNotEnforced" && note.contains("IPv6")))
+    })
+    .await?;
+    anyhow::ensure!(warned, "no PolicyNotEnforced Event naming the IPv6 block");
+
+    // The other pod becomes a client: its address joins the peer set, nothing is re-created.
+    let acl_before = nb_find(&ovn, "ACL", "_uuid", "name=\"shop/web-from-clients:ingress.0\"");
+    pods.patch(
+        "client",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"app": "client"}}})),
+    )
+    .await?;
+    let client_ip = kube
+        .get_pod(NS, "client")
+        .await?
+        .as_ref()
+        .and_then(common::kube::allocated_ip)
+        .context("client has no address")?;
+    until("client joins the peer set", || {
+        nb_find(&ovn, "Address_Set", "addresses", &format!("name={set}")) == client_ip.to_string()
+    })
+    .await?;
+    ensure_eq(
+        nb_find(&ovn, "ACL", "_uuid", "name=\"shop/web-from-clients:ingress.0\""),
+        acl_before,
+        "the ACL is the same row",
+    )?;
+
+    let mut second = restart_writing_nothing(&kube, &ovn, first).await?;
+
+    policies
+        .delete("web-from-clients", &DeleteParams::default())
+        .await?;
+    let gone = wait_for(Duration::from_secs(20), || {
+        let acls = nb_find(&ovn, "ACL", "name", "direction=to-lport");
+        let sets = ovn
+            .nbctl(&["--bare", "--columns=name", "list", "Address_Set"])
+            .unwrap_or_default();
+        async move {
+            Ok(acls.lines().all(|l| l.trim().is_empty() || l.starts_with("node/"))
+                && sets.trim().is_empty())
+        }
+    })
+    .await?;
+    anyhow::ensure!(gone, "the policy's rows outlived it:\n{}", second.log_text());
+    second.kill();
+    Ok(())
+}
+
+async fn until(what: &str, check: impl Fn() -> bool) -> Result<()> {
+    let ok = common::kube::wait_for(Duration::from_secs(20), || {
+        let ok = check();
+        async move { Ok(ok) }
+    })
+    .await?;
+    anyhow::ensure!(ok, "timed out waiting until {what}");
+    Ok(())
+}
+
+fn ensure_eq(got: String, want: String, what: &str) -> Result<()> {
+    anyhow::ensure!(got == want, "{what}: got {got:?}, want {want:?}");
+    Ok(())
+}
