@@ -151,6 +151,9 @@ pub fn default_deny_port_group(namespace: &str, direction: &str) -> String {
     )
 }
 
+/// The NB Meter that rate-limits the log lines of ACLs with logging on.
+pub const ACL_LOG_METER: &str = "rovn-acl-log";
+
 /// `external_ids` key on ACLs: `ingress` or `egress`, relative to the selected pod.
 pub const DIRECTION_KEY: &str = "rovn.io/direction";
 

@@ -156,7 +156,21 @@ async fn policies_become_acls_ovn_reads_and_follow_changes_in_place() -> Result<
     let ovn = common::Ovn::with_northd()?;
     let client = ovn.client().await?;
     let mut cluster = cluster();
-    common::reconcile(&client, &cluster).await?;
+    // Phase by phase (small transactions): the log meter still gets its band with it.
+    let plan = common::plan(&client, &cluster)?;
+    let small = ApplyOptions {
+        max_ops_per_transaction: 16,
+        ..ApplyOptions::default()
+    };
+    let applied = reconcile::apply(&client, &plan, &small).await?;
+    assert!(applied.transactions > 2, "{applied:?}");
+    let bands = ovn.nbctl(&["--bare", "--columns=bands", "find", "Meter", "name=rovn-acl-log"])?;
+    assert_eq!(bands.split_whitespace().count(), 1, "the meter's band: {bands:?}");
+    let metered = ovn.nbctl(&["--bare", "--columns=meter", "find", "ACL", "log=true"])?;
+    assert!(
+        !metered.trim().is_empty() && metered.lines().filter(|l| !l.trim().is_empty()).all(|l| l.trim() == "rovn-acl-log"),
+        "logging ACLs are rate-limited by the meter: {metered:?}"
+    );
 
     let acls = ovn.nbctl(&["--bare", "--columns=match", "find", "ACL"])?;
     for needle in [

@@ -89,8 +89,9 @@ async fn topology_converges_survives_restarts_and_collects_garbage() -> Result<(
     let (first, applied) = reconcile(&client, &state).await?;
     ensure!(first.conflicts.is_empty(), "{:?}", first.conflicts);
     // router + LB group + 3 switches, 3 router ports, 3 peer ports + 3 node ports + 50 pod
-    // ports, and each node's port group with its two ACLs.
-    assert_eq!(first.count(Action::Insert), 5 + 3 + 56 + 3 * 3);
+    // ports, each node's port group with its two ACLs, and the ACL log meter (its band is
+    // inserted in the meter's step).
+    assert_eq!(first.count(Action::Insert), 5 + 3 + 56 + 3 * 3 + 1);
     assert_eq!(
         applied.transactions, 1,
         "a plan that fits one transaction is sent as one: {applied:?}"

@@ -23,7 +23,8 @@ use std::net::Ipv4Addr;
 use rovn_api::names::{self, DIRECTION_KEY, IDENTITY_KEY};
 use rovn_api::{Owner, OwnerKind};
 use rovn_ovsdb_schemas::nb::{
-    Acl, AclAction, AclDirection, AclSeverity, AddressSet, LogicalSwitchPort, PortGroup,
+    Acl, AclAction, AclDirection, AclSeverity, AddressSet, LogicalSwitchPort, Meter, MeterBand,
+    MeterBandAction, MeterUnit, PortGroup,
 };
 
 use super::cluster::{Direction, Node, Peer, Policy, PolicyPod, PolicyPort, PolicyRule};
@@ -42,6 +43,9 @@ pub const NODE_PRIORITY: i64 = 2050;
 
 /// The namespace's default deny of isolated pods: below every allow of the band.
 pub const DENY_PRIORITY: i64 = 2000;
+
+/// How many log lines per second all logging ACLs together may cause on a chassis.
+const LOG_RATE: i64 = 20;
 
 /// The pods and namespaces policies select from, indexed for the three ways rendering reads
 /// them: by namespace (selectors), by node (node groups) and one by one (changes).
@@ -277,6 +281,7 @@ fn add_acl(state: &mut DesiredState, owner: &Owner, spec: AclSpec<'_>) {
         } else {
             AclSeverity::Info
         }),
+        meter: spec.log.then(|| names::ACL_LOG_METER.to_string()),
         options,
         external_ids: BTreeMap::from([(
             DIRECTION_KEY.to_string(),
@@ -538,6 +543,24 @@ pub fn render_node_group(state: &mut DesiredState, node: &Node, pods: &PolicyPod
             },
         );
     }
+}
+
+/// Adds the meter every logging ACL names, so a flood of logged packets cannot flood
+/// ovn-controller's log: one band dropping log lines beyond [`LOG_RATE`] per second.
+pub fn render_log_meter(state: &mut DesiredState, owner: &Owner) {
+    let meter = Meter {
+        name: names::ACL_LOG_METER.to_string(),
+        unit: MeterUnit::Pktps,
+        ..Default::default()
+    };
+    state.add(owner, &meter, "", None);
+    let band = MeterBand {
+        action: MeterBandAction::Drop,
+        rate: LOG_RATE,
+        burst_size: LOG_RATE,
+        ..Default::default()
+    };
+    state.add(owner, &band, "acl-log", Some(RowKey::name(names::ACL_LOG_METER)));
 }
 
 #[cfg(test)]

@@ -12,7 +12,9 @@ use rovn_ovsdb_schemas::nb::{
 use rovn_api::Owner;
 
 use super::cluster::{ClusterState, Node, PodPort, Policy, Service};
-use super::policies::{PolicyPods, render_namespace, render_node_group, render_policy};
+use super::policies::{
+    PolicyPods, render_log_meter, render_namespace, render_node_group, render_policy,
+};
 use super::services::{render_local_backends, render_service};
 use super::state::{DesiredError, DesiredState, RowKey};
 use rovn_api::MacAddr;
@@ -91,6 +93,7 @@ fn desired_topology(cluster: &ClusterState) -> (DesiredState, PodContext) {
     if let Some(row) = state.add(&cluster_owner, &group, "", None) {
         row.refer(LoadBalancerGroup::LOAD_BALANCER, LoadBalancer::TABLE, []);
     }
+    render_log_meter(&mut state, &cluster_owner);
 
     let mut cidrs: BTreeMap<String, Ipv4Net> = BTreeMap::new();
     let switches = std::iter::once((
