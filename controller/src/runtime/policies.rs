@@ -10,7 +10,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-
 use k8s_openapi::api::core::v1::Namespace as KubeNamespace;
 use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
@@ -59,8 +58,13 @@ impl Policies {
                     .iter()
                     .chain(&view.unreadable)
                     .map(|problem| format!("{owner}: not enforced: {problem}"));
-                self.problems
-                    .report(&world.events, &owner, "PolicyNotEnforced", "RenderPolicy", problems);
+                self.problems.report(
+                    &world.events,
+                    &owner,
+                    "PolicyNotEnforced",
+                    "RenderPolicy",
+                    problems,
+                );
                 self.views.insert(key.clone(), view);
             }
             None => {
@@ -142,8 +146,13 @@ impl Policies {
         };
         if now.is_some() {
             let problems = ignored.into_iter().map(|p| format!("{owner}: {p}"));
-            self.problems
-                .report(&world.events, &owner, "NamedPortIgnored", "RenderPolicy", problems);
+            self.problems.report(
+                &world.events,
+                &owner,
+                "NamedPortIgnored",
+                "RenderPolicy",
+                problems,
+            );
         } else {
             self.problems.forget(&owner);
         }
@@ -164,10 +173,12 @@ impl Policies {
     fn groups_holding(&self, pod: &PolicyPod, owners: &mut BTreeSet<Owner>) {
         owners.insert(Owner::node(&pod.node));
         let mut in_namespace = false;
-        for (key, view) in self.views.range(Key {
-            namespace: pod.namespace.clone(),
-            name: String::new(),
-        }..) {
+        for (key, view) in self.views.range(
+            Key {
+                namespace: pod.namespace.clone(),
+                name: String::new(),
+            }..,
+        ) {
             if key.namespace != pod.namespace {
                 break;
             }
