@@ -44,6 +44,8 @@ pub const NODE_PRIORITY: i64 = 2050;
 /// The namespace's default deny of isolated pods: below every allow of the band.
 pub const DENY_PRIORITY: i64 = 2000;
 
+const _: () = assert!(DENY_PRIORITY < NODE_PRIORITY && NODE_PRIORITY < ALLOW_PRIORITY);
+
 /// How many log lines per second all logging ACLs together may cause on a chassis.
 const LOG_RATE: i64 = 20;
 

@@ -230,7 +230,6 @@ fn a_namespace_isolates_only_the_directions_its_policies_do() {
     assert_eq!(deny.priority, DENY_PRIORITY);
     assert_eq!(deny.match_, format!("outport == @{ingress} && ip"));
     assert!(deny.log, "one policy asking for deny logs is enough");
-    assert!(DENY_PRIORITY < NODE_PRIORITY && NODE_PRIORITY < ALLOW_PRIORITY);
 }
 
 #[test]
