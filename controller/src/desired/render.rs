@@ -109,7 +109,11 @@ fn desired_topology(cluster: &ClusterState) -> (DesiredState, PodContext) {
             .map(|s| (s.name.as_str(), s.cidr, s.gateway, Owner::subnet(&s.name))),
     );
     for (name, cidr, gateway, owner) in switches {
-        if let Err(problem) = check_subnet(&owner, cidr, gateway) {
+        if let Err(reason) = check_subnet(cidr, gateway) {
+            let problem = DesiredError::BadSubnet {
+                owner: owner.clone(),
+                reason,
+            };
             state.hold(&owner, problem);
             continue;
         }
@@ -126,18 +130,13 @@ fn desired_topology(cluster: &ClusterState) -> (DesiredState, PodContext) {
     (state, PodContext { cidrs, chassis })
 }
 
-fn check_subnet(owner: &Owner, cidr: Ipv4Net, gateway: Ipv4Addr) -> Result<(), DesiredError> {
-    let bad = |reason: String| DesiredError::BadSubnet {
-        owner: owner.clone(),
-        reason,
-    };
+/// Why a switch cannot hold ports with this addressing, if it cannot.
+fn check_subnet(cidr: Ipv4Net, gateway: Ipv4Addr) -> Result<(), String> {
     if cidr.prefix_len() > 30 {
-        return Err(bad(format!("CIDR {cidr} is too small to hold ports")));
+        return Err(format!("CIDR {cidr} is too small to hold ports"));
     }
     if !cidr.contains(&gateway) || gateway == cidr.network() || gateway == cidr.broadcast() {
-        return Err(bad(format!(
-            "gateway {gateway} is not a host address of {cidr}"
-        )));
+        return Err(format!("gateway {gateway} is not a host address of {cidr}"));
     }
     Ok(())
 }

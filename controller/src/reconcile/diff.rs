@@ -221,6 +221,9 @@ struct Differ<'r> {
     scoped: bool,
 }
 
+/// A reference column, its table and the atoms it should hold.
+type ResolvedRefs = (&'static str, &'static str, BTreeSet<Atom>);
+
 fn what(table: &str, key: &RowKey) -> String {
     format!("{table} {key}")
 }
@@ -405,10 +408,7 @@ impl<'r> Differ<'r> {
     /// The reference columns of `want`, each as the atoms the column should hold: rows of the
     /// referenced table that exist or are inserted earlier in the plan. A key that is not
     /// placed (not desired, or blocked) is left out until it is.
-    fn resolve_refs(
-        &self,
-        want: &DesiredRow,
-    ) -> Result<Vec<(&'static str, &'static str, BTreeSet<Atom>)>, DiffError> {
+    fn resolve_refs(&self, want: &DesiredRow) -> Result<Vec<ResolvedRefs>, DiffError> {
         let mut out = Vec::with_capacity(want.refs.len());
         for r in &want.refs {
             let mut atoms = BTreeSet::new();
@@ -493,7 +493,7 @@ fn insert(
     spec: &TableSpec,
     key: &RowKey,
     want: &DesiredRow,
-    refs: &[(&'static str, &'static str, BTreeSet<Atom>)],
+    refs: &[ResolvedRefs],
 ) -> Operation {
     let mut row = Row::new();
     if spec.identity == Identity::Name {

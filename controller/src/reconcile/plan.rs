@@ -380,8 +380,10 @@ mod tests {
 
     #[test]
     fn ports_and_their_parent_mutation_share_a_bounded_transaction() {
-        let mut plan = Plan::default();
-        plan.phases = vec![(0..10).map(|i| port_step(i, &switch())).collect()];
+        let plan = Plan {
+            phases: vec![(0..10).map(|i| port_step(i, &switch())).collect()],
+            ..Default::default()
+        };
         let txns = plan.transactions(5);
         assert_eq!(txns.len(), 1);
         assert_eq!(txns[0].len(), 4, "3 + 3 + 3 + 1 ports");
@@ -461,8 +463,10 @@ mod tests {
                     step
                 })
                 .collect();
-            let mut plan = Plan::default();
-            plan.phases = vec![steps];
+            let plan = Plan {
+                phases: vec![steps],
+                ..Default::default()
+            };
             let txns = &plan.transactions(max_ops)[0];
             let mut seen = 0;
             for txn in txns {

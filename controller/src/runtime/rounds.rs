@@ -44,6 +44,10 @@ struct NbChanges {
     notified: bool,
 }
 
+/// What a successful round leaves to do: the pods it routed (key, uid), and the owners whose
+/// rows were held (not routed).
+pub(super) type RoutedAndHeld = (Vec<(Key, String)>, BTreeSet<Owner>);
+
 /// The rounds' state.
 pub(super) struct Rounds {
     nb: Arc<rovn_ovsdb::Client>,
@@ -233,7 +237,7 @@ impl Rounds {
         &mut self,
         world: &mut World,
         report: Report,
-    ) -> Option<(Vec<(Key, String)>, BTreeSet<Owner>)> {
+    ) -> Option<RoutedAndHeld> {
         self.running = false;
         world.queue.last_duration = report.duration;
         world.queue.last_end = Some(tokio::time::Instant::now());
