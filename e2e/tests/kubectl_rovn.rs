@@ -1,8 +1,11 @@
-//! `kubectl rovn` on one 2-node lab running rovn: trace (pod → pod delivered, pod → Service
-//! balanced to its backends, a spoofed source dropped by port security), rows of a pod and a
-//! Subnet, and diagnose (clean on the healthy lab; then a pod port deleted by hand while the
-//! controller is stopped, and a foreign port holding a pod's address). The plugin finds NB and
-//! SB through the ConfigMap `kube-system/rovn-config` the lab creates, with the lab's
+//! `kubectl rovn` on one 2-node lab running rovn: trace (pod → pod delivered, with `--ovs` also
+//! through OpenFlow on the source node, pod → Service balanced to its backends, a spoofed source
+//! dropped by port security, a drop by a namespace's default-deny ACL and a delivery allowed by
+//! a NetworkPolicy's ACL, both written by hand as the controller's NetworkPolicy rows are), rows
+//! of a pod and a Subnet, and diagnose (clean on the healthy lab; a stopped ovn-controller and a
+//! tunnel port deleted on its node; then a pod port deleted by hand while the controller is
+//! stopped, and a foreign port holding a pod's address). The plugin finds NB and SB (and the
+//! nodes' OVS) through the ConfigMap `kube-system/rovn-config` the lab creates, with the lab's
 //! kubeconfig alone, as on a cluster.
 
 mod common;
@@ -16,7 +19,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Api;
 use kube::api::PostParams;
 use rovn_e2e::lab::{LabSpec, bins};
-use rovn_e2e::scenario::cluster::{Cluster, Component, two_nodes};
+use rovn_e2e::scenario::cluster::{Cluster, Component, argv, two_nodes};
 use rovn_e2e::scenario::harness::{run_on_lab, step};
 use rovn_e2e::scenario::pods::{PodSpec, TCP_PORT, pod_ip};
 use rovn_e2e::scenario::{ScenarioError, api, wait};
@@ -117,6 +120,74 @@ async fn create_web_service(cluster: &impl Cluster, backend: Ipv4Addr) -> Result
     .await
 }
 
+/// The port group of the hand-written policy ACLs.
+const TEST_PG: &str = "pg_kr_test";
+
+/// Writes ACLs on a port group holding `kr/server`'s port as the controller writes
+/// NetworkPolicy rows (a namespace's default deny, then a policy's allow above it) and traces
+/// `kr/client` → `kr/server` after each. The caller deletes the port group (and so the ACLs).
+async fn policy_traces(
+    cluster: &impl Cluster,
+    run: &impl AsyncFn(&[&str]) -> Result<Run>,
+) -> Result<()> {
+    cluster.nbctl(&["pg-add", TEST_PG, "server.kr"]).await?;
+    let acl = |owner: &str, id: &str, priority: &str, action: &str| {
+        vec![
+            "--id=@acl".to_string(),
+            "create".into(),
+            "ACL".into(),
+            "direction=to-lport".into(),
+            format!("priority={priority}"),
+            format!("match=\"outport == @{TEST_PG} && ip4\""),
+            format!("action={action}"),
+            format!("name=\"{owner}/{id}\""),
+            format!(
+                "external_ids={{\"rovn.io/vendor\"=rovn,\"rovn.io/owner\"=\"{owner}\",\"rovn.io/id\"=\"{id}\",\"rovn.io/direction\"=ingress}}"
+            ),
+            "--".into(),
+            "add".into(),
+            "Port_Group".into(),
+            TEST_PG.into(),
+            "acls".into(),
+            "@acl".into(),
+        ]
+    };
+    let port = TCP_PORT.to_string();
+    let add = async |args: Vec<String>| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        cluster.nbctl(&args).await.map(drop)
+    };
+    // --wait=sb so the trace reads the flows made of it.
+    add(acl("Namespace/kr", "deny-ingress", "2000", "drop")).await?;
+    cluster.nbctl(&["--wait=sb", "sync"]).await?;
+    let r = run(&["trace", "kr/client", "kr/server", "tcp", &port]).await?;
+    ensure!(
+        r.code == Some(1)
+            && r.first_line().starts_with(
+                "VERDICT: dropped: pod kr/server is isolated for ingress by NetworkPolicies in namespace kr and none allows this (ACL Namespace/kr/deny-ingress)"
+            ),
+        "{}",
+        r.describe()
+    );
+    add(acl(
+        "NetworkPolicy/kr/web",
+        "ingress.0",
+        "2001",
+        "allow-related",
+    ))
+    .await?;
+    cluster.nbctl(&["--wait=sb", "sync"]).await?;
+    let r = run(&["trace", "kr/client", "kr/server", "tcp", &port]).await?;
+    ensure!(
+        r.code == Some(0)
+            && r.first_line()
+                == "VERDICT: delivered to port server.kr (Pod kr/server); allowed by NetworkPolicy kr/web rule ingress.0",
+        "{}",
+        r.describe()
+    );
+    Ok(())
+}
+
 #[test]
 fn kubectl_rovn_on_a_lab() {
     let name = common::unique_name("kr");
@@ -165,6 +236,23 @@ fn kubectl_rovn_on_a_lab() {
         })
         .await?;
 
+        step("trace pod to pod through OpenFlow", async || {
+            let port = TCP_PORT.to_string();
+            let r = run(&["trace", "kr/client", "kr/server", "tcp", &port, "--ovs"]).await?;
+            ensure!(
+                r.code == Some(0)
+                    && r.first_line() == "VERDICT: delivered to port server.kr (Pod kr/server)"
+                    && r.stdout.contains(&format!(
+                        "# OpenFlow on node {n1}: ovs-appctl ofproto/trace br-int 'in_port="
+                    ))
+                    && r.stdout.contains("Datapath actions:"),
+                "{}",
+                r.describe()
+            );
+            Ok(())
+        })
+        .await?;
+
         step("trace pod to Service", async || {
             let r = run(&["trace", "kr/client", "svc/kr/web"]).await?;
             let backend = format!("to backends {server_ip}:{TCP_PORT}");
@@ -201,6 +289,19 @@ fn kubectl_rovn_on_a_lab() {
                 r.describe()
             );
             Ok(())
+        })
+        .await?;
+
+        step("trace a NetworkPolicy drop and allow", async || {
+            // The controller would garbage-collect rovn-owned ACLs no policy explains.
+            cluster.stop(&Component::Controller).await?;
+            let result = policy_traces(cluster, &run).await;
+            let cleanup = cluster
+                .nbctl(&["--if-exists", "destroy", "Port_Group", TEST_PG])
+                .await;
+            cluster.start(&Component::Controller).await?;
+            result?;
+            cleanup.map(drop)
         })
         .await?;
 
@@ -256,11 +357,63 @@ fn kubectl_rovn_on_a_lab() {
         step("diagnose a healthy lab", async || {
             let r = run(&["diagnose"]).await?;
             ensure!(
-                r.code == Some(0) && r.stdout.starts_with("no findings"),
+                r.code == Some(0)
+                    && r.stdout.starts_with("no findings")
+                    && r.stdout
+                        .contains("2 SB chassis, 2 nodes' tunnel ports checked"),
                 "{}",
                 r.describe()
             );
             Ok(())
+        })
+        .await?;
+
+        step("diagnose a stopped ovn-controller and a lost tunnel", async || {
+            cluster.stop(&Component::OvnController(n2.clone())).await?;
+            // With ovn-controller down, nothing puts the tunnel back.
+            let tunnel = cluster
+                .exec_on_node(
+                    &n2,
+                    &argv(["ovs-vsctl", "--bare", "--columns=name", "find", "Interface", "type=geneve"]),
+                )
+                .await?
+                .ok("list tunnel ports")?;
+            let tunnel = tunnel.split_whitespace().next().unwrap_or_default().to_string();
+            ensure!(!tunnel.is_empty(), "{n2} has no geneve port");
+            cluster
+                .exec_on_node(&n2, &argv(["ovs-vsctl", "del-port", "br-int", &tunnel]))
+                .await?
+                .ok("delete the tunnel port")?;
+            let r = run(&["diagnose", "--sync-wait", "3"]).await?;
+            let stopped = format!(
+                "[processing] Node/{n2}: ovn-controller on node {n2} (chassis {n2}) is not processing"
+            );
+            let fix = format!(
+                "fix: ovn-controller on node {n2} is not processing; check the ovs-ovn pod / `systemctl status ovn-controller`"
+            );
+            let lost = format!("[tunnel] Node/{n2}: br-int on {n2} has no tunnel port to chassis {n1}");
+            ensure!(
+                r.code == Some(1)
+                    && r.stdout.contains(&stopped)
+                    && r.stdout.contains(&fix)
+                    && r.stdout.contains(&lost)
+                    && !r.stdout.contains(&format!("Node/{n1}:")),
+                "{}",
+                r.describe()
+            );
+            // --no-sync writes nothing and so cannot tell.
+            let r = run(&["diagnose", "--no-sync"]).await?;
+            ensure!(!r.stdout.contains("[processing]"), "{}", r.describe());
+            cluster.start(&Component::OvnController(n2.clone())).await?;
+            wait::until(CONVERGE, "diagnose clean with ovn-controller back", async || {
+                let r = run(&["diagnose"]).await?;
+                if r.code == Some(0) {
+                    Ok(Some(()))
+                } else {
+                    Err(ScenarioError::Check(r.describe()))
+                }
+            })
+            .await
         })
         .await?;
 
