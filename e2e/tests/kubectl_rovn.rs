@@ -201,6 +201,18 @@ fn kubectl_rovn_on_a_lab() {
         );
         let kubeconfig = cluster.lab().names().kubeconfig();
         let run = async |args: &[&str]| rovn(&bin, &kubeconfig, args).await;
+        // After a fix, diagnose comes clean once rovn and OVN have caught up.
+        let diagnose_clean = async |what: &str| {
+            wait::until(CONVERGE, what, async || {
+                let r = run(&["diagnose"]).await?;
+                if r.code == Some(0) {
+                    Ok(Some(()))
+                } else {
+                    Err(ScenarioError::Check(r.describe()))
+                }
+            })
+            .await
+        };
         let client = cluster.client();
         let (n1, n2) = two_nodes(cluster)?;
         let tool = cluster.podtool();
@@ -405,15 +417,7 @@ fn kubectl_rovn_on_a_lab() {
             let r = run(&["diagnose", "--no-sync"]).await?;
             ensure!(!r.stdout.contains("[processing]"), "{}", r.describe());
             cluster.start(&Component::OvnController(n2.clone())).await?;
-            wait::until(CONVERGE, "diagnose clean with ovn-controller back", async || {
-                let r = run(&["diagnose"]).await?;
-                if r.code == Some(0) {
-                    Ok(Some(()))
-                } else {
-                    Err(ScenarioError::Check(r.describe()))
-                }
-            })
-            .await
+            diagnose_clean("diagnose clean with ovn-controller back").await
         })
         .await?;
 
@@ -452,15 +456,7 @@ fn kubectl_rovn_on_a_lab() {
             let r = run(&["nbctl", "lsp-del", "intruder"]).await?;
             ensure!(r.code == Some(0), "{}", r.describe());
             cluster.start(&Component::Controller).await?;
-            wait::until(CONVERGE, "diagnose clean after the fixes", async || {
-                let r = run(&["diagnose"]).await?;
-                if r.code == Some(0) {
-                    Ok(Some(()))
-                } else {
-                    Err(ScenarioError::Check(r.describe()))
-                }
-            })
-            .await
+            diagnose_clean("diagnose clean after the fixes").await
         })
         .await?;
         Ok(())
