@@ -12,12 +12,19 @@ use rovn_ovsdb_schemas::sb::Chassis;
 use crate::diagnose::{Check, Finding};
 use crate::snapshot::{KubeSnapshot, SbSnapshot};
 
-/// Whether ovn-northd and every chassis have processed NB up to `target`.
+/// Whether a chassis runs an ovn-controller of this cluster: OVN interconnect registers the
+/// chassis of other zones with `other_config:is-remote=true`; nothing here reports for them.
+pub fn is_local(chassis: &Chassis) -> bool {
+    chassis.other_config.get("is-remote").map(String::as_str) != Some("true")
+}
+
+/// Whether ovn-northd and every (local) chassis have processed NB up to `target`.
 pub fn caught_up(sb: &SbSnapshot, target: i64) -> bool {
     sb.nb_cfg.is_some_and(|n| n >= target)
         && sb
             .chassis
             .iter()
+            .filter(|c| is_local(c))
             .all(|c| chassis_nb_cfg(sb, &c.name).is_some_and(|n| n >= target))
 }
 
@@ -73,7 +80,7 @@ pub fn findings(
         }];
     }
     let mut found = Vec::new();
-    for chassis in &sb.chassis {
+    for chassis in sb.chassis.iter().filter(|c| is_local(c)) {
         let reported = chassis_nb_cfg(sb, &chassis.name);
         if reported.is_some_and(|n| n >= target) {
             continue;
@@ -185,6 +192,18 @@ mod tests {
         sb.chassis_private[1].nb_cfg = 1;
         let f = findings(&kube, &sb, 7, Duration::from_secs(5));
         assert_eq!(f[0].object, "Chassis c2 (hostname node2, no Node has it)");
+    }
+
+    #[test]
+    fn remote_chassis_are_not_expected_to_answer() {
+        let (kube, mut sb) = cluster();
+        sb.chassis.push(Chassis {
+            name: "other-zone".into(),
+            other_config: [("is-remote".to_string(), "true".to_string())].into(),
+            ..Default::default()
+        });
+        assert!(caught_up(&sb, 7));
+        assert_eq!(findings(&kube, &sb, 7, Duration::from_secs(5)), vec![]);
     }
 
     #[test]

@@ -499,7 +499,9 @@ async fn run_diagnose(env: &mut Env, args: DiagnoseArgs) -> Result<ExitCode> {
         );
         (ovn_io::sb_snapshot(&sb_db.contents())?, Vec::new())
     } else {
-        let target = ovn_io::bump_nb_cfg(&nb_db).await?;
+        let target = ovn_io::bump_nb_cfg(&nb_db)
+            .await
+            .context("asking every chassis to report (--no-sync skips it)")?;
         let wait = Duration::from_secs(args.sync_wait);
         let sb = ovn_io::wait_nb_cfg(&sb_db, target, wait).await?;
         let found = liveness::findings(&kube, &sb, target, wait);

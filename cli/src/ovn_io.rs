@@ -290,6 +290,7 @@ pub async fn connect_sb(
             sb::Chassis::NAME,
             sb::Chassis::HOSTNAME,
             sb::Chassis::ENCAPS,
+            sb::Chassis::OTHER_CONFIG,
         ]),
         TableMonitor::all(sb::ChassisPrivate::TABLE)
             .with_columns([sb::ChassisPrivate::NAME, sb::ChassisPrivate::NB_CFG]),

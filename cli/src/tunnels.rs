@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use crate::diagnose::{Check, Finding};
-use crate::liveness::node_of;
+use crate::liveness::{is_local, node_of};
 use crate::snapshot::{KubeSnapshot, SbSnapshot};
 
 /// One tunnel interface on a node's `br-int`, as OVS reports it.
@@ -41,7 +41,7 @@ pub fn is_tunnel_type(type_: &str) -> bool {
 /// Chassis without an `Encap`: unreachable by tunnel from every other node.
 fn encap_findings(kube: &KubeSnapshot, sb: &SbSnapshot) -> Vec<Finding> {
     let mut found = Vec::new();
-    for chassis in &sb.chassis {
+    for chassis in sb.chassis.iter().filter(|c| is_local(c)) {
         if sb.encaps.iter().any(|e| e.chassis_name == chassis.name) {
             continue;
         }
@@ -71,7 +71,12 @@ fn node_findings(kube: &KubeSnapshot, sb: &SbSnapshot, node: &NodeTunnels) -> Ve
     });
     let object = rovn_api::Owner::node(&node.node).to_string();
     let mut found = Vec::new();
-    for chassis in sb.chassis.iter().filter(|c| Some(c.name.as_str()) != own) {
+    // Other zones' chassis (OVN interconnect) are reached through gateways, not from every node.
+    let others = sb
+        .chassis
+        .iter()
+        .filter(|c| is_local(c) && Some(c.name.as_str()) != own);
+    for chassis in others {
         let ips: BTreeSet<&str> = sb
             .encaps
             .iter()
@@ -223,6 +228,22 @@ mod tests {
             "{}",
             f[1]
         );
+    }
+
+    #[test]
+    fn other_zones_need_no_tunnel_from_every_node() {
+        let (kube, mut sb, ovs) = lab();
+        sb.chassis.push(Chassis {
+            name: "zone-b-gw".into(),
+            other_config: [("is-remote".to_string(), "true".to_string())].into(),
+            ..Default::default()
+        });
+        sb.encaps.push(Encap {
+            chassis_name: "zone-b-gw".into(),
+            ip: "192.0.2.1".into(),
+            ..Default::default()
+        });
+        assert_eq!(findings(&kube, &sb, &ovs), vec![]);
     }
 
     #[test]
