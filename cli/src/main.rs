@@ -142,9 +142,20 @@ struct TraceArgs {
     #[arg(long)]
     src_port: Option<u16>,
     /// Also trace the packet through OpenFlow on the source pod's node
-    /// (`ovs-appctl ofproto/trace br-int`), where its OVS is reachable (see --ovs-rundir).
+    /// (`ovs-appctl ofproto/trace br-int`): through its run directory (see --ovs-rundir), else
+    /// by exec into the node's OVS pod.
     #[arg(long)]
     ovs: bool,
+    /// With --ovs on a cluster: the namespace of the OVS pods.
+    #[arg(long, default_value = "kube-system")]
+    ovs_pod_namespace: String,
+    /// With --ovs on a cluster: the label selector of the OVS pods (one per node).
+    #[arg(long, default_value = "app.kubernetes.io/name=ovs-ovn")]
+    ovs_pod_selector: String,
+    /// With --ovs on a cluster: the OVS pods' container with ovs-vsctl and ovs-appctl (default:
+    /// their only one).
+    #[arg(long)]
+    ovs_pod_container: Option<String>,
 }
 
 /// What the commands share: the flags, and the API client and ConfigMap once read.
@@ -397,7 +408,7 @@ async fn run_trace(env: &mut Env, args: TraceArgs) -> Result<ExitCode> {
             .pod(&request.source.0, &request.source.1)
             .and_then(|p| p.node.clone())
             .ok_or_else(|| anyhow!("--ovs: pod {} is not bound to a node", plan.source))?;
-        emit(&ovs_trace(env, &node, &plan).await?);
+        emit(&ovs_trace(env, &node, &plan, &args).await?);
     }
     Ok(if explained.delivered {
         ExitCode::SUCCESS
@@ -406,35 +417,79 @@ async fn run_trace(env: &mut Env, args: TraceArgs) -> Result<ExitCode> {
     })
 }
 
-/// `ofproto/trace` of the plan's packet on `node`'s br-int, as text to print after the OVN trace.
-async fn ovs_trace(env: &mut Env, node: &str, plan: &flow::Plan) -> Result<String> {
-    let Some(template) = env.ovs_rundir().await? else {
+/// How to reach `node`'s OVS: its run directory when one is configured, else its OVS pod.
+async fn reach(
+    env: &mut Env,
+    node: &str,
+    plan: &flow::Plan,
+    args: &TraceArgs,
+) -> Result<node_ovs::Reach> {
+    if let Some(template) = env.ovs_rundir().await? {
+        return Ok(node_ovs::Reach::RunDir(node_ovs::rundir(
+            &template.remote,
+            node,
+        )));
+    }
+    let client = env.kube().await?;
+    let pod = tokio::time::timeout(
+        env.timeout(),
+        kube_io::pod_on_node(
+            &client,
+            &args.ovs_pod_namespace,
+            &args.ovs_pod_selector,
+            node,
+        ),
+    )
+    .await
+    .map_err(|_| anyhow!("--ovs: timed out looking for the OVS pod of node {node}"))??;
+    let Some(name) = pod else {
         let flow = plan.flow.ovs_flow(format!(
             "$(ovs-vsctl --bare --columns=ofport find Interface external_ids:iface-id={})",
             plan.flow.inport
         ));
-        let hint = format!(
-            "ovs-appctl {}",
-            node_ovs::ofproto_trace_args(&format!("\"{flow}\""))[..].join(" ")
-        );
-        return Err(node_ovs::NodeOvsError::NoAccess {
+        return Err(node_ovs::NodeOvsError::NoPod {
             node: node.to_string(),
-            hint,
+            namespace: args.ovs_pod_namespace.clone(),
+            selector: args.ovs_pod_selector.clone(),
+            hint: format!(
+                "ovs-appctl {}",
+                node_ovs::ofproto_trace_args(&format!("\"{flow}\"")).join(" ")
+            ),
         }
         .into());
     };
-    let dir = node_ovs::rundir(&template.remote, node);
-    let snapshot = node_ovs::read(node, &dir, env.timeout())
-        .await
-        .with_context(|| format!("--ovs: run directory from {}", template.source))?;
-    let ofport = snapshot.ofport_of(&plan.flow.inport).ok_or_else(|| {
+    Ok(node_ovs::Reach::Pod(node_ovs::OvsPod {
+        client,
+        namespace: args.ovs_pod_namespace.clone(),
+        name,
+        container: args.ovs_pod_container.clone(),
+    }))
+}
+
+/// `ofproto/trace` of the plan's packet on `node`'s br-int, as text to print after the OVN trace.
+async fn ovs_trace(
+    env: &mut Env,
+    node: &str,
+    plan: &flow::Plan,
+    args: &TraceArgs,
+) -> Result<String> {
+    let reach = reach(env, node, plan, args).await?;
+    let ofport = tokio::time::timeout(
+        env.timeout(),
+        reach.ofport_of(node, &plan.flow.inport, env.timeout()),
+    )
+    .await
+    .map_err(|_| anyhow!("--ovs: timed out reading br-int of node {node}"))??
+    .ok_or_else(|| {
         anyhow!(
             "--ovs: br-int on node {node} has no interface with external_ids:iface-id={} and an OpenFlow port",
             plan.flow.inport
         )
     })?;
     let flow = plan.flow.ovs_flow(ofport);
-    let out = node_ovs::ofproto_trace(node, &dir, &flow).await?;
+    let out = tokio::time::timeout(env.timeout(), reach.ofproto_trace(node, &flow))
+        .await
+        .map_err(|_| anyhow!("--ovs: timed out running ofproto/trace on node {node}"))??;
     if !out.success {
         bail!(
             "ovs-appctl ofproto/trace on node {node} failed: {}",

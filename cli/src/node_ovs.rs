@@ -5,9 +5,10 @@
 //! reachable from where the plugin runs (the lab: every node's directory is on the one
 //! machine), `--ovs-rundir`, `$ROVN_OVS_RUNDIR` or the ConfigMap key `ovs-rundir` give it as a
 //! template with `{node}` for the node's name, found in that order like the NB/SB remotes.
-//! On a real cluster OVS lives on each node (or in its OVS pod) and would be reached by an exec
-//! into that pod (`pods/exec`, kube-rs' `ws` feature), which the plugin does not do yet:
-//! [`NodeOvsError::NoAccess`] then says so and what to run instead.
+//! On a real cluster OVS runs in each node's OVS pod, found by label and `spec.nodeName`, and
+//! `trace --ovs` runs `ovs-vsctl`/`ovs-appctl` there through `pods/exec` ([`Reach::Pod`]; not yet
+//! tried on a real cluster, as the lab's API server serves no exec). `diagnose` reads tunnel
+//! ports through run directories only.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -16,6 +17,7 @@ use rovn_ovsdb::TableMonitor;
 use rovn_ovsdb::model::Model;
 use rovn_ovsdb_schemas::vswitch::{self, Bridge, Interface, OpenVSwitch, Port};
 
+use crate::kube_io::{self, KubeIoError};
 use crate::ovn_io::{Db, OvnIoError, typed};
 use crate::remotes::{Resolved, Source, pick_setting};
 use crate::tools::{self, Captured, ToolError};
@@ -35,14 +37,18 @@ pub const INTEGRATION_BRIDGE: &str = "br-int";
 /// Reaching a node's OVS failed.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeOvsError {
-    /// No way to reach it from here.
+    /// No run directory is configured and no OVS pod runs on the node.
     #[error(
-        "cannot reach the OVS of node {node}: no {RUNDIR_FLAG}, ${RUNDIR_ENV} or ConfigMap key {RUNDIR_KEY} names its run directory, and reaching it on a cluster (an exec into the node's OVS pod) is not implemented yet; run it there yourself: {hint}"
+        "cannot reach the OVS of node {node}: no {RUNDIR_FLAG}, ${RUNDIR_ENV} or ConfigMap key {RUNDIR_KEY} names its run directory, and no running pod in {namespace} labelled {selector} is on the node (--ovs-pod-namespace/--ovs-pod-selector say where OVS runs); or run on the node: {hint}"
     )]
-    NoAccess {
+    NoPod {
         /// The node.
         node: String,
-        /// The command to run on the node (or in its OVS pod) instead.
+        /// Where OVS pods were looked for.
+        namespace: String,
+        /// Their label selector.
+        selector: String,
+        /// The command to run on the node instead.
         hint: String,
     },
     /// The run directory has no running ovs-vswitchd.
@@ -65,9 +71,123 @@ pub enum NodeOvsError {
         #[source]
         source: OvnIoError,
     },
+    /// A command in the node's OVS pod failed.
+    #[error("{what} in pod {pod} on node {node} failed: {stderr}")]
+    Failed {
+        /// The node.
+        node: String,
+        /// The pod, `namespace/name`.
+        pod: String,
+        /// The command.
+        what: String,
+        /// What it said.
+        stderr: String,
+    },
     /// A tool could not run.
     #[error(transparent)]
     Tool(#[from] ToolError),
+    /// The exec could not be made.
+    #[error(transparent)]
+    Kube(#[from] KubeIoError),
+}
+
+/// A node's OVS pod, to exec OVS's tools in.
+#[derive(Clone)]
+pub struct OvsPod {
+    /// The API client.
+    pub client: kube::Client,
+    /// The pod's namespace.
+    pub namespace: String,
+    /// The pod's name.
+    pub name: String,
+    /// Its container holding OVS's tools, when it has several.
+    pub container: Option<String>,
+}
+
+impl OvsPod {
+    /// Runs `argv` in the pod; an error unless it exits 0.
+    async fn run(&self, node: &str, argv: Vec<String>) -> Result<Captured, NodeOvsError> {
+        let out = kube_io::exec(
+            &self.client,
+            &self.namespace,
+            &self.name,
+            self.container.as_deref(),
+            &argv,
+        )
+        .await?;
+        if !out.success {
+            return Err(NodeOvsError::Failed {
+                node: node.to_string(),
+                pod: format!("{}/{}", self.namespace, self.name),
+                what: argv.join(" "),
+                stderr: out.stderr.trim().to_string(),
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// How the plugin reaches one node's OVS.
+#[derive(Clone)]
+pub enum Reach {
+    /// Its run directory, from where the plugin runs (the lab).
+    RunDir(PathBuf),
+    /// An exec into the node's OVS pod (a cluster).
+    Pod(OvsPod),
+}
+
+impl Reach {
+    /// The OpenFlow port of the interface plugged for logical port `iface_id` on `br-int`.
+    pub async fn ofport_of(
+        &self,
+        node: &str,
+        iface_id: &str,
+        timeout: Duration,
+    ) -> Result<Option<i64>, NodeOvsError> {
+        match self {
+            Reach::RunDir(dir) => Ok(read(node, dir, timeout).await?.ofport_of(iface_id)),
+            Reach::Pod(pod) => {
+                let out = pod.run(node, ofport_query(iface_id)).await?;
+                Ok(parse_ofport(&out.stdout))
+            }
+        }
+    }
+
+    /// `ofproto/trace` of `flow` on `br-int`.
+    pub async fn ofproto_trace(&self, node: &str, flow: &str) -> Result<Captured, NodeOvsError> {
+        match self {
+            Reach::RunDir(dir) => ofproto_trace(node, dir, flow).await,
+            Reach::Pod(pod) => {
+                let mut argv = vec!["ovs-appctl".to_string()];
+                argv.extend(ofproto_trace_args(flow));
+                pod.run(node, argv).await
+            }
+        }
+    }
+}
+
+/// `ovs-vsctl` asking for the OpenFlow port of the interface of `iface_id`. Pure.
+pub fn ofport_query(iface_id: &str) -> Vec<String> {
+    [
+        "ovs-vsctl",
+        "--timeout=10",
+        "--bare",
+        "--columns=ofport",
+        "find",
+        "Interface",
+    ]
+    .into_iter()
+    .map(str::to_string)
+    .chain([format!("external_ids:iface-id={iface_id}")])
+    .collect()
+}
+
+/// The first usable OpenFlow port in [`ofport_query`]'s output (`-1` is a failed interface).
+/// Pure.
+pub fn parse_ofport(bare: &str) -> Option<i64> {
+    bare.split_whitespace()
+        .filter_map(|w| w.parse::<i64>().ok())
+        .find(|p| *p > 0)
 }
 
 /// The run directory template from flag, environment and ConfigMap value. Pure.
@@ -253,6 +373,13 @@ mod tests {
         assert_eq!(t.ports[0].remote_ip.as_deref(), Some("172.30.0.12"));
         assert_eq!(snap.ofport_of("client.kr"), Some(5));
         assert_eq!(snap.ofport_of("nobody.kr"), None);
+        assert_eq!(parse_ofport("5\n"), Some(5));
+        assert_eq!(parse_ofport("-1\n7\n"), Some(7));
+        assert_eq!(parse_ofport("[]\n"), None);
+        assert_eq!(
+            ofport_query("client.kr").last().map(String::as_str),
+            Some("external_ids:iface-id=client.kr")
+        );
         let args = ofproto_trace_args("in_port=5,tcp");
         assert_eq!(&args[..3], ["ofproto/trace", "br-int", "in_port=5,tcp"]);
         assert_eq!(args.iter().filter(|a| *a == "trk,new").count(), 3);

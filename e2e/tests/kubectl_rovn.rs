@@ -1,5 +1,6 @@
 //! `kubectl rovn` on one 2-node lab running rovn: trace (pod → pod delivered, with `--ovs` also
-//! through OpenFlow on the source node, pod → Service balanced to its backends, a spoofed source
+//! through OpenFlow on the source node, and as on a cluster up to the exec into the node's OVS
+//! pod, which the lab's API server refuses; pod → Service balanced to its backends, a spoofed source
 //! dropped by port security, a drop by a namespace's default-deny ACL and a delivery allowed by
 //! a NetworkPolicy's ACL, both written by hand as the controller's NetworkPolicy rows are), rows
 //! of a pod and a Subnet, and diagnose (clean on the healthy lab; a stopped ovn-controller and a
@@ -14,10 +15,10 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Api;
-use kube::api::PostParams;
+use kube::api::{Patch, PatchParams, PostParams};
 use rovn_e2e::lab::{LabSpec, bins};
 use rovn_e2e::scenario::cluster::{Cluster, Component, argv, two_nodes};
 use rovn_e2e::scenario::harness::{run_on_lab, step};
@@ -118,6 +119,69 @@ async fn create_web_service(cluster: &impl Cluster, backend: Ipv4Addr) -> Result
         },
     )
     .await
+}
+
+/// Sets (or, with `None`, removes) the lab ConfigMap's `ovs-rundir`.
+async fn set_ovs_rundir(client: &kube::Client, template: Option<&str>) -> Result<()> {
+    Api::<ConfigMap>::namespaced(client.clone(), "kube-system")
+        .patch(
+            "rovn-config",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"data": {"ovs-rundir": template}})),
+        )
+        .await
+        .map_err(|e| ScenarioError::kube("patching ConfigMap kube-system/rovn-config", e))?;
+    Ok(())
+}
+
+/// `trace --ovs` as on a cluster (no run directories): without an OVS pod on the source's node
+/// it names what is missing and the command to run there; with one it execs into that pod (the
+/// lab's API server refuses exec, so the error must name the pod and the command).
+async fn ovs_pod_traces(
+    cluster: &impl Cluster,
+    run: &impl AsyncFn(&[&str]) -> Result<Run>,
+    tool: &str,
+    node: &str,
+) -> Result<()> {
+    let port = TCP_PORT.to_string();
+    let args = [
+        "trace",
+        "kr/client",
+        "kr/server",
+        "tcp",
+        &port,
+        "--ovs",
+        "--ovs-pod-namespace",
+        NS,
+    ];
+    let r = run(&args).await?;
+    ensure!(
+        r.code == Some(2)
+            && r.first_line() == "VERDICT: delivered to port server.kr (Pod kr/server)"
+            && r.stderr.contains(&format!(
+                "cannot reach the OVS of node {node}: no --ovs-rundir, $ROVN_OVS_RUNDIR or ConfigMap key ovs-rundir names its run directory, and no running pod in {NS} labelled app.kubernetes.io/name=ovs-ovn is on the node"
+            ))
+            && r.stderr.contains("or run on the node: ovs-appctl ofproto/trace br-int \"in_port=$(ovs-vsctl --bare --columns=ofport find Interface external_ids:iface-id=client.kr),tcp,"),
+        "{}",
+        r.describe()
+    );
+    api::create_and_wait(
+        &cluster.client(),
+        &[PodSpec::server(NS, "ovs-ovn", tool)
+            .on(node)
+            .label("app.kubernetes.io/name", "ovs-ovn")],
+    )
+    .await?;
+    let r = run(&args).await?;
+    ensure!(
+        r.code == Some(2)
+            && r.stderr.contains(&format!(
+                "exec ovs-vsctl --timeout=10 --bare --columns=ofport find Interface external_ids:iface-id=client.kr in pod {NS}/ovs-ovn: the API server answered 404 NotFound"
+            )),
+        "{}",
+        r.describe()
+    );
+    Ok(())
 }
 
 /// The port group of the hand-written policy ACLs.
@@ -263,6 +327,19 @@ fn kubectl_rovn_on_a_lab() {
             );
             Ok(())
         })
+        .await?;
+
+        step(
+            "trace --ovs on a cluster: exec into the node's OVS pod",
+            async || {
+                // Without the lab's run directories the plugin looks for the node's OVS pod.
+                set_ovs_rundir(&client, None).await?;
+                let result = ovs_pod_traces(cluster, &run, &tool, &n1).await;
+                let template = cluster.lab().names().node_rundir_template();
+                set_ovs_rundir(&client, Some(&template)).await?;
+                result
+            },
+        )
         .await?;
 
         step("trace pod to Service", async || {
