@@ -9,16 +9,12 @@
 //! `rovn.io/direction` is `ingress` or `egress`. Rows that do not follow it (foreign ACLs,
 //! missing keys) are described by their columns instead, never refused.
 
-use rovn_api::names::{ID_KEY, VENDOR, VENDOR_KEY};
+use rovn_api::names::{DIRECTION_KEY, ID_KEY, VENDOR, VENDOR_KEY};
 use rovn_api::{Owner, OwnerKind};
 use rovn_ovsdb_schemas::nb::{Acl, AclAction, AclDirection};
 
 use crate::snapshot::owner_of;
 use crate::trace::owner_words;
-
-/// The `external_ids` key of a rovn ACL naming the policy direction it enforces.
-/// Kept here until `rovn-api`'s names carry it with the NetworkPolicy rows.
-pub const DIRECTION_KEY: &str = "rovn.io/direction";
 
 /// The NetworkPolicy direction an ACL enforces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

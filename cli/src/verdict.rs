@@ -169,6 +169,11 @@ pub fn parse_pipeline_header(line: &str) -> Option<Pipeline> {
     Some(pipeline)
 }
 
+/// `log(name="…", verdict=drop, …);`: an ACL that logs and drops.
+fn is_logged_drop(action: &str) -> bool {
+    action.starts_with("log(") && action.contains("verdict=drop")
+}
+
 /// `/* output to "PORT", type "TYPE" */` → (port, type).
 fn parse_output(line: &str) -> Option<(String, String)> {
     let rest = line.trim().strip_prefix("/* output to \"")?;
@@ -226,7 +231,9 @@ pub fn parse(text: &str) -> Result<Verdict, VerdictError> {
         }
         let action = line.trim();
         let Some(flow) = &current else { continue };
-        if action == "drop;" {
+        // A logged drop ACL's actions are `log(…, verdict=drop, …); /* drop */`: ovn-trace prints
+        // the log and nothing for the drop.
+        if action == "drop;" || is_logged_drop(action) {
             dropped.get_or_insert_with(|| flow.clone());
         } else if action.starts_with("reject {") || action == "reject;" {
             rejected.get_or_insert_with(|| flow.clone());
@@ -369,6 +376,28 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_logged_acl_drop_is_a_drop() {
+        // Captured with a real NetworkPolicy and rovn.io/acl-log=allow,deny: the namespace's
+        // drop logs, and ovn-trace prints no `drop;` after the log.
+        let v = parse(&fixture("trace_acl_log.txt")).unwrap();
+        match v.outcome {
+            Outcome::Dropped { flow, cause } => {
+                assert_eq!(cause, DropCause::Acl);
+                assert_eq!(flow.uuid_prefix, "d0ce5906");
+                assert_eq!(flow.priority, 3000);
+                assert!(flow.match_.contains("@deny.ingress.demo."), "{}", flow.match_);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(is_logged_drop(
+            "log(name=\"demo:deny-ingress\", verdict=drop, severity=warning, meter=\"rovn-acl-log\");"
+        ));
+        assert!(!is_logged_drop(
+            "log(name=\"demo/web:ingress.0\", verdict=allow, severity=info);"
+        ));
     }
 
     #[test]
