@@ -7,7 +7,8 @@
 //! tunnel port deleted on its node; then a pod port deleted by hand while the controller is
 //! stopped, and a foreign port holding a pod's address). The plugin finds NB and SB (and the
 //! nodes' OVS) through the ConfigMap `kube-system/rovn-config` the lab creates, with the lab's
-//! kubeconfig alone, as on a cluster.
+//! kubeconfig alone, as on a cluster. Last, a real NetworkPolicy: its allow and its namespace's
+//! (logged) drop named in the verdicts.
 
 mod common;
 
@@ -17,6 +18,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use rovn_e2e::lab::{LabSpec, bins};
@@ -119,6 +121,32 @@ async fn create_web_service(cluster: &impl Cluster, backend: Ipv4Addr) -> Result
         },
     )
     .await
+}
+
+/// NetworkPolicy `kr/web`: pods `role=server` take TCP on the test port from pods
+/// `role=client` only, with its ACLs' logging on (`rovn.io/acl-log`).
+async fn create_web_policy(client: &kube::Client) -> Result<()> {
+    let policy: NetworkPolicy = serde_json::from_value(serde_json::json!({
+        "metadata": {
+            "name": "web",
+            "namespace": NS,
+            "annotations": {"rovn.io/acl-log": "allow,deny"},
+        },
+        "spec": {
+            "podSelector": {"matchLabels": {"role": "server"}},
+            "policyTypes": ["Ingress"],
+            "ingress": [{
+                "from": [{"podSelector": {"matchLabels": {"role": "client"}}}],
+                "ports": [{"protocol": "TCP", "port": TCP_PORT}],
+            }],
+        },
+    }))
+    .map_err(|e| ScenarioError::Check(format!("networkpolicy object: {e}")))?;
+    Api::<NetworkPolicy>::namespaced(client.clone(), NS)
+        .create(&PostParams::default(), &policy)
+        .await
+        .map_err(|e| ScenarioError::kube("creating networkpolicy kr/web", e))?;
+    Ok(())
 }
 
 /// Sets (or, with `None`, removes) the lab ConfigMap's `ovs-rundir`.
@@ -284,8 +312,12 @@ fn kubectl_rovn_on_a_lab() {
         let running = api::create_and_wait(
             &client,
             &[
-                PodSpec::server(NS, "client", &tool).on(&n1),
-                PodSpec::server(NS, "server", &tool).on(&n2),
+                PodSpec::server(NS, "client", &tool)
+                    .on(&n1)
+                    .label("role", "client"),
+                PodSpec::server(NS, "server", &tool)
+                    .on(&n2)
+                    .label("role", "server"),
             ],
         )
         .await?;
@@ -534,6 +566,35 @@ fn kubectl_rovn_on_a_lab() {
             ensure!(r.code == Some(0), "{}", r.describe());
             cluster.start(&Component::Controller).await?;
             diagnose_clean("diagnose clean after the fixes").await
+        })
+        .await?;
+
+        // Last: the policy stays until the namespace goes.
+        step("trace a real NetworkPolicy", async || {
+            create_web_policy(&client).await?;
+            let port = TCP_PORT.to_string();
+            let allowed = "VERDICT: delivered to port server.kr (Pod kr/server); allowed by NetworkPolicy kr/web rule ingress.0";
+            wait::until(CONVERGE, "the policy's allow in the trace", async || {
+                let r = run(&["trace", "kr/client", "kr/server", "tcp", &port]).await?;
+                if r.code == Some(0) && r.first_line() == allowed {
+                    Ok(Some(()))
+                } else {
+                    Err(ScenarioError::Check(r.describe()))
+                }
+            })
+            .await?;
+            // Another port: no rule allows it, and the namespace's drop logs (rovn.io/acl-log).
+            let r = run(&["trace", "kr/client", "kr/server", "tcp", "9"]).await?;
+            ensure!(
+                r.code == Some(1)
+                    && r.first_line().starts_with(
+                        "VERDICT: dropped: pod kr/server is isolated for ingress by NetworkPolicies in namespace kr and none allows this (ACL kr:deny-ingress)"
+                    )
+                    && r.stdout.contains("verdict=drop"),
+                "{}",
+                r.describe()
+            );
+            Ok(())
         })
         .await?;
         Ok(())
