@@ -148,7 +148,10 @@ fn trace_errors(ovn: &common::Ovn, datapath: &str) -> Result<String> {
         .context("ovn-trace")?;
     let stderr = String::from_utf8_lossy(&output.stderr).to_string();
     let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-    Ok(format!("{stderr}{}", if output.status.success() { "" } else { &stdout }))
+    Ok(format!(
+        "{stderr}{}",
+        if output.status.success() { "" } else { &stdout }
+    ))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -164,11 +167,25 @@ async fn policies_become_acls_ovn_reads_and_follow_changes_in_place() -> Result<
     };
     let applied = reconcile::apply(&client, &plan, &small).await?;
     assert!(applied.transactions > 2, "{applied:?}");
-    let bands = ovn.nbctl(&["--bare", "--columns=bands", "find", "Meter", "name=rovn-acl-log"])?;
-    assert_eq!(bands.split_whitespace().count(), 1, "the meter's band: {bands:?}");
+    let bands = ovn.nbctl(&[
+        "--bare",
+        "--columns=bands",
+        "find",
+        "Meter",
+        "name=rovn-acl-log",
+    ])?;
+    assert_eq!(
+        bands.split_whitespace().count(),
+        1,
+        "the meter's band: {bands:?}"
+    );
     let metered = ovn.nbctl(&["--bare", "--columns=meter", "find", "ACL", "log=true"])?;
     assert!(
-        !metered.trim().is_empty() && metered.lines().filter(|l| !l.trim().is_empty()).all(|l| l.trim() == "rovn-acl-log"),
+        !metered.trim().is_empty()
+            && metered
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .all(|l| l.trim() == "rovn-acl-log"),
         "logging ACLs are rate-limited by the meter: {metered:?}"
     );
 
@@ -205,7 +222,11 @@ async fn policies_become_acls_ovn_reads_and_follow_changes_in_place() -> Result<
     // A fresh client on the converged NB plans nothing.
     let fresh = ovn.client().await?;
     let plan = common::plan(&fresh, &cluster)?;
-    assert!(plan.is_empty(), "converged, yet: {:?}", plan.steps().map(|s| &s.what).collect::<Vec<_>>());
+    assert!(
+        plan.is_empty(),
+        "converged, yet: {:?}",
+        plan.steps().map(|s| &s.what).collect::<Vec<_>>()
+    );
 
     // pod6 (ns1) turns from `web` to `db`: it leaves ns1's egress peers and its `http` port
     // now means 5432, so addresses move between sets element by element (a set for a number
@@ -226,7 +247,9 @@ async fn policies_become_acls_ovn_reads_and_follow_changes_in_place() -> Result<
         let set = step.what.starts_with("Address_Set");
         match step.action {
             Action::Update if set => assert!(
-                step.ops().iter().all(|op| matches!(op, Operation::Mutate { .. })),
+                step.ops()
+                    .iter()
+                    .all(|op| matches!(op, Operation::Mutate { .. })),
                 "{}: addresses change element by element, got {:?}",
                 step.what,
                 step.ops()
@@ -292,7 +315,13 @@ async fn policies_become_acls_ovn_reads_and_follow_changes_in_place() -> Result<
         "Port_Group",
         &format!("name={}", names::policy_port_group("ns0", "from-team-b")),
     ])?;
-    let late = ovn.nbctl(&["--bare", "--columns=_uuid", "find", "Logical_Switch_Port", "name=late.ns0"])?;
+    let late = ovn.nbctl(&[
+        "--bare",
+        "--columns=_uuid",
+        "find",
+        "Logical_Switch_Port",
+        "name=late.ns0",
+    ])?;
     assert!(
         !late.trim().is_empty() && members.contains(late.trim()),
         "late.ns0 ({late}) is not in the group: {members}"
@@ -303,7 +332,8 @@ async fn policies_become_acls_ovn_reads_and_follow_changes_in_place() -> Result<
     common::reconcile(&client, &cluster).await?;
     let left = ovn.nbctl(&["--bare", "--columns=name", "find", "ACL"])?;
     assert!(
-        left.lines().all(|l| l.trim().is_empty() || l.starts_with("node/")),
+        left.lines()
+            .all(|l| l.trim().is_empty() || l.starts_with("node/")),
         "only the nodes' ACLs stay: {left}"
     );
     let sets = ovn.nbctl(&["--bare", "--columns=name", "list", "Address_Set"])?;
@@ -314,9 +344,15 @@ async fn policies_become_acls_ovn_reads_and_follow_changes_in_place() -> Result<
 
 /// `ovn-nbctl --bare --columns=<column> find <table> <condition>`, trimmed.
 fn nb_find(ovn: &common::Ovn, table: &str, column: &str, condition: &str) -> String {
-    ovn.nbctl(&["--bare", &format!("--columns={column}"), "find", table, condition])
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
+    ovn.nbctl(&[
+        "--bare",
+        &format!("--columns={column}"),
+        "find",
+        table,
+        condition,
+    ])
+    .map(|s| s.trim().to_string())
+    .unwrap_or_default()
 }
 
 /// Through the real binary and the lab's API server: a policy's named port is resolved from the
@@ -361,7 +397,12 @@ async fn policies_follow_the_api_through_the_binary() -> Result<()> {
     let set = names::policy_address_set(NS, "web-from-clients", "ingress.0");
     let named = names::policy_address_set(NS, "web-from-clients", "ingress.0.http.tcp.8080");
     until("the rule's ACL resolves http to 8080 on web", || {
-        let acl = nb_find(&ovn, "ACL", "match", "name=\"shop/web-from-clients:ingress.0\"");
+        let acl = nb_find(
+            &ovn,
+            "ACL",
+            "match",
+            "name=\"shop/web-from-clients:ingress.0\"",
+        );
         acl.contains(&format!("ip4.src == ${set}"))
             && acl.contains(&format!("(ip4.dst == ${named} && tcp.dst == 8080)"))
     })
@@ -392,7 +433,12 @@ async fn policies_follow_the_api_through_the_binary() -> Result<()> {
     anyhow::ensure!(warned, "no PolicyNotEnforced Event naming the IPv6 block");
 
     // The other pod becomes a client: its address joins the peer set, nothing is re-created.
-    let acl_before = nb_find(&ovn, "ACL", "_uuid", "name=\"shop/web-from-clients:ingress.0\"");
+    let acl_before = nb_find(
+        &ovn,
+        "ACL",
+        "_uuid",
+        "name=\"shop/web-from-clients:ingress.0\"",
+    );
     pods.patch(
         "client",
         &PatchParams::default(),
@@ -410,7 +456,12 @@ async fn policies_follow_the_api_through_the_binary() -> Result<()> {
     })
     .await?;
     ensure_eq(
-        nb_find(&ovn, "ACL", "_uuid", "name=\"shop/web-from-clients:ingress.0\""),
+        nb_find(
+            &ovn,
+            "ACL",
+            "_uuid",
+            "name=\"shop/web-from-clients:ingress.0\"",
+        ),
         acl_before,
         "the ACL is the same row",
     )?;
@@ -426,12 +477,18 @@ async fn policies_follow_the_api_through_the_binary() -> Result<()> {
             .nbctl(&["--bare", "--columns=name", "list", "Address_Set"])
             .unwrap_or_default();
         async move {
-            Ok(acls.lines().all(|l| l.trim().is_empty() || l.starts_with("node/"))
+            Ok(acls
+                .lines()
+                .all(|l| l.trim().is_empty() || l.starts_with("node/"))
                 && sets.trim().is_empty())
         }
     })
     .await?;
-    anyhow::ensure!(gone, "the policy's rows outlived it:\n{}", second.log_text());
+    anyhow::ensure!(
+        gone,
+        "the policy's rows outlived it:\n{}",
+        second.log_text()
+    );
     second.kill();
     Ok(())
 }

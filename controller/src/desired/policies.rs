@@ -44,6 +44,8 @@ pub const NODE_PRIORITY: i64 = 2050;
 /// The namespace's default deny of isolated pods: below every allow of the band.
 pub const DENY_PRIORITY: i64 = 2000;
 
+const _: () = assert!(DENY_PRIORITY < NODE_PRIORITY && NODE_PRIORITY < ALLOW_PRIORITY);
+
 /// How many log lines per second all logging ACLs together may cause on a chassis.
 const LOG_RATE: i64 = 20;
 
@@ -81,7 +83,12 @@ impl PolicyPods {
     }
 
     /// Sets the pod `namespace/name` (`None`: it has no port any more), returning what it was.
-    pub fn set_pod(&mut self, namespace: &str, name: &str, pod: Option<PolicyPod>) -> Option<PolicyPod> {
+    pub fn set_pod(
+        &mut self,
+        namespace: &str,
+        name: &str,
+        pod: Option<PolicyPod>,
+    ) -> Option<PolicyPod> {
         let old = self
             .pods
             .get_mut(namespace)
@@ -112,7 +119,10 @@ impl PolicyPods {
 
     /// The pods of `namespace`.
     pub fn in_namespace(&self, namespace: &str) -> impl Iterator<Item = &PolicyPod> {
-        self.pods.get(namespace).into_iter().flat_map(BTreeMap::values)
+        self.pods
+            .get(namespace)
+            .into_iter()
+            .flat_map(BTreeMap::values)
     }
 
     /// Every pod.
@@ -410,7 +420,9 @@ fn render_rule(
                     p = protocol.as_ovn()
                 )),
                 PolicyPort::Named { protocol, name } => {
-                    for (number, ips) in named_port_numbers(pods, policy, direction, rule, name, *protocol) {
+                    for (number, ips) in
+                        named_port_numbers(pods, policy, direction, rule, name, *protocol)
+                    {
                         let set_id = format!("{id}.{name}.{}.{number}", protocol.as_ovn());
                         let set = address_set(state, &set_id, ips);
                         alternatives.push(format!(
@@ -537,7 +549,10 @@ pub fn render_node_group(state: &mut DesiredState, node: &Node, pods: &PolicyPod
                 direction,
                 priority: NODE_PRIORITY,
                 action: AclAction::AllowRelated,
-                match_: format!("{port_field} == @{group} && {peer_field} == {}", node.join_ip),
+                match_: format!(
+                    "{port_field} == @{group} && {peer_field} == {}",
+                    node.join_ip
+                ),
                 log: false,
                 group: &group,
             },
@@ -560,7 +575,12 @@ pub fn render_log_meter(state: &mut DesiredState, owner: &Owner) {
         burst_size: LOG_RATE,
         ..Default::default()
     };
-    state.add(owner, &band, "acl-log", Some(RowKey::name(names::ACL_LOG_METER)));
+    state.add(
+        owner,
+        &band,
+        "acl-log",
+        Some(RowKey::name(names::ACL_LOG_METER)),
+    );
 }
 
 #[cfg(test)]

@@ -63,38 +63,14 @@ pub fn policy_view(policy: &NetworkPolicy) -> PolicyView {
     }
     let has = |kind: &str| types.iter().any(|t| t == kind);
     let ingress = has("Ingress").then(|| {
-        spec.ingress
-            .iter()
-            .flatten()
-            .enumerate()
-            .map(|(index, rule)| {
-                let field = format!("spec.ingress[{index}]");
-                convert_rule(
-                    &field,
-                    "from",
-                    rule.from.as_deref(),
-                    rule.ports.as_deref(),
-                    &mut ignored,
-                )
-            })
-            .collect()
+        let rules = spec.ingress.iter().flatten();
+        let parts = rules.map(|r| (r.from.as_deref(), r.ports.as_deref()));
+        convert_rules("spec.ingress", "from", parts, &mut ignored)
     });
     let egress = has("Egress").then(|| {
-        spec.egress
-            .iter()
-            .flatten()
-            .enumerate()
-            .map(|(index, rule)| {
-                let field = format!("spec.egress[{index}]");
-                convert_rule(
-                    &field,
-                    "to",
-                    rule.to.as_deref(),
-                    rule.ports.as_deref(),
-                    &mut ignored,
-                )
-            })
-            .collect()
+        let rules = spec.egress.iter().flatten();
+        let parts = rules.map(|r| (r.to.as_deref(), r.ports.as_deref()));
+        convert_rules("spec.egress", "to", parts, &mut ignored)
     });
     let log = acl_log(policy, &mut ignored);
     PolicyView {
@@ -134,6 +110,33 @@ fn acl_log(policy: &NetworkPolicy, ignored: &mut Vec<String>) -> AclLog {
     log
 }
 
+/// The rules of one direction, as (peers, ports) each; `field` is `spec.ingress` or
+/// `spec.egress` and `peers_field` `from` or `to`.
+fn convert_rules<'a>(
+    field: &str,
+    peers_field: &str,
+    rules: impl Iterator<
+        Item = (
+            Option<&'a [NetworkPolicyPeer]>,
+            Option<&'a [NetworkPolicyPort]>,
+        ),
+    >,
+    ignored: &mut Vec<String>,
+) -> Vec<PolicyRule> {
+    rules
+        .enumerate()
+        .map(|(index, (peers, ports))| {
+            convert_rule(
+                &format!("{field}[{index}]"),
+                peers_field,
+                peers,
+                ports,
+                ignored,
+            )
+        })
+        .collect()
+}
+
 /// One ingress or egress rule; `peers_field` is `from` or `to`.
 fn convert_rule(
     field: &str,
@@ -147,10 +150,11 @@ fn convert_rule(
             .iter()
             .enumerate()
             .filter_map(|(index, peer)| {
-                convert_peer(peer).map_err(|reason| {
-                    ignored.push(format!("{field}.{peers_field}[{index}]: {reason}"))
-                })
-                .ok()
+                convert_peer(peer)
+                    .map_err(|reason| {
+                        ignored.push(format!("{field}.{peers_field}[{index}]: {reason}"))
+                    })
+                    .ok()
             })
             .collect()
     });
@@ -176,8 +180,8 @@ fn convert_peer(peer: &NetworkPolicyPeer) -> Result<Peer, String> {
         let cidr = ipv4_net(&block.cidr).map_err(|reason| format!("ipBlock.cidr: {reason}"))?;
         let mut except = Vec::new();
         for (index, text) in block.except.iter().flatten().enumerate() {
-            let net = ipv4_net(text)
-                .map_err(|reason| format!("ipBlock.except[{index}]: {reason}"))?;
+            let net =
+                ipv4_net(text).map_err(|reason| format!("ipBlock.except[{index}]: {reason}"))?;
             if !cidr.contains(&net) {
                 return Err(format!(
                     "ipBlock.except[{index}] {net} is not inside {cidr}"

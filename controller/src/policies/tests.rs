@@ -29,7 +29,11 @@ fn policy_types_are_implied_as_the_api_defines() {
     let Some(policy) = ingress_only.policy else {
         panic!("not rendered");
     };
-    assert_eq!(policy.ingress, Some(Vec::new()), "Ingress is always implied");
+    assert_eq!(
+        policy.ingress,
+        Some(Vec::new()),
+        "Ingress is always implied"
+    );
     assert_eq!(policy.egress, None);
     let with_egress = policy_view(&network_policy(NetworkPolicySpec {
         egress: Some(vec![NetworkPolicyEgressRule::default()]),

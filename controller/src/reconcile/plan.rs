@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use rovn_api::{Owner, OwnerKind};
 use rovn_api::names::COMMENT_PREFIX;
+use rovn_api::{Owner, OwnerKind};
 use rovn_ovsdb::{Atom, Condition, Datum, Mutation, Operation, Uuid};
 
 use super::error::Conflict;
@@ -163,7 +163,11 @@ impl Plan {
             return None;
         }
         // An upper bound: the ops, one mutation per link, and the comment.
-        let cost: usize = steps.iter().map(|s| s.ops.len() + s.links.len()).sum::<usize>() + 1;
+        let cost: usize = steps
+            .iter()
+            .map(|s| s.ops.len() + s.links.len())
+            .sum::<usize>()
+            + 1;
         (cost <= max_ops).then(|| steps.into_iter().cloned().collect())
     }
 

@@ -19,9 +19,9 @@ use super::kubeio::{self, Events};
 use super::metrics::Metrics;
 use super::nodes::Nodes;
 use super::pods::Pods;
+use super::policies::Policies;
 use super::reports::Done;
 use super::rounds::Rounds;
-use super::policies::Policies;
 use super::services::Services;
 use super::subnets::Subnets;
 use super::watch::{Kind, Note};
@@ -277,7 +277,9 @@ impl Controller {
             Note::Synced(Kind::EndpointSlice) => self.services.slices_resynced(world),
             Note::Changed(Kind::NetworkPolicy, key) => self.policies.policy_changed(world, &key),
             Note::Synced(Kind::NetworkPolicy) => self.policies.policies_resynced(world),
-            Note::Changed(Kind::Namespace, key) => self.policies.namespace_changed(world, &key.name),
+            Note::Changed(Kind::Namespace, key) => {
+                self.policies.namespace_changed(world, &key.name)
+            }
             Note::Synced(Kind::Namespace) => self.policies.namespaces_resynced(world),
         }
     }

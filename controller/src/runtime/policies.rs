@@ -8,15 +8,14 @@
 //! its namespace's deny groups, its node's group) are rendered in the same round, and a round
 //! that fits one transaction is sent as one.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::Namespace as KubeNamespace;
 use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
 use rovn_api::{Owner, OwnerKind};
 
-use super::kubeio;
+use super::kubeio::Problems;
 use super::pods::Pods;
 use super::watch::Key;
 use super::world::World;
@@ -30,8 +29,8 @@ pub(super) struct Policies {
     views: BTreeMap<Key, PolicyView>,
     /// The pods with ports and the namespaces, as policies see them.
     pods: PolicyPods,
-    /// What was reported of each object, so each problem gets one Event while it lasts.
-    reported: HashMap<Owner, BTreeSet<String>>,
+    /// What was reported of each policy and pod.
+    problems: Problems,
 }
 
 fn policy_owner(key: &Key) -> Owner {
@@ -54,14 +53,23 @@ impl Policies {
         match cached {
             Some(policy) => {
                 let view = policy_view(&policy);
-                let mut problems: Vec<String> = view.ignored.clone();
-                problems.extend(view.unreadable.iter().map(|r| format!("not enforced: {r}")));
-                self.report(world, &owner, "PolicyNotEnforced", problems);
+                let problems = view
+                    .ignored
+                    .iter()
+                    .chain(&view.unreadable)
+                    .map(|problem| format!("{owner}: not enforced: {problem}"));
+                self.problems.report(
+                    &world.events,
+                    &owner,
+                    "PolicyNotEnforced",
+                    "RenderPolicy",
+                    problems,
+                );
                 self.views.insert(key.clone(), view);
             }
             None => {
                 self.views.remove(key);
-                self.reported.remove(&owner);
+                self.problems.forget(&owner);
             }
         }
         world.queue.touch(owner);
@@ -137,9 +145,16 @@ impl Policies {
             None => None,
         };
         if now.is_some() {
-            self.report(world, &owner, "NamedPortIgnored", ignored);
+            let problems = ignored.into_iter().map(|p| format!("{owner}: {p}"));
+            self.problems.report(
+                &world.events,
+                &owner,
+                "NamedPortIgnored",
+                "RenderPolicy",
+                problems,
+            );
         } else {
-            self.reported.remove(&owner);
+            self.problems.forget(&owner);
         }
         let before = self.pods.set_pod(&key.namespace, &key.name, now.clone());
         let mut owners = BTreeSet::new();
@@ -158,10 +173,12 @@ impl Policies {
     fn groups_holding(&self, pod: &PolicyPod, owners: &mut BTreeSet<Owner>) {
         owners.insert(Owner::node(&pod.node));
         let mut in_namespace = false;
-        for (key, view) in self.views.range(Key {
-            namespace: pod.namespace.clone(),
-            name: String::new(),
-        }..) {
+        for (key, view) in self.views.range(
+            Key {
+                namespace: pod.namespace.clone(),
+                name: String::new(),
+            }..,
+        ) {
             if key.namespace != pod.namespace {
                 break;
             }
@@ -273,25 +290,5 @@ impl Policies {
             .take_while(|(key, _)| key.namespace == namespace)
             .filter_map(|(_, view)| view.policy.as_ref())
             .collect()
-    }
-
-    /// Sends one Warning Event per new problem of `owner`; problems it no longer has are
-    /// forgotten, so one that comes back is said again.
-    fn report(&mut self, world: &mut World, owner: &Owner, reason: &str, problems: Vec<String>) {
-        let now: BTreeSet<String> = problems.into_iter().collect();
-        let before = self.reported.remove(owner).unwrap_or_default();
-        for problem in now.difference(&before) {
-            match kubeio::owner_reference(owner) {
-                Some(reference) => {
-                    world
-                        .events
-                        .warn(reference, reason, "RenderPolicy", format!("{owner}: {problem}"))
-                }
-                None => tracing::warn!(%owner, "{problem}"),
-            }
-        }
-        if !now.is_empty() {
-            self.reported.insert(owner.clone(), now);
-        }
     }
 }

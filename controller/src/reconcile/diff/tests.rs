@@ -84,7 +84,11 @@ fn an_empty_nb_gets_referenced_rows_and_parents_first_then_children_attached_to_
     // Too large for one: each phase of its own.
     // A meter cannot exist without a band: the band is inserted in the meter's own step,
     // first, and the meter's insert names it (no mutation, which would come too late).
-    let meter = plan.phases.iter().flatten().find(|s| s.what == "Meter rovn-acl-log");
+    let meter = plan
+        .phases
+        .iter()
+        .flatten()
+        .find(|s| s.what == "Meter rovn-acl-log");
     let named_band = |m: &Step| match m.ops.as_slice() {
         [
             Operation::Insert {
