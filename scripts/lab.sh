@@ -14,7 +14,8 @@ case "${1:-up}" in
 up)
     # Debug builds: the lab's programs are light, and a release build of the kube crates would
     # dominate the time to a working demo.
-    cargo build --quiet -p rovn-e2e -p rovn-kubesim -p rovn-kubelet -p rovn-controller -p rovn-node --bins
+    cargo build --quiet -p rovn-e2e -p rovn-kubesim -p rovn-kubelet -p rovn-controller -p rovn-node \
+        -p kubectl-rovn --bins
     start=$(date +%s%N)
     info=$("$bin/rovn-lab" up --name "$name" --nodes "$nodes" --rovn)
     echo "$info"

@@ -30,6 +30,10 @@ pub enum Check {
     Chassis,
     /// A pod port rovn wrote is not bound and up in SB.
     Binding,
+    /// ovn-northd or a chassis's ovn-controller does not process NB (`nb_cfg` round trip).
+    Processing,
+    /// A chassis has no encap, or a node's `br-int` lacks a tunnel or has a broken one.
+    Tunnel,
 }
 
 impl fmt::Display for Check {
@@ -41,6 +45,8 @@ impl fmt::Display for Check {
             Check::Stale => "stale",
             Check::Chassis => "chassis",
             Check::Binding => "binding",
+            Check::Processing => "processing",
+            Check::Tunnel => "tunnel",
         })
     }
 }

@@ -124,6 +124,23 @@ impl fmt::Display for Microflow {
     }
 }
 
+impl Microflow {
+    /// The same packet as OpenFlow sees it entering `br-int` on OpenFlow port `in_port`, for
+    /// `ovs-appctl ofproto/trace` on the source node (ovn-controller's flows find the logical
+    /// inport from the OpenFlow port).
+    pub fn ovs_flow(&self, in_port: impl fmt::Display) -> String {
+        let (proto, l4) = match self.l4 {
+            L4::Tcp { src, dst } => ("tcp", format!(",tp_src={src},tp_dst={dst}")),
+            L4::Udp { src, dst } => ("udp", format!(",tp_src={src},tp_dst={dst}")),
+            L4::Icmp => ("icmp", ",icmp_type=8,icmp_code=0".to_string()),
+        };
+        format!(
+            "in_port={in_port},{proto},dl_src={},dl_dst={},nw_src={},nw_dst={},nw_ttl=64{l4}",
+            self.eth_src, self.eth_dst, self.ip_src, self.ip_dst
+        )
+    }
+}
+
 /// What the command line names as the destination.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Destination {
@@ -562,6 +579,12 @@ pub(crate) mod tests {
                 key: "demo/server".into(),
                 port: "server.demo".into()
             }
+        );
+        // The same packet for ofproto/trace, entering br-int on the pod's OpenFlow port.
+        assert_eq!(
+            plan.flow.ovs_flow(7),
+            "in_port=7,tcp,dl_src=0a:58:0a:10:00:07,dl_dst=0a:58:0a:10:00:08,nw_src=10.16.0.7,\
+             nw_dst=10.16.0.8,nw_ttl=64,tp_src=40000,tp_dst=8080"
         );
     }
 

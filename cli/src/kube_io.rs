@@ -6,13 +6,14 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Service};
-use kube::api::ListParams;
+use kube::api::{AttachParams, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
 use rovn_api::annotations::{parse_node_join, parse_pod_allocation};
 
 use crate::remotes::{CONFIGMAP_NAME, CONFIGMAP_NAMESPACE};
 use crate::snapshot::{KubeSnapshot, NodeView, PodView, ServicePortView, ServiceView};
+use crate::tools::Captured;
 
 /// Talking to the API server failed.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +29,14 @@ pub enum KubeIoError {
         /// The client's error.
         #[source]
         source: kube::Error,
+    },
+    /// An exec was refused or its stream failed.
+    #[error("{what}: {detail}")]
+    Exec {
+        /// What was run where.
+        what: String,
+        /// The API server's answer or the stream's error.
+        detail: String,
     },
 }
 
@@ -72,6 +81,109 @@ pub async fn rovn_config(client: &Client) -> Result<Option<BTreeMap<String, Stri
             source,
         })?;
     Ok(map.map(|m| m.data.unwrap_or_default()))
+}
+
+/// The running pod among `pods` that is on `node`, by name: the one to exec into. Pure (the
+/// node is checked here too, as a server may ignore the field selector).
+pub fn running_on(pods: &[Pod], node: &str) -> Option<String> {
+    pods.iter()
+        .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node))
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+        .find_map(|p| p.metadata.name.clone())
+}
+
+/// The running pod in `namespace` labelled `selector` on `node` (a node's OVS pod).
+pub async fn pod_on_node(
+    client: &Client,
+    namespace: &str,
+    selector: &str,
+    node: &str,
+) -> Result<Option<String>, KubeIoError> {
+    let lp = ListParams::default()
+        .labels(selector)
+        .fields(&format!("spec.nodeName={node}"));
+    let pods = Api::<Pod>::namespaced(client.clone(), namespace)
+        .list(&lp)
+        .await
+        .map_err(|source| KubeIoError::Api {
+            what: format!("listing pods in {namespace} labelled {selector} on node {node}"),
+            source,
+        })?;
+    Ok(running_on(&pods.items, node))
+}
+
+/// Runs `argv` in pod `namespace/name` (its `container`, else its only one) through the
+/// `pods/exec` subresource, and captures its output and whether it exited 0.
+pub async fn exec(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    container: Option<&str>,
+    argv: &[String],
+) -> Result<Captured, KubeIoError> {
+    use tokio::io::AsyncReadExt;
+
+    let what = format!("exec {} in pod {namespace}/{name}", argv.join(" "));
+    let mut params = AttachParams::default()
+        .stdin(false)
+        .stdout(true)
+        .stderr(true);
+    if let Some(container) = container {
+        params = params.container(container);
+    }
+    let mut attached = Api::<Pod>::namespaced(client.clone(), namespace)
+        .exec(name, argv.to_vec(), &params)
+        .await
+        .map_err(|source| match &source {
+            // The answer says it all; kube's own error repeats it down its chain.
+            kube::Error::Api(status) => KubeIoError::Exec {
+                what: what.clone(),
+                detail: format!(
+                    "the API server answered {} {}: {}{}",
+                    status.code,
+                    status.reason,
+                    status.message,
+                    if status.code == 404 {
+                        " (the pod is gone, or this API server does not serve pods/exec)"
+                    } else {
+                        ""
+                    }
+                ),
+            },
+            _ => KubeIoError::Api {
+                what: what.clone(),
+                source,
+            },
+        })?;
+    let status = attached.take_status();
+    // Both streams drained together: the process blocks on a full pipe otherwise.
+    let drain = |reader: Option<tokio::io::ReadHalf<tokio::io::SimplexStream>>| async move {
+        let mut bytes = Vec::new();
+        if let Some(mut reader) = reader {
+            // A broken stream ends the output; the status below says how the command ended.
+            let _ = reader.read_to_end(&mut bytes).await;
+        }
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    let (stdout, mut stderr) = tokio::join!(drain(attached.stdout()), drain(attached.stderr()));
+    let status = match status {
+        Some(status) => status.await,
+        None => None,
+    };
+    attached.join().await.map_err(|source| KubeIoError::Exec {
+        what: what.clone(),
+        detail: source.to_string(),
+    })?;
+    let success = status.as_ref().and_then(|s| s.status.as_deref()) == Some("Success");
+    if !success && let Some(message) = status.as_ref().and_then(|s| s.message.as_deref()) {
+        stderr.push_str(message);
+    }
+    Ok(Captured {
+        success,
+        stdout,
+        stderr,
+    })
 }
 
 /// Pods, nodes and Services of the whole cluster.
@@ -164,5 +276,35 @@ pub fn service_view(svc: &Service) -> ServiceView {
                     .collect()
             })
             .unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(name: &str, node: &str, phase: &str) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name},
+            "spec": {"nodeName": node, "containers": []},
+            "status": {"phase": phase},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_running_pod_on_the_node_is_chosen() {
+        let pods = [
+            pod("ovs-a", "node2", "Running"),
+            pod("ovs-b", "node1", "Pending"),
+            pod("ovs-c", "node1", "Running"),
+        ];
+        assert_eq!(running_on(&pods, "node1").as_deref(), Some("ovs-c"));
+        assert_eq!(running_on(&pods, "node3"), None);
+        let mut leaving = pod("ovs-d", "node3", "Running");
+        leaving.metadata.deletion_timestamp = Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Default::default()),
+        );
+        assert_eq!(running_on(&[leaving], "node3"), None);
     }
 }

@@ -13,8 +13,9 @@ use kubectl_rovn::ovn_io::{self, Db};
 use kubectl_rovn::remotes::{self, Resolved, Tls};
 use kubectl_rovn::snapshot::KubeSnapshot;
 use kubectl_rovn::topology::Format;
-use kubectl_rovn::verdict::{DropCause, Outcome};
-use kubectl_rovn::{diagnose, kube_io, nblog, rows, tools, topology, trace};
+use kubectl_rovn::{
+    diagnose, kube_io, liveness, nblog, node_ovs, rows, tools, topology, trace, tunnels,
+};
 use rovn_api::MacAddr;
 
 /// kubectl rovn: debug rovn pod networking from Kubernetes objects to OVN rows and back.
@@ -56,6 +57,12 @@ struct Global {
     /// Seconds to wait for the API server and the databases.
     #[arg(long, global = true, default_value_t = 10)]
     timeout: u64,
+    /// Where each node's OVS run directory (db.sock, ovs-vswitchd's pidfile and control socket)
+    /// is reachable from here, with {node} for the node's name (default: $ROVN_OVS_RUNDIR, else
+    /// the ConfigMap key ovs-rundir, which the lab sets). For `trace --ovs` and the tunnel
+    /// ports `diagnose` checks.
+    #[arg(long, global = true)]
+    ovs_rundir: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -96,9 +103,23 @@ enum Command {
         format: Format,
     },
     /// Check rovn's state: duplicate or foreign addresses, missing and stale pod ports,
-    /// unregistered chassis, unbound pod ports. Prints each finding with its fix; exits 1 if
-    /// there is one.
-    Diagnose,
+    /// unregistered chassis, unbound pod ports, ovn-northd and every ovn-controller processing,
+    /// tunnels. Prints each finding with its fix; exits 1 if there is one.
+    ///
+    /// Its one write: NB_Global.nb_cfg += 1 (as `ovn-nbctl --wait=hv sync` does), to see every
+    /// chassis report it back; --no-sync skips it and that check.
+    Diagnose(DiagnoseArgs),
+}
+
+#[derive(Debug, Args)]
+struct DiagnoseArgs {
+    /// Do not bump NB_Global.nb_cfg (diagnose then writes nothing) and do not check that
+    /// ovn-northd and every ovn-controller process it.
+    #[arg(long)]
+    no_sync: bool,
+    /// Seconds to wait for ovn-northd and every chassis to report the bumped nb_cfg.
+    #[arg(long, default_value_t = 10)]
+    sync_wait: u64,
 }
 
 #[derive(Debug, Args)]
@@ -120,13 +141,30 @@ struct TraceArgs {
     /// The source port (default 40000).
     #[arg(long)]
     src_port: Option<u16>,
+    /// Also trace the packet through OpenFlow on the source pod's node
+    /// (`ovs-appctl ofproto/trace br-int`): through its run directory (see --ovs-rundir), else
+    /// by exec into the node's OVS pod.
+    #[arg(long)]
+    ovs: bool,
+    /// With --ovs on a cluster: the namespace of the OVS pods.
+    #[arg(long, default_value = "kube-system")]
+    ovs_pod_namespace: String,
+    /// With --ovs on a cluster: the label selector of the OVS pods (one per node).
+    #[arg(long, default_value = "app.kubernetes.io/name=ovs-ovn")]
+    ovs_pod_selector: String,
+    /// With --ovs on a cluster: the OVS pods' container with ovs-vsctl and ovs-appctl (default:
+    /// their only one).
+    #[arg(long)]
+    ovs_pod_container: Option<String>,
 }
 
-/// What the commands share: the flags, and the API client once made.
+/// What the commands share: the flags, and the API client and ConfigMap once read.
 struct Env {
     global: Global,
     tls: Option<Tls>,
     kube: Option<kube::Client>,
+    /// `kube-system/rovn-config`'s data once read (`None` inside: it does not exist).
+    config: Option<Option<std::collections::BTreeMap<String, String>>>,
 }
 
 impl Env {
@@ -157,24 +195,7 @@ impl Env {
         let resolved = match remotes::pick(db, flag.as_deref(), env.as_deref(), None) {
             Some(r) => r,
             None => {
-                let client = self.kube().await.with_context(|| {
-                    format!(
-                        "no {} or ${}, so reading ConfigMap {}/{}",
-                        db.flag(),
-                        db.env(),
-                        remotes::CONFIGMAP_NAMESPACE,
-                        remotes::CONFIGMAP_NAME
-                    )
-                })?;
-                let data = tokio::time::timeout(self.timeout(), kube_io::rovn_config(&client))
-                    .await
-                    .map_err(|_| {
-                        anyhow!(
-                            "timed out reading ConfigMap {}/{}",
-                            remotes::CONFIGMAP_NAMESPACE,
-                            remotes::CONFIGMAP_NAME
-                        )
-                    })??;
+                let data = self.rovn_config(db.flag(), db.env()).await?;
                 let value = data.as_ref().and_then(|d| d.get(db.configmap_key()));
                 remotes::pick(db, None, None, value.map(String::as_str)).ok_or_else(|| {
                     anyhow!(
@@ -199,6 +220,48 @@ impl Env {
         };
         remotes::check_tls(&resolved, self.tls.as_ref())?;
         Ok(resolved)
+    }
+
+    /// The ConfigMap's data, read once; `flag` and `env` say what was missing, for errors.
+    async fn rovn_config(
+        &mut self,
+        flag: &str,
+        env: &str,
+    ) -> Result<Option<std::collections::BTreeMap<String, String>>> {
+        if let Some(data) = &self.config {
+            return Ok(data.clone());
+        }
+        let client = self.kube().await.with_context(|| {
+            format!(
+                "no {flag} or ${env}, so reading ConfigMap {}/{}",
+                remotes::CONFIGMAP_NAMESPACE,
+                remotes::CONFIGMAP_NAME
+            )
+        })?;
+        let data = tokio::time::timeout(self.timeout(), kube_io::rovn_config(&client))
+            .await
+            .map_err(|_| {
+                anyhow!(
+                    "timed out reading ConfigMap {}/{}",
+                    remotes::CONFIGMAP_NAMESPACE,
+                    remotes::CONFIGMAP_NAME
+                )
+            })??;
+        self.config = Some(data.clone());
+        Ok(data)
+    }
+
+    /// The template of the nodes' OVS run directories, when one is configured.
+    async fn ovs_rundir(&mut self) -> Result<Option<Resolved>> {
+        let env = std::env::var(node_ovs::RUNDIR_ENV).ok();
+        if let Some(r) = node_ovs::pick(self.global.ovs_rundir.as_deref(), env.as_deref(), None) {
+            return Ok(Some(r));
+        }
+        let data = self
+            .rovn_config(node_ovs::RUNDIR_FLAG, node_ovs::RUNDIR_ENV)
+            .await?;
+        let value = data.as_ref().and_then(|d| d.get(node_ovs::RUNDIR_KEY));
+        Ok(node_ovs::pick(None, None, value.map(String::as_str)))
     }
 
     async fn kube_snapshot(&mut self) -> Result<KubeSnapshot> {
@@ -247,6 +310,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         global: cli.global,
         tls,
         kube: None,
+        config: None,
     };
     match cli.command {
         Command::Nbctl { args } => passthrough(&mut env, remotes::Db::Nb, "ovn-nbctl", args).await,
@@ -262,7 +326,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             });
             Ok(ExitCode::SUCCESS)
         }
-        Command::Diagnose => run_diagnose(&mut env).await,
+        Command::Diagnose(args) => run_diagnose(&mut env, args).await,
     }
 }
 
@@ -329,35 +393,8 @@ async fn run_trace(env: &mut Env, args: TraceArgs) -> Result<ExitCode> {
     }
     let verdict = kubectl_rovn::verdict::parse(&out.stdout)?;
 
-    // An ACL drop or reject: find the NB ACL through the logical flow's stage-hint.
-    let acl_flow = match &verdict.outcome {
-        Outcome::Dropped {
-            flow,
-            cause: DropCause::Acl,
-        } => Some(flow),
-        Outcome::Rejected { flow } if flow.stage.contains("_acl") => Some(flow),
-        _ => None,
-    };
-    let acl = match acl_flow {
-        Some(flow) => {
-            let hint = ovn_io::stage_hint(
-                &sb_db,
-                &flow.stage,
-                flow.priority,
-                &flow.match_,
-                &flow.uuid_prefix,
-            )
-            .await?;
-            hint.and_then(|h| {
-                nb.acls
-                    .iter()
-                    .find(|a| a.uuid.to_string().starts_with(&h))
-                    .cloned()
-            })
-        }
-        None => None,
-    };
-    let explained = trace::explain(&plan, &verdict, &nb, acl.as_ref());
+    let acls = ovn_io::flow_acls(&sb_db, &verdict.acl_hits, &nb.acls).await?;
+    let explained = trace::explain(&plan, &verdict, &nb, &acls);
     emit(&format!(
         "{}\n# {} -> {}: ovn-trace {}\n{}",
         explained.line,
@@ -366,11 +403,104 @@ async fn run_trace(env: &mut Env, args: TraceArgs) -> Result<ExitCode> {
         trace_args.join(" "),
         out.stdout
     ));
+    if args.ovs {
+        let node = kube
+            .pod(&request.source.0, &request.source.1)
+            .and_then(|p| p.node.clone())
+            .ok_or_else(|| anyhow!("--ovs: pod {} is not bound to a node", plan.source))?;
+        emit(&ovs_trace(env, &node, &plan, &args).await?);
+    }
     Ok(if explained.delivered {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+/// How to reach `node`'s OVS: its run directory when one is configured, else its OVS pod.
+async fn reach(
+    env: &mut Env,
+    node: &str,
+    plan: &flow::Plan,
+    args: &TraceArgs,
+) -> Result<node_ovs::Reach> {
+    if let Some(template) = env.ovs_rundir().await? {
+        return Ok(node_ovs::Reach::RunDir(node_ovs::rundir(
+            &template.remote,
+            node,
+        )));
+    }
+    let client = env.kube().await?;
+    let pod = tokio::time::timeout(
+        env.timeout(),
+        kube_io::pod_on_node(
+            &client,
+            &args.ovs_pod_namespace,
+            &args.ovs_pod_selector,
+            node,
+        ),
+    )
+    .await
+    .map_err(|_| anyhow!("--ovs: timed out looking for the OVS pod of node {node}"))??;
+    let Some(name) = pod else {
+        let flow = plan.flow.ovs_flow(format!(
+            "$(ovs-vsctl --bare --columns=ofport find Interface external_ids:iface-id={})",
+            plan.flow.inport
+        ));
+        return Err(node_ovs::NodeOvsError::NoPod {
+            node: node.to_string(),
+            namespace: args.ovs_pod_namespace.clone(),
+            selector: args.ovs_pod_selector.clone(),
+            hint: format!(
+                "ovs-appctl {}",
+                node_ovs::ofproto_trace_args(&format!("\"{flow}\"")).join(" ")
+            ),
+        }
+        .into());
+    };
+    Ok(node_ovs::Reach::Pod(node_ovs::OvsPod {
+        client,
+        namespace: args.ovs_pod_namespace.clone(),
+        name,
+        container: args.ovs_pod_container.clone(),
+    }))
+}
+
+/// `ofproto/trace` of the plan's packet on `node`'s br-int, as text to print after the OVN trace.
+async fn ovs_trace(
+    env: &mut Env,
+    node: &str,
+    plan: &flow::Plan,
+    args: &TraceArgs,
+) -> Result<String> {
+    let reach = reach(env, node, plan, args).await?;
+    let ofport = tokio::time::timeout(
+        env.timeout(),
+        reach.ofport_of(node, &plan.flow.inport, env.timeout()),
+    )
+    .await
+    .map_err(|_| anyhow!("--ovs: timed out reading br-int of node {node}"))??
+    .ok_or_else(|| {
+        anyhow!(
+            "--ovs: br-int on node {node} has no interface with external_ids:iface-id={} and an OpenFlow port",
+            plan.flow.inport
+        )
+    })?;
+    let flow = plan.flow.ovs_flow(ofport);
+    let out = tokio::time::timeout(env.timeout(), reach.ofproto_trace(node, &flow))
+        .await
+        .map_err(|_| anyhow!("--ovs: timed out running ofproto/trace on node {node}"))??;
+    if !out.success {
+        bail!(
+            "ovs-appctl ofproto/trace on node {node} failed: {}",
+            out.stderr.trim()
+        );
+    }
+    Ok(format!(
+        "# OpenFlow on node {node}: ovs-appctl {}\n{}",
+        node_ovs::ofproto_trace_args(&format!("'{flow}'")).join(" "),
+        out.stdout
+    ))
 }
 
 async fn run_rows(env: &mut Env, owner: &str, nb_db_file: Option<PathBuf>) -> Result<ExitCode> {
@@ -411,20 +541,60 @@ async fn run_rows(env: &mut Env, owner: &str, nb_db_file: Option<PathBuf>) -> Re
     Ok(ExitCode::SUCCESS)
 }
 
-async fn run_diagnose(env: &mut Env) -> Result<ExitCode> {
+async fn run_diagnose(env: &mut Env, args: DiagnoseArgs) -> Result<ExitCode> {
     let kube = env.kube_snapshot().await?;
     let nb_db = env.nb().await?;
     let nb = ovn_io::nb_snapshot(&nb_db.contents())?;
     let (sb_db, _) = env.sb().await?;
-    let sb = ovn_io::sb_snapshot(&sb_db.contents())?;
-    let findings = diagnose::diagnose(&kube, &nb, &sb);
+    let mut notes = Vec::new();
+    let (sb, mut findings) = if args.no_sync {
+        notes.push(
+            "--no-sync: ovn-northd and ovn-controllers not asked to report (nothing written)"
+                .to_string(),
+        );
+        (ovn_io::sb_snapshot(&sb_db.contents())?, Vec::new())
+    } else {
+        let target = ovn_io::bump_nb_cfg(&nb_db)
+            .await
+            .context("asking every chassis to report (--no-sync skips it)")?;
+        let wait = Duration::from_secs(args.sync_wait);
+        let sb = ovn_io::wait_nb_cfg(&sb_db, target, wait).await?;
+        let found = liveness::findings(&kube, &sb, target, wait);
+        (sb, found)
+    };
+    let mut nodes = Vec::new();
+    match env.ovs_rundir().await? {
+        Some(template) => {
+            for node in &kube.nodes {
+                let dir = node_ovs::rundir(&template.remote, &node.name);
+                match node_ovs::read(&node.name, &dir, env.timeout()).await {
+                    Ok(ovs) => nodes.push(ovs.tunnels(&node.name)),
+                    Err(e) => notes.push(format!(
+                        "tunnel ports of node {} not checked: {e} (run directory from {})",
+                        node.name, template.source
+                    )),
+                }
+            }
+        }
+        None => notes.push(format!(
+            "tunnel ports on the nodes not checked: no {}, ${} or ConfigMap key {} says where their OVS is",
+            node_ovs::RUNDIR_FLAG,
+            node_ovs::RUNDIR_ENV,
+            node_ovs::RUNDIR_KEY
+        )),
+    }
+    findings.extend(diagnose::diagnose(&kube, &nb, &sb));
+    findings.extend(tunnels::findings(&kube, &sb, &nodes));
+    findings.sort();
+    let notes: String = notes.iter().map(|n| format!("note: {n}\n")).collect();
     if findings.is_empty() {
         emit(&format!(
-            "no findings: {} pods, {} nodes, {} NB switch ports, {} SB chassis checked\n",
+            "no findings: {} pods, {} nodes, {} NB switch ports, {} SB chassis, {} nodes' tunnel ports checked\n{notes}",
             kube.pods.len(),
             kube.nodes.len(),
             nb.ports.len(),
-            sb.chassis.len()
+            sb.chassis.len(),
+            nodes.len()
         ));
         return Ok(ExitCode::SUCCESS);
     }
@@ -432,6 +602,7 @@ async fn run_diagnose(env: &mut Env) -> Result<ExitCode> {
     for finding in &findings {
         text.push_str(&format!("{finding}\n"));
     }
+    text.push_str(&notes);
     emit(&text);
     Ok(ExitCode::from(1))
 }

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use rovn_ovsdb::model::Model;
 use rovn_ovsdb::{
-    Client, ClientConfig, Condition, Datum, Operation, Remote, Row, TableMonitor, Uuid,
+    Client, ClientConfig, Condition, Datum, Mutation, Mutator, Operation, Remote, Row,
+    TableMonitor, Uuid,
 };
 use rovn_ovsdb_schemas::{nb, sb};
 
@@ -123,16 +124,31 @@ impl Db {
         table: &str,
         conditions: Vec<Condition>,
     ) -> Result<Vec<(Uuid, Row)>, OvnIoError> {
-        let what = format!("select {table}");
+        self.transact_then_select(&format!("select {table}"), Vec::new(), table, conditions)
+            .await
+    }
+
+    /// Runs `before`, then a `select` of `table`, in one transaction, and returns the rows
+    /// selected (so a write and what it left are read together).
+    async fn transact_then_select(
+        &self,
+        what: &str,
+        before: Vec<Operation>,
+        table: &str,
+        conditions: Vec<Condition>,
+    ) -> Result<Vec<(Uuid, Row)>, OvnIoError> {
         let transact_err = |detail: String| OvnIoError::Transact {
             database: self.database.clone(),
             remote: self.remote.clone(),
-            what: what.clone(),
+            what: what.to_string(),
             detail,
         };
+        let mut operations = before;
+        operations.push(Operation::select(table, conditions));
+        let selected = operations.len() - 1;
         let results = self
             .client
-            .transact(&[Operation::select(table, conditions)])
+            .transact(&operations)
             .await
             .map_err(|e| transact_err(e.to_string()))?;
         let schema = self
@@ -141,7 +157,7 @@ impl Db {
             .flatten()
             .ok_or_else(|| transact_err("no such table in the schema".into()))?;
         let first = results
-            .first()
+            .get(selected)
             .ok_or_else(|| transact_err("no result".into()))?;
         let rows = first
             .rows_decoded(&schema)
@@ -153,7 +169,8 @@ impl Db {
     }
 }
 
-fn typed<M: Model>(contents: &Contents, database: &str) -> Result<Vec<M>, OvnIoError> {
+/// The rows of `M`'s table in `contents`, typed.
+pub(crate) fn typed<M: Model>(contents: &Contents, database: &str) -> Result<Vec<M>, OvnIoError> {
     contents
         .get(M::TABLE)
         .map(|rows| {
@@ -198,6 +215,70 @@ pub fn nb_snapshot(contents: &Contents) -> Result<NbSnapshot, OvnIoError> {
     })
 }
 
+/// Asks every ovn-controller to report back, as `ovn-nbctl --wait=hv sync` does: adds 1 to
+/// `NB_Global.nb_cfg` (the only write the plugin makes) and returns the new value. ovn-northd
+/// copies it to `SB_Global.nb_cfg`, and each ovn-controller to its `Chassis_Private.nb_cfg`
+/// once it has processed everything up to it.
+pub async fn bump_nb_cfg(nb_db: &Db) -> Result<i64, OvnIoError> {
+    let table = nb::NbGlobal::TABLE;
+    let what = format!("{table}.nb_cfg += 1");
+    let rows = nb_db
+        .transact_then_select(
+            &what,
+            vec![
+                Operation::mutate(
+                    table,
+                    Vec::new(),
+                    vec![Mutation::new(
+                        nb::NbGlobal::NB_CFG,
+                        Mutator::Add,
+                        Datum::atom(1i64),
+                    )],
+                ),
+                Operation::Comment(
+                    "kubectl rovn diagnose: nb_cfg += 1 to hear from every chassis".into(),
+                ),
+            ],
+            table,
+            Vec::new(),
+        )
+        .await?;
+    rows.iter()
+        .filter_map(|(_, row)| row.get(nb::NbGlobal::NB_CFG)?.as_atom()?.as_integer())
+        .max()
+        .ok_or_else(|| OvnIoError::Transact {
+            database: nb_db.database.clone(),
+            remote: nb_db.remote.clone(),
+            what,
+            detail: "NB has no NB_Global row (has ovn-northd or ovn-nbctl init ever run?)".into(),
+        })
+}
+
+/// Waits, up to `timeout`, until SB's `SB_Global.nb_cfg` and every `Chassis_Private.nb_cfg`
+/// reach `target`, on the replica's change events (no polling); returns the SB snapshot as it
+/// stands then, caught up or not, for [`crate::liveness`] to judge.
+pub async fn wait_nb_cfg(
+    sb_db: &Db,
+    target: i64,
+    timeout: Duration,
+) -> Result<SbSnapshot, OvnIoError> {
+    let mut events = sb_db.client.subscribe();
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let snapshot = sb_snapshot(&sb_db.contents())?;
+        if crate::liveness::caught_up(&snapshot, target) {
+            return Ok(snapshot);
+        }
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            // Any change (or lag, or a resync) may be the one: look again.
+            Ok(Ok(_)) | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {}
+            Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) | Err(_) => {
+                return sb_snapshot(&sb_db.contents());
+            }
+        }
+    }
+}
+
 /// Connects to SB, monitoring the chassis and the port bindings (only the columns read).
 pub async fn connect_sb(
     remote: &str,
@@ -205,8 +286,20 @@ pub async fn connect_sb(
     timeout: Duration,
 ) -> Result<Db, OvnIoError> {
     let tables = vec![
-        TableMonitor::all(sb::Chassis::TABLE)
-            .with_columns([sb::Chassis::NAME, sb::Chassis::HOSTNAME]),
+        TableMonitor::all(sb::Chassis::TABLE).with_columns([
+            sb::Chassis::NAME,
+            sb::Chassis::HOSTNAME,
+            sb::Chassis::ENCAPS,
+            sb::Chassis::OTHER_CONFIG,
+        ]),
+        TableMonitor::all(sb::ChassisPrivate::TABLE)
+            .with_columns([sb::ChassisPrivate::NAME, sb::ChassisPrivate::NB_CFG]),
+        TableMonitor::all(sb::SbGlobal::TABLE).with_columns([sb::SbGlobal::NB_CFG]),
+        TableMonitor::all(sb::Encap::TABLE).with_columns([
+            sb::Encap::TYPE,
+            sb::Encap::IP,
+            sb::Encap::CHASSIS_NAME,
+        ]),
         TableMonitor::all(sb::PortBinding::TABLE).with_columns([
             sb::PortBinding::LOGICAL_PORT,
             sb::PortBinding::CHASSIS,
@@ -223,6 +316,12 @@ pub fn sb_snapshot(contents: &Contents) -> Result<SbSnapshot, OvnIoError> {
     Ok(SbSnapshot {
         chassis: typed(contents, db)?,
         bindings: typed(contents, db)?,
+        chassis_private: typed(contents, db)?,
+        encaps: typed(contents, db)?,
+        nb_cfg: typed::<sb::SbGlobal>(contents, db)?
+            .iter()
+            .map(|g| g.nb_cfg)
+            .max(),
     })
 }
 
@@ -259,4 +358,35 @@ pub async fn stage_hint(
                 .and_then(|a| a.as_str())
                 .map(str::to_string)
         }))
+}
+
+/// The NB ACL behind each ACL-stage flow of a trace, by the flow's UUID prefix: each flow's
+/// `stage-hint` ([`stage_hint`]) is the first 8 hex digits of the ACL's UUID. Flows northd
+/// made on its own (no hint) and hints no ACL has are left out.
+pub async fn flow_acls(
+    sb_db: &Db,
+    hits: &[crate::verdict::FlowHit],
+    acls: &[nb::Acl],
+) -> Result<crate::trace::FlowAcls, OvnIoError> {
+    let mut found = crate::trace::FlowAcls::new();
+    for hit in hits {
+        if found.contains_key(&hit.uuid_prefix) {
+            continue;
+        }
+        let hint = stage_hint(
+            sb_db,
+            &hit.stage,
+            hit.priority,
+            &hit.match_,
+            &hit.uuid_prefix,
+        )
+        .await?;
+        if let Some(acl) = hint
+            .filter(|h| !h.is_empty())
+            .and_then(|h| acls.iter().find(|a| a.uuid.to_string().starts_with(&h)))
+        {
+            found.insert(hit.uuid_prefix.clone(), acl.clone());
+        }
+    }
+    Ok(found)
 }

@@ -94,11 +94,16 @@ pub fn pick(
     env: Option<&str>,
     configmap: Option<&str>,
 ) -> Option<Resolved> {
-    let candidates = [
+    pick_setting([
         (flag, Source::Flag(db.flag())),
         (env, Source::Env(db.env())),
         (configmap, Source::ConfigMap(db.configmap_key())),
-    ];
+    ])
+}
+
+/// The first non-blank candidate of any setting found the same way as the remotes (flag,
+/// environment, ConfigMap key). Pure.
+pub fn pick_setting(candidates: [(Option<&str>, Source); 3]) -> Option<Resolved> {
     candidates.into_iter().find_map(|(value, source)| {
         let value = value?.trim();
         (!value.is_empty()).then(|| Resolved {

@@ -11,7 +11,7 @@ use rovn_ovsdb::Uuid;
 use rovn_ovsdb_schemas::nb::{
     Acl, LoadBalancer, LogicalRouter, LogicalRouterPort, LogicalSwitch, LogicalSwitchPort,
 };
-use rovn_ovsdb_schemas::sb::{Chassis, PortBinding};
+use rovn_ovsdb_schemas::sb::{Chassis, ChassisPrivate, Encap, PortBinding};
 
 /// A pod as rovn sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -190,6 +190,12 @@ pub struct SbSnapshot {
     pub chassis: Vec<Chassis>,
     /// Every port binding.
     pub bindings: Vec<PortBinding>,
+    /// Every chassis's private row: its `nb_cfg` says how far its ovn-controller has processed.
+    pub chassis_private: Vec<ChassisPrivate>,
+    /// Every tunnel endpoint a chassis offers.
+    pub encaps: Vec<Encap>,
+    /// `SB_Global.nb_cfg`: how far ovn-northd has processed NB (`None` without the row).
+    pub nb_cfg: Option<i64>,
 }
 
 /// Whether `external_ids` marks a row as rovn's.

@@ -4,12 +4,17 @@
 
 use std::collections::BTreeMap;
 
-use rovn_api::Owner;
+use rovn_api::{Owner, OwnerKind};
 use rovn_ovsdb_schemas::nb::Acl;
 
 use crate::flow::{L4, Plan, Target};
+use crate::policy::{self, Direction};
 use crate::snapshot::{NbSnapshot, describe_port, owner_of};
-use crate::verdict::{DropCause, Outcome, Verdict};
+use crate::verdict::{DropCause, FlowHit, Outcome, Verdict};
+
+/// The NB ACLs behind the ACL-stage flows of a trace, by the logical flow's UUID prefix (as
+/// `ovn-trace` prints it); found through each flow's `stage-hint`.
+pub type FlowAcls = BTreeMap<String, Acl>;
 
 /// The `ovn-trace` arguments after the database ones: every conntrack lookup of the first
 /// packet sees a new connection (in the source's zone, at the load balancer and in the
@@ -66,23 +71,52 @@ fn load_balancer_words(plan: &Plan, nb: &NbSnapshot) -> String {
     }
 }
 
-fn acl_words(acl: Option<&Acl>) -> String {
-    match acl {
-        Some(acl) => format!(
-            "ACL {} ({}; {} priority {} match {:?})",
-            acl.name.as_deref().unwrap_or("<unnamed>"),
-            owner_words(&acl.external_ids),
-            rovn_ovsdb::model::StringEnum::as_str(&acl.direction),
-            acl.priority,
-            acl.match_
+/// The pod an ACL hit at `flow` guards, as an operator names it: the outport's pod for
+/// ingress (to-lport) ACLs, the inport's for egress ones; the port when no pod owns it.
+fn guarded_pod(nb: &NbSnapshot, flow: &FlowHit, acl: &Acl) -> Option<String> {
+    let pipeline = flow.pipeline.as_ref()?;
+    let port = match policy::direction(acl) {
+        Direction::Ingress => pipeline.outport.as_deref()?,
+        Direction::Egress => pipeline.inport.as_str(),
+    };
+    let owner = nb
+        .port(port)
+        .and_then(|p| owner_of(&p.external_ids))
+        .and_then(|o| o.parse::<Owner>().ok());
+    Some(match owner {
+        Some(o) if o.kind() == OwnerKind::Pod => {
+            format!("pod {}/{}", o.namespace().unwrap_or_default(), o.name())
+        }
+        _ => format!("port {port}"),
+    })
+}
+
+/// Why the ACL flow `flow` dropped or rejected (`verb`) the packet.
+fn acl_verdict(nb: &NbSnapshot, flow: &FlowHit, acls: &FlowAcls, verb: &str) -> String {
+    match acls.get(&flow.uuid_prefix) {
+        Some(acl) => policy::drop_words(acl, verb, guarded_pod(nb, flow, acl).as_deref()),
+        None => format!(
+            "{verb} by an ACL (its NB row was not found from the logical flow's stage-hint)"
         ),
-        None => "an ACL (its NB row was not found from the logical flow's stage-hint)".into(),
     }
 }
 
-/// Explains `verdict` of the trace of `plan`. `acl` is the NB ACL behind a drop or reject at
-/// an ACL stage, when it was found.
-pub fn explain(plan: &Plan, verdict: &Verdict, nb: &NbSnapshot, acl: Option<&Acl>) -> Explained {
+/// The ACLs that let the packet through, once each, in the order it met them.
+fn allowed_by(verdict: &Verdict, acls: &FlowAcls) -> Vec<String> {
+    let mut words: Vec<String> = Vec::new();
+    for hit in &verdict.acl_hits {
+        if let Some(w) = acls.get(&hit.uuid_prefix).and_then(policy::allow_words)
+            && !words.contains(&w)
+        {
+            words.push(w);
+        }
+    }
+    words
+}
+
+/// Explains `verdict` of the trace of `plan`. `acls` are the NB ACLs behind the flows the
+/// packet hit at ACL stages, as far as they were found.
+pub fn explain(plan: &Plan, verdict: &Verdict, nb: &NbSnapshot, acls: &FlowAcls) -> Explained {
     let mut parts = Vec::new();
     if let Some(lb) = &verdict.load_balanced {
         parts.push(format!(
@@ -127,7 +161,7 @@ pub fn explain(plan: &Plan, verdict: &Verdict, nb: &NbSnapshot, acl: Option<&Acl
                 DropCause::EgressPortSecurity => {
                     format!("dropped by the destination port's port security {at}")
                 }
-                DropCause::Acl => format!("dropped by {} {at}", acl_words(acl)),
+                DropCause::Acl => format!("{} {at}", acl_verdict(nb, flow, acls, "dropped")),
                 DropCause::NoRoute => format!(
                     "dropped: the router has no route to {} {at}",
                     plan.flow.ip_dst
@@ -146,8 +180,8 @@ pub fn explain(plan: &Plan, verdict: &Verdict, nb: &NbSnapshot, acl: Option<&Acl
                     "rejected by {}: it has no backends (no ready endpoint) {at}",
                     load_balancer_words(plan, nb)
                 )
-            } else if flow.stage.contains("_acl") {
-                format!("rejected by {} {at}", acl_words(acl))
+            } else if crate::verdict::is_acl_stage(&flow.stage) {
+                format!("{} {at}", acl_verdict(nb, flow, acls, "rejected"))
             } else {
                 format!("rejected {at}")
             }
@@ -159,6 +193,9 @@ pub fn explain(plan: &Plan, verdict: &Verdict, nb: &NbSnapshot, acl: Option<&Acl
         Outcome::Nothing => "not delivered: the trace ends without output".into(),
     };
     parts.push(outcome);
+    if delivered {
+        parts.extend(allowed_by(verdict, acls));
+    }
     Explained {
         line: format!("VERDICT: {}", parts.join("; ")),
         delivered,
@@ -175,6 +212,7 @@ mod tests {
     use super::*;
     use crate::flow::tests::{kube, nb};
     use crate::flow::{Overrides, Request, plan};
+    use crate::policy::tests::rovn_acl;
     use crate::verdict::parse;
 
     fn fixture(name: &str) -> String {
@@ -231,7 +269,7 @@ mod tests {
             &p,
             &parse(&fixture("trace_pod_pod.txt")).unwrap(),
             &nb,
-            None,
+            &FlowAcls::new(),
         );
         assert!(e.delivered);
         // The fixture's server is server-node2, the plan's demo/server: both are said.
@@ -254,7 +292,12 @@ mod tests {
             ..Default::default()
         });
         let p = plan(&kube(), &nb, &request("svc/demo/web", Some(80))).unwrap();
-        let e = explain(&p, &parse(&fixture("trace_svc.txt")).unwrap(), &nb, None);
+        let e = explain(
+            &p,
+            &parse(&fixture("trace_svc.txt")).unwrap(),
+            &nb,
+            &FlowAcls::new(),
+        );
         assert!(e.delivered);
         assert!(
             e.line.starts_with(
@@ -280,7 +323,7 @@ mod tests {
             &p,
             &parse(&fixture("trace_portsec_ip.txt")).unwrap(),
             &nb,
-            None,
+            &FlowAcls::new(),
         );
         assert!(!e.delivered);
         assert!(
@@ -293,40 +336,103 @@ mod tests {
         assert!(e.line.contains("ip4.src 10.16.0.99"), "{}", e.line);
         assert!(e.line.contains("0a:58:0a:10:00:07 10.16.0.7"), "{}", e.line);
 
-        let acl = Acl {
+        // The fixture's drop is at ls_out_acl, flow cd1741fe, on the way to server-node1.demo.
+        let mut nb = nb;
+        let server = LogicalSwitchPort {
+            uuid: Uuid::new_v4(),
+            name: "server-node1.demo".into(),
+            external_ids: owned("Pod/demo/server-node1"),
+            ..Default::default()
+        };
+        nb.ports.insert(server.uuid, server);
+        let p = plan(&kube(), &nb, &request("demo/server", Some(8080))).unwrap();
+        let trace = parse(&fixture("trace_acl.txt")).unwrap();
+        let with = |acl: Acl| FlowAcls::from([("cd1741fe".to_string(), acl)]);
+        let deny = rovn_acl("Namespace/demo", "deny-ingress", "ingress", AclAction::Drop);
+        let e = explain(&p, &trace, &nb, &with(deny));
+        assert!(!e.delivered);
+        assert!(
+            e.line.starts_with(
+                "VERDICT: dropped: pod demo/server-node1 is isolated for ingress by NetworkPolicies in namespace demo and none allows this (ACL Namespace/demo/deny-ingress) (stage ls_out_acl, logical flow cd1741fe)"
+            ),
+            "{}",
+            e.line
+        );
+        // An egress deny guards the source: the inport (no pod owns it in this NB, so the port).
+        let deny = rovn_acl("Namespace/demo", "deny-egress", "egress", AclAction::Drop);
+        let e = explain(&p, &trace, &nb, &with(deny));
+        assert!(
+            e.line.contains("dropped: port client-node1.demo is isolated for egress by NetworkPolicies in namespace demo"),
+            "{}",
+            e.line
+        );
+        let foreign = Acl {
             name: Some("test-deny".into()),
             direction: AclDirection::ToLport,
             action: AclAction::Drop,
             priority: 1001,
             match_: "ip4.src == 10.16.0.7".into(),
-            external_ids: BTreeMap::from([(
-                "rovn.io/owner".to_string(),
-                "NetworkPolicy/demo/deny".to_string(),
-            )]),
             ..Default::default()
         };
-        let p = plan(&kube(), &nb, &request("demo/server", Some(8080))).unwrap();
-        let e = explain(
-            &p,
-            &parse(&fixture("trace_acl.txt")).unwrap(),
-            &nb,
-            Some(&acl),
-        );
-        assert!(!e.delivered);
+        let e = explain(&p, &trace, &nb, &with(foreign));
         assert!(
             e.line.contains(
-                "dropped by ACL test-deny (NetworkPolicy demo/deny; to-lport priority 1001"
+                "dropped by ACL test-deny (not rovn's: no rovn.io/owner; to-lport priority 1001"
             ),
             "{}",
             e.line
         );
+        let e = explain(&p, &trace, &nb, &FlowAcls::new());
+        assert!(e.line.contains("its NB row was not found"), "{}", e.line);
         let e = explain(
             &p,
             &parse(&fixture("trace_noroute.txt")).unwrap(),
             &nb,
-            None,
+            &FlowAcls::new(),
         );
         assert!(e.line.contains("no route"), "{}", e.line);
+    }
+
+    #[test]
+    fn a_delivery_names_the_policies_that_allowed_it() {
+        let nb = with_pod_ports(nb());
+        let p = plan(&kube(), &nb, &request("demo/server", Some(8080))).unwrap();
+        let trace = parse(&fixture("trace_pod_pod.txt")).unwrap();
+        let hits: Vec<String> = trace
+            .acl_hits
+            .iter()
+            .map(|h| h.uuid_prefix.clone())
+            .collect();
+        assert!(hits.len() >= 2, "{hits:?}");
+        let acls = FlowAcls::from([
+            (
+                hits[0].clone(),
+                rovn_acl(
+                    "NetworkPolicy/demo/out",
+                    "egress.1",
+                    "egress",
+                    AclAction::AllowRelated,
+                ),
+            ),
+            (
+                hits[1].clone(),
+                rovn_acl(
+                    "NetworkPolicy/demo/web",
+                    "ingress.0",
+                    "ingress",
+                    AclAction::AllowRelated,
+                ),
+            ),
+        ]);
+        let e = explain(&p, &trace, &nb, &acls);
+        assert!(e.delivered);
+        assert!(
+            e.line.ends_with(
+                "; allowed by NetworkPolicy demo/out rule egress.1; allowed by NetworkPolicy demo/web rule ingress.0"
+            ),
+            "{}",
+            e.line
+        );
     }
 
     #[test]
@@ -339,7 +445,12 @@ mod tests {
             ..Default::default()
         });
         let p = plan(&kube(), &nb, &request("svc/demo/web", Some(80))).unwrap();
-        let e = explain(&p, &parse(&fixture("trace_reject.txt")).unwrap(), &nb, None);
+        let e = explain(
+            &p,
+            &parse(&fixture("trace_reject.txt")).unwrap(),
+            &nb,
+            &FlowAcls::new(),
+        );
         assert!(!e.delivered);
         assert!(
             e.line.starts_with(

@@ -3,6 +3,21 @@
 //! which logical flow. Pure: the text in, the facts out; naming the pods, Services and ACLs
 //! behind them is `trace`'s job.
 
+/// The pipeline a flow ran in, from `ovn-trace`'s header
+/// `egress(dp="ovn-default", inport="a.demo", outport="b.demo")`: an ACL's verdict is about
+/// the pod on the outport (to-lport, ingress policies) or the inport (from-lport, egress).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pipeline {
+    /// `ingress` or `egress`.
+    pub kind: String,
+    /// The logical datapath (switch or router).
+    pub datapath: String,
+    /// The logical inport.
+    pub inport: String,
+    /// The logical outport (egress pipelines only).
+    pub outport: Option<String>,
+}
+
 /// One logical flow the packet hit, as `ovn-trace` prints it:
 /// ` 4. ls_out_acl (northd.c:6543): <match>, priority 2001, uuid cd1741fe`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,6 +30,8 @@ pub struct FlowHit {
     pub priority: u32,
     /// The first 8 hex digits of the SB `Logical_Flow` UUID.
     pub uuid_prefix: String,
+    /// The pipeline it ran in (`None` from [`parse_flow_line`] alone).
+    pub pipeline: Option<Pipeline>,
 }
 
 /// Why a dropped packet was dropped, from the stage that dropped it.
@@ -34,12 +51,19 @@ pub enum DropCause {
     Other,
 }
 
+/// Whether `stage` applies ACLs (`ls_in_acl`, `ls_in_acl_after_lb`, `ls_out_acl`): its flows
+/// made from NB ACLs carry the ACL in their `stage-hint`. The `acl_hint` stages only mark
+/// conntrack state for them.
+pub fn is_acl_stage(stage: &str) -> bool {
+    stage.contains("_acl") && !stage.contains("acl_hint")
+}
+
 /// The cause of a drop at `stage`.
 pub fn drop_cause(stage: &str) -> DropCause {
     match stage {
         s if s.starts_with("ls_in_") && s.contains("port_sec") => DropCause::IngressPortSecurity,
         s if s.starts_with("ls_out_") && s.contains("port_sec") => DropCause::EgressPortSecurity,
-        s if s.contains("_acl") && !s.contains("acl_hint") => DropCause::Acl,
+        s if is_acl_stage(s) => DropCause::Acl,
         "lr_in_ip_routing" | "lr_in_ip_routing_ecmp" => DropCause::NoRoute,
         "lr_in_admission" => DropCause::RouterAdmission,
         _ => DropCause::Other,
@@ -86,6 +110,9 @@ pub struct Verdict {
     pub outcome: Outcome,
     /// The load balancer that rewrote the destination, if one did.
     pub load_balanced: Option<LbHit>,
+    /// Every flow hit at an ACL stage, in order: those made from NB ACLs say which ACLs
+    /// allowed (or dropped) the packet.
+    pub acl_hits: Vec<FlowHit>,
 }
 
 /// The text is not an `ovn-trace` detailed output.
@@ -112,7 +139,39 @@ pub fn parse_flow_line(line: &str) -> Option<FlowHit> {
         match_: match_.to_string(),
         priority: priority.trim().parse().ok()?,
         uuid_prefix: uuid.trim().to_string(),
+        pipeline: None,
     })
+}
+
+/// `ingress(dp="D", inport="I")` or `egress(dp="D", inport="I", outport="O")`, possibly
+/// indented (nested pipelines).
+pub fn parse_pipeline_header(line: &str) -> Option<Pipeline> {
+    let line = line.trim();
+    let (kind, rest) = line.split_once('(')?;
+    if kind != "ingress" && kind != "egress" {
+        return None;
+    }
+    let body = rest.strip_suffix(')')?;
+    let mut pipeline = Pipeline {
+        kind: kind.to_string(),
+        ..Default::default()
+    };
+    for field in body.split(", ") {
+        let (key, value) = field.split_once('=')?;
+        let value = value.trim_matches('"').to_string();
+        match key {
+            "dp" => pipeline.datapath = value,
+            "inport" => pipeline.inport = value,
+            "outport" => pipeline.outport = Some(value),
+            _ => {}
+        }
+    }
+    Some(pipeline)
+}
+
+/// `log(name="…", verdict=drop, …);`: an ACL that logs and drops.
+fn is_logged_drop(action: &str) -> bool {
+    action.starts_with("log(") && action.contains("verdict=drop")
 }
 
 /// `/* output to "PORT", type "TYPE" */` → (port, type).
@@ -149,19 +208,32 @@ pub fn parse(text: &str) -> Result<Verdict, VerdictError> {
         });
     }
     let mut current: Option<FlowHit> = None;
+    let mut pipeline: Option<Pipeline> = None;
+    let mut acl_hits = Vec::new();
     let mut delivered = Vec::new();
     let mut dropped = None;
     let mut rejected = None;
     let mut unresolved = false;
     let mut load_balanced = None;
     for line in text.lines() {
-        if let Some(hit) = parse_flow_line(line) {
+        if let Some(header) = parse_pipeline_header(line) {
+            pipeline = Some(header);
+            current = None;
+            continue;
+        }
+        if let Some(mut hit) = parse_flow_line(line) {
+            hit.pipeline = pipeline.clone();
+            if is_acl_stage(&hit.stage) {
+                acl_hits.push(hit.clone());
+            }
             current = Some(hit);
             continue;
         }
         let action = line.trim();
         let Some(flow) = &current else { continue };
-        if action == "drop;" {
+        // A logged drop ACL's actions are `log(…, verdict=drop, …); /* drop */`: ovn-trace prints
+        // the log and nothing for the drop.
+        if action == "drop;" || is_logged_drop(action) {
             dropped.get_or_insert_with(|| flow.clone());
         } else if action.starts_with("reject {") || action == "reject;" {
             rejected.get_or_insert_with(|| flow.clone());
@@ -193,6 +265,7 @@ pub fn parse(text: &str) -> Result<Verdict, VerdictError> {
     Ok(Verdict {
         outcome,
         load_balanced,
+        acl_hits,
     })
 }
 
@@ -217,6 +290,32 @@ mod tests {
         assert_eq!(hit.uuid_prefix, "cd1741fe");
         assert_eq!(parse_flow_line("    next;"), None);
         assert_eq!(parse_flow_line("ct_lb_mark"), None);
+    }
+
+    #[test]
+    fn pipeline_headers_are_read() {
+        let p = parse_pipeline_header(
+            "    egress(dp=\"ovn-default\", inport=\"a.demo\", outport=\"b.demo\")",
+        )
+        .unwrap();
+        assert_eq!(p.datapath, "ovn-default");
+        assert_eq!(p.inport, "a.demo");
+        assert_eq!(p.outport.as_deref(), Some("b.demo"));
+        let p = parse_pipeline_header("ingress(dp=\"ovn-cluster\", inport=\"x\")").unwrap();
+        assert_eq!((p.kind.as_str(), p.outport), ("ingress", None));
+        assert_eq!(parse_pipeline_header("ct_lb_mark"), None);
+        assert_eq!(parse_pipeline_header("egress(nonsense)"), None);
+    }
+
+    #[test]
+    fn acl_stage_flows_are_collected() {
+        let v = parse(&fixture("trace_acl.txt")).unwrap();
+        let stages: Vec<(&str, u32)> = v
+            .acl_hits
+            .iter()
+            .map(|h| (h.stage.as_str(), h.priority))
+            .collect();
+        assert_eq!(stages, vec![("ls_in_acl", 1), ("ls_out_acl", 2001)]);
     }
 
     #[test]
@@ -269,9 +368,36 @@ mod tests {
                 assert_eq!(cause, DropCause::Acl);
                 assert_eq!(flow.uuid_prefix, "cd1741fe");
                 assert_eq!(flow.priority, 2001);
+                // Dropped on the way out to the server: its port is the outport.
+                let pipeline = flow.pipeline.unwrap();
+                assert_eq!(pipeline.kind, "egress");
+                assert_eq!(pipeline.outport.as_deref(), Some("server-node1.demo"));
+                assert_eq!(pipeline.inport, "client-node1.demo");
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_logged_acl_drop_is_a_drop() {
+        // Captured with a real NetworkPolicy and rovn.io/acl-log=allow,deny: the namespace's
+        // drop logs, and ovn-trace prints no `drop;` after the log.
+        let v = parse(&fixture("trace_acl_log.txt")).unwrap();
+        match v.outcome {
+            Outcome::Dropped { flow, cause } => {
+                assert_eq!(cause, DropCause::Acl);
+                assert_eq!(flow.uuid_prefix, "d0ce5906");
+                assert_eq!(flow.priority, 3000);
+                assert!(flow.match_.contains("@deny.ingress.demo."), "{}", flow.match_);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(is_logged_drop(
+            "log(name=\"demo:deny-ingress\", verdict=drop, severity=warning, meter=\"rovn-acl-log\");"
+        ));
+        assert!(!is_logged_drop(
+            "log(name=\"demo/web:ingress.0\", verdict=allow, severity=info);"
+        ));
     }
 
     #[test]

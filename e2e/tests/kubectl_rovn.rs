@@ -1,9 +1,14 @@
-//! `kubectl rovn` on one 2-node lab running rovn: trace (pod → pod delivered, pod → Service
-//! balanced to its backends, a spoofed source dropped by port security), rows of a pod and a
-//! Subnet, and diagnose (clean on the healthy lab; then a pod port deleted by hand while the
-//! controller is stopped, and a foreign port holding a pod's address). The plugin finds NB and
-//! SB through the ConfigMap `kube-system/rovn-config` the lab creates, with the lab's
-//! kubeconfig alone, as on a cluster.
+//! `kubectl rovn` on one 2-node lab running rovn: trace (pod → pod delivered, with `--ovs` also
+//! through OpenFlow on the source node, and as on a cluster up to the exec into the node's OVS
+//! pod, which the lab's API server refuses; pod → Service balanced to its backends, a spoofed source
+//! dropped by port security, a drop by a namespace's default-deny ACL and a delivery allowed by
+//! a NetworkPolicy's ACL, both written by hand as the controller's NetworkPolicy rows are), rows
+//! of a pod and a Subnet, and diagnose (clean on the healthy lab; a stopped ovn-controller and a
+//! tunnel port deleted on its node; then a pod port deleted by hand while the controller is
+//! stopped, and a foreign port holding a pod's address). The plugin finds NB and SB (and the
+//! nodes' OVS) through the ConfigMap `kube-system/rovn-config` the lab creates, with the lab's
+//! kubeconfig alone, as on a cluster. Last, a real NetworkPolicy: its allow and its namespace's
+//! (logged) drop named in the verdicts.
 
 mod common;
 
@@ -11,12 +16,13 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::Api;
-use kube::api::PostParams;
+use kube::api::{Patch, PatchParams, PostParams};
 use rovn_e2e::lab::{LabSpec, bins};
-use rovn_e2e::scenario::cluster::{Cluster, Component, two_nodes};
+use rovn_e2e::scenario::cluster::{Cluster, Component, argv, two_nodes};
 use rovn_e2e::scenario::harness::{run_on_lab, step};
 use rovn_e2e::scenario::pods::{PodSpec, TCP_PORT, pod_ip};
 use rovn_e2e::scenario::{ScenarioError, api, wait};
@@ -117,6 +123,163 @@ async fn create_web_service(cluster: &impl Cluster, backend: Ipv4Addr) -> Result
     .await
 }
 
+/// NetworkPolicy `kr/web`: pods `role=server` take TCP on the test port from pods
+/// `role=client` only, with its ACLs' logging on (`rovn.io/acl-log`).
+async fn create_web_policy(client: &kube::Client) -> Result<()> {
+    let policy: NetworkPolicy = serde_json::from_value(serde_json::json!({
+        "metadata": {
+            "name": "web",
+            "namespace": NS,
+            "annotations": {"rovn.io/acl-log": "allow,deny"},
+        },
+        "spec": {
+            "podSelector": {"matchLabels": {"role": "server"}},
+            "policyTypes": ["Ingress"],
+            "ingress": [{
+                "from": [{"podSelector": {"matchLabels": {"role": "client"}}}],
+                "ports": [{"protocol": "TCP", "port": TCP_PORT}],
+            }],
+        },
+    }))
+    .map_err(|e| ScenarioError::Check(format!("networkpolicy object: {e}")))?;
+    Api::<NetworkPolicy>::namespaced(client.clone(), NS)
+        .create(&PostParams::default(), &policy)
+        .await
+        .map_err(|e| ScenarioError::kube("creating networkpolicy kr/web", e))?;
+    Ok(())
+}
+
+/// Sets (or, with `None`, removes) the lab ConfigMap's `ovs-rundir`.
+async fn set_ovs_rundir(client: &kube::Client, template: Option<&str>) -> Result<()> {
+    Api::<ConfigMap>::namespaced(client.clone(), "kube-system")
+        .patch(
+            "rovn-config",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"data": {"ovs-rundir": template}})),
+        )
+        .await
+        .map_err(|e| ScenarioError::kube("patching ConfigMap kube-system/rovn-config", e))?;
+    Ok(())
+}
+
+/// `trace --ovs` as on a cluster (no run directories): without an OVS pod on the source's node
+/// it names what is missing and the command to run there; with one it execs into that pod (the
+/// lab's API server refuses exec, so the error must name the pod and the command).
+async fn ovs_pod_traces(
+    cluster: &impl Cluster,
+    run: &impl AsyncFn(&[&str]) -> Result<Run>,
+    tool: &str,
+    node: &str,
+) -> Result<()> {
+    let port = TCP_PORT.to_string();
+    let args = [
+        "trace",
+        "kr/client",
+        "kr/server",
+        "tcp",
+        &port,
+        "--ovs",
+        "--ovs-pod-namespace",
+        NS,
+    ];
+    let r = run(&args).await?;
+    ensure!(
+        r.code == Some(2)
+            && r.first_line() == "VERDICT: delivered to port server.kr (Pod kr/server)"
+            && r.stderr.contains(&format!(
+                "cannot reach the OVS of node {node}: no --ovs-rundir, $ROVN_OVS_RUNDIR or ConfigMap key ovs-rundir names its run directory, and no running pod in {NS} labelled app.kubernetes.io/name=ovs-ovn is on the node"
+            ))
+            && r.stderr.contains("or run on the node: ovs-appctl ofproto/trace br-int \"in_port=$(ovs-vsctl --bare --columns=ofport find Interface external_ids:iface-id=client.kr),tcp,"),
+        "{}",
+        r.describe()
+    );
+    api::create_and_wait(
+        &cluster.client(),
+        &[PodSpec::server(NS, "ovs-ovn", tool)
+            .on(node)
+            .label("app.kubernetes.io/name", "ovs-ovn")],
+    )
+    .await?;
+    let r = run(&args).await?;
+    ensure!(
+        r.code == Some(2)
+            && r.stderr.contains(&format!(
+                "exec ovs-vsctl --timeout=10 --bare --columns=ofport find Interface external_ids:iface-id=client.kr in pod {NS}/ovs-ovn: the API server answered 404 NotFound"
+            )),
+        "{}",
+        r.describe()
+    );
+    Ok(())
+}
+
+/// The port group of the hand-written policy ACLs.
+const TEST_PG: &str = "pg_kr_test";
+
+/// Writes ACLs on a port group holding `kr/server`'s port as the controller writes
+/// NetworkPolicy rows (a namespace's default deny, then a policy's allow above it) and traces
+/// `kr/client` → `kr/server` after each. The caller deletes the port group (and so the ACLs).
+async fn policy_traces(
+    cluster: &impl Cluster,
+    run: &impl AsyncFn(&[&str]) -> Result<Run>,
+) -> Result<()> {
+    cluster.nbctl(&["pg-add", TEST_PG, "server.kr"]).await?;
+    let acl = |owner: &str, id: &str, priority: &str, action: &str| {
+        vec![
+            "--id=@acl".to_string(),
+            "create".into(),
+            "ACL".into(),
+            "direction=to-lport".into(),
+            format!("priority={priority}"),
+            format!("match=\"outport == @{TEST_PG} && ip4\""),
+            format!("action={action}"),
+            format!("name=\"{owner}/{id}\""),
+            format!(
+                "external_ids={{\"rovn.io/vendor\"=rovn,\"rovn.io/owner\"=\"{owner}\",\"rovn.io/id\"=\"{id}\",\"rovn.io/direction\"=ingress}}"
+            ),
+            "--".into(),
+            "add".into(),
+            "Port_Group".into(),
+            TEST_PG.into(),
+            "acls".into(),
+            "@acl".into(),
+        ]
+    };
+    let port = TCP_PORT.to_string();
+    let add = async |args: Vec<String>| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        cluster.nbctl(&args).await.map(drop)
+    };
+    // --wait=sb so the trace reads the flows made of it.
+    add(acl("Namespace/kr", "deny-ingress", "2000", "drop")).await?;
+    cluster.nbctl(&["--wait=sb", "sync"]).await?;
+    let r = run(&["trace", "kr/client", "kr/server", "tcp", &port]).await?;
+    ensure!(
+        r.code == Some(1)
+            && r.first_line().starts_with(
+                "VERDICT: dropped: pod kr/server is isolated for ingress by NetworkPolicies in namespace kr and none allows this (ACL Namespace/kr/deny-ingress)"
+            ),
+        "{}",
+        r.describe()
+    );
+    add(acl(
+        "NetworkPolicy/kr/web",
+        "ingress.0",
+        "2001",
+        "allow-related",
+    ))
+    .await?;
+    cluster.nbctl(&["--wait=sb", "sync"]).await?;
+    let r = run(&["trace", "kr/client", "kr/server", "tcp", &port]).await?;
+    ensure!(
+        r.code == Some(0)
+            && r.first_line()
+                == "VERDICT: delivered to port server.kr (Pod kr/server); allowed by NetworkPolicy kr/web rule ingress.0",
+        "{}",
+        r.describe()
+    );
+    Ok(())
+}
+
 #[test]
 fn kubectl_rovn_on_a_lab() {
     let name = common::unique_name("kr");
@@ -130,6 +293,18 @@ fn kubectl_rovn_on_a_lab() {
         );
         let kubeconfig = cluster.lab().names().kubeconfig();
         let run = async |args: &[&str]| rovn(&bin, &kubeconfig, args).await;
+        // After a fix, diagnose comes clean once rovn and OVN have caught up.
+        let diagnose_clean = async |what: &str| {
+            wait::until(CONVERGE, what, async || {
+                let r = run(&["diagnose"]).await?;
+                if r.code == Some(0) {
+                    Ok(Some(()))
+                } else {
+                    Err(ScenarioError::Check(r.describe()))
+                }
+            })
+            .await
+        };
         let client = cluster.client();
         let (n1, n2) = two_nodes(cluster)?;
         let tool = cluster.podtool();
@@ -137,8 +312,12 @@ fn kubectl_rovn_on_a_lab() {
         let running = api::create_and_wait(
             &client,
             &[
-                PodSpec::server(NS, "client", &tool).on(&n1),
-                PodSpec::server(NS, "server", &tool).on(&n2),
+                PodSpec::server(NS, "client", &tool)
+                    .on(&n1)
+                    .label("role", "client"),
+                PodSpec::server(NS, "server", &tool)
+                    .on(&n2)
+                    .label("role", "server"),
             ],
         )
         .await?;
@@ -163,6 +342,36 @@ fn kubectl_rovn_on_a_lab() {
             );
             Ok(())
         })
+        .await?;
+
+        step("trace pod to pod through OpenFlow", async || {
+            let port = TCP_PORT.to_string();
+            let r = run(&["trace", "kr/client", "kr/server", "tcp", &port, "--ovs"]).await?;
+            ensure!(
+                r.code == Some(0)
+                    && r.first_line() == "VERDICT: delivered to port server.kr (Pod kr/server)"
+                    && r.stdout.contains(&format!(
+                        "# OpenFlow on node {n1}: ovs-appctl ofproto/trace br-int 'in_port="
+                    ))
+                    && r.stdout.contains("Datapath actions:"),
+                "{}",
+                r.describe()
+            );
+            Ok(())
+        })
+        .await?;
+
+        step(
+            "trace --ovs on a cluster: exec into the node's OVS pod",
+            async || {
+                // Without the lab's run directories the plugin looks for the node's OVS pod.
+                set_ovs_rundir(&client, None).await?;
+                let result = ovs_pod_traces(cluster, &run, &tool, &n1).await;
+                let template = cluster.lab().names().node_rundir_template();
+                set_ovs_rundir(&client, Some(&template)).await?;
+                result
+            },
+        )
         .await?;
 
         step("trace pod to Service", async || {
@@ -201,6 +410,19 @@ fn kubectl_rovn_on_a_lab() {
                 r.describe()
             );
             Ok(())
+        })
+        .await?;
+
+        step("trace a NetworkPolicy drop and allow", async || {
+            // The controller would garbage-collect rovn-owned ACLs no policy explains.
+            cluster.stop(&Component::Controller).await?;
+            let result = policy_traces(cluster, &run).await;
+            let cleanup = cluster
+                .nbctl(&["--if-exists", "destroy", "Port_Group", TEST_PG])
+                .await;
+            cluster.start(&Component::Controller).await?;
+            result?;
+            cleanup.map(drop)
         })
         .await?;
 
@@ -256,11 +478,55 @@ fn kubectl_rovn_on_a_lab() {
         step("diagnose a healthy lab", async || {
             let r = run(&["diagnose"]).await?;
             ensure!(
-                r.code == Some(0) && r.stdout.starts_with("no findings"),
+                r.code == Some(0)
+                    && r.stdout.starts_with("no findings")
+                    && r.stdout
+                        .contains("2 SB chassis, 2 nodes' tunnel ports checked"),
                 "{}",
                 r.describe()
             );
             Ok(())
+        })
+        .await?;
+
+        step("diagnose a stopped ovn-controller and a lost tunnel", async || {
+            cluster.stop(&Component::OvnController(n2.clone())).await?;
+            // With ovn-controller down, nothing puts the tunnel back.
+            let tunnel = cluster
+                .exec_on_node(
+                    &n2,
+                    &argv(["ovs-vsctl", "--bare", "--columns=name", "find", "Interface", "type=geneve"]),
+                )
+                .await?
+                .ok("list tunnel ports")?;
+            let tunnel = tunnel.split_whitespace().next().unwrap_or_default().to_string();
+            ensure!(!tunnel.is_empty(), "{n2} has no geneve port");
+            cluster
+                .exec_on_node(&n2, &argv(["ovs-vsctl", "del-port", "br-int", &tunnel]))
+                .await?
+                .ok("delete the tunnel port")?;
+            let r = run(&["diagnose", "--sync-wait", "3"]).await?;
+            let stopped = format!(
+                "[processing] Node/{n2}: ovn-controller on node {n2} (chassis {n2}) is not processing"
+            );
+            let fix = format!(
+                "fix: ovn-controller on node {n2} is not processing; check the ovs-ovn pod / `systemctl status ovn-controller`"
+            );
+            let lost = format!("[tunnel] Node/{n2}: br-int on {n2} has no tunnel port to chassis {n1}");
+            ensure!(
+                r.code == Some(1)
+                    && r.stdout.contains(&stopped)
+                    && r.stdout.contains(&fix)
+                    && r.stdout.contains(&lost)
+                    && !r.stdout.contains(&format!("Node/{n1}:")),
+                "{}",
+                r.describe()
+            );
+            // --no-sync writes nothing and so cannot tell.
+            let r = run(&["diagnose", "--no-sync"]).await?;
+            ensure!(!r.stdout.contains("[processing]"), "{}", r.describe());
+            cluster.start(&Component::OvnController(n2.clone())).await?;
+            diagnose_clean("diagnose clean with ovn-controller back").await
         })
         .await?;
 
@@ -299,15 +565,36 @@ fn kubectl_rovn_on_a_lab() {
             let r = run(&["nbctl", "lsp-del", "intruder"]).await?;
             ensure!(r.code == Some(0), "{}", r.describe());
             cluster.start(&Component::Controller).await?;
-            wait::until(CONVERGE, "diagnose clean after the fixes", async || {
-                let r = run(&["diagnose"]).await?;
-                if r.code == Some(0) {
+            diagnose_clean("diagnose clean after the fixes").await
+        })
+        .await?;
+
+        // Last: the policy stays until the namespace goes.
+        step("trace a real NetworkPolicy", async || {
+            create_web_policy(&client).await?;
+            let port = TCP_PORT.to_string();
+            let allowed = "VERDICT: delivered to port server.kr (Pod kr/server); allowed by NetworkPolicy kr/web rule ingress.0";
+            wait::until(CONVERGE, "the policy's allow in the trace", async || {
+                let r = run(&["trace", "kr/client", "kr/server", "tcp", &port]).await?;
+                if r.code == Some(0) && r.first_line() == allowed {
                     Ok(Some(()))
                 } else {
                     Err(ScenarioError::Check(r.describe()))
                 }
             })
-            .await
+            .await?;
+            // Another port: no rule allows it, and the namespace's drop logs (rovn.io/acl-log).
+            let r = run(&["trace", "kr/client", "kr/server", "tcp", "9"]).await?;
+            ensure!(
+                r.code == Some(1)
+                    && r.first_line().starts_with(
+                        "VERDICT: dropped: pod kr/server is isolated for ingress by NetworkPolicies in namespace kr and none allows this (ACL kr:deny-ingress)"
+                    )
+                    && r.stdout.contains("verdict=drop"),
+                "{}",
+                r.describe()
+            );
+            Ok(())
         })
         .await?;
         Ok(())

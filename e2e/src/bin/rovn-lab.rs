@@ -398,6 +398,9 @@ fn print_usage(names: &LabNames) {
     println!("== kubectl rovn (the debug plugin, target/debug/kubectl-rovn)");
     println!("  export PATH={bin_dir}:$PATH KUBECONFIG={kubeconfig}");
     println!("  kubectl rovn trace demo/client-node1 demo/server-node2 tcp 8080");
+    println!(
+        "  kubectl rovn trace demo/client-node1 demo/server-node2 tcp 8080 --ovs   # + OpenFlow on node1"
+    );
     println!("  kubectl rovn trace demo/client-node1 svc/demo/echo");
     println!("  kubectl rovn trace demo/client-node1 demo/server-node2 --src-ip 10.16.99.99");
     println!(
@@ -405,6 +408,8 @@ fn print_usage(names: &LabNames) {
         names.nb_db_file().display()
     );
     println!("  kubectl rovn topology");
-    println!("  kubectl rovn diagnose");
+    println!(
+        "  kubectl rovn diagnose   # bumps NB_Global.nb_cfg to hear from every ovn-controller; --no-sync writes nothing"
+    );
     println!("  kubectl rovn nbctl lsp-list ovn-default");
 }

@@ -99,7 +99,8 @@ pub fn node_status_patch(index: u8) -> serde_json::Value {
 }
 
 /// The ConfigMap `kube-system/rovn-config` of a lab running rovn: the NB and SB remotes as
-/// reachable from the root namespace, where `kubectl rovn` runs. Pure.
+/// reachable from the root namespace, where `kubectl rovn` runs, and (lab only: on a cluster
+/// each node's OVS is on that node) where every node's OVS run directory is. Pure.
 pub fn rovn_config_object(names: &LabNames) -> serde_json::Value {
     serde_json::json!({
         "apiVersion": "v1",
@@ -112,6 +113,7 @@ pub fn rovn_config_object(names: &LabNames) -> serde_json::Value {
         "data": {
             "nb-remote": names.nb_remote(),
             "sb-remote": names.sb_remote(),
+            "ovs-rundir": names.node_rundir_template(),
         },
     })
 }
@@ -548,6 +550,7 @@ mod tests {
             config["data"]["sb-remote"],
             "unix:/run/rovn-lab/dev/central/sb.sock"
         );
+        assert_eq!(config["data"]["ovs-rundir"], "/run/rovn-lab/dev/{node}");
     }
 
     #[test]

@@ -161,6 +161,21 @@ impl Lab {
         Ok(daemon)
     }
 
+    /// Stops node `index`'s ovn-controller (SIGTERM, so its SB Chassis row stays, as when it
+    /// dies); fails if it was not running.
+    pub fn stop_ovn_controller(&self, index: u8) -> Result<(), LabError> {
+        self.check_node(index)?;
+        rovn::stop(&node::controller_spec(&self.names, index))
+    }
+
+    /// Starts node `index`'s ovn-controller again and waits until it is connected to SB.
+    pub fn start_ovn_controller(&self, index: u8, timeout: Duration) -> Result<Daemon, LabError> {
+        self.check_node(index)?;
+        let daemon = node::start_controller(&self.names, index)?;
+        node::wait_controller_connected(&self.names, index, &daemon, Instant::now() + timeout)?;
+        Ok(daemon)
+    }
+
     /// Stops the Northbound ovsdb-server; its database file stays for [`Lab::start_nb`].
     pub fn stop_nb(&self) -> Result<(), LabError> {
         central::stop_nb(&self.names)

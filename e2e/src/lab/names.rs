@@ -270,6 +270,12 @@ impl LabNames {
         format!("unix:{}", self.node_db_sock(node).display())
     }
 
+    /// Every node's OVS run directory as a template with `{node}` for the node's name (node names
+    /// are the places' labels), as `kubectl rovn --ovs-rundir` takes it.
+    pub fn node_rundir_template(&self) -> String {
+        format!("{}/{{node}}", self.state_dir.display())
+    }
+
     /// The OpenFlow management socket vswitchd makes for `br-int`; ovn-controller connects to it.
     pub fn node_br_int_mgmt(&self, node: u8) -> PathBuf {
         self.place_dir(Place::Node(node))

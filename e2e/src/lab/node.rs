@@ -6,7 +6,7 @@ use std::str::FromStr;
 use std::time::Instant;
 
 use super::cmd;
-use super::daemon::{self, Daemon};
+use super::daemon::{self, Daemon, DaemonSpec};
 use super::error::LabError;
 use super::names::{
     LabNames, NODE_INT_BRIDGE, NODE_PHYS_BRIDGE, NODE_UNDERLAY_IF, Place, UNDERLAY_BRIDGE,
@@ -152,15 +152,51 @@ pub fn start_switch(
     })
 }
 
-/// Starts the node's ovn-controller; call once the SB is reachable and the bridges exist, so it
-/// connects on its first try instead of after a reconnect back-off.
-pub fn start_controller(names: &LabNames, index: u8) -> Result<Daemon, LabError> {
-    daemon::start(&ovs::daemon_spec(
+/// The node's ovn-controller: its command line, pidfile and log.
+pub fn controller_spec(names: &LabNames, index: u8) -> DaemonSpec {
+    ovs::daemon_spec(
         names,
         Place::Node(index),
         "ovn-controller",
         vec![names.node_db_remote(index).into()],
-    ))
+    )
+}
+
+/// Starts the node's ovn-controller; call once the SB is reachable and the bridges exist, so it
+/// connects on its first try instead of after a reconnect back-off.
+pub fn start_controller(names: &LabNames, index: u8) -> Result<Daemon, LabError> {
+    daemon::start(&controller_spec(names, index))
+}
+
+/// Waits until the node's ovn-controller `daemon` says it is connected to SB
+/// (`connection-status`), failing early (with its log) if it exits.
+pub fn wait_controller_connected(
+    names: &LabNames,
+    index: u8,
+    daemon: &Daemon,
+    deadline: Instant,
+) -> Result<(), LabError> {
+    let ctl = names
+        .place_dir(Place::Node(index))
+        .join(format!("ovn-controller.{}.ctl", daemon.pid));
+    let target = format!("--target={}", ctl.display());
+    let connected = poll::until(deadline, poll::INTERVAL, || {
+        daemon.ensure_alive()?;
+        let status = cmd::run(
+            &format!(
+                "ovn-controller connection-status on {}",
+                Place::Node(index).label()
+            ),
+            "ovs-appctl",
+            [target.as_str(), "connection-status"],
+        );
+        // Before the control socket exists the call fails: look again.
+        Ok::<_, LabError>(status.is_ok_and(|s| s.trim() == "connected").then_some(()))
+    })?;
+    connected.ok_or_else(|| LabError::Timeout {
+        what: format!("{} to connect to SB", daemon.label),
+        logs: vec![daemon.log_excerpt()],
+    })
 }
 
 /// The remote underlay IPs of the node's tunnel ports of type `encap` (made by ovn-controller

@@ -78,6 +78,8 @@ pub enum Component {
     Agent(String),
     /// The Northbound database server (its content survives).
     NbDatabase,
+    /// OVN's ovn-controller of the named node (stopped as by a crash: its SB Chassis stays).
+    OvnController(String),
 }
 
 /// A cluster the scenarios run against.

@@ -195,6 +195,7 @@ impl Cluster for LabCluster<'_> {
             Component::Controller => lab.stop_controller(),
             Component::Agent(node) => lab.stop_agent(node_index(node)?),
             Component::NbDatabase => lab.stop_nb(),
+            Component::OvnController(node) => lab.stop_ovn_controller(node_index(node)?),
         })?;
         tracing::info!(?component, "stopped");
         Ok(())
@@ -206,6 +207,9 @@ impl Cluster for LabCluster<'_> {
             Component::Controller => lab.start_controller(RESTART_TIMEOUT),
             Component::Agent(node) => lab.start_agent(node_index(node)?, RESTART_TIMEOUT),
             Component::NbDatabase => lab.start_nb(RESTART_TIMEOUT),
+            Component::OvnController(node) => {
+                lab.start_ovn_controller(node_index(node)?, RESTART_TIMEOUT)
+            }
         })?;
         tracing::info!(daemon = %started.label, pid = started.pid, "started");
         Ok(())
