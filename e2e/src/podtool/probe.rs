@@ -128,8 +128,8 @@ impl fmt::Display for ProbeResult {
     }
 }
 
-/// Reads a result line back: target and verdict, `None` for anything else. Pure.
-pub fn parse_result_line(line: &str) -> Option<(ProbeTarget, Verdict)> {
+/// Reads a result line back, `None` for anything else. Pure.
+pub fn parse_result_line(line: &str) -> Option<ProbeResult> {
     let mut words = line.split_whitespace();
     let target = words.next()?.parse().ok()?;
     let verdict = match words.next()? {
@@ -143,7 +143,18 @@ pub fn parse_result_line(line: &str) -> Option<(ProbeTarget, Verdict)> {
         ),
         _ => return None,
     };
-    Some((target, verdict))
+    let millis = |word: Option<&str>, key: &str| {
+        let ms = word?.strip_prefix(key)?.strip_suffix("ms")?.parse().ok()?;
+        Some(Duration::from_millis(ms))
+    };
+    let at = millis(words.next(), "at=")?;
+    let took = millis(words.next(), "took=")?;
+    Some(ProbeResult {
+        target,
+        verdict,
+        at,
+        took,
+    })
 }
 
 /// Probes one target within `timeout`.
@@ -328,9 +339,13 @@ mod tests {
                 took: Duration::from_millis(1000),
             }
             .to_string();
-            assert_eq!(parse_result_line(&line), Some((target, verdict)), "{line}");
+            let parsed = parse_result_line(&line).unwrap();
+            assert_eq!((parsed.target, parsed.verdict), (target, verdict), "{line}");
+            assert_eq!(parsed.at, Duration::from_millis(7));
+            assert_eq!(parsed.took, Duration::from_millis(1000));
         }
         assert_eq!(parse_result_line("tcp:10.16.0.4:80 maybe"), None);
+        assert_eq!(parse_result_line("tcp:10.16.0.4:80 reached"), None);
         assert_eq!(parse_result_line(""), None);
     }
 

@@ -481,32 +481,32 @@ fn judge_birth_probes(
     running_after: Duration,
 ) -> (usize, Vec<String>) {
     let mut passed = 0;
-    let mut failures = Vec::new();
     let mut after_running = 0;
+    let mut wrong = Vec::new();
+    let mut failures = Vec::new();
     for line in stdout.lines() {
-        let Some((_, verdict)) = parse_result_line(line) else {
+        let Some(result) = parse_result_line(line) else {
             failures.push(format!(
                 "{source} → {late}: unreadable prober line {line:?}"
             ));
             continue;
         };
-        let at = line
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("at="))
-            .and_then(|ms| ms.trim_end_matches("ms").parse::<u64>().ok())
-            .map(Duration::from_millis);
-        if at.is_some_and(|at| at >= running_after) {
+        if result.at >= running_after {
             after_running += 1;
         }
-        if verdict == Verdict::Dropped {
+        if result.verdict == Verdict::Dropped {
             passed += 1;
         } else {
-            failures.push(format!(
-                "{source} → {late}: {line} (pod Running at={}ms)",
-                running_after.as_millis()
-            ));
+            wrong.push((result.at, line));
         }
     }
+    wrong.sort();
+    failures.extend(wrong.into_iter().map(|(_, line)| {
+        format!(
+            "{source} → {late}: {line} (pod Running at={}ms)",
+            running_after.as_millis()
+        )
+    }));
     if after_running == 0 {
         failures.push(format!(
             "{source} → {late}: no probe started after the pod was Running ({} lines)",
@@ -593,4 +593,45 @@ pub async fn service_backends<C: Cluster>(s: &Suite<'_, C>, r: &mut CaseReport) 
         objects::set_pod_label(&s.client, b, "svc", None).await?;
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn judge(lines: &[&str]) -> (usize, Vec<String>) {
+        judge_birth_probes(
+            &lines.join("\n"),
+            &pod("z", "b"),
+            &pod("x", "d"),
+            Duration::from_millis(100),
+        )
+    }
+
+    /// Every probe of a pod born isolated must be a drop, and some must start after it runs.
+    #[test]
+    fn birth_probes_must_all_drop_and_outlast_the_start() {
+        let dropped = [
+            "tcp:10.16.0.9:80 dropped at=0ms took=500ms",
+            "udp:10.16.0.9:80 dropped at=150ms took=500ms",
+        ];
+        assert_eq!(judge(&dropped), (2, vec![]));
+        let (passed, failures) = judge(&[
+            dropped[0],
+            "udp:10.16.0.9:81 reached at=90ms took=3ms",
+            "tcp:10.16.0.9:81 refused at=50ms took=1ms",
+            dropped[1],
+        ]);
+        assert_eq!(passed, 2);
+        assert_eq!(failures.len(), 2);
+        assert!(failures[0].contains("refused at=50ms"), "{failures:?}");
+        assert!(failures[1].contains("reached at=90ms"), "{failures:?}");
+        let (_, failures) = judge(&[dropped[0]]);
+        assert!(
+            failures[0].contains("no probe started after"),
+            "{failures:?}"
+        );
+        let (_, failures) = judge(&[]);
+        assert_eq!(failures.len(), 1);
+    }
 }

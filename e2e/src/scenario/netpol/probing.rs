@@ -50,9 +50,9 @@ pub async fn observe(
     for (s, cells, output) in futures::future::join_all(runs).await {
         match output {
             Ok(lines) => {
-                for (target, verdict) in lines.lines().filter_map(parse_result_line) {
-                    if let Some(&(d, c)) = cell_of.get(&target) {
-                        observed.insert((s, d, c), verdict);
+                for result in lines.lines().filter_map(parse_result_line) {
+                    if let Some(&(d, c)) = cell_of.get(&result.target) {
+                        observed.insert((s, d, c), result.verdict);
                     }
                 }
             }
