@@ -203,3 +203,38 @@ fn bad_arguments_are_reported() {
     let out = podtool(&["connect", "tcp", "no-port-here"]);
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn probe_prints_one_verdict_per_target() {
+    let (tcp, udp, http) = (free_tcp_port(), free_udp_port(), free_tcp_port());
+    let _server = start_server(tcp, udp, http);
+    let closed = free_tcp_port();
+    let targets = [
+        format!("tcp:127.0.0.1:{tcp}"),
+        format!("udp:127.0.0.1:{udp}"),
+        format!("tcp:127.0.0.1:{closed}"),
+    ];
+    let mut args = vec!["probe", "--timeout", "2s"];
+    args.extend(targets.iter().map(String::as_str));
+    let out = podtool(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = stdout(&out);
+    let verdicts: Vec<(&str, &str)> = said
+        .lines()
+        .map(|l| {
+            let mut words = l.split_whitespace();
+            (words.next().unwrap_or(""), words.next().unwrap_or(""))
+        })
+        .collect();
+    assert_eq!(
+        verdicts,
+        [
+            (targets[0].as_str(), "reached"),
+            (targets[1].as_str(), "reached"),
+            (targets[2].as_str(), "refused"),
+        ],
+        "{said}"
+    );
+    let out = podtool(&["probe", "sctp:127.0.0.1:80"]);
+    assert!(!out.status.success());
+}

@@ -1,10 +1,12 @@
 //! `rovn-podtool`: what test pods run. `serve` answers TCP/UDP/HTTP saying who answered and
-//! whom it saw; `connect` performs one exchange and prints what the server said.
+//! whom it saw; `connect` performs one exchange and prints what the server said; `probe` checks
+//! many targets at once and prints one verdict line each.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use rovn_e2e::podtool::connect::{self, ConnectSpec, Proto};
+use rovn_e2e::podtool::probe::{self, ProbeTarget};
 use rovn_e2e::podtool::serve::{self, ServeSpec};
 use rovn_e2e::podtool::{hostname, parse_duration};
 
@@ -55,6 +57,20 @@ enum Cmd {
         /// HTTP path to GET when no --message is given.
         #[arg(long, default_value = "/hostname")]
         path: String,
+    },
+    /// Probe every target at once; one line per target: `TARGET VERDICT at=MS took=MS`, the
+    /// verdict `reached`, `dropped` (no answer within the timeout), `refused` or `failed`.
+    /// Exit 0 whatever the verdicts.
+    Probe {
+        /// `tcp:IP:PORT` or `udp:IP:PORT`.
+        #[arg(required = true)]
+        targets: Vec<ProbeTarget>,
+        /// Bound on each probe: no answer by then is a drop.
+        #[arg(long, default_value = "1s", value_parser = parse_duration)]
+        timeout: std::time::Duration,
+        /// Start a round of probes this often until stdin closes, one line per attempt.
+        #[arg(long, value_parser = parse_duration)]
+        every: Option<std::time::Duration>,
     },
 }
 
@@ -131,6 +147,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if !said.ends_with('\n') {
                 println!();
             }
+            Ok(())
+        }
+        Cmd::Probe {
+            targets,
+            timeout,
+            every: None,
+        } => {
+            for result in probe::probe_all(&targets, timeout).await {
+                println!("{result}");
+            }
+            Ok(())
+        }
+        Cmd::Probe {
+            targets,
+            timeout,
+            every: Some(every),
+        } => {
+            let stdin_closed = async {
+                let mut sink = tokio::io::sink();
+                let _ = tokio::io::copy(&mut tokio::io::stdin(), &mut sink).await;
+            };
+            probe::probe_repeatedly(&targets, timeout, every, stdin_closed, |result| {
+                println!("{result}")
+            })
+            .await;
             Ok(())
         }
     }

@@ -1,8 +1,10 @@
 //! `rovn-podtool`, the program test pods run (in the spirit of Kubernetes' agnhost): servers
-//! that say who answered and who asked, and a client that reports exactly what it got.
+//! that say who answered and who asked, a client that reports exactly what it got, and a prober
+//! that checks many targets at once.
 
 pub mod connect;
 pub mod http;
+pub mod probe;
 pub mod serve;
 
 use std::time::Duration;

@@ -1,6 +1,7 @@
 //! The Kubernetes API calls scenarios make, on top of any [`Cluster`]'s client: namespaces,
 //! pods (created, awaited Running with rovn's address, deleted and awaited gone) and Subnets.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, Pod};
@@ -19,6 +20,16 @@ pub const POD_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Creates namespace `name` unless it exists.
 pub async fn ensure_namespace(client: &Client, name: &str) -> Result<()> {
+    ensure_labelled_namespace(client, name, &BTreeMap::new()).await
+}
+
+/// Creates namespace `name` with `labels` (what NetworkPolicy namespace selectors match)
+/// unless it exists.
+pub async fn ensure_labelled_namespace(
+    client: &Client,
+    name: &str,
+    labels: &BTreeMap<String, String>,
+) -> Result<()> {
     let api: Api<Namespace> = Api::all(client.clone());
     if api
         .get_opt(name)
@@ -29,7 +40,7 @@ pub async fn ensure_namespace(client: &Client, name: &str) -> Result<()> {
         return Ok(());
     }
     let ns: Namespace = serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}
+        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}
     }))
     .map_err(|e| ScenarioError::Check(format!("namespace manifest {name}: {e}")))?;
     api.create(&PostParams::default(), &ns)

@@ -41,6 +41,20 @@ pub struct PodSpec {
     pub labels: BTreeMap<String, String>,
     /// A readiness probe on the first container: the command it runs (`exec`), every second.
     pub readiness_exec: Option<Vec<String>>,
+    /// Container ports of the first container: what Services' and NetworkPolicies' named
+    /// ports resolve against.
+    pub ports: Vec<ContainerPortSpec>,
+}
+
+/// A declared container port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerPortSpec {
+    /// Its name (≤ 15 characters, as the API requires).
+    pub name: String,
+    /// The number.
+    pub number: u16,
+    /// `TCP`, `UDP` or `SCTP`.
+    pub protocol: String,
 }
 
 impl PodSpec {
@@ -123,6 +137,16 @@ impl PodSpec {
         self
     }
 
+    /// Declares a named port on the first container.
+    pub fn port(mut self, name: &str, number: u16, protocol: &str) -> Self {
+        self.ports.push(ContainerPortSpec {
+            name: name.into(),
+            number,
+            protocol: protocol.into(),
+        });
+        self
+    }
+
     /// Adds an annotation.
     pub fn annotate(mut self, key: &str, value: &str) -> Self {
         self.annotations.insert(key.into(), value.into());
@@ -136,6 +160,14 @@ impl PodSpec {
             .iter()
             .map(|(name, argv)| json!({"name": name, "image": "rovn-podtool", "command": argv}))
             .collect();
+        if let (Some(first), false) = (containers.first_mut(), self.ports.is_empty()) {
+            let ports: Vec<Value> = self
+                .ports
+                .iter()
+                .map(|p| json!({"name": p.name, "containerPort": p.number, "protocol": p.protocol}))
+                .collect();
+            first["ports"] = json!(ports);
+        }
         if let (Some(first), Some(probe)) = (containers.first_mut(), &self.readiness_exec) {
             first["readinessProbe"] = json!({
                 "exec": {"command": probe},
@@ -297,9 +329,23 @@ mod tests {
             ["/bin/podtool".to_string(), "serve".to_string()]
         );
         assert_eq!(annotation(&pod, annotations::IP_ADDRESS), Some("10.16.0.9"));
+        assert!(spec.containers[0].ports.is_none());
         assert_eq!(allocated_ip(&pod), None);
         assert!(spec.restart_policy.is_none());
         assert_eq!(spec.termination_grace_period_seconds, Some(GRACE_SECONDS));
+    }
+
+    #[test]
+    fn named_ports_go_on_the_first_container() {
+        let pod = PodSpec::server("ns", "s", "podtool")
+            .port("serve-80-udp", 80, "UDP")
+            .to_pod()
+            .unwrap();
+        let ports = pod.spec.unwrap().containers[0].ports.clone().unwrap();
+        assert_eq!(ports.len(), 1);
+        assert_eq!(ports[0].name.as_deref(), Some("serve-80-udp"));
+        assert_eq!(ports[0].container_port, 80);
+        assert_eq!(ports[0].protocol.as_deref(), Some("UDP"));
     }
 
     #[test]
