@@ -199,6 +199,19 @@ pub async fn sync(nft: &Nft, state: &GatewayState) -> Result<SyncOutcome, NftErr
     })
 }
 
+/// Rebuilds the table as `state` says without reading it back first: for the agent's steady
+/// state, where it knows the kernel holds its last state and that `state` differs from it.
+pub async fn apply_state(nft: &Nft, state: &GatewayState) -> Result<SyncOutcome, NftError> {
+    let started = Instant::now();
+    let document = render::to_json(&render::batch(state));
+    nft.apply(&document).await?;
+    Ok(SyncOutcome {
+        applied: true,
+        elements: TableView::from_document(&document, TABLE).element_count(),
+        took: started.elapsed(),
+    })
+}
+
 /// Removes the table (the agent's uninstall path and tests' cleanup).
 pub async fn remove(nft: &Nft) -> Result<(), NftError> {
     let document = serde_json::to_value(render::removal()).unwrap_or_default();

@@ -229,7 +229,14 @@ pub async fn run(
         reported = now;
         health.update(&wanted.health).await;
         if resync || applied.as_ref() != Some(&wanted.state) {
-            match gateway::sync(&nft, &wanted.state).await {
+            // Read back at start and on resync (a restart on a converged node sends nothing,
+            // and edits by others are repaired); in between, the table is what was last applied.
+            let result = if resync || applied.is_none() {
+                gateway::sync(&nft, &wanted.state).await
+            } else {
+                gateway::nft::apply_state(&nft, &wanted.state).await
+            };
+            match result {
                 Ok(outcome) => {
                     if outcome.applied {
                         tracing::info!(
