@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use netdev_support::Netns;
-use rovn_node::agent::gateway::feed::{Inputs, NodeGateway, desired};
+use rovn_node::agent::gateway::feed::{Desired, Inputs, NodeGateway, desired};
 use rovn_node::gateway::{self, Nft};
 use serde_json::json;
 
@@ -69,6 +69,17 @@ fn percentile(samples: &mut [Duration], p: f64) -> f64 {
     samples[index].as_secs_f64() * 1000.0
 }
 
+/// The desired state for the node, from Services and slices alone.
+fn compute(services: &[Arc<Service>], slices: &[Arc<EndpointSlice>]) -> Desired {
+    let inputs = Inputs {
+        services,
+        slices,
+        subnets: &[],
+        pods: &[],
+    };
+    desired(&node(), &inputs)
+}
+
 fn node() -> NodeGateway {
     NodeGateway {
         node_name: "node1".into(),
@@ -92,15 +103,7 @@ fn nft_sync_with_1000_nodeport_services() {
     for policy in ["Cluster", "Local"] {
         let (services, slices) = objects(policy, 0);
         let started = Instant::now();
-        let first = desired(
-            &node(),
-            &Inputs {
-                services: &services,
-                slices: &slices,
-                subnets: &[],
-                pods: &[],
-            },
-        );
+        let first = compute(&services, &slices);
         let desired_ms = started.elapsed().as_secs_f64() * 1000.0;
         let outcome = runtime
             .block_on(gateway::sync(&nft, &first.state))
@@ -113,15 +116,7 @@ fn nft_sync_with_1000_nodeport_services() {
         for generation in 1..=CHANGES {
             let (services, slices) = objects(policy, generation);
             let started = Instant::now();
-            let next = desired(
-                &node(),
-                &Inputs {
-                    services: &services,
-                    slices: &slices,
-                    subnets: &[],
-                    pods: &[],
-                },
-            );
+            let next = compute(&services, &slices);
             // As the agent's loop does between resyncs: the state changed, so rebuild.
             let changed = next.state != first.state;
             if changed {

@@ -8,53 +8,8 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 
 use ipnet::Ipv4Net;
 
-/// A transport protocol a Service, NodePort or hostPort can use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Protocol {
-    /// TCP (Kubernetes' default).
-    Tcp,
-    /// UDP.
-    Udp,
-    /// SCTP.
-    Sctp,
-}
-
-impl Protocol {
-    /// The name nftables prints for the protocol in an `inet_proto` element.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Protocol::Tcp => "tcp",
-            Protocol::Udp => "udp",
-            Protocol::Sctp => "sctp",
-        }
-    }
-
-    /// Its IANA number, which nftables may print instead of the name.
-    pub fn number(self) -> u8 {
-        match self {
-            Protocol::Tcp => 6,
-            Protocol::Udp => 17,
-            Protocol::Sctp => 132,
-        }
-    }
-
-    /// Parses Kubernetes' spelling (`TCP`, `UDP`, `SCTP`); `None` for anything else, which the
-    /// caller skips with a log line naming the object.
-    pub fn from_kubernetes(value: &str) -> Option<Protocol> {
-        match value {
-            "TCP" => Some(Protocol::Tcp),
-            "UDP" => Some(Protocol::Udp),
-            "SCTP" => Some(Protocol::Sctp),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Protocol {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// The transport protocols, shared with the controller through `rovn-api`.
+pub use rovn_api::Protocol;
 
 /// Where a connection arrives on this node: a NodePort on the node's IP, an externalIP or
 /// LoadBalancer ingress IP, or a hostPort. One key space for all of them, so the table answers
