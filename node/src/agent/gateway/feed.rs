@@ -173,6 +173,21 @@ where
     reader
 }
 
+/// Logs a warning when the node does not forward IPv4: the table is right, but without
+/// forwarding neither egress from pods nor NodePorts into OVN pass the node. The agent does not
+/// switch it on itself; whoever sets up the node owns its sysctls.
+fn warn_without_forwarding() {
+    const PATH: &str = "/proc/sys/net/ipv4/ip_forward";
+    match std::fs::read_to_string(PATH) {
+        Ok(value) if value.trim() == "1" => {}
+        Ok(value) => tracing::warn!(
+            ip_forward = value.trim(),
+            "IPv4 forwarding is off on this node: pods' egress and NodePorts need net.ipv4.ip_forward=1"
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot read {PATH}"),
+    }
+}
+
 /// Runs the gateway until the agent stops: waits for the first list of every input (an empty
 /// table built before then would drop every NodePort), then keeps the table, and the health
 /// checks, equal to what the inputs say.
@@ -197,6 +212,7 @@ pub async fn run(
             return;
         }
     }
+    warn_without_forwarding();
     let mut health = HealthServers::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     let mut applied: Option<GatewayState> = None;
     let mut reported: BTreeSet<Skipped> = BTreeSet::new();
