@@ -4,6 +4,7 @@
 //! masquerade, NodePort (Cluster and Local), externalIP, hostPort and an established connection
 //! that survives a rebuild of the table. Needs root, `ip` and `nft`.
 
+mod gateway_support;
 mod netdev_support;
 
 use std::collections::BTreeMap;
@@ -12,18 +13,15 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSo
 use std::path::PathBuf;
 use std::time::Duration;
 
+use gateway_support::{JOIN_IP, NODE_IP, frontend, local, state_with};
 use netdev_support::Netns;
 use nix::sched::{CloneFlags, setns};
-use rovn_node::gateway::{
-    self, Frontend, GatewayState, Nft, PodRange, Protocol, Target, render::TABLE,
-};
+use rovn_node::gateway::{self, GatewayState, Nft, Protocol, Target, render::TABLE};
 use serde_json::Value;
 
-const NODE_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 const OUTSIDE_NAT: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
 const OUTSIDE_PLAIN: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 3);
 const EXTERNAL_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 100);
-const JOIN_IP: Ipv4Addr = Ipv4Addr::new(100, 64, 0, 2);
 const CLUSTER_IP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 10);
 const POD_A: Ipv4Addr = Ipv4Addr::new(10, 16, 0, 5);
 const POD_B: Ipv4Addr = Ipv4Addr::new(10, 16, 0, 6);
@@ -31,24 +29,6 @@ const POD_PLAIN: Ipv4Addr = Ipv4Addr::new(10, 17, 0, 5);
 
 fn nft_in(ns: &Netns) -> Nft {
     Nft::with_command(["ip", "netns", "exec", ns.name.as_str(), "nft"])
-}
-
-fn frontend(addr: Ipv4Addr, protocol: Protocol, port: u16) -> Frontend {
-    Frontend {
-        addr,
-        protocol,
-        port,
-    }
-}
-
-fn local(owner: &str, endpoints: &[Ipv4Addr], port: u16) -> Target {
-    Target::Local {
-        owner: owner.to_string(),
-        endpoints: endpoints
-            .iter()
-            .map(|ip| SocketAddrV4::new(*ip, port))
-            .collect(),
-    }
 }
 
 /// The state the packet tests use: one frontend of every kind.
@@ -83,24 +63,7 @@ fn state() -> GatewayState {
             Target::HostPort(SocketAddrV4::new(POD_B, 8080)),
         ),
     ]);
-    GatewayState {
-        node_ip: NODE_IP,
-        join_ip: JOIN_IP,
-        ovn_device: "ovn0".into(),
-        pod_ranges: vec![
-            PodRange {
-                cidr: "10.16.0.0/16".parse().unwrap(),
-                nat_outgoing: true,
-            },
-            PodRange {
-                cidr: "10.17.0.0/16".parse().unwrap(),
-                nat_outgoing: false,
-            },
-        ],
-        join_cidr: "100.64.0.0/16".parse().unwrap(),
-        service_cidr: "10.96.0.0/12".parse().unwrap(),
-        forwards,
-    }
+    state_with(forwards)
 }
 
 fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
@@ -128,15 +91,15 @@ fn map_elements(ns: &Netns, map: &str) -> Vec<String> {
 fn the_table_is_applied_read_back_idempotent_and_alone() {
     let ns = Netns::new("gwtab");
     let nft = nft_in(&ns);
-    for command in [
-        "add table inet foreign",
-        "add chain inet foreign input { type filter hook input priority 0; policy accept; }",
-        "add rule inet foreign input tcp dport 22 counter accept",
-        "add set inet foreign blocked { type ipv4_addr; elements = { 198.51.100.7 } }",
-    ] {
-        let argv: Vec<&str> = std::iter::once("nft").chain(command.split(' ')).collect();
-        ns.exec_ok(&argv);
-    }
+    run_all(
+        &ns,
+        &[
+            "nft add table inet foreign",
+            "nft add chain inet foreign input { type filter hook input priority 0; policy accept; }",
+            "nft add rule inet foreign input tcp dport 22 counter accept",
+            "nft add set inet foreign blocked { type ipv4_addr; elements = { 198.51.100.7 } }",
+        ],
+    );
     let foreign_before = ns.exec_ok(&["nft", "list", "table", "inet", "foreign"]);
 
     let mut desired = state();
@@ -254,60 +217,53 @@ fn link(a: &Netns, a_if: &str, b: &Netns, b_if: &str) {
     b.exec_ok(&["ip", "link", "set", b_if, "up"]);
 }
 
+/// Runs each command (words separated by spaces) inside `ns`.
+fn run_all(ns: &Netns, commands: &[&str]) {
+    for command in commands {
+        let argv: Vec<&str> = command.split(' ').collect();
+        ns.exec_ok(&argv);
+    }
+}
+
 fn topology() -> Topology {
     let outside = Netns::new("gwout");
     let node = Netns::new("gwnode");
     let ovn = Netns::new("gwovn");
     link(&outside, "c0", &node, "eth0");
     link(&node, "ovn0", &ovn, "j0");
-    for argv in [
-        vec!["ip", "addr", "add", "192.0.2.2/24", "dev", "c0"],
-        vec!["ip", "addr", "add", "192.0.2.3/24", "dev", "c0"],
-        vec!["ip", "route", "add", "192.0.2.100/32", "via", "192.0.2.1"],
-        vec!["ip", "route", "add", "10.17.0.0/16", "via", "192.0.2.1"],
-    ] {
-        outside.exec_ok(&argv);
-    }
-    for argv in [
-        vec!["ip", "addr", "add", "192.0.2.1/24", "dev", "eth0"],
-        vec!["ip", "addr", "add", "100.64.0.2/16", "dev", "ovn0"],
-        vec!["ip", "route", "add", "10.16.0.0/16", "via", "100.64.0.1"],
-        vec!["ip", "route", "add", "10.17.0.0/16", "via", "100.64.0.1"],
-        vec!["ip", "route", "add", "10.96.0.0/12", "via", "100.64.0.1"],
-        vec!["sysctl", "-qw", "net.ipv4.ip_forward=1"],
-    ] {
-        node.exec_ok(&argv);
-    }
-    for argv in [
-        vec!["ip", "addr", "add", "100.64.0.1/16", "dev", "j0"],
-        vec!["ip", "addr", "add", "10.96.0.10/32", "dev", "lo"],
-        vec!["ip", "addr", "add", "10.16.0.5/32", "dev", "lo"],
-        vec!["ip", "addr", "add", "10.16.0.6/32", "dev", "lo"],
-        vec!["ip", "addr", "add", "10.17.0.5/32", "dev", "lo"],
-        vec![
-            "ip",
-            "route",
-            "add",
-            "192.0.2.2/32",
-            "via",
-            "100.64.0.2",
-            "src",
-            "10.16.0.5",
+    run_all(
+        &outside,
+        &[
+            "ip addr add 192.0.2.2/24 dev c0",
+            "ip addr add 192.0.2.3/24 dev c0",
+            "ip route add 192.0.2.100/32 via 192.0.2.1",
+            "ip route add 10.17.0.0/16 via 192.0.2.1",
         ],
-        vec![
-            "ip",
-            "route",
-            "add",
-            "192.0.2.3/32",
-            "via",
-            "100.64.0.2",
-            "src",
-            "10.17.0.5",
+    );
+    run_all(
+        &node,
+        &[
+            "ip addr add 192.0.2.1/24 dev eth0",
+            "ip addr add 100.64.0.2/16 dev ovn0",
+            "ip route add 10.16.0.0/16 via 100.64.0.1",
+            "ip route add 10.17.0.0/16 via 100.64.0.1",
+            "ip route add 10.96.0.0/12 via 100.64.0.1",
+            "sysctl -qw net.ipv4.ip_forward=1",
         ],
-        vec!["ip", "route", "add", "default", "via", "100.64.0.2"],
-    ] {
-        ovn.exec_ok(&argv);
-    }
+    );
+    run_all(
+        &ovn,
+        &[
+            "ip addr add 100.64.0.1/16 dev j0",
+            "ip addr add 10.96.0.10/32 dev lo",
+            "ip addr add 10.16.0.5/32 dev lo",
+            "ip addr add 10.16.0.6/32 dev lo",
+            "ip addr add 10.17.0.5/32 dev lo",
+            "ip route add 192.0.2.2/32 via 100.64.0.2 src 10.16.0.5",
+            "ip route add 192.0.2.3/32 via 100.64.0.2 src 10.17.0.5",
+            "ip route add default via 100.64.0.2",
+        ],
+    );
     Topology { outside, node, ovn }
 }
 
