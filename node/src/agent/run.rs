@@ -132,6 +132,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
             state.pods.clone(),
             state.pods_changed.clone(),
             Nft::default(),
+            metrics.clone(),
         ));
     }
     tokio::spawn(node_port::follow_subnets(

@@ -21,6 +21,7 @@ use tokio::sync::Notify;
 
 use super::convert::{self, HealthCheck, SERVICE_NAME_LABEL, Skipped};
 use super::health::HealthServers;
+use crate::agent::metrics::Metrics;
 use crate::gateway::{self, GatewayState, Nft};
 
 /// How long the loop waits after a change for more before it computes.
@@ -197,6 +198,7 @@ pub async fn run(
     pods: Store<Pod>,
     changed: Arc<Notify>,
     nft: Nft,
+    metrics: Arc<Metrics>,
 ) {
     let services: Store<Service> = reflect(client.clone(), changed.clone());
     let slices: Store<EndpointSlice> = reflect(client.clone(), changed.clone());
@@ -247,16 +249,23 @@ pub async fn run(
         if resync || applied.as_ref() != Some(&wanted.state) {
             // Read back at start and on resync (a restart on a converged node sends nothing,
             // and edits by others are repaired); in between, the table is what was last applied.
+            let started = std::time::Instant::now();
             let result = if resync || applied.is_none() {
                 gateway::sync(&nft, &wanted.state).await
             } else {
                 gateway::nft::apply_state(&nft, &wanted.state).await
             };
+            let frontends = wanted.state.forwards.len();
+            metrics.nft_sync(
+                result.as_ref().ok().map(|o| o.applied),
+                frontends,
+                started.elapsed(),
+            );
             match result {
                 Ok(outcome) => {
                     if outcome.applied {
                         tracing::info!(
-                            frontends = wanted.state.forwards.len(),
+                            frontends,
                             elements = outcome.elements,
                             took_ms = outcome.took.as_millis() as u64,
                             "nftables table rovn updated"
