@@ -128,6 +128,45 @@ pub fn node_port_group(node: &str) -> String {
     ovn_set_name(&format!("node.{node}"), &format!("Node/{node}"))
 }
 
+/// The Port_Group of the pods a NetworkPolicy selects, which holds the policy's ACLs.
+pub fn policy_port_group(namespace: &str, policy: &str) -> String {
+    ovn_set_name(
+        &format!("np.{namespace}.{policy}"),
+        &format!("NetworkPolicy/{namespace}/{policy}"),
+    )
+}
+
+/// One of a NetworkPolicy's Address_Sets: `set` names it among the policy's sets (the rule it
+/// serves, and for a named port the port, protocol and number).
+pub fn policy_address_set(namespace: &str, policy: &str, set: &str) -> String {
+    ovn_set_name(
+        &format!("np.{namespace}.{policy}.{set}"),
+        &format!("NetworkPolicy/{namespace}/{policy}/{set}"),
+    )
+}
+
+/// The Port_Group of a namespace's pods isolated in `direction` (`ingress`, `egress`) by some
+/// NetworkPolicy: its one ACL drops what no policy allows.
+pub fn default_deny_port_group(namespace: &str, direction: &str) -> String {
+    ovn_set_name(
+        &format!("deny.{direction}.{namespace}"),
+        &format!("Namespace/{namespace}/{direction}"),
+    )
+}
+
+/// The NB Meter that rate-limits the log lines of ACLs with logging on.
+pub const ACL_LOG_METER: &str = "rovn-acl-log";
+
+/// `external_ids` key on ACLs: `ingress` or `egress`, relative to the selected pod.
+pub const DIRECTION_KEY: &str = "rovn.io/direction";
+
+/// `external_ids` key on Port_Groups and Address_Sets holding the exact identity their hashed
+/// name stands for.
+pub const IDENTITY_KEY: &str = "rovn.io/identity";
+
+/// Annotation on a NetworkPolicy turning on ACL logging: `allow`, `deny` or `allow,deny`.
+pub const ACL_LOG_ANNOTATION: &str = "rovn.io/acl-log";
+
 /// A Port_Group or Address_Set name: OVN allows only `[a-zA-Z_.][a-zA-Z_.0-9]*`, so the readable
 /// part has every other character replaced by `_`; a hash of the exact `identity` keeps names
 /// that read alike apart. The identity itself goes into `external_ids` beside it.
@@ -145,8 +184,13 @@ pub fn ovn_set_name(readable: &str, identity: &str) -> String {
     if name.chars().next().is_none_or(|c| c.is_ascii_digit()) {
         name.insert(0, '_');
     }
+    // Long enough to read in `ovn-nbctl list` and ACL matches; the hash keeps it unique.
+    name.truncate(MAX_READABLE);
     format!("{name}.{:08x}", fnv1a32(identity.as_bytes()))
 }
+
+/// The longest readable part of a set name (ASCII after the mapping above).
+const MAX_READABLE: usize = 48;
 
 /// FNV-1a, 32 bits: stable across releases and platforms, which a name stored in NB must be.
 fn fnv1a32(bytes: &[u8]) -> u32 {

@@ -49,6 +49,10 @@ pub struct Parent {
     pub table: &'static str,
     /// Its column of references to the child rows.
     pub column: &'static str,
+    /// The parent cannot exist without a child (`Meter.bands` holds at least one band): a
+    /// new child of a new parent is inserted in the parent's own step, so both always land in
+    /// one transaction.
+    pub required: bool,
 }
 
 /// A table rovn writes, as the reconciler sees it.
@@ -181,6 +185,7 @@ macro_rules! identity {
 const LR_PARENT: Option<Parent> = Some(Parent {
     table: LogicalRouter::TABLE,
     column: LogicalRouter::PORTS,
+    required: false,
 });
 
 impl Managed for LogicalRouter {
@@ -208,6 +213,7 @@ impl Managed for LogicalRouterPolicy {
     const PARENT: Option<Parent> = Some(Parent {
         table: LogicalRouter::TABLE,
         column: LogicalRouter::POLICIES,
+        required: false,
     });
     identity!(OwnerId);
     fn managed(&self) -> Vec<(&'static str, Datum, Ownership)> {
@@ -225,6 +231,7 @@ impl Managed for LogicalRouterStaticRoute {
     const PARENT: Option<Parent> = Some(Parent {
         table: LogicalRouter::TABLE,
         column: LogicalRouter::STATIC_ROUTES,
+        required: false,
     });
     identity!(OwnerId);
     fn managed(&self) -> Vec<(&'static str, Datum, Ownership)> {
@@ -243,6 +250,7 @@ impl Managed for Nat {
     const PARENT: Option<Parent> = Some(Parent {
         table: LogicalRouter::TABLE,
         column: LogicalRouter::NAT,
+        required: false,
     });
     identity!(OwnerId);
     fn managed(&self) -> Vec<(&'static str, Datum, Ownership)> {
@@ -280,6 +288,7 @@ impl Managed for LogicalSwitchPort {
     const PARENT: Option<Parent> = Some(Parent {
         table: LogicalSwitch::TABLE,
         column: LogicalSwitch::PORTS,
+        required: false,
     });
     identity!(Name);
     fn managed(&self) -> Vec<(&'static str, Datum, Ownership)> {
@@ -379,6 +388,7 @@ impl Managed for Acl {
     const PARENT: Option<Parent> = Some(Parent {
         table: PortGroup::TABLE,
         column: PortGroup::ACLS,
+        required: false,
     });
     identity!(OwnerId);
     fn managed(&self) -> Vec<(&'static str, Datum, Ownership)> {
@@ -411,6 +421,7 @@ impl Managed for MeterBand {
     const PARENT: Option<Parent> = Some(Parent {
         table: Meter::TABLE,
         column: Meter::BANDS,
+        required: true,
     });
     identity!(OwnerId);
     fn managed(&self) -> Vec<(&'static str, Datum, Ownership)> {

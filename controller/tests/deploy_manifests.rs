@@ -235,6 +235,13 @@ fn rbac_grants_exactly_what_the_components_use() {
             ("rovn.io", "subnets/status", &["patch"], ""),
             ("", "services", &["list", "watch"], ""),
             ("discovery.k8s.io", "endpointslices", &["list", "watch"], ""),
+            (
+                "networking.k8s.io",
+                "networkpolicies",
+                &["list", "watch"],
+                "",
+            ),
+            ("", "namespaces", &["list", "watch"], ""),
             ("", "events", &["create", "patch"], ""),
         ],
     );

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use common::{Ovn, cluster, plan, reconcile, wait_until};
-use rovn_api::MacAddr;
+use rovn_api::{MacAddr, names};
 use rovn_controller::desired::desired_state;
 use rovn_controller::reconcile::{self as rec, Action, ApplyOptions};
 use rovn_ovsdb::{Client, Model, Uuid};
@@ -89,9 +89,13 @@ async fn topology_converges_survives_restarts_and_collects_garbage() -> Result<(
     let (first, applied) = reconcile(&client, &state).await?;
     ensure!(first.conflicts.is_empty(), "{:?}", first.conflicts);
     // router + LB group + 3 switches, 3 router ports, 3 peer ports + 3 node ports + 50 pod
-    // ports.
-    assert_eq!(first.count(Action::Insert), 5 + 3 + 56);
-    assert!(applied.transactions >= 2, "{applied:?}");
+    // ports, each node's port group with its two ACLs, and the ACL log meter (its band is
+    // inserted in the meter's step).
+    assert_eq!(first.count(Action::Insert), 5 + 3 + 56 + 3 * 3 + 1);
+    assert_eq!(
+        applied.transactions, 1,
+        "a plan that fits one transaction is sent as one: {applied:?}"
+    );
 
     let show = parse_show(&ovn.nbctl(&["show"])?);
     assert_eq!(
@@ -198,8 +202,15 @@ async fn topology_converges_survives_restarts_and_collects_garbage() -> Result<(
         .collect();
     state.nodes.pop();
     let (gone, _) = reconcile(&client, &state).await?;
-    assert_eq!(gone.count(Action::Delete), 11);
-    assert_eq!(gone.steps().count(), 11);
+    // 10 pod ports, the node's port and its port group (whose ACLs go with it).
+    assert_eq!(gone.count(Action::Delete), 12);
+    assert_eq!(gone.steps().count(), 12);
+    assert!(
+        gone.steps()
+            .any(|s| s.what == format!("Port_Group {}", names::node_port_group("node2"))),
+        "{:?}",
+        gone.steps().map(|s| &s.what).collect::<Vec<_>>()
+    );
     let after = switch_ports(&client)?;
     for name in removed_pods.iter().chain([&"node-node2".to_string()]) {
         assert!(!after.contains_key(name), "{name} survived");

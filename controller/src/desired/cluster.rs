@@ -6,6 +6,9 @@ use ipnet::Ipv4Net;
 
 use rovn_api::MacAddr;
 
+use super::policies::PolicyPods;
+use super::selector::{Labels, Selector};
+
 /// Everything in the cluster that shapes rovn's NB rows, already validated and allocated
 /// (addresses come from IPAM and the pod/node annotations, not from here).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +23,10 @@ pub struct ClusterState {
     pub pods: Vec<PodPort>,
     /// The Services with a ClusterIP, each one load balancer per protocol.
     pub services: Vec<Service>,
+    /// The NetworkPolicies, each a port group with its ACLs and address sets.
+    pub policies: Vec<Policy>,
+    /// The pods and namespaces policies select from.
+    pub policy_pods: PolicyPods,
 }
 
 /// The `join` switch's addressing, kept apart from [`Subnet`] because it is configured on the
@@ -155,4 +162,169 @@ pub struct Endpoint {
     pub node: Option<String>,
     /// The slice's ports: name, protocol and the backend's port.
     pub ports: Vec<(String, Protocol, u16)>,
+}
+
+/// One NetworkPolicy as OVN enforces it: validated, with what cannot be enforced already left
+/// out (and reported) by [`crate::policies`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// The policy's namespace, the only one whose pods it selects.
+    pub namespace: String,
+    /// The policy's name.
+    pub name: String,
+    /// `spec.podSelector`: the pods it isolates.
+    pub subject: Selector,
+    /// The ingress rules when `policyTypes` includes Ingress (an empty list isolates and allows
+    /// nothing); `None` when the policy says nothing of ingress.
+    pub ingress: Option<Vec<PolicyRule>>,
+    /// The egress rules, as [`Policy::ingress`].
+    pub egress: Option<Vec<PolicyRule>>,
+    /// Which verdicts OVN logs for this policy (the `rovn.io/acl-log` annotation).
+    pub log: AclLog,
+}
+
+impl Policy {
+    /// The rules of one direction, when the policy isolates that direction.
+    pub fn rules(&self, direction: Direction) -> Option<&[PolicyRule]> {
+        match direction {
+            Direction::Ingress => self.ingress.as_deref(),
+            Direction::Egress => self.egress.as_deref(),
+        }
+    }
+
+    /// Every rule of both directions, with its direction.
+    pub fn all_rules(&self) -> impl Iterator<Item = (Direction, &PolicyRule)> {
+        Direction::BOTH
+            .into_iter()
+            .flat_map(|d| self.rules(d).into_iter().flatten().map(move |r| (d, r)))
+    }
+
+    /// Whether some peer is chosen by namespace labels: a namespace's labels changing may
+    /// change the policy's sets.
+    pub fn selects_namespaces(&self) -> bool {
+        self.all_rules().any(|(_, rule)| {
+            rule.peers.iter().flatten().any(|peer| {
+                matches!(
+                    peer,
+                    Peer::Pods {
+                        namespaces: Some(_),
+                        ..
+                    }
+                )
+            })
+        })
+    }
+}
+
+/// A direction of traffic relative to the selected pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Direction {
+    /// Traffic to the pod.
+    Ingress,
+    /// Traffic from the pod.
+    Egress,
+}
+
+impl Direction {
+    /// Both directions, ingress first.
+    pub const BOTH: [Direction; 2] = [Direction::Ingress, Direction::Egress];
+
+    /// The word used in row names, ids and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Ingress => "ingress",
+            Direction::Egress => "egress",
+        }
+    }
+}
+
+/// Which verdicts of a policy OVN logs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AclLog {
+    /// Log the connections the policy's rules allow.
+    pub allow: bool,
+    /// Log what the namespace's default deny drops (shared by the namespace's policies: one
+    /// policy asking is enough).
+    pub deny: bool,
+}
+
+/// One rule: traffic from (ingress) or to (egress) any of its peers, on any of its ports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyRule {
+    /// `None`: every peer (the field was absent or empty). `Some` of an empty list: none (every
+    /// peer it named was left out as unenforceable), so the rule allows nothing.
+    pub peers: Option<Vec<Peer>>,
+    /// `None`: every port. `Some` of an empty list: none, as for peers.
+    pub ports: Option<Vec<PolicyPort>>,
+}
+
+/// One peer of a rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Peer {
+    /// Pods chosen by labels: in the policy's own namespace (`namespaces: None`) or in every
+    /// namespace the namespace selector matches.
+    Pods {
+        /// `namespaceSelector`, when given.
+        namespaces: Option<Selector>,
+        /// `podSelector` (everything when absent).
+        pods: Selector,
+    },
+    /// `ipBlock`.
+    Block {
+        /// The block.
+        cidr: Ipv4Net,
+        /// `except`, each inside the block.
+        except: Vec<Ipv4Net>,
+    },
+}
+
+/// One `ports` entry of a rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicyPort {
+    /// Every port of a protocol (`port` absent).
+    Any(Protocol),
+    /// Ports `start..=end` (`end == start` for a single port).
+    Range {
+        /// The protocol.
+        protocol: Protocol,
+        /// The first port.
+        start: u16,
+        /// The last port (`endPort`, or `start`).
+        end: u16,
+    },
+    /// A container port name, resolved on each destination pod.
+    Named {
+        /// The protocol.
+        protocol: Protocol,
+        /// The name.
+        name: String,
+    },
+}
+
+/// A namespace as policies see it: its labels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Namespace {
+    /// The name.
+    pub name: String,
+    /// The labels namespace selectors match.
+    pub labels: Labels,
+}
+
+/// A pod with a port, as policies see it: what selectors match and named ports resolve to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyPod {
+    /// The namespace.
+    pub namespace: String,
+    /// The name.
+    pub name: String,
+    /// The UID: a new incarnation is a new port, which every group must take in again.
+    pub uid: String,
+    /// The node it runs on.
+    pub node: String,
+    /// Its address.
+    pub ip: Ipv4Addr,
+    /// Its labels.
+    pub labels: Labels,
+    /// Its named container ports: name, protocol, number.
+    pub named_ports: Vec<(String, Protocol, u16)>,
 }

@@ -6,13 +6,20 @@
 //! ([`crate::reconcile`]) compares [`DesiredState`] with the NB replica.
 
 mod cluster;
+mod policies;
 mod render;
+mod selector;
 mod services;
 mod state;
 
 pub use cluster::{
-    ClusterState, Endpoint, JoinSubnet, Node, PodPort, Protocol, Service, ServicePort, Subnet,
+    AclLog, ClusterState, Direction, Endpoint, JoinSubnet, Namespace, Node, Peer, PodPort, Policy,
+    PolicyPod, PolicyPort, PolicyRule, Protocol, Service, ServicePort, Subnet,
+};
+pub use policies::{
+    ALLOW_PRIORITY, DENY_PRIORITY, NODE_PRIORITY, PolicyPods, render_namespace, render_policy,
 };
 pub use render::{PodContext, desired_state, render_cluster, render_node, render_pod};
+pub use selector::{Labels, Requirement, Selector};
 pub use services::{remove_service, render_service};
 pub use state::{DesiredError, DesiredRow, DesiredState, Refs, RowKey};

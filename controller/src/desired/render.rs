@@ -11,7 +11,10 @@ use rovn_ovsdb_schemas::nb::{
 
 use rovn_api::Owner;
 
-use super::cluster::{ClusterState, Node, PodPort, Service};
+use super::cluster::{ClusterState, Node, PodPort, Policy, Service};
+use super::policies::{
+    PolicyPods, render_log_meter, render_namespace, render_node_group, render_policy,
+};
 use super::services::{render_local_backends, render_service};
 use super::state::{DesiredError, DesiredState, RowKey};
 use rovn_api::MacAddr;
@@ -36,13 +39,30 @@ pub fn desired_state(cluster: &ClusterState) -> DesiredState {
 pub fn render_cluster(cluster: &ClusterState) -> (DesiredState, PodContext) {
     let (mut state, pods) = desired_topology(cluster);
     for node in &cluster.nodes {
-        render_node(&mut state, &pods, node, &cluster.services);
+        render_node(
+            &mut state,
+            &pods,
+            node,
+            &cluster.services,
+            &cluster.policy_pods,
+        );
     }
     for pod in &cluster.pods {
         render_pod(&mut state, &pods, pod);
     }
     for service in &cluster.services {
         render_service(&mut state, service);
+    }
+    let mut by_namespace: BTreeMap<&str, Vec<&Policy>> = BTreeMap::new();
+    for policy in &cluster.policies {
+        render_policy(&mut state, policy, &cluster.policy_pods);
+        by_namespace
+            .entry(policy.namespace.as_str())
+            .or_default()
+            .push(policy);
+    }
+    for (namespace, policies) in by_namespace {
+        render_namespace(&mut state, namespace, &policies, &cluster.policy_pods);
     }
     (state, pods)
 }
@@ -73,6 +93,7 @@ fn desired_topology(cluster: &ClusterState) -> (DesiredState, PodContext) {
     if let Some(row) = state.add(&cluster_owner, &group, "", None) {
         row.refer(LoadBalancerGroup::LOAD_BALANCER, LoadBalancer::TABLE, []);
     }
+    render_log_meter(&mut state, &cluster_owner);
 
     let mut cidrs: BTreeMap<String, Ipv4Net> = BTreeMap::new();
     let switches = std::iter::once((
@@ -88,7 +109,11 @@ fn desired_topology(cluster: &ClusterState) -> (DesiredState, PodContext) {
             .map(|s| (s.name.as_str(), s.cidr, s.gateway, Owner::subnet(&s.name))),
     );
     for (name, cidr, gateway, owner) in switches {
-        if let Err(problem) = check_subnet(&owner, cidr, gateway) {
+        if let Err(reason) = check_subnet(cidr, gateway) {
+            let problem = DesiredError::BadSubnet {
+                owner: owner.clone(),
+                reason,
+            };
             state.hold(&owner, problem);
             continue;
         }
@@ -105,18 +130,13 @@ fn desired_topology(cluster: &ClusterState) -> (DesiredState, PodContext) {
     (state, PodContext { cidrs, chassis })
 }
 
-fn check_subnet(owner: &Owner, cidr: Ipv4Net, gateway: Ipv4Addr) -> Result<(), DesiredError> {
-    let bad = |reason: String| DesiredError::BadSubnet {
-        owner: owner.clone(),
-        reason,
-    };
+/// Why a switch cannot hold ports with this addressing, if it cannot.
+fn check_subnet(cidr: Ipv4Net, gateway: Ipv4Addr) -> Result<(), String> {
     if cidr.prefix_len() > 30 {
-        return Err(bad(format!("CIDR {cidr} is too small to hold ports")));
+        return Err(format!("CIDR {cidr} is too small to hold ports"));
     }
     if !cidr.contains(&gateway) || gateway == cidr.network() || gateway == cidr.broadcast() {
-        return Err(bad(format!(
-            "gateway {gateway} is not a host address of {cidr}"
-        )));
+        return Err(format!("gateway {gateway} is not a host address of {cidr}"));
     }
     Ok(())
 }
@@ -168,13 +188,14 @@ fn render_switch(
     true
 }
 
-/// Adds `node`'s rows: its port on `join` and its chassis's values of the node-local
-/// `services`' template balancers.
+/// Adds `node`'s rows: its port on `join`, its chassis's values of the node-local
+/// `services`' template balancers, and the port group of its pods (from `pods`).
 pub fn render_node(
     state: &mut DesiredState,
     context: &PodContext,
     node: &Node,
     services: &[Service],
+    pods: &PolicyPods,
 ) {
     let Some(join_cidr) = context.cidrs.get(names::JOIN_SWITCH).copied() else {
         return;
@@ -204,6 +225,7 @@ pub fn render_node(
     };
     state.add(&owner, &port, "", Some(RowKey::name(names::JOIN_SWITCH)));
     render_local_backends(state, node, services);
+    render_node_group(state, node, pods);
 }
 
 /// Adds `pod`'s port to `state`. Its port is bound to its node's chassis when the agent has

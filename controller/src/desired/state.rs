@@ -307,6 +307,15 @@ pub enum DesiredError {
         /// What is wrong.
         reason: String,
     },
+    /// An object that cannot be read (a NetworkPolicy whose pod selector is malformed): what
+    /// it wants is not known, so its rows stay as they were.
+    #[error("{owner}: {reason}")]
+    Unreadable {
+        /// The object.
+        owner: Owner,
+        /// What cannot be read.
+        reason: String,
+    },
     /// Two objects want the same row.
     #[error("{owner}: row {name} is already wanted by {other}")]
     Duplicate {
@@ -344,6 +353,7 @@ impl DesiredError {
     pub fn owner(&self) -> &Owner {
         match self {
             DesiredError::BadSubnet { owner, .. }
+            | DesiredError::Unreadable { owner, .. }
             | DesiredError::Duplicate { owner, .. }
             | DesiredError::UnknownSwitch { owner, .. }
             | DesiredError::OutsideSubnet { owner, .. } => owner,

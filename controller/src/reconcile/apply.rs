@@ -36,11 +36,50 @@ pub struct Applied {
     pub operations: usize,
 }
 
-/// Sends `plan`: the phases in order (a phase starts once the previous one is answered, since
-/// its rows refer to rows the previous ones inserted), the transactions of a phase up to
-/// `max_in_flight` at a time. Failed transactions do not stop the others; they are reported
-/// together, each naming the objects it failed for, and the next reconcile retries them.
+/// Sends `plan`. A plan that fits one transaction is sent as one, so what it changes lands
+/// at once: a new pod's port together with its place in the port groups that isolate it.
+/// Otherwise (or when the server refuses that one transaction) the phases go in order (a phase
+/// starts once the previous one is answered, since its rows refer to rows the previous ones
+/// inserted), the transactions of a phase up to `max_in_flight` at a time. Failed transactions
+/// do not stop the others; they are reported together, each naming the objects it failed for,
+/// and the next reconcile retries them.
 pub async fn apply(
+    client: &Client,
+    plan: &Plan,
+    options: &ApplyOptions,
+) -> Result<Applied, ApplyError> {
+    if let Some(steps) = plan.single(options.max_ops_per_transaction) {
+        let txn = batch(&steps, 0..steps.len(), usize::MAX);
+        if let [txn] = txn.as_slice() {
+            match client.transact(&txn.ops).await {
+                Ok(results) => {
+                    let failures = missing_parents(txn, &results);
+                    let applied = Applied {
+                        transactions: 1,
+                        operations: txn.ops.len(),
+                    };
+                    return if failures.is_empty() {
+                        Ok(applied)
+                    } else {
+                        Err(ApplyError { applied, failures })
+                    };
+                }
+                // Nothing of it was applied: the phases find the steps at fault.
+                Err(source) if refused(&source) => {}
+                Err(source) => {
+                    return Err(ApplyError {
+                        applied: Applied::default(),
+                        failures: vec![failure(txn, source)],
+                    });
+                }
+            }
+        }
+    }
+    apply_phases(client, plan, options).await
+}
+
+/// [`apply`] phase by phase.
+async fn apply_phases(
     client: &Client,
     plan: &Plan,
     options: &ApplyOptions,

@@ -61,6 +61,7 @@ fn run(
         held: desired.held().map(ToString::to_string).collect(),
         tables: HashMap::new(),
         named: 0,
+        inserts: HashMap::new(),
         replica,
         desired,
         scoped: scope.is_some(),
@@ -211,12 +212,17 @@ struct Differ<'r> {
     held: HashSet<String>,
     tables: HashMap<&'static str, TableDiff<'r>>,
     named: usize,
+    /// The step that inserts each uuid-name, by phase and index.
+    inserts: HashMap<String, (usize, usize)>,
     replica: &'r Replica,
     desired: &'r DesiredState,
     /// Limited to some owners: parents and referenced rows of other owners are looked up in
     /// the replica rather than in what this diff placed.
     scoped: bool,
 }
+
+/// A reference column, its table and the atoms it should hold.
+type ResolvedRefs = (&'static str, &'static str, BTreeSet<Atom>);
 
 fn what(table: &str, key: &RowKey) -> String {
     format!("{table} {key}")
@@ -323,6 +329,10 @@ impl<'r> Differ<'r> {
                     self.retire(table, &old, &mut ops, &mut links);
                 }
                 ops.push(insert(spec, key, want, &refs).with_uuid_name(symbol.clone()));
+                let required_parent = parent.as_ref().and_then(|(p, r, _)| match r {
+                    RowRef::Created(parent) if p.required => self.inserts.get(parent).copied(),
+                    _ => None,
+                });
                 if let Some((p, parent_ref, parent_what)) = parent {
                     links.push(Link {
                         table: p.table,
@@ -333,18 +343,45 @@ impl<'r> Differ<'r> {
                         delete: None,
                     });
                 }
-                self.phases[phase].push(Step {
-                    owner: Some(want.owner.clone()),
-                    what: what(spec.table, key),
-                    action: if existing.is_some() {
-                        Action::Replace
-                    } else {
-                        Action::Insert
-                    },
-                    ops,
-                    links,
-                    creates: Some(symbol.clone()),
-                });
+                if let (Some((parent_phase, index)), Some(p)) = (required_parent, spec.parent) {
+                    // The parent's insert names the child itself: a column that needs an
+                    // element would otherwise be filled with a nil reference until a mutation.
+                    let step = &mut self.phases[parent_phase][index];
+                    let parent_symbol = step.creates.clone();
+                    for op in &mut step.ops {
+                        if let Operation::Insert {
+                            uuid_name: Some(name),
+                            row,
+                            ..
+                        } = op
+                            && Some(&*name) == parent_symbol.as_ref()
+                        {
+                            let mut children = match row.remove(p.column) {
+                                Some(Datum::Set(atoms)) => atoms,
+                                _ => BTreeSet::new(),
+                            };
+                            children.insert(Atom::NamedUuid(symbol.clone()));
+                            row.insert(p.column.to_string(), Datum::Set(children));
+                        }
+                    }
+                    // The child first, so the parent's insert refers back to a row already made.
+                    step.ops.splice(0..0, ops);
+                } else {
+                    self.inserts
+                        .insert(symbol.clone(), (phase, self.phases[phase].len()));
+                    self.phases[phase].push(Step {
+                        owner: Some(want.owner.clone()),
+                        what: what(spec.table, key),
+                        action: if existing.is_some() {
+                            Action::Replace
+                        } else {
+                            Action::Insert
+                        },
+                        ops,
+                        links,
+                        creates: Some(symbol.clone()),
+                    });
+                }
                 table.placed.insert(key.clone(), RowRef::Created(symbol));
             }
             for duplicate in current.iter().skip(1) {
@@ -371,10 +408,7 @@ impl<'r> Differ<'r> {
     /// The reference columns of `want`, each as the atoms the column should hold: rows of the
     /// referenced table that exist or are inserted earlier in the plan. A key that is not
     /// placed (not desired, or blocked) is left out until it is.
-    fn resolve_refs(
-        &self,
-        want: &DesiredRow,
-    ) -> Result<Vec<(&'static str, &'static str, BTreeSet<Atom>)>, DiffError> {
+    fn resolve_refs(&self, want: &DesiredRow) -> Result<Vec<ResolvedRefs>, DiffError> {
         let mut out = Vec::with_capacity(want.refs.len());
         for r in &want.refs {
             let mut atoms = BTreeSet::new();
@@ -459,7 +493,7 @@ fn insert(
     spec: &TableSpec,
     key: &RowKey,
     want: &DesiredRow,
-    refs: &[(&'static str, &'static str, BTreeSet<Atom>)],
+    refs: &[ResolvedRefs],
 ) -> Operation {
     let mut row = Row::new();
     if spec.identity == Identity::Name {

@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use rovn_api::Owner;
 use rovn_api::names::COMMENT_PREFIX;
+use rovn_api::{Owner, OwnerKind};
 use rovn_ovsdb::{Atom, Condition, Datum, Mutation, Operation, Uuid};
 
 use super::error::Conflict;
@@ -154,7 +154,27 @@ impl Plan {
 
     /// The plan as transactions of at most `max_ops` operations (a step bigger than that gets
     /// a transaction of its own), phase by phase; empty phases are left out.
+    /// Every step in phase order, when the whole plan fits one transaction of at most
+    /// `max_ops` operations (within one transaction, rows refer to rows it inserts by
+    /// uuid-name, so the phases need not be apart).
+    pub fn single(&self, max_ops: usize) -> Option<Vec<Step>> {
+        let steps: Vec<&Step> = self.steps().collect();
+        if steps.len() < 2 {
+            return None;
+        }
+        // An upper bound: the ops, one mutation per link, and the comment.
+        let cost: usize = steps
+            .iter()
+            .map(|s| s.ops.len() + s.links.len())
+            .sum::<usize>()
+            + 1;
+        (cost <= max_ops).then(|| steps.into_iter().cloned().collect())
+    }
+
     pub fn transactions(&self, max_ops: usize) -> Vec<Vec<Transaction>> {
+        if let Some(steps) = self.single(max_ops) {
+            return vec![batch(&steps, 0..steps.len(), usize::MAX)];
+        }
         self.phases()
             .map(|steps| batch(steps, 0..steps.len(), max_ops))
             .collect()
@@ -279,10 +299,20 @@ impl<'p> Pending<'p> {
 }
 
 /// A readable list of owners for the transaction comment, cut short when long (the comment is
-/// for people reading `ovsdb-tool show-log`; errors and Events use the typed owners).
+/// for people reading `ovsdb-tool show-log`; errors and Events use the typed owners). The
+/// objects a change is about come first: a pod's port shares its transaction with the groups
+/// of its policies, namespace and node, and the pod is the one an operator looks for.
 fn summarize(owners: &[Owner]) -> String {
-    const SHOWN: usize = 3;
-    let mut s = owners
+    const SHOWN: usize = 8;
+    let specific = |o: &&Owner| match o.kind() {
+        OwnerKind::Pod | OwnerKind::Service | OwnerKind::NetworkPolicy => 0,
+        OwnerKind::Namespace | OwnerKind::Subnet => 1,
+        OwnerKind::Node => 2,
+        OwnerKind::Cluster => 3,
+    };
+    let mut ordered: Vec<&Owner> = owners.iter().collect();
+    ordered.sort_by_key(specific);
+    let mut s = ordered
         .iter()
         .take(SHOWN)
         .map(ToString::to_string)
@@ -350,8 +380,10 @@ mod tests {
 
     #[test]
     fn ports_and_their_parent_mutation_share_a_bounded_transaction() {
-        let mut plan = Plan::default();
-        plan.phases = vec![(0..10).map(|i| port_step(i, &switch())).collect()];
+        let plan = Plan {
+            phases: vec![(0..10).map(|i| port_step(i, &switch())).collect()],
+            ..Default::default()
+        };
         let txns = plan.transactions(5);
         assert_eq!(txns.len(), 1);
         assert_eq!(txns[0].len(), 4, "3 + 3 + 3 + 1 ports");
@@ -389,14 +421,27 @@ mod tests {
 
     #[test]
     fn every_owner_of_a_transaction_is_kept_typed() {
-        let mut plan = Plan::default();
-        plan.phases = vec![(0..5).map(|i| port_step(i, &switch())).collect()];
+        let plan = Plan {
+            phases: vec![(0..10).map(|i| port_step(i, &switch())).collect()],
+            ..Default::default()
+        };
         let txns = plan.transactions(100);
         let owners = txns[0][0].owners();
-        assert_eq!(owners.len(), 5, "{owners:?}");
+        assert_eq!(owners.len(), 10, "{owners:?}");
         let Some(Operation::Comment(comment)) = txns[0][0].ops.last() else {
             panic!("no comment");
         };
+        assert!(comment.ends_with("and 2 more"), "{comment}");
+    }
+
+    #[test]
+    fn the_comment_names_pods_before_the_groups_they_join() {
+        let mut owners: Vec<Owner> = (0..8).map(|i| Owner::node(&format!("n{i}"))).collect();
+        owners.push(Owner::cluster("ovn-cluster"));
+        owners.push(Owner::pod("ns", "web"));
+        owners.sort();
+        let comment = summarize(&owners);
+        assert!(comment.starts_with("Pod/ns/web, "), "{comment}");
         assert!(comment.ends_with("and 2 more"), "{comment}");
     }
 
@@ -418,8 +463,10 @@ mod tests {
                     step
                 })
                 .collect();
-            let mut plan = Plan::default();
-            plan.phases = vec![steps];
+            let plan = Plan {
+                phases: vec![steps],
+                ..Default::default()
+            };
             let txns = &plan.transactions(max_ops)[0];
             let mut seen = 0;
             for txn in txns {

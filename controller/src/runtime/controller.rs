@@ -19,6 +19,7 @@ use super::kubeio::{self, Events};
 use super::metrics::Metrics;
 use super::nodes::Nodes;
 use super::pods::Pods;
+use super::policies::Policies;
 use super::reports::Done;
 use super::rounds::Rounds;
 use super::services::Services;
@@ -37,6 +38,7 @@ pub struct Controller {
     nodes: Nodes,
     subnets: Subnets,
     services: Services,
+    policies: Policies,
     rounds: Rounds,
     notes: UnboundedReceiver<Note>,
     done: UnboundedReceiver<Done>,
@@ -85,6 +87,7 @@ impl Controller {
             nodes: Nodes::default(),
             subnets: Subnets::default(),
             services: Services::default(),
+            policies: Policies::default(),
             rounds: Rounds::new(parts.nb, parts.ready, parts.started),
             notes: parts.notes,
             done,
@@ -129,7 +132,13 @@ impl Controller {
                     }
                 }
                 _ = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)), if due.is_some() => {
-                    self.rounds.start(&mut self.world, &self.pods, &self.nodes, &mut self.services);
+                    self.rounds.start(
+                        &mut self.world,
+                        &self.pods,
+                        &self.nodes,
+                        &mut self.services,
+                        &mut self.policies,
+                    );
                 }
                 _ = resync.tick() => self.world.queue.everything(),
             }
@@ -180,6 +189,8 @@ impl Controller {
         self.subnets_changed_with(holders);
         self.nodes.resync(&mut self.world);
         self.services.slices_resynced(&mut self.world);
+        self.policies.namespaces_resynced(&mut self.world);
+        self.policies.policies_resynced(&mut self.world);
         let restored = self.pods.start(&mut self.world, recorded);
         self.pods.take_switches_changed();
         self.subnets_changed();
@@ -250,7 +261,12 @@ impl Controller {
     fn on_note(&mut self, note: Note) {
         let world = &mut self.world;
         match note {
-            Note::Changed(Kind::Pod, key) => self.pods.changed(world, &key),
+            Note::Changed(Kind::Pod, key) => {
+                self.pods.changed(world, &key);
+                for owner in self.policies.pod_changed(world, &self.pods, &key) {
+                    world.queue.touch(owner);
+                }
+            }
             Note::Synced(Kind::Pod) => self.pods.resync(world),
             Note::Changed(Kind::Node, key) => self.nodes.changed(world, &key.name),
             Note::Synced(Kind::Node) => self.nodes.resync(world),
@@ -259,6 +275,12 @@ impl Controller {
             Note::Synced(Kind::Service) => world.queue.everything(),
             Note::Changed(Kind::EndpointSlice, key) => self.services.slice_changed(world, &key),
             Note::Synced(Kind::EndpointSlice) => self.services.slices_resynced(world),
+            Note::Changed(Kind::NetworkPolicy, key) => self.policies.policy_changed(world, &key),
+            Note::Synced(Kind::NetworkPolicy) => self.policies.policies_resynced(world),
+            Note::Changed(Kind::Namespace, key) => {
+                self.policies.namespace_changed(world, &key.name)
+            }
+            Note::Synced(Kind::Namespace) => self.policies.namespaces_resynced(world),
         }
     }
 

@@ -1,7 +1,7 @@
 //! The controller's writes to the Kubernetes API: annotation and status patches, the default
 //! Subnet, Events. Every write names its object in its error.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Event as CoreEvent, Node, ObjectReference, Pod};
@@ -145,6 +145,41 @@ pub async fn create_if_absent(client: kube::Client, subnet: &Subnet) -> Result<b
             what: format!("creating Subnet {name}"),
             source,
         }),
+    }
+}
+
+/// The problems last reported per object, so each gets one Warning Event while it lasts, and
+/// one again if it comes back after it was gone.
+#[derive(Default)]
+pub struct Problems(HashMap<Owner, BTreeSet<String>>);
+
+impl Problems {
+    /// `owner`'s problems now: the new ones are published as `reason` Events (and log lines),
+    /// the ones it no longer has forgotten.
+    pub fn report(
+        &mut self,
+        events: &Events,
+        owner: &Owner,
+        reason: &str,
+        action: &str,
+        problems: impl IntoIterator<Item = String>,
+    ) {
+        let now: BTreeSet<String> = problems.into_iter().collect();
+        let before = self.0.remove(owner).unwrap_or_default();
+        for problem in now.difference(&before) {
+            match owner_reference(owner) {
+                Some(reference) => events.warn(reference, reason, action, problem.clone()),
+                None => tracing::warn!(%owner, "{problem}"),
+            }
+        }
+        if !now.is_empty() {
+            self.0.insert(owner.clone(), now);
+        }
+    }
+
+    /// `owner` is gone: nothing of it is remembered.
+    pub fn forget(&mut self, owner: &Owner) {
+        self.0.remove(owner);
     }
 }
 

@@ -14,6 +14,7 @@ mod ledger;
 mod metrics;
 mod nodes;
 mod pods;
+mod policies;
 mod reports;
 mod rounds;
 mod services;
@@ -26,8 +27,9 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
-use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Api;
 use kube::api::PostParams;
@@ -171,6 +173,18 @@ async fn lead<F: Future<Output = ()>>(
         slices: spawn_reflector(
             Api::<EndpointSlice>::all(kube.clone()),
             Kind::EndpointSlice,
+            notes_tx.clone(),
+            slim_metadata,
+        ),
+        policies: spawn_reflector(
+            Api::<NetworkPolicy>::all(kube.clone()),
+            Kind::NetworkPolicy,
+            notes_tx.clone(),
+            slim_metadata,
+        ),
+        namespaces: spawn_reflector(
+            Api::<Namespace>::all(kube.clone()),
+            Kind::Namespace,
             notes_tx,
             slim_metadata,
         ),

@@ -567,18 +567,23 @@ impl Pods {
             .map(|r| port(&key, r))
     }
 
-    /// Pods whose NB rows stay as they are although they have no port to render: refused while
-    /// they carry an allocation of their own.
     /// How many pods are refused an address now.
     pub fn refused_count(&self) -> usize {
         self.refused.len()
     }
 
+    /// Pods whose NB rows stay as they are although they have no port to render: refused while
+    /// they carry an allocation of their own.
     pub fn kept(&self) -> impl Iterator<Item = Owner> + '_ {
         self.refused
             .iter()
             .filter(|(_, r)| r.keep_rows)
             .map(|(key, _)| owner(key))
+    }
+
+    /// Whether the pod `key`'s rows are kept as they are although it has no port to render.
+    pub fn is_kept(&self, key: &Key) -> bool {
+        self.refused.get(key).is_some_and(|r| r.keep_rows)
     }
 
     /// Pods whose port a successful round will have committed and that are not routed yet.

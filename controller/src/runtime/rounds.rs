@@ -16,14 +16,15 @@ use super::kubeio;
 use super::ledger::{Recorded, recorded_pods};
 use super::nodes::Nodes;
 use super::pods::Pods;
+use super::policies::Policies;
 use super::reports::{Done, RoundReport as Report};
 use super::services::Services;
 use super::subnets::Subnets;
 use super::watch::Key;
 use super::world::{BACKOFF, World};
 use crate::desired::{
-    ClusterState, DesiredState, JoinSubnet, PodContext, remove_service, render_cluster,
-    render_node, render_pod, render_service,
+    ClusterState, DesiredError, DesiredState, JoinSubnet, PodContext, remove_service,
+    render_cluster, render_namespace, render_node, render_pod, render_policy, render_service,
 };
 use crate::reconcile::{ReconcileError, external_id, reconcile_once};
 
@@ -31,7 +32,8 @@ use crate::reconcile::{ReconcileError, external_id, reconcile_once};
 /// rendered, or the whole cluster (rendered in the round's task, off the controller task).
 enum Work {
     Owners(DesiredState, PodContext, BTreeSet<Owner>),
-    Everything(ClusterState),
+    /// The cluster, and the objects that cannot be read, whose rows are held.
+    Everything(ClusterState, Vec<DesiredError>),
 }
 
 /// NB changes seen since the controller task last looked, gathered off the task.
@@ -41,6 +43,10 @@ struct NbChanges {
     everything: bool,
     notified: bool,
 }
+
+/// What a successful round leaves to do: the pods it routed (key, uid), and the owners whose
+/// rows were held (not routed).
+pub(super) type RoutedAndHeld = (Vec<(Key, String)>, BTreeSet<Owner>);
 
 /// The rounds' state.
 pub(super) struct Rounds {
@@ -96,11 +102,26 @@ impl Rounds {
         pods: &Pods,
         nodes: &Nodes,
         services: &mut Services,
+        policies: &mut Policies,
     ) {
         world.queue.due = None;
         self.running = true;
-        let dirty = std::mem::take(&mut world.queue.dirty);
+        let mut dirty = std::mem::take(&mut world.queue.dirty);
         let everything = std::mem::take(&mut world.queue.everything);
+        // A pod's port and the groups holding it are written together (see `policies`).
+        let pods_touched: Vec<Key> = dirty
+            .iter()
+            .filter(|o| o.kind() == OwnerKind::Pod)
+            .filter_map(|o| {
+                Some(Key {
+                    namespace: o.namespace()?.to_string(),
+                    name: o.name().to_string(),
+                })
+            })
+            .collect();
+        for key in &pods_touched {
+            dirty.extend(policies.pod_changed(world, pods, key));
+        }
         let kept: BTreeSet<Owner> = pods.kept().chain(Subnets::kept(world)).collect();
         let unrouted = pods.unrouted();
         let (nb, options, done) = (self.nb.clone(), world.settings.apply, world.done());
@@ -125,31 +146,74 @@ impl Rounds {
                             desired.remove_owner(owner);
                             let local = local.get_or_insert_with(|| services.local_services(world));
                             if let Some(node) = nodes.node(owner.name()) {
-                                render_node(&mut desired, &context, &node, local);
+                                render_node(&mut desired, &context, &node, local, policies.pods());
                             }
                         }
-                        _ => {}
+                        OwnerKind::NetworkPolicy => {
+                            desired.remove_owner(owner);
+                            match policies.policy(owner) {
+                                Ok(Some(policy)) => {
+                                    render_policy(&mut desired, policy, policies.pods())
+                                }
+                                Ok(None) => {}
+                                Err(reason) => desired.hold(
+                                    owner,
+                                    DesiredError::Unreadable {
+                                        owner: owner.clone(),
+                                        reason,
+                                    },
+                                ),
+                            }
+                        }
+                        OwnerKind::Namespace => {
+                            desired.remove_owner(owner);
+                            let in_namespace = policies.in_namespace(owner.name());
+                            render_namespace(
+                                &mut desired,
+                                owner.name(),
+                                &in_namespace,
+                                policies.pods(),
+                            );
+                        }
+                        OwnerKind::Cluster | OwnerKind::Subnet => {}
                     }
                 }
                 Work::Owners(desired, context, dirty)
             }
-            None => Work::Everything(ClusterState {
-                join: JoinSubnet {
-                    cidr: world.settings.join_cidr,
-                    gateway: world.alloc.join_gateway(),
-                },
-                subnets: world.subnet_set.accepted().map(|c| c.desired()).collect(),
-                nodes: nodes.desired(),
-                pods: pods.ports(),
-                services: services.desired(world),
-            }),
+            None => {
+                policies.reindex(world, pods);
+                let unreadable = policies
+                    .unreadable()
+                    .into_iter()
+                    .map(|(owner, reason)| DesiredError::Unreadable { owner, reason })
+                    .collect();
+                Work::Everything(
+                    ClusterState {
+                        join: JoinSubnet {
+                            cidr: world.settings.join_cidr,
+                            gateway: world.alloc.join_gateway(),
+                        },
+                        subnets: world.subnet_set.accepted().map(|c| c.desired()).collect(),
+                        nodes: nodes.desired(),
+                        pods: pods.ports(),
+                        services: services.desired(world),
+                        policies: policies.all(),
+                        policy_pods: policies.pods().clone(),
+                    },
+                    unreadable,
+                )
+            }
         };
         tokio::spawn(async move {
             let started = Instant::now();
             let (mut desired, context, scope) = match work {
                 Work::Owners(desired, context, owners) => (desired, context, Some(owners)),
-                Work::Everything(cluster) => {
-                    let (desired, context) = render_cluster(&cluster);
+                Work::Everything(cluster, unreadable) => {
+                    let (mut desired, context) = render_cluster(&cluster);
+                    for problem in unreadable {
+                        let owner = problem.owner().clone();
+                        desired.hold(&owner, problem);
+                    }
                     (desired, context, None)
                 }
             };
@@ -173,7 +237,7 @@ impl Rounds {
         &mut self,
         world: &mut World,
         report: Report,
-    ) -> Option<(Vec<(Key, String)>, BTreeSet<Owner>)> {
+    ) -> Option<RoutedAndHeld> {
         self.running = false;
         world.queue.last_duration = report.duration;
         world.queue.last_end = Some(tokio::time::Instant::now());

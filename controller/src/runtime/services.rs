@@ -9,7 +9,7 @@ use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
 use rovn_api::{Owner, names};
 
-use super::kubeio;
+use super::kubeio::Problems;
 use super::watch::Key;
 use super::world::World;
 use crate::desired::Service;
@@ -22,8 +22,8 @@ pub(super) struct Services {
     slices_of: HashMap<Key, BTreeSet<Key>>,
     /// Slice key → the Service it was last seen to belong to.
     service_of: HashMap<Key, Key>,
-    /// What was reported ignored, so each problem gets one Event.
-    reported: HashSet<String>,
+    /// What was reported ignored of each Service.
+    problems: Problems,
     /// The Services last seen with `internalTrafficPolicy: Local`: their backends live in
     /// every node's template row, so a change to one of them is a change to every node.
     local: HashSet<Key>,
@@ -148,10 +148,15 @@ impl Services {
     }
 
     fn desired_of(&mut self, world: &mut World, key: &Key) -> Option<Service> {
-        let service = world
+        let owner = Owner::service(&key.namespace, &key.name);
+        let Some(service) = world
             .caches
             .services
-            .get(&ObjectRef::new(&key.name).within(&key.namespace))?;
+            .get(&ObjectRef::new(&key.name).within(&key.namespace))
+        else {
+            self.problems.forget(&owner);
+            return None;
+        };
         let slices: Vec<_> = self
             .slices_of
             .get(key)
@@ -163,18 +168,13 @@ impl Services {
         if view.service.as_ref().is_some_and(|s| s.local_only) {
             self.local.insert(key.clone());
         }
-        for problem in view.ignored {
-            if self.reported.insert(problem.clone()) {
-                tracing::warn!(service = %key, "{problem}");
-                if let Some(reference) =
-                    kubeio::owner_reference(&Owner::service(&key.namespace, &key.name))
-                {
-                    world
-                        .events
-                        .warn(reference, "EndpointIgnored", "RenderLoadBalancer", problem);
-                }
-            }
-        }
+        self.problems.report(
+            &world.events,
+            &owner,
+            "EndpointIgnored",
+            "RenderLoadBalancer",
+            view.ignored,
+        );
         view.service
     }
 }

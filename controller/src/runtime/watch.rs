@@ -5,7 +5,7 @@ use std::fmt::Debug;
 use std::hash::Hash;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Pod, PodSpec, PodStatus};
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, PodStatus};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher::{self, Event};
@@ -26,16 +26,22 @@ pub enum Kind {
     Service,
     /// EndpointSlices.
     EndpointSlice,
+    /// NetworkPolicies.
+    NetworkPolicy,
+    /// Namespaces (their labels).
+    Namespace,
 }
 
 impl Kind {
     /// Every kind: the controller starts once each has synced.
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 7] = [
         Kind::Pod,
         Kind::Node,
         Kind::Subnet,
         Kind::Service,
         Kind::EndpointSlice,
+        Kind::NetworkPolicy,
+        Kind::Namespace,
     ];
 }
 
@@ -77,14 +83,26 @@ pub enum Note {
     Synced(Kind),
 }
 
-/// Keeps of a pod only what the controller decides from (identity, annotations, node, host
-/// network, phase): containers, volumes and status details of 10,000 pods would otherwise
-/// be most of the controller's memory.
+/// Keeps of a pod only what the controller decides from (identity, labels, annotations, node,
+/// host network, phase, named container ports): containers, volumes and status details of
+/// 10,000 pods would otherwise be most of the controller's memory.
 pub fn slim_pod(pod: &mut Pod) {
     pod.metadata.managed_fields = None;
     pod.spec = pod.spec.take().map(|spec| PodSpec {
         node_name: spec.node_name,
         host_network: spec.host_network,
+        containers: spec
+            .containers
+            .into_iter()
+            .filter(|c| c.ports.iter().flatten().any(|p| p.name.is_some()))
+            .map(|c| Container {
+                name: c.name,
+                ports: c
+                    .ports
+                    .map(|ports| ports.into_iter().filter(|p| p.name.is_some()).collect()),
+                ..Container::default()
+            })
+            .collect(),
         ..PodSpec::default()
     });
     pod.status = pod.status.take().map(|status| PodStatus {
@@ -181,7 +199,10 @@ mod tests {
             decide_pod(Some(&slim), Held::Nothing, None),
             decide_pod(Some(&pod), Held::Nothing, None)
         );
-        assert!(slim.spec.is_some_and(|s| s.containers.is_empty()));
+        assert!(
+            slim.spec.is_some_and(|s| s.containers.is_empty()),
+            "a container without named ports is dropped"
+        );
         assert_eq!(slim.status.and_then(|s| s.message), None);
     }
 }

@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::Ipv4Net;
-use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::runtime::reflector::Store;
 use rovn_api::Owner;
 use rovn_api::subnet::Subnet;
@@ -69,6 +70,10 @@ pub struct Caches {
     pub services: Store<Service>,
     /// EndpointSlices.
     pub slices: Store<EndpointSlice>,
+    /// NetworkPolicies.
+    pub policies: Store<NetworkPolicy>,
+    /// Namespaces.
+    pub namespaces: Store<Namespace>,
 }
 
 /// When the next NB round runs and what it must look at.

@@ -116,6 +116,8 @@ pub fn cluster(nodes: usize, pods: usize) -> ClusterState {
         nodes: node_list,
         pods: pod_list,
         services: Vec::new(),
+        policies: Vec::new(),
+        policy_pods: Default::default(),
     }
 }
 

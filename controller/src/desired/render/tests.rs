@@ -56,6 +56,8 @@ fn cluster() -> ClusterState {
             mac: MacAddr::derived_from(ip("10.16.0.5")),
         }],
         services: Vec::new(),
+        policies: Vec::new(),
+        policy_pods: Default::default(),
     }
 }
 

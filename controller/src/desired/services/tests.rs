@@ -66,6 +66,8 @@ fn state_on(nodes: Vec<Node>, services: Vec<Service>) -> DesiredState {
         nodes,
         pods: Vec::new(),
         services,
+        policies: Vec::new(),
+        policy_pods: Default::default(),
     })
 }
 

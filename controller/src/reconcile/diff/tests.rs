@@ -39,6 +39,8 @@ fn state() -> DesiredState {
         nodes: Vec::new(),
         pods: Vec::new(),
         services: Vec::new(),
+        policies: Vec::new(),
+        policy_pods: Default::default(),
     })
 }
 
@@ -58,6 +60,7 @@ fn an_empty_nb_gets_referenced_rows_and_parents_first_then_children_attached_to_
     assert_eq!(
         phases,
         [
+            vec!["Meter rovn-acl-log"],
             vec!["Load_Balancer_Group cluster-lbs"],
             vec![
                 "Logical_Router ovn-cluster",
@@ -72,8 +75,48 @@ fn an_empty_nb_gets_referenced_rows_and_parents_first_then_children_attached_to_
             ],
         ]
     );
-    let txns = plan.transactions(2000);
-    let ports = &txns[2];
+    let whole = plan.transactions(2000);
+    assert_eq!(
+        (whole.len(), whole[0].len()),
+        (1, 1),
+        "a plan that fits one transaction is one"
+    );
+    // Too large for one: each phase of its own.
+    // A meter cannot exist without a band: the band is inserted in the meter's own step,
+    // first, and the meter's insert names it (no mutation, which would come too late).
+    let meter = plan
+        .phases
+        .iter()
+        .flatten()
+        .find(|s| s.what == "Meter rovn-acl-log");
+    let named_band = |m: &Step| match m.ops.as_slice() {
+        [
+            Operation::Insert {
+                table: band_table,
+                uuid_name: Some(band),
+                ..
+            },
+            Operation::Insert {
+                table: meter_table,
+                row,
+                ..
+            },
+        ] => {
+            band_table == "Meter_Band"
+                && meter_table == "Meter"
+                && row.get("bands")
+                    == Some(&rovn_ovsdb::Datum::atom(rovn_ovsdb::Atom::NamedUuid(
+                        band.clone(),
+                    )))
+        }
+        _ => false,
+    };
+    assert!(
+        meter.is_some_and(|m| m.links.is_empty() && named_band(m)),
+        "{meter:?}"
+    );
+    let txns = plan.transactions(10);
+    let ports = &txns[3];
     assert_eq!(ports.len(), 1);
     // 4 inserts, then one mutation per parent (router, join, ovn-default), each naming the
     // parent by the uuid-name of its insert in the first phase, and the comment.
@@ -84,7 +127,7 @@ fn an_empty_nb_gets_referenced_rows_and_parents_first_then_children_attached_to_
             && matches!(conditions[0].value.as_atom(), Some(rovn_ovsdb::Atom::NamedUuid(_))))));
     assert!(matches!(&ports[0].ops[7], Operation::Comment(_)));
     assert_eq!(
-        txns[1][0].creates.len(),
+        txns[2][0].creates.len(),
         3,
         "the parents' UUIDs are kept for phase two"
     );
