@@ -9,8 +9,10 @@ pub mod events;
 mod mac;
 pub mod names;
 mod owner;
+mod protocol;
 pub mod subnet;
 
 pub use duration::{DurationError, parse_duration};
 pub use mac::{MacAddr, MacAddrError};
 pub use owner::{Owner, OwnerError, OwnerKind};
+pub use protocol::Protocol;

@@ -112,7 +112,10 @@ pub fn local_backends_variable(
     format!("svc_{:016x}", fnv1a64(identity.as_bytes()))
 }
 
-fn fnv1a64(bytes: &[u8]) -> u64 {
+/// FNV-1a, 64 bits: stable across releases and platforms, for names and fingerprints that are
+/// stored outside the process (NB template variables, the node's nftables rule comments) and
+/// must read the same after an upgrade.
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |hash, b| {
         (hash ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
     })

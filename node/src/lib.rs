@@ -3,4 +3,5 @@
 
 pub mod agent;
 pub mod cni;
+pub mod gateway;
 pub mod netdev;

@@ -123,4 +123,7 @@ pub struct AgentConfig {
     pub allocation_timeout: Duration,
     /// How long ADD waits for ovn-controller to install the port.
     pub ovn_installed_timeout: Duration,
+    /// Whether the agent owns the node's nftables table `rovn` (egress masquerade, NodePorts,
+    /// externalIPs, LoadBalancer IPs, hostPorts); off leaves the node's nftables alone.
+    pub gateway: bool,
 }

@@ -14,6 +14,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -35,12 +36,21 @@ pub struct StepLabels {
     pub step: String,
 }
 
+/// Labels of the gateway's sync histogram.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SyncLabels {
+    /// `applied` (a batch was sent), `unchanged` (the read-back matched) or `error`.
+    pub result: String,
+}
+
 /// Everything the agent counts.
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     request_seconds: Family<RequestLabels, Histogram>,
     add_step_seconds: Family<StepLabels, Histogram>,
+    nft_sync_seconds: Family<SyncLabels, Histogram>,
+    gateway_frontends: Gauge,
     ready: AtomicBool,
 }
 
@@ -74,11 +84,27 @@ impl Metrics {
             "Time spent in each step of CNI ADD (annotation, veth, ovs_port, ovn_installed)",
             add_step_seconds.clone(),
         );
+        let nft_sync_seconds = Family::<SyncLabels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "nft_sync_duration_seconds",
+            "Time from a computed gateway state to the nftables table rovn in place, by result",
+            nft_sync_seconds.clone(),
+        );
+        let gateway_frontends = Gauge::default();
+        registry.register(
+            "gateway_frontends",
+            "NodePort, externalIP, LoadBalancer and hostPort frontends in the table rovn",
+            gateway_frontends.clone(),
+        );
         Metrics {
             registry,
             requests,
             request_seconds,
             add_step_seconds,
+            nft_sync_seconds,
+            gateway_frontends,
             ready: AtomicBool::new(false),
         }
     }
@@ -102,6 +128,25 @@ impl Metrics {
                 step: step.as_str().to_string(),
             })
             .observe(took.as_secs_f64());
+    }
+
+    /// Records one sync of the table `rovn`: `Some(applied)` when it succeeded, `None` when not;
+    /// `frontends` is the state's frontend count when it succeeded.
+    pub fn nft_sync(&self, applied: Option<bool>, frontends: usize, took: Duration) {
+        let result = match applied {
+            Some(true) => "applied",
+            Some(false) => "unchanged",
+            None => "error",
+        };
+        self.nft_sync_seconds
+            .get_or_create(&SyncLabels {
+                result: result.to_string(),
+            })
+            .observe(took.as_secs_f64());
+        if applied.is_some() {
+            self.gateway_frontends
+                .set(i64::try_from(frontends).unwrap_or(i64::MAX));
+        }
     }
 
     /// Marks the agent ready (for `/healthz`).
@@ -179,6 +224,24 @@ pub async fn serve(listen: SocketAddr, metrics: Arc<Metrics>) -> anyhow::Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gateway_syncs_and_frontends_show_in_the_exposition() {
+        let m = Metrics::new();
+        m.nft_sync(Some(true), 3, Duration::from_millis(40));
+        m.nft_sync(None, 9, Duration::from_millis(5));
+        let text = m.encode().unwrap();
+        assert!(
+            text.contains(r#"rovn_node_nft_sync_duration_seconds_count{result="applied"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"rovn_node_nft_sync_duration_seconds_count{result="error"} 1"#),
+            "{text}"
+        );
+        // A failed sync leaves the last successful count.
+        assert!(text.contains("rovn_node_gateway_frontends 3"), "{text}");
+    }
 
     #[test]
     fn counters_and_step_histograms_show_in_the_exposition() {

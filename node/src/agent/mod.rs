@@ -10,6 +10,7 @@ pub mod cni;
 pub mod config;
 pub mod conflist;
 pub mod errors;
+pub mod gateway;
 pub mod kube;
 pub mod metrics;
 pub mod node_port;

@@ -13,9 +13,11 @@ use super::kube::{self as agent_kube, events::PodEvents, node, subnets};
 use super::metrics::{self, Metrics};
 use super::node_port::SkipReporter;
 use super::ovs::Ovs;
+use super::ovs::pod_port::NODE_PORT;
 use super::ovs::settings::{self, ChassisSettings};
 use super::state::AgentState;
-use super::{cleanup, conflist, node_port, server};
+use super::{cleanup, conflist, gateway, node_port, server};
+use crate::gateway::Nft;
 use crate::netdev;
 
 /// How long start-up waits for the first OVS sync.
@@ -114,6 +116,25 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     let first = node_port::apply(&join, mtu, config.service_cidr, &listed).await?;
     let mut reporter = SkipReporter::new(state.events.clone(), this_node.object_ref(&()));
     reporter.report(&first.skipped).await;
+    if config.gateway {
+        let node_ip = node::internal_ip(&this_node).unwrap_or(encap_ip);
+        let gateway_node = gateway::NodeGateway {
+            node_name: config.node_name.clone(),
+            node_ip,
+            join_ip: join.ip,
+            join_cidr: join.cidr,
+            service_cidr: config.service_cidr,
+            ovn_device: NODE_PORT.to_string(),
+        };
+        tokio::spawn(gateway::run(
+            kube.clone(),
+            gateway_node,
+            state.pods.clone(),
+            state.pods_changed.clone(),
+            Nft::default(),
+            metrics.clone(),
+        ));
+    }
     tokio::spawn(node_port::follow_subnets(
         join.clone(),
         mtu,

@@ -24,8 +24,11 @@ pub struct AgentState {
     pub events: PodEvents,
     /// The pod MTU.
     pub mtu: u32,
-    /// The node's pods (metadata), for ADD to find allocations without asking the API.
+    /// The node's pods (metadata, ports, phase), for ADD to find allocations without asking the
+    /// API and for the gateway's hostPorts.
     pub pods: kube::runtime::reflector::Store<k8s_openapi::api::core::v1::Pod>,
+    /// Poked on every change of [`AgentState::pods`].
+    pub pods_changed: Arc<tokio::sync::Notify>,
     ready: AtomicBool,
     in_flight: Mutex<BTreeSet<String>>,
 }
@@ -57,7 +60,12 @@ impl AgentState {
         events: PodEvents,
         mtu: u32,
     ) -> AgentState {
-        let pods = super::kube::pods::watch_node_pods(kube.clone(), &config.node_name);
+        let pods_changed = Arc::new(tokio::sync::Notify::new());
+        let pods = super::kube::pods::watch_node_pods(
+            kube.clone(),
+            &config.node_name,
+            pods_changed.clone(),
+        );
         AgentState {
             config,
             kube,
@@ -66,6 +74,7 @@ impl AgentState {
             events,
             mtu,
             pods,
+            pods_changed,
             ready: AtomicBool::new(false),
             in_flight: Mutex::new(BTreeSet::new()),
         }

@@ -78,6 +78,10 @@ struct Args {
     /// How long ADD waits for ovn-controller to install the port.
     #[arg(long, env = "ROVN_OVN_INSTALLED_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     ovn_installed_timeout: Duration,
+    /// Own the node's nftables table `rovn`: natOutgoing masquerade, NodePorts, externalIPs,
+    /// LoadBalancer ingress IPs and hostPorts (false leaves the node's nftables alone).
+    #[arg(long, env = "ROVN_GATEWAY", default_value_t = true, action = clap::ArgAction::Set)]
+    gateway: bool,
     /// Log format: text or json (filter with RUST_LOG).
     #[arg(long, env = "ROVN_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -127,6 +131,7 @@ fn main() -> anyhow::Result<()> {
         listen: args.listen,
         allocation_timeout: args.allocation_timeout,
         ovn_installed_timeout: args.ovn_installed_timeout,
+        gateway: args.gateway,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -6,13 +6,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Event, Pod};
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{Container, Event, Pod, PodSpec, PodStatus};
 use kube::Api;
 use kube::api::ListParams;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use rovn_api::Owner;
 use rovn_api::annotations::{self, AnnotationError, Ipv4PodAllocation};
+use tokio::sync::Notify;
 
 /// Why a pod's allocation could not be had.
 #[derive(Debug, thiserror::Error)]
@@ -125,27 +128,49 @@ pub fn observe(pod: &Pod, expected_uid: Option<&str>) -> Result<Observation, Pod
     }
 }
 
-/// A cache of the pods bound to `node` (metadata only), kept by a watch for as long as the
-/// agent runs. By the time a runtime calls ADD the controller has usually allocated the pod
-/// already, and reading that from the cache saves each ADD a list and a watch.
-pub fn watch_node_pods(client: kube::Client, node: &str) -> Store<Pod> {
+/// What the agent keeps of a pod (pure): its metadata without managed fields, and of its spec
+/// and status only what the gateway reads (hostNetwork, the containers' ports, the phase), so
+/// a node's worth of pods stays small in memory.
+pub fn trim(pod: &mut Pod) {
+    pod.metadata.managed_fields = None;
+    pod.spec = pod.spec.take().map(|spec| PodSpec {
+        host_network: spec.host_network,
+        containers: spec
+            .containers
+            .into_iter()
+            .map(|c| Container {
+                name: c.name,
+                ports: c.ports,
+                ..Container::default()
+            })
+            .collect(),
+        ..PodSpec::default()
+    });
+    pod.status = pod.status.take().map(|status| PodStatus {
+        phase: status.phase,
+        ..PodStatus::default()
+    });
+}
+
+/// A cache of the pods bound to `node` (see [`trim`]), kept by a watch for as long as the agent
+/// runs, poking `changed` on every event (the gateway follows hostPorts from it). By the time a
+/// runtime calls ADD the controller has usually allocated the pod already, and reading that from
+/// the cache saves each ADD a list and a watch.
+pub fn watch_node_pods(client: kube::Client, node: &str, changed: Arc<Notify>) -> Store<Pod> {
     let api: Api<Pod> = Api::all(client);
     let config = watcher::Config::default().fields(&format!("spec.nodeName={node}"));
     let (reader, writer) = reflector::store();
     let stream = watcher(api, config)
         .default_backoff()
-        .modify(|pod| {
-            pod.metadata.managed_fields = None;
-            pod.spec = None;
-            pod.status = None;
-        })
+        .modify(trim)
         .reflect(writer);
     let node = node.to_string();
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(event) = stream.next().await {
-            if let Err(e) = event {
-                tracing::warn!(node, error = %e, "watching the node's pods; retrying");
+            match event {
+                Ok(_) => changed.notify_one(),
+                Err(e) => tracing::warn!(node, error = %e, "watching the node's pods; retrying"),
             }
         }
     });
