@@ -1,7 +1,6 @@
 //! The transport protocols a Service port, NodePort or hostPort can use, in Kubernetes' spelling
-//! and in the lowercase one OVN load balancers and nftables use. Here so the node agent and the
-//! controller read `TCP`/`UDP`/`SCTP` the same way (the controller still has its own copy in
-//! `desired::cluster`, to be replaced by this one).
+//! and in the lowercase one OVN load balancers, ACL matches and nftables use. Here so the node
+//! agent and the controller read `TCP`/`UDP`/`SCTP` the same way.
 
 use std::fmt;
 
@@ -28,7 +27,7 @@ impl Protocol {
         }
     }
 
-    /// The lowercase name OVN load balancers and nftables (`inet_proto`) use.
+    /// The lowercase name OVN load balancers and ACL matches and nftables (`inet_proto`) use.
     pub fn as_str(self) -> &'static str {
         match self {
             Protocol::Tcp => "tcp",

@@ -388,7 +388,11 @@ mod tests {
                 assert_eq!(cause, DropCause::Acl);
                 assert_eq!(flow.uuid_prefix, "d0ce5906");
                 assert_eq!(flow.priority, 3000);
-                assert!(flow.match_.contains("@deny.ingress.demo."), "{}", flow.match_);
+                assert!(
+                    flow.match_.contains("@deny.ingress.demo."),
+                    "{}",
+                    flow.match_
+                );
             }
             other => panic!("{other:?}"),
         }

@@ -5,6 +5,7 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 
 use rovn_api::MacAddr;
+pub use rovn_api::Protocol;
 
 use super::policies::PolicyPods;
 use super::selector::{Labels, Selector};
@@ -102,38 +103,6 @@ pub struct Service {
     pub local_only: bool,
     /// The endpoints of every slice of the Service, in slice order.
     pub endpoints: Vec<Endpoint>,
-}
-
-/// A transport protocol of a Service port, as OVN names it on a load balancer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Protocol {
-    /// TCP.
-    Tcp,
-    /// UDP.
-    Udp,
-    /// SCTP.
-    Sctp,
-}
-
-impl Protocol {
-    /// Kubernetes' spelling (`TCP`, `UDP`, `SCTP`); anything else is not a protocol.
-    pub fn from_kubernetes(text: &str) -> Option<Protocol> {
-        match text {
-            "TCP" => Some(Protocol::Tcp),
-            "UDP" => Some(Protocol::Udp),
-            "SCTP" => Some(Protocol::Sctp),
-            _ => None,
-        }
-    }
-
-    /// OVN's spelling, also the last part of a Service's load balancer name.
-    pub fn as_ovn(self) -> &'static str {
-        match self {
-            Protocol::Tcp => "tcp",
-            Protocol::Udp => "udp",
-            Protocol::Sctp => "sctp",
-        }
-    }
 }
 
 /// One port of a Service: what clients connect to.

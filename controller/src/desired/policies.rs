@@ -403,13 +403,13 @@ fn render_rule(
         let mut alternatives = Vec::new();
         for port in ports {
             match port {
-                PolicyPort::Any(protocol) => alternatives.push(protocol.as_ovn().to_string()),
+                PolicyPort::Any(protocol) => alternatives.push(protocol.as_str().to_string()),
                 PolicyPort::Range {
                     protocol,
                     start,
                     end,
                 } if start == end => {
-                    alternatives.push(format!("{}.dst == {start}", protocol.as_ovn()))
+                    alternatives.push(format!("{}.dst == {start}", protocol.as_str()))
                 }
                 PolicyPort::Range {
                     protocol,
@@ -417,17 +417,17 @@ fn render_rule(
                     end,
                 } => alternatives.push(format!(
                     "({p}.dst >= {start} && {p}.dst <= {end})",
-                    p = protocol.as_ovn()
+                    p = protocol.as_str()
                 )),
                 PolicyPort::Named { protocol, name } => {
                     for (number, ips) in
                         named_port_numbers(pods, policy, direction, rule, name, *protocol)
                     {
-                        let set_id = format!("{id}.{name}.{}.{number}", protocol.as_ovn());
+                        let set_id = format!("{id}.{name}.{}.{number}", protocol.as_str());
                         let set = address_set(state, &set_id, ips);
                         alternatives.push(format!(
                             "(ip4.dst == ${set} && {}.dst == {number})",
-                            protocol.as_ovn()
+                            protocol.as_str()
                         ));
                     }
                 }

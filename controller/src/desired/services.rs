@@ -46,7 +46,7 @@ pub fn render_service(state: &mut DesiredState, service: &Service) {
     let group = RowKey::name(CLUSTER_LB_GROUP);
     for (protocol, vips) in vips {
         let name =
-            names::service_load_balancer(&service.namespace, &service.name, protocol.as_ovn());
+            names::service_load_balancer(&service.namespace, &service.name, protocol.as_str());
         let mut options = BTreeMap::from([("reject".to_string(), "true".to_string())]);
         let mut selection_fields = BTreeSet::new();
         if let Some(timeout) = service.affinity_timeout {
@@ -104,7 +104,7 @@ fn local_variable(service: &Service, port: &ServicePort, vip: &str) -> String {
     names::local_backends_variable(
         &service.namespace,
         &service.name,
-        port.protocol.as_ovn(),
+        port.protocol.as_str(),
         vip,
     )
 }

@@ -489,12 +489,7 @@ impl<'r> Differ<'r> {
 
 /// The insert of a desired row: its name, rovn's columns and references only. The server fills
 /// in every other column's default, and the request stays small.
-fn insert(
-    spec: &TableSpec,
-    key: &RowKey,
-    want: &DesiredRow,
-    refs: &[ResolvedRefs],
-) -> Operation {
+fn insert(spec: &TableSpec, key: &RowKey, want: &DesiredRow, refs: &[ResolvedRefs]) -> Operation {
     let mut row = Row::new();
     if spec.identity == Identity::Name {
         row.insert(spec.name_column.to_string(), Datum::atom(key.as_str()));

@@ -233,11 +233,7 @@ impl Rounds {
 
     /// A round is done: keeps what it rendered, reports its problems and failures, and returns
     /// the pods it routed with the owners whose rows were held (not routed).
-    pub fn finished(
-        &mut self,
-        world: &mut World,
-        report: Report,
-    ) -> Option<RoutedAndHeld> {
+    pub fn finished(&mut self, world: &mut World, report: Report) -> Option<RoutedAndHeld> {
         self.running = false;
         world.queue.last_duration = report.duration;
         world.queue.last_end = Some(tokio::time::Instant::now());
