@@ -34,10 +34,16 @@ fn rovn_lab_demo_shows_every_pod_reaching_every_server() {
     );
     // Two clients × two servers × TCP and UDP, each row naming the client's own address as
     // the source the server saw.
-    let rows: Vec<&str> = stdout
-        .lines()
-        .filter(|l| l.trim_start().starts_with("client-node"))
-        .collect();
+    let section = |title: &str| -> Vec<&str> {
+        stdout
+            .lines()
+            .skip_while(|l| !l.starts_with(title))
+            .skip(1)
+            .take_while(|l| !l.starts_with("=="))
+            .filter(|l| l.starts_with("client-node"))
+            .collect()
+    };
+    let rows = section("== reachability in namespace demo");
     assert_eq!(rows.len(), 8, "reachability rows:\n{stdout}");
     let mut protos = Vec::new();
     for row in &rows {
@@ -72,7 +78,19 @@ fn rovn_lab_demo_shows_every_pod_reaching_every_server() {
         };
         assert!(ok, "row {row:?}\n{stdout}");
     }
+    // Under the policy the first client gets through, the other is blocked.
+    let policy_rows = section("== NetworkPolicy demo/servers-from-first-client");
+    assert!(
+        policy_rows
+            .iter()
+            .any(|r| r.starts_with("client-node1 ") && r.contains("allowed (server saw"))
+            && policy_rows
+                .iter()
+                .any(|r| r.starts_with("client-node2 ") && r.ends_with("blocked")),
+        "policy rows:\n{stdout}"
+    );
     for section in [
+        "== NetworkPolicy demo/servers-from-first-client",
         "== reachability in namespace demo",
         "== Services in namespace demo",
         "== ovn-nbctl show",

@@ -319,6 +319,13 @@ fn run_demo(name: &LabName) -> anyhow::Result<()> {
         );
         print!("{}", demo::render_service_table(&result));
         println!();
+        println!(
+            "== NetworkPolicy {}/{} (the servers take TCP only from the first node's client; OVN ACLs)",
+            demo::NAMESPACE,
+            demo::POLICY
+        );
+        print!("{}", demo::render_policy_table(&result));
+        println!();
         let names = lab.names();
         let nb = cluster
             .nbctl(&["show"])
@@ -332,7 +339,8 @@ fn run_demo(name: &LabName) -> anyhow::Result<()> {
         anyhow::ensure!(
             demo::all_reached(&result),
             "not every client reached every server with its own address, the echo Service, and a \
-             refusal from the empty one (see the tables)"
+             refusal from the empty one, or the policy did not allow exactly the first client (see \
+             the tables)"
         );
         traced
     })

@@ -1,7 +1,9 @@
 //! The lab demo: a server and a client pod on every node in namespace `demo`, every client
 //! talking to every server over TCP and UDP, and a reachability table of what happened; then a
 //! Service over the servers that every client reaches through its ClusterIP (which backends
-//! answered), and one with no endpoint, whose clients are refused at once.
+//! answered), and one with no endpoint, whose clients are refused at once; last a
+//! NetworkPolicy that lets only the first node's client reach the servers, and what each client
+//! gets then.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
@@ -11,6 +13,7 @@ use k8s_openapi::api::core::v1::Pod;
 use super::api;
 use super::cluster::{Cluster, PodRef};
 use super::error::{Result, ScenarioError};
+use super::netpol::objects::{create_policy, delete_policies, policy};
 use super::pods::{self, PodSpec, TCP_PORT, UDP_PORT};
 use super::services::{self, SERVICE_TCP_PORT};
 use super::traffic::{From, Proto, exchange, exchange_once};
@@ -23,6 +26,12 @@ pub const ECHO_SERVICE: &str = "echo";
 pub const EMPTY_SERVICE: &str = "nobody";
 /// Connections each client makes to the echo Service.
 const SERVICE_TRIES: usize = 6;
+/// The NetworkPolicy the demo adds last: the servers accept TCP only from the first client.
+pub const POLICY: &str = "servers-from-first-client";
+/// The label telling the demo's clients apart (its value: the client's node).
+const CLIENT_LABEL: &str = "demo-client";
+/// How often a client that the policy blocks is tried before the demo says it is not blocked.
+const POLICY_TRIES: usize = 10;
 
 /// What a client got from a Service's ClusterIP.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +92,21 @@ pub struct Demo {
     pub reaches: Vec<Reach>,
     /// Every client's connections to the two Services.
     pub services: Vec<ServiceReach>,
+    /// Every client's TCP exchange with the first server under [`POLICY`].
+    pub policy: Vec<PolicyReach>,
+}
+
+/// One client's TCP exchange with a server that [`POLICY`] isolates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyReach {
+    /// The client pod.
+    pub client: DemoPod,
+    /// The server pod.
+    pub server: DemoPod,
+    /// Whether the policy allows this client.
+    pub allowed: bool,
+    /// The source the server saw, or why nothing answered.
+    pub outcome: std::result::Result<Ipv4Addr, String>,
 }
 
 fn demo_pod(pod: &Pod) -> Result<DemoPod> {
@@ -103,6 +127,7 @@ pub async fn run(cluster: &impl Cluster) -> Result<Demo> {
     let client = cluster.client();
     let tool = cluster.podtool();
     api::ensure_namespace(&client, NAMESPACE).await?;
+    delete_policies(&client, &[NAMESPACE]).await?;
     let mut specs = Vec::new();
     for node in cluster.nodes() {
         specs.push(
@@ -110,7 +135,11 @@ pub async fn run(cluster: &impl Cluster) -> Result<Demo> {
                 .label(services::SELECTOR, ECHO_SERVICE)
                 .on(&node),
         );
-        specs.push(PodSpec::idle(NAMESPACE, &format!("client-{node}"), &tool).on(&node));
+        specs.push(
+            PodSpec::idle(NAMESPACE, &format!("client-{node}"), &tool)
+                .label(CLIENT_LABEL, &node)
+                .on(&node),
+        );
     }
     for spec in &specs {
         api::delete_pod(&client, &PodRef::new(NAMESPACE, &spec.name)).await?;
@@ -161,12 +190,86 @@ pub async fn run(cluster: &impl Cluster) -> Result<Demo> {
         }
     }
     let services = service_reaches(cluster, &clients).await?;
+    let policy = policy_reaches(cluster, &clients, &servers).await?;
     Ok(Demo {
         servers,
         clients,
         reaches,
         services,
+        policy,
     })
+}
+
+/// Adds [`POLICY`] (the servers take TCP only from the first client) and has every client try
+/// the first server: once a blocked client is seen blocked, so the table shows the policy in
+/// force, not on its way.
+async fn policy_reaches(
+    cluster: &impl Cluster,
+    clients: &[DemoPod],
+    servers: &[DemoPod],
+) -> Result<Vec<PolicyReach>> {
+    let (Some(first), Some(server)) = (clients.first(), servers.first()) else {
+        return Ok(Vec::new());
+    };
+    let spec = serde_json::json!({
+        "podSelector": {"matchLabels": {services::SELECTOR: ECHO_SERVICE}},
+        "ingress": [{
+            "from": [{"podSelector": {"matchLabels": {CLIENT_LABEL: first.node}}}],
+            "ports": [{"protocol": "TCP", "port": TCP_PORT}],
+        }],
+    });
+    create_policy(&cluster.client(), &policy(NAMESPACE, POLICY, spec)?).await?;
+    let target = SocketAddrV4::new(server.ip, TCP_PORT);
+    let try_once = async |c: &DemoPod| {
+        exchange_once(cluster, &From::Pod(c.pod.clone()), Proto::Tcp, target)
+            .await
+            .map(|a| a.client)
+            .map_err(|e| e.to_string())
+    };
+    if let Some(blocked) = clients.get(1) {
+        for _ in 0..POLICY_TRIES {
+            if try_once(blocked).await.is_err() {
+                break;
+            }
+        }
+    }
+    let mut reaches = Vec::new();
+    for c in clients {
+        reaches.push(PolicyReach {
+            client: c.clone(),
+            server: server.clone(),
+            allowed: c.pod == first.pod,
+            outcome: try_once(c).await,
+        });
+    }
+    Ok(reaches)
+}
+
+/// The policy table: what each client got from the isolated server, and whether that is what
+/// the policy says. Pure.
+pub fn render_policy_table(demo: &Demo) -> String {
+    let mut rows = vec![[
+        "CLIENT".to_string(),
+        "SERVER".into(),
+        "POLICY SAYS".into(),
+        "RESULT".into(),
+    ]];
+    for r in &demo.policy {
+        let says = if r.allowed { "allow" } else { "deny" };
+        let result = match (&r.outcome, r.allowed) {
+            (Ok(seen), true) => format!("allowed (server saw {seen})"),
+            (Err(_), false) => "blocked".to_string(),
+            (Ok(seen), false) => format!("NOT BLOCKED (server saw {seen})"),
+            (Err(e), true) => format!("FAILED: {e}"),
+        };
+        rows.push([
+            format!("{} ({})", r.client.pod.name, r.client.ip),
+            format!("{}:{TCP_PORT}/tcp", r.server.pod.name),
+            says.to_string(),
+            result,
+        ]);
+    }
+    align(&rows)
 }
 
 /// Every client to the echo Service ([`SERVICE_TRIES`] connections) and to the empty one.
@@ -327,6 +430,8 @@ pub fn all_reached(demo: &Demo) -> bool {
             Ok(ServiceOutcome::Refused(_)) => r.service == EMPTY_SERVICE,
             Err(_) => false,
         })
+        && !demo.policy.is_empty()
+        && demo.policy.iter().all(|r| r.outcome.is_ok() == r.allowed)
 }
 
 /// The `ovn-trace` microflow of a TCP packet from `client` to `server` on logical switch
@@ -390,7 +495,27 @@ mod tests {
                     outcome: Ok(ServiceOutcome::Refused(Duration::from_millis(3))),
                 },
             ],
+            policy: vec![
+                PolicyReach {
+                    client: c.clone(),
+                    server: s.clone(),
+                    allowed: true,
+                    outcome: Ok(c.ip),
+                },
+                PolicyReach {
+                    client: s.clone(),
+                    server: s.clone(),
+                    allowed: false,
+                    outcome: Ok(s.ip),
+                },
+            ],
         };
+        let policy = render_policy_table(&demo);
+        assert!(
+            policy.contains("allowed (server saw 10.16.0.5)"),
+            "{policy}"
+        );
+        assert!(policy.contains("NOT BLOCKED"), "{policy}");
         let services = render_service_table(&demo);
         let echo = services.lines().nth(1).unwrap_or_default();
         assert!(
