@@ -467,6 +467,13 @@ async fn policies_follow_the_api_through_the_binary() -> Result<()> {
     )?;
 
     let mut second = restart_writing_nothing(&kube, &ovn, first).await?;
+    // The dry run of the converged controller plans nothing.
+    let plan = second.http_get("/debug/plan").await?;
+    anyhow::ensure!(
+        plan.starts_with("HTTP/1.0 200") || plan.starts_with("HTTP/1.1 200"),
+        "{plan}"
+    );
+    anyhow::ensure!(plan.contains("\r\n\r\n0 steps, 0 conflicts\n"), "{plan}");
 
     policies
         .delete("web-from-clients", &DeleteParams::default())

@@ -15,6 +15,7 @@ use kube::runtime::reflector::ObjectRef;
 use rovn_api::names;
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
+use super::http::PlanRequest;
 use super::kubeio::{self, Events};
 use super::metrics::Metrics;
 use super::nodes::Nodes;
@@ -42,6 +43,7 @@ pub struct Controller {
     rounds: Rounds,
     notes: UnboundedReceiver<Note>,
     done: UnboundedReceiver<Done>,
+    plans: UnboundedReceiver<PlanRequest>,
     started: Instant,
 }
 
@@ -65,6 +67,8 @@ pub struct Parts {
     pub ready: Arc<AtomicBool>,
     /// When the process started (for the `ready after` line).
     pub started: Instant,
+    /// Requests for the dry run `/debug/plan` serves.
+    pub plans: UnboundedReceiver<PlanRequest>,
 }
 
 impl Controller {
@@ -91,6 +95,7 @@ impl Controller {
             rounds: Rounds::new(parts.nb, parts.ready, parts.started),
             notes: parts.notes,
             done,
+            plans: parts.plans,
             started: parts.started,
         })
     }
@@ -141,6 +146,9 @@ impl Controller {
                     );
                 }
                 _ = resync.tick() => self.world.queue.everything(),
+                Some(reply) = self.plans.recv() => {
+                    let _ = reply.send(self.rounds.dry_run());
+                }
             }
             self.pods.retry_refused(&mut self.world);
             let metrics = &self.world.metrics;

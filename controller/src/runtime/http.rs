@@ -1,4 +1,4 @@
-//! `/metrics`, `/healthz` and `/readyz` over HTTP.
+//! `/metrics`, `/healthz`, `/readyz` and `/debug/plan` over HTTP.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,6 +9,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
 
 use super::metrics::Metrics;
 
@@ -23,7 +24,16 @@ pub struct Health {
     /// Set while this replica waits for the Lease: a healthy standby is ready to take over, so
     /// a Deployment's rollout (which waits for new replicas to be Ready) does not stall on it.
     pub standby: Arc<AtomicBool>,
+    /// Asks the controller task for its dry run ([`PlanRequest`]).
+    pub plans: mpsc::UnboundedSender<PlanRequest>,
 }
+
+/// A request for the controller's diff of the state it last rendered against the live NB,
+/// answered with the plan as text, or why there is none now.
+pub type PlanRequest = oneshot::Sender<Result<String, String>>;
+
+/// How long `/debug/plan` waits for the controller task.
+const PLAN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Binds `addr` and serves until `shutdown` resolves. Returns the bound address (port 0 picks
 /// one) once listening.
@@ -38,6 +48,7 @@ pub async fn serve(
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/debug/plan", get(plan))
         .with_state(health);
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app)
@@ -70,6 +81,24 @@ async fn readyz(State(health): State<Health>) -> (StatusCode, &'static str) {
         (StatusCode::OK, READY_STANDBY)
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+    }
+}
+
+/// The controller's dry run (`kubectl rovn diagnose` reads it): 200 with the plan, 503 when
+/// this replica does not lead, no round has finished yet, or one is running.
+async fn plan(State(health): State<Health>) -> (StatusCode, String) {
+    let (reply, answer) = oneshot::channel();
+    if health.plans.send(reply).is_err() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "not leading\n".into());
+    }
+    match tokio::time::timeout(PLAN_TIMEOUT, answer).await {
+        Ok(Ok(Ok(plan))) => (StatusCode::OK, plan),
+        Ok(Ok(Err(why))) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")),
+        Ok(Err(_)) => (StatusCode::SERVICE_UNAVAILABLE, "not leading\n".into()),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the controller did not answer within {PLAN_TIMEOUT:?}\n"),
+        ),
     }
 }
 

@@ -78,11 +78,13 @@ pub async fn run(
     let metrics = Metrics::new();
     let ready = Arc::new(AtomicBool::new(false));
     let standby = Arc::new(AtomicBool::new(false));
+    let (plans_tx, plans) = mpsc::unbounded_channel();
     if let Some(addr) = config.listen {
         let health = http::Health {
             metrics: metrics.clone(),
             ready: ready.clone(),
             standby: standby.clone(),
+            plans: plans_tx,
         };
         let bound = http::serve(addr, health, stopped())
             .await
@@ -114,7 +116,7 @@ pub async fn run(
     // The Lease is renewed from the moment it is taken: waiting for the caches and NB can take
     // longer than its duration, and a replica that let it lapse there would go on to allocate
     // beside the next leader.
-    let work = lead(&config, kube, nb, &metrics, &ready, started, stopped);
+    let work = lead(&config, kube, nb, &metrics, &ready, started, plans, stopped);
     let result = match elector.as_mut() {
         Some(elector) => tokio::select! {
             r = work => r,
@@ -141,6 +143,7 @@ async fn lead<F: Future<Output = ()>>(
     metrics: &Metrics,
     ready: &Arc<AtomicBool>,
     started: Instant,
+    plans: mpsc::UnboundedReceiver<http::PlanRequest>,
     stopped: impl Fn() -> F,
 ) -> anyhow::Result<()> {
     // The caches fill while the NB replica syncs: the two initial loads overlap.
@@ -226,6 +229,7 @@ async fn lead<F: Future<Output = ()>>(
         metrics: metrics.clone(),
         ready: ready.clone(),
         started,
+        plans,
     })?;
 
     controller.run(stopped()).await

@@ -90,6 +90,38 @@ impl Rounds {
             .unwrap_or(true)
     }
 
+    /// The diff of the state the last round rendered against the live NB, as text (one line
+    /// per step: action, row, owner; then conflicts): a dry run, written nowhere. `Err` while a
+    /// round runs or before the first one.
+    pub fn dry_run(&self) -> Result<String, String> {
+        let Some((desired, _)) = &self.desired else {
+            return Err(
+                "no rendered state: a round is running or none has finished; try again".into(),
+            );
+        };
+        let plan = self
+            .nb
+            .read(|replica| crate::reconcile::diff(desired, replica))
+            .ok_or("no NB replica yet")?
+            .map_err(|e| e.to_string())?;
+        let mut text = format!(
+            "{} steps, {} conflicts\n",
+            plan.steps().count(),
+            plan.conflicts.len()
+        );
+        for step in plan.steps() {
+            let owner = step
+                .owner
+                .as_ref()
+                .map_or_else(|| "(unreadable owner)".to_string(), ToString::to_string);
+            text.push_str(&format!("{:?}\t{}\t{owner}\n", step.action, step.what));
+        }
+        for conflict in &plan.conflicts {
+            text.push_str(&format!("Conflict\t{conflict}\n"));
+        }
+        Ok(text)
+    }
+
     /// When the next round may start: due, and none running.
     pub fn due(&self, world: &World) -> Option<tokio::time::Instant> {
         world.queue.due.filter(|_| !self.running)
