@@ -20,6 +20,7 @@ pub mod lb_watch;
 pub mod load;
 pub mod lsp_watch;
 pub mod nb_log;
+pub mod nb_rows;
 pub mod objects;
 pub mod ovsdb_util;
 pub mod pod_latency;
