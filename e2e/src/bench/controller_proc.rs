@@ -116,7 +116,7 @@ impl ControllerRun {
         peak_rss_kib(pid)
     }
 
-    /// The value of the unlabelled sample `name` (e.g. `rovn_controller_round_seconds_sum`)
+    /// The value of the unlabelled sample `name` (e.g. `rovn_controller_reconcile_duration_seconds_sum`)
     /// on the controller's `/metrics`: how much of its time rounds took.
     pub async fn metric(&self, name: &str) -> Result<Option<f64>, BenchError> {
         let addr = self.listen;
@@ -190,12 +190,15 @@ mod tests {
 
     #[test]
     fn samples_are_read_by_exact_name() {
-        let text = "# HELP x\nrovn_controller_rounds_total 7\nrovn_controller_round_seconds_sum 0.25\nrovn_controller_round_seconds_count 7\n";
+        let text = "# HELP x\nrovn_controller_rounds_total 7\nrovn_controller_reconcile_duration_seconds_sum 0.25\nrovn_controller_reconcile_duration_seconds_count 7\n";
         assert_eq!(
-            sample(text, "rovn_controller_round_seconds_sum"),
+            sample(text, "rovn_controller_reconcile_duration_seconds_sum"),
             Some(0.25)
         );
-        assert_eq!(sample(text, "rovn_controller_round_seconds"), None);
+        assert_eq!(
+            sample(text, "rovn_controller_reconcile_duration_seconds"),
+            None
+        );
         assert_eq!(sample(text, "missing"), None);
     }
 

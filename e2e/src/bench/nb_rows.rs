@@ -5,6 +5,9 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crate::lab::cmd;
+
+use super::central::ScratchCentral;
 use super::error::BenchError;
 use super::stage::until_still;
 
@@ -48,16 +51,30 @@ pub fn count_dump_rows(text: &str) -> usize {
     rows
 }
 
-/// The SB `Logical_Flow` count once ovn-northd has caught up (unchanged for
-/// [`SB_QUIET_FOR`]).
-pub async fn settled_flow_count(sb_sock: &Path, timeout: Duration) -> Result<usize, BenchError> {
+/// The SB `Logical_Flow` count once ovn-northd has caught up with NB (`ovn-nbctl --wait=sb
+/// sync`: northd has answered NB's current config) and the count has not changed for
+/// [`SB_QUIET_FOR`]. Without the first wait, a northd still busy with a big NB leaves the
+/// count at 0 long enough to look settled.
+pub async fn settled_flow_count(
+    ovn: &ScratchCentral,
+    timeout: Duration,
+) -> Result<usize, BenchError> {
+    let db = format!("--db={}", ovn.nb_remote());
+    let wait = format!("--timeout={}", timeout.as_secs().max(1));
+    tokio::task::block_in_place(|| {
+        cmd::run(
+            "wait for ovn-northd to catch up with NB",
+            "ovn-nbctl",
+            [db.as_str(), wait.as_str(), "--wait=sb", "sync"],
+        )
+    })?;
     until_still(
         Duration::from_millis(500),
         SB_QUIET_FOR,
         timeout,
         "ovn-northd's logical flows to settle",
         |last| format!("{last} flows"),
-        || row_count(sb_sock, "OVN_Southbound", Some("Logical_Flow")),
+        || row_count(&ovn.sb_sock, "OVN_Southbound", Some("Logical_Flow")),
     )
     .await
 }

@@ -186,7 +186,7 @@ pub async fn run(bench: &ServicesBench) -> Result<Figures, BenchError> {
     }
     wait_for_quiet_nb(ovn, &mut nb_records, bench.timeout).await?;
     let nb_rows = row_count(&ovn.nb_sock, "OVN_Northbound", None)?;
-    let sb_flows = settled_flow_count(&ovn.sb_sock, bench.timeout).await?;
+    let sb_flows = settled_flow_count(ovn, bench.timeout).await?;
 
     let first_peak = first.peak_rss_kib()?;
     first.stop()?;
