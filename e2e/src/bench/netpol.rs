@@ -33,7 +33,7 @@ use super::netpol_naive;
 use super::objects;
 use super::policy_watch::{PolicyRows, PolicyWatch};
 use super::procs::kib_to_mib;
-use super::stage::{Stage, StageSpec, wait_for_quiet_nb, while_alive};
+use super::stage::{Stage, StageSpec, restart, wait_for_quiet_nb, while_alive};
 use super::stats::Percentiles;
 
 /// How long rovn's policy rows must not change to count as converged.
@@ -270,6 +270,21 @@ fn label_candidates(model: &Model, policy: &Policy) -> Vec<(usize, String)> {
         .collect()
 }
 
+/// Merge-patches the object `name` through `api`: one timed change.
+async fn merge_patch<K>(
+    api: &Api<K>,
+    name: &str,
+    patch: serde_json::Value,
+) -> Result<(), BenchError>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map(|_| ())
+        .map_err(|e| BenchError::kube(format!("patch {name}"), e))
+}
+
 /// Sends `patch` and waits until `expect` holds in NB; returns how long that took. A change
 /// whose outcome NB already shows would time nothing, so it is an error.
 async fn timed(
@@ -410,13 +425,7 @@ pub async fn run(bench: &NetpolBench) -> Result<Figures, BenchError> {
         let (policy, expect) = policy_edit(&model, &policies[k], e);
         let api: Api<NetworkPolicy> =
             Api::namespaced(client.clone(), &namespace_name(policy.namespace));
-        let patch = json!({ "spec": policy_spec(&policy) });
-        let send = async {
-            api.patch(&policy.name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-                .map(|_| ())
-                .map_err(|e| BenchError::kube(format!("patch policy {}", policy.name), e))
-        };
+        let send = merge_patch(&api, &policy.name, json!({ "spec": policy_spec(&policy) }));
         let took = while_alive(timed(&mut watch, &expect, send, bench.timeout), alive).await?;
         edit_latencies.push(took);
         policies[k] = policy;
@@ -460,28 +469,18 @@ pub async fn run(bench: &NetpolBench) -> Result<Figures, BenchError> {
         );
         let pod = &model.pods[index];
         let api: Api<Pod> = Api::namespaced(client.clone(), &namespace_name(pod.namespace));
-        let patch = json!({ "metadata": { "labels": { "app": target } } });
-        let send = async {
-            api.patch(&pod.name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-                .map(|_| ())
-                .map_err(|e| BenchError::kube(format!("label pod {}", pod.name), e))
-        };
+        let send = merge_patch(
+            &api,
+            &pod.name,
+            json!({ "metadata": { "labels": { "app": target } } }),
+        );
         let took = while_alive(timed(&mut watch, &expect, send, bench.timeout), alive).await?;
         label_latencies.push(took);
         tokio::time::sleep(bench.change_gap).await;
     }
     wait_for_quiet_nb(ovn, &mut nb_records, bench.timeout).await?;
 
-    let first_peak = first.peak_rss_kib()?;
-    first.stop()?;
-    let before_restart = nb_records.count()?;
-    let second = ControllerRun::start(launch)?;
-    let second_ready = second.wait_ready(bench.timeout).await?;
-    let after_restart = wait_for_quiet_nb(ovn, &mut nb_records, bench.timeout).await?;
-    let restart_ready = second_ready - second.started;
-    let second_peak = second.peak_rss_kib()?;
-    second.stop()?;
+    let restarted = restart(first, launch, ovn, &mut nb_records, bench.timeout).await?;
 
     let mut f = Figures::new();
     f.put("nodes", bench.stage.nodes);
@@ -516,12 +515,9 @@ pub async fn run(bench: &NetpolBench) -> Result<Figures, BenchError> {
         f.real("label_change_p50_ms", p.p50_ms);
         f.real("label_change_p99_ms", p.p99_ms);
     }
-    f.seconds("restart_ready_s", restart_ready);
-    f.put(
-        "restart_nb_writes",
-        after_restart.rovn.saturating_sub(before_restart.rovn),
-    );
-    f.real("peak_rss_mb", kib_to_mib(first_peak.max(second_peak)));
+    f.seconds("restart_ready_s", restarted.ready);
+    f.put("restart_nb_writes", restarted.nb_writes);
+    f.real("peak_rss_mb", kib_to_mib(restarted.peak_rss_kib));
     if stage.keep {
         f.put("dir", stage.dir.display());
     }

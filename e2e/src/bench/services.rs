@@ -28,7 +28,7 @@ use super::load;
 use super::nb_log::RecordCounter;
 use super::nb_rows::{row_count, settled_flow_count};
 use super::procs::kib_to_mib;
-use super::stage::{NAMESPACE, Stage, StageSpec, wait_for_quiet_nb, while_alive};
+use super::stage::{NAMESPACE, Stage, StageSpec, restart, wait_for_quiet_nb, while_alive};
 use super::stats::Percentiles;
 
 /// The Service port and the backends' port.
@@ -188,15 +188,7 @@ pub async fn run(bench: &ServicesBench) -> Result<Figures, BenchError> {
     let nb_rows = row_count(&ovn.nb_sock, "OVN_Northbound", None)?;
     let sb_flows = settled_flow_count(ovn, bench.timeout).await?;
 
-    let first_peak = first.peak_rss_kib()?;
-    first.stop()?;
-    let before_restart = nb_records.count()?;
-    let second = ControllerRun::start(launch)?;
-    let second_ready = second.wait_ready(bench.timeout).await?;
-    let after_restart = wait_for_quiet_nb(ovn, &mut nb_records, bench.timeout).await?;
-    let restart_ready = second_ready - second.started;
-    let second_peak = second.peak_rss_kib()?;
-    second.stop()?;
+    let restarted = restart(first, launch, ovn, &mut nb_records, bench.timeout).await?;
 
     let mut f = Figures::new();
     f.put("nodes", bench.stage.nodes);
@@ -212,12 +204,9 @@ pub async fn run(bench: &ServicesBench) -> Result<Figures, BenchError> {
     }
     f.put("nb_rows", nb_rows);
     f.put("sb_logical_flows", sb_flows);
-    f.seconds("restart_ready_s", restart_ready);
-    f.put(
-        "restart_nb_writes",
-        after_restart.rovn.saturating_sub(before_restart.rovn),
-    );
-    f.real("peak_rss_mb", kib_to_mib(first_peak.max(second_peak)));
+    f.seconds("restart_ready_s", restarted.ready);
+    f.put("restart_nb_writes", restarted.nb_writes);
+    f.real("peak_rss_mb", kib_to_mib(restarted.peak_rss_kib));
     if stage.keep {
         f.put("dir", stage.dir.display());
     }

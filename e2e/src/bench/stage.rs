@@ -13,7 +13,7 @@ use crate::lab::bins;
 
 use super::api_server::{self, ScratchApiServer};
 use super::central::{self, ScratchCentral};
-use super::controller_proc::ControllerLaunch;
+use super::controller_proc::{ControllerLaunch, ControllerRun};
 use super::error::BenchError;
 use super::load;
 use super::nb_log::{RecordCounter, Records};
@@ -235,4 +235,40 @@ pub async fn wait_for_quiet_nb(
         || records.count(),
     )
     .await
+}
+
+/// What restarting the controller on a converged cluster showed.
+#[derive(Debug, Clone, Copy)]
+pub struct Restart {
+    /// From the second start to `/readyz`.
+    pub ready: Duration,
+    /// NB transactions rovn wrote over the restart (0 when converged).
+    pub nb_writes: usize,
+    /// The peak RSS of either run, in KiB.
+    pub peak_rss_kib: u64,
+}
+
+/// Stops `first` and starts the controller again on the cluster it converged, until NB is
+/// quiet again; the second run is stopped too.
+pub async fn restart(
+    first: ControllerRun,
+    launch: &ControllerLaunch,
+    ovn: &ScratchCentral,
+    records: &mut RecordCounter,
+    timeout: Duration,
+) -> Result<Restart, BenchError> {
+    let first_peak = first.peak_rss_kib()?;
+    first.stop()?;
+    let before = records.count()?;
+    let second = ControllerRun::start(launch)?;
+    let ready_at = second.wait_ready(timeout).await?;
+    let after = wait_for_quiet_nb(ovn, records, timeout).await?;
+    let ready = ready_at - second.started;
+    let second_peak = second.peak_rss_kib()?;
+    second.stop()?;
+    Ok(Restart {
+        ready,
+        nb_writes: after.rovn.saturating_sub(before.rovn),
+        peak_rss_kib: first_peak.max(second_peak),
+    })
 }
