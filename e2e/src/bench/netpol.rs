@@ -32,9 +32,7 @@ use super::netpol_model::{
 use super::netpol_naive;
 use super::objects;
 use super::policy_watch::{PolicyRows, PolicyWatch};
-use super::procs::kib_to_mib;
 use super::stage::{Stage, StageSpec, restart, wait_for_quiet_nb, while_alive};
-use super::stats::Percentiles;
 
 /// How long rovn's policy rows must not change to count as converged.
 const STILL_FOR: Duration = Duration::from_secs(2);
@@ -506,18 +504,10 @@ pub async fn run(bench: &NetpolBench) -> Result<Figures, BenchError> {
     f.put("naive_address_sets", naive.address_sets);
     f.put("naive_sb_logical_flows", naive.sb_flows);
     f.put("policy_edits", edit_latencies.len());
-    if let Some(p) = Percentiles::of(&edit_latencies) {
-        f.real("policy_change_p50_ms", p.p50_ms);
-        f.real("policy_change_p99_ms", p.p99_ms);
-    }
+    f.p50_p99("policy_change", &edit_latencies);
     f.put("label_changes", label_latencies.len());
-    if let Some(p) = Percentiles::of(&label_latencies) {
-        f.real("label_change_p50_ms", p.p50_ms);
-        f.real("label_change_p99_ms", p.p99_ms);
-    }
-    f.seconds("restart_ready_s", restarted.ready);
-    f.put("restart_nb_writes", restarted.nb_writes);
-    f.real("peak_rss_mb", kib_to_mib(restarted.peak_rss_kib));
+    f.p50_p99("label_change", &label_latencies);
+    restarted.put_into(&mut f);
     if stage.keep {
         f.put("dir", stage.dir.display());
     }

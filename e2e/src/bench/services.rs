@@ -27,9 +27,7 @@ use super::lb_watch::{LbWatch, Vips, backend_set};
 use super::load;
 use super::nb_log::RecordCounter;
 use super::nb_rows::{row_count, settled_flow_count};
-use super::procs::kib_to_mib;
 use super::stage::{NAMESPACE, Stage, StageSpec, restart, wait_for_quiet_nb, while_alive};
-use super::stats::Percentiles;
 
 /// The Service port and the backends' port.
 const PORT: u16 = 80;
@@ -198,15 +196,10 @@ pub async fn run(bench: &ServicesBench) -> Result<Figures, BenchError> {
     f.seconds("create_services_s", create_services_time);
     f.seconds("converge_s", converge);
     f.put("updates", latencies.len());
-    if let Some(p) = Percentiles::of(&latencies) {
-        f.real("endpoint_update_p50_ms", p.p50_ms);
-        f.real("endpoint_update_p99_ms", p.p99_ms);
-    }
+    f.p50_p99("endpoint_update", &latencies);
     f.put("nb_rows", nb_rows);
     f.put("sb_logical_flows", sb_flows);
-    f.seconds("restart_ready_s", restarted.ready);
-    f.put("restart_nb_writes", restarted.nb_writes);
-    f.real("peak_rss_mb", kib_to_mib(restarted.peak_rss_kib));
+    restarted.put_into(&mut f);
     if stage.keep {
         f.put("dir", stage.dir.display());
     }

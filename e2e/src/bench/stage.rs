@@ -15,9 +15,11 @@ use super::api_server::{self, ScratchApiServer};
 use super::central::{self, ScratchCentral};
 use super::controller_proc::{ControllerLaunch, ControllerRun};
 use super::error::BenchError;
+use super::figures::Figures;
 use super::load;
 use super::nb_log::{RecordCounter, Records};
 use super::objects;
+use super::procs::kib_to_mib;
 use super::scratch::ScratchDir;
 
 /// The namespace the benchmark pods live in.
@@ -246,6 +248,15 @@ pub struct Restart {
     pub nb_writes: usize,
     /// The peak RSS of either run, in KiB.
     pub peak_rss_kib: u64,
+}
+
+impl Restart {
+    /// Records `restart_ready_s`, `restart_nb_writes` and `peak_rss_mb`.
+    pub fn put_into(&self, f: &mut Figures) {
+        f.seconds("restart_ready_s", self.ready);
+        f.put("restart_nb_writes", self.nb_writes);
+        f.real("peak_rss_mb", kib_to_mib(self.peak_rss_kib));
+    }
 }
 
 /// Stops `first` and starts the controller again on the cluster it converged, until NB is
