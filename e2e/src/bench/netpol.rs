@@ -26,7 +26,7 @@ use super::load;
 use super::nb_log::RecordCounter;
 use super::nb_rows::{row_count, settled_flow_count};
 use super::netpol_model::{
-    Direction, Model, NetpolCluster, Peer, Policy, Port, Proto, Selector, namespace_name,
+    Direction, KINDS, Model, NetpolCluster, Peer, Policy, Port, Proto, Selector, namespace_name,
     policy_manifest, policy_spec,
 };
 use super::netpol_naive;
@@ -41,8 +41,6 @@ const EDITED_KIND: usize = 1;
 /// The policy kind whose first peer (a pod selector) the label changes move pods into
 /// (`several-peers`).
 const LABEL_KIND: usize = 3;
-/// Kinds of policies ([`NetpolCluster::policy`] cycles through 8).
-const KINDS: usize = 8;
 /// The first port the edits set.
 const EDIT_PORT_BASE: u16 = 1000;
 

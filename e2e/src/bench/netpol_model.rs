@@ -27,8 +27,8 @@ const APPS: usize = 20;
 const TEAMS: usize = 10;
 /// `tier` label values.
 const TIERS: [&str; 3] = ["web", "api", "db"];
-/// Policy kinds, cycled through by policy index.
-const KINDS: usize = 8;
+/// Policy kinds, cycled through by policy index ([`NetpolCluster::policy`]).
+pub const KINDS: usize = 8;
 
 /// The cluster's shape: how many namespaces, pods and policies.
 #[derive(Debug, Clone, Copy)]
