@@ -1,4 +1,4 @@
-//! Both benchmarks at a tiny size, run as a user runs them (the `rovn-bench` binary): they
+//! The benchmarks at a tiny size, run as a user runs them (the `rovn-bench` binary): they
 //! must finish, clean up, and print every figure with a sane value. No timing thresholds: the
 //! figures are for people, not for CI. Needs the workspace's binaries built next to
 //! `rovn-bench` (`cargo build --workspace --bins`, as `make test` does) and root.
@@ -148,5 +148,57 @@ fn services_bench_prints_sane_figures() {
     // Ten balancers, the group, the topology, the pods' ports: at least one row each.
     assert!(number(&figures, "nb_rows") >= 10.0 + 20.0, "{figures:?}");
     assert!(number(&figures, "sb_logical_flows") > 0.0, "{figures:?}");
+    assert_eq!(number(&figures, "restart_nb_writes"), 0.0, "{figures:?}");
+}
+
+#[test]
+fn netpol_bench_prints_sane_figures() {
+    let figures = run_bench(&[
+        "netpol",
+        "--nodes",
+        "2",
+        "--pods",
+        "40",
+        "--namespaces",
+        "4",
+        "--policies",
+        "16",
+        "--policy-edits",
+        "6",
+        "--label-changes",
+        "6",
+        "--change-gap-ms",
+        "10",
+        "--timeout",
+        "120",
+    ]);
+    assert_eq!(number(&figures, "policies"), 16.0);
+    assert!(number(&figures, "converge_s") > 0.0, "{figures:?}");
+    // Every policy set holds what the spec says, by the benchmark's own model.
+    assert!(
+        number(&figures, "address_sets_checked") > 0.0,
+        "{figures:?}"
+    );
+    assert_eq!(number(&figures, "address_sets_wrong"), 0.0, "{figures:?}");
+    let policy_acls = number(&figures, "policy_acls");
+    assert!(policy_acls > 0.0 && policy_acls <= number(&figures, "acls"));
+    assert!(number(&figures, "port_groups") >= 16.0, "{figures:?}");
+    assert!(number(&figures, "sb_logical_flows") > 0.0, "{figures:?}");
+    // The naive layout has at least one ACL per rule rovn has one for.
+    assert!(
+        number(&figures, "naive_policy_acls") >= policy_acls,
+        "{figures:?}"
+    );
+    assert!(
+        number(&figures, "naive_sb_logical_flows") > 0.0,
+        "{figures:?}"
+    );
+    for change in ["policy", "label"] {
+        let p50 = number(&figures, &format!("{change}_change_p50_ms"));
+        let p99 = number(&figures, &format!("{change}_change_p99_ms"));
+        assert!(0.0 < p50 && p50 <= p99, "{change}: {figures:?}");
+    }
+    assert_eq!(number(&figures, "policy_edits"), 6.0);
+    assert_eq!(number(&figures, "label_changes"), 6.0);
     assert_eq!(number(&figures, "restart_nb_writes"), 0.0, "{figures:?}");
 }

@@ -17,7 +17,8 @@ pub use cluster::{
     PolicyPod, PolicyPort, PolicyRule, Protocol, Service, ServicePort, Subnet,
 };
 pub use policies::{
-    ALLOW_PRIORITY, DENY_PRIORITY, NODE_PRIORITY, PolicyPods, render_namespace, render_policy,
+    ALLOW_PRIORITY, DENY_PRIORITY, NODE_PRIORITY, PolicyPods, RulePlace, render_namespace,
+    render_policy,
 };
 pub use render::{PodContext, desired_state, render_cluster, render_node, render_pod};
 pub use selector::{Labels, Requirement, Selector};

@@ -191,28 +191,58 @@ impl PolicyPods {
     /// Whether `pod`'s address may be in one of `policy`'s address sets: it is a selector peer
     /// of a rule, or a destination of a rule with a named port.
     pub fn affects(&self, policy: &Policy, pod: &PolicyPod) -> bool {
+        self.places(policy, pod).is_some()
+    }
+
+    /// Where `pod`'s address stands in `policy`'s address sets: per rule, whether one of its
+    /// selector peers holds it and, when the rule names ports and the pod is one of its
+    /// destinations, the number it gives each named port; `None` when it is in none. Two
+    /// states of a pod with the same address and the same places leave every set of the
+    /// policy as it is, so a change between them needs no render of the policy's sets.
+    pub fn places(&self, policy: &Policy, pod: &PolicyPod) -> Option<Vec<RulePlace>> {
         let selected = pod.namespace == policy.namespace && policy.subject.matches(&pod.labels);
-        policy.all_rules().any(|(direction, rule)| {
-            let named = rule
-                .ports
-                .iter()
-                .flatten()
-                .any(|p| matches!(p, PolicyPort::Named { .. }));
-            let peer = |p: &Peer| self.peer_holds(&policy.namespace, p, pod);
-            let in_peers = match &rule.peers {
-                None => false,
-                Some(peers) => peers
+        let mut affected = false;
+        let places = policy
+            .all_rules()
+            .map(|(direction, rule)| {
+                let named: Vec<(&str, super::cluster::Protocol)> = rule
+                    .ports
                     .iter()
-                    .filter(|p| matches!(p, Peer::Pods { .. }))
-                    .any(peer),
-            };
-            let destination = match (direction, &rule.peers) {
-                (Direction::Ingress, _) => selected,
-                (Direction::Egress, None) => true,
-                (Direction::Egress, Some(peers)) => peers.iter().any(peer),
-            };
-            in_peers || (named && destination)
-        })
+                    .flatten()
+                    .filter_map(|p| match p {
+                        PolicyPort::Named { protocol, name } => Some((name.as_str(), *protocol)),
+                        _ => None,
+                    })
+                    .collect();
+                let peer = |p: &Peer| self.peer_holds(&policy.namespace, p, pod);
+                let in_peers = match &rule.peers {
+                    None => false,
+                    Some(peers) => peers
+                        .iter()
+                        .filter(|p| matches!(p, Peer::Pods { .. }))
+                        .any(peer),
+                };
+                let destination = match (direction, &rule.peers) {
+                    (Direction::Ingress, _) => selected,
+                    (Direction::Egress, None) => true,
+                    (Direction::Egress, Some(peers)) => peers.iter().any(peer),
+                };
+                let numbers = (!named.is_empty() && destination).then(|| {
+                    named
+                        .iter()
+                        .map(|(name, protocol)| {
+                            pod.named_ports
+                                .iter()
+                                .find(|(n, p, _)| n == name && p == protocol)
+                                .map(|(_, _, number)| *number)
+                        })
+                        .collect()
+                });
+                affected |= in_peers || numbers.is_some();
+                RulePlace { in_peers, numbers }
+            })
+            .collect();
+        affected.then_some(places)
     }
 
     /// The pods `policy` selects.
@@ -220,6 +250,16 @@ impl PolicyPods {
         self.in_namespace(&policy.namespace)
             .filter(|p| policy.subject.matches(&p.labels))
     }
+}
+
+/// Where a pod's address stands in one rule's address sets ([`PolicyPods::places`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RulePlace {
+    /// A selector peer of the rule holds the pod.
+    pub in_peers: bool,
+    /// When the rule names ports and the pod is a destination of it: the number the pod
+    /// gives each named port (`None`: it does not declare the name).
+    pub numbers: Option<Vec<Option<u16>>>,
 }
 
 /// Whether the `ipBlock` `peer` covers `ip`.

@@ -57,14 +57,28 @@ impl Drop for ScratchCentral {
 
 /// Creates both databases in `dir` and starts NB, SB and ovn-northd.
 pub fn start(dir: &Path, deadline: Instant) -> Result<ScratchCentral, BenchError> {
+    start_seeded(dir, None, deadline)
+}
+
+/// As [`start`], but NB starts as a copy of the standalone database file `nb_seed` (when
+/// given): a second OVN on the same rows, for comparing layouts.
+pub fn start_seeded(
+    dir: &Path,
+    nb_seed: Option<&Path>,
+    deadline: Instant,
+) -> Result<ScratchCentral, BenchError> {
     let nb_db = dir.join("nb.db");
     let sb_db = dir.join("sb.db");
     let nb_sock = dir.join("nb.sock");
     let sb_sock = dir.join("sb.sock");
-    for (what, file, schema) in [
-        ("create the Northbound database", &nb_db, NB_SCHEMA),
-        ("create the Southbound database", &sb_db, SB_SCHEMA),
-    ] {
+    let mut create = vec![("create the Southbound database", &sb_db, SB_SCHEMA)];
+    match nb_seed {
+        Some(seed) => {
+            std::fs::copy(seed, &nb_db).map_err(|e| BenchError::io("copy", seed, e))?;
+        }
+        None => create.push(("create the Northbound database", &nb_db, NB_SCHEMA)),
+    }
+    for (what, file, schema) in create {
         cmd::run(
             what,
             "ovsdb-tool",

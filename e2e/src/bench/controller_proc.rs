@@ -116,6 +116,16 @@ impl ControllerRun {
         peak_rss_kib(pid)
     }
 
+    /// The value of the unlabelled sample `name` (e.g. `rovn_controller_reconcile_duration_seconds_sum`)
+    /// on the controller's `/metrics`: how much of its time rounds took.
+    pub async fn metric(&self, name: &str) -> Result<Option<f64>, BenchError> {
+        let addr = self.listen;
+        let text = tokio::task::spawn_blocking(move || http_get(addr, "/metrics"))
+            .await
+            .map_err(|e| BenchError::protocol("read the controller's /metrics", e.to_string()))??;
+        Ok(sample(&text, name))
+    }
+
     /// The `ready after X ms` figure this run logged, if it did.
     pub fn logged_ready_ms(&self) -> Option<f64> {
         let text = read_from(&self.log_file, self.log_offset)?;
@@ -148,6 +158,14 @@ pub fn ready_ms_from_log(text: &str) -> Option<f64> {
     })
 }
 
+/// The value of the unlabelled sample `name` in a Prometheus text exposition. Pure.
+pub fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|line| {
+        let value = line.strip_prefix(name)?.strip_prefix(' ')?;
+        value.trim().parse().ok()
+    })
+}
+
 /// A loopback address nobody listens on right now (bound, then released).
 pub fn free_loopback_port() -> Result<SocketAddr, BenchError> {
     let probe =
@@ -168,6 +186,20 @@ mod tests {
         assert_eq!(ready_ms_from_log(log), Some(812.0));
         assert_eq!(ready_ms_from_log("INFO ready after 95.5 ms\n"), Some(95.5));
         assert_eq!(ready_ms_from_log("INFO starting\n"), None);
+    }
+
+    #[test]
+    fn samples_are_read_by_exact_name() {
+        let text = "# HELP x\nrovn_controller_rounds_total 7\nrovn_controller_reconcile_duration_seconds_sum 0.25\nrovn_controller_reconcile_duration_seconds_count 7\n";
+        assert_eq!(
+            sample(text, "rovn_controller_reconcile_duration_seconds_sum"),
+            Some(0.25)
+        );
+        assert_eq!(
+            sample(text, "rovn_controller_reconcile_duration_seconds"),
+            None
+        );
+        assert_eq!(sample(text, "missing"), None);
     }
 
     #[test]

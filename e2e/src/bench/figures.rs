@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::fmt::Display;
 use std::time::Duration;
 
+use super::stats::Percentiles;
+
 /// Figures in the order they were recorded.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Figures {
@@ -31,6 +33,14 @@ impl Figures {
     /// Records a duration in seconds.
     pub fn seconds(&mut self, key: &str, value: Duration) {
         self.real(key, value.as_secs_f64());
+    }
+
+    /// Records `<prefix>_p50_ms` and `<prefix>_p99_ms` of `samples` (nothing without samples).
+    pub fn p50_p99(&mut self, prefix: &str, samples: &[Duration]) {
+        if let Some(p) = Percentiles::of(samples) {
+            self.real(&format!("{prefix}_p50_ms"), p.p50_ms);
+            self.real(&format!("{prefix}_p99_ms"), p.p99_ms);
+        }
     }
 
     /// The value recorded under `key`, if any.
@@ -78,5 +88,12 @@ mod tests {
         let parsed = parse_lines(&(f.lines().join("\n") + "\nnot a figure\nx y=1\n"));
         assert_eq!(parsed.len(), 3);
         assert_eq!(parsed["pods"], "20");
+        let mut p = Figures::new();
+        p.p50_p99(
+            "edit",
+            &[Duration::from_millis(2), Duration::from_millis(4)],
+        );
+        p.p50_p99("none", &[]);
+        assert_eq!(p.lines(), ["edit_p50_ms=2.000", "edit_p99_ms=4.000"]);
     }
 }

@@ -9,7 +9,6 @@
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-use std::path::Path;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Service;
@@ -27,15 +26,12 @@ use super::figures::Figures;
 use super::lb_watch::{LbWatch, Vips, backend_set};
 use super::load;
 use super::nb_log::RecordCounter;
-use super::procs::kib_to_mib;
-use super::stage::{NAMESPACE, Stage, StageSpec, until_still, wait_for_quiet_nb, while_alive};
-use super::stats::Percentiles;
+use super::nb_rows::{row_count, settled_flow_count};
+use super::stage::{NAMESPACE, Stage, StageSpec, restart, wait_for_quiet_nb, while_alive};
 
 /// The Service port and the backends' port.
 const PORT: u16 = 80;
 const TARGET_PORT: u16 = 8080;
-/// How long the SB flow count must hold still to count as ovn-northd's answer.
-const SB_QUIET_FOR: Duration = Duration::from_secs(3);
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -188,17 +184,9 @@ pub async fn run(bench: &ServicesBench) -> Result<Figures, BenchError> {
     }
     wait_for_quiet_nb(ovn, &mut nb_records, bench.timeout).await?;
     let nb_rows = row_count(&ovn.nb_sock, "OVN_Northbound", None)?;
-    let sb_flows = settled_flow_count(&ovn.sb_sock, bench.timeout).await?;
+    let sb_flows = settled_flow_count(ovn, bench.timeout).await?;
 
-    let first_peak = first.peak_rss_kib()?;
-    first.stop()?;
-    let before_restart = nb_records.count()?;
-    let second = ControllerRun::start(launch)?;
-    let second_ready = second.wait_ready(bench.timeout).await?;
-    let after_restart = wait_for_quiet_nb(ovn, &mut nb_records, bench.timeout).await?;
-    let restart_ready = second_ready - second.started;
-    let second_peak = second.peak_rss_kib()?;
-    second.stop()?;
+    let restarted = restart(first, launch, ovn, &mut nb_records, bench.timeout).await?;
 
     let mut f = Figures::new();
     f.put("nodes", bench.stage.nodes);
@@ -208,18 +196,10 @@ pub async fn run(bench: &ServicesBench) -> Result<Figures, BenchError> {
     f.seconds("create_services_s", create_services_time);
     f.seconds("converge_s", converge);
     f.put("updates", latencies.len());
-    if let Some(p) = Percentiles::of(&latencies) {
-        f.real("endpoint_update_p50_ms", p.p50_ms);
-        f.real("endpoint_update_p99_ms", p.p99_ms);
-    }
+    f.p50_p99("endpoint_update", &latencies);
     f.put("nb_rows", nb_rows);
     f.put("sb_logical_flows", sb_flows);
-    f.seconds("restart_ready_s", restart_ready);
-    f.put(
-        "restart_nb_writes",
-        after_restart.rovn.saturating_sub(before_restart.rovn),
-    );
-    f.real("peak_rss_mb", kib_to_mib(first_peak.max(second_peak)));
+    restarted.put_into(&mut f);
     if stage.keep {
         f.put("dir", stage.dir.display());
     }
@@ -228,67 +208,9 @@ pub async fn run(bench: &ServicesBench) -> Result<Figures, BenchError> {
     Ok(f)
 }
 
-/// Rows of `database` at `sock` (of `table` only, when given), counted from `ovsdb-client
-/// dump`'s tables: each row is one line between a table's dashes and the blank line after.
-fn row_count(sock: &Path, database: &str, table: Option<&str>) -> Result<usize, BenchError> {
-    let remote = format!("unix:{}", sock.display());
-    let mut command = std::process::Command::new("ovsdb-client");
-    command.args(["dump", &remote, database]);
-    if let Some(table) = table {
-        command.args([table, "_uuid"]);
-    }
-    let out = command
-        .output()
-        .map_err(|e| BenchError::protocol("ovsdb-client dump", e.to_string()))?;
-    if !out.status.success() {
-        return Err(BenchError::protocol(
-            "ovsdb-client dump",
-            String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        ));
-    }
-    Ok(count_dump_rows(&String::from_utf8_lossy(&out.stdout)))
-}
-
-/// The number of rows in `ovsdb-client dump` output. Pure.
-fn count_dump_rows(text: &str) -> usize {
-    let mut rows = 0;
-    let mut in_rows = false;
-    for line in text.lines() {
-        if line.starts_with("---") {
-            in_rows = true;
-        } else if line.trim().is_empty() {
-            in_rows = false;
-        } else if in_rows {
-            rows += 1;
-        }
-    }
-    rows
-}
-
-/// The SB `Logical_Flow` count once ovn-northd has caught up (unchanged for
-/// [`SB_QUIET_FOR`]).
-async fn settled_flow_count(sb_sock: &Path, timeout: Duration) -> Result<usize, BenchError> {
-    until_still(
-        Duration::from_millis(500),
-        SB_QUIET_FOR,
-        timeout,
-        "ovn-northd's logical flows to settle",
-        |last| format!("{last} flows"),
-        || row_count(sb_sock, "OVN_Southbound", Some("Logical_Flow")),
-    )
-    .await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dump_rows_are_the_lines_under_each_tables_dashes() {
-        let text = "Load_Balancer table\n_uuid name\n------ ----\nu1 a\nu2 b\n\nLogical_Switch table\n_uuid name\n------ ----\nu3 join\n";
-        assert_eq!(count_dump_rows(text), 3);
-        assert_eq!(count_dump_rows(""), 0);
-    }
 
     #[test]
     fn expected_vips_list_every_backend_on_the_target_port() {

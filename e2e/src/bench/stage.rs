@@ -5,17 +5,21 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::ResourceExt;
 use tokio::time::Instant;
 
 use crate::lab::bins;
 
 use super::api_server::{self, ScratchApiServer};
 use super::central::{self, ScratchCentral};
-use super::controller_proc::ControllerLaunch;
+use super::controller_proc::{ControllerLaunch, ControllerRun};
 use super::error::BenchError;
+use super::figures::Figures;
 use super::load;
 use super::nb_log::{RecordCounter, Records};
 use super::objects;
+use super::procs::kib_to_mib;
 use super::scratch::ScratchDir;
 
 /// The namespace the benchmark pods live in.
@@ -55,7 +59,8 @@ pub struct Stage {
     pub launch: ControllerLaunch,
     /// The nodes' names.
     pub node_names: Vec<String>,
-    /// The pods' names (in [`NAMESPACE`]).
+    /// The pods' names (in [`NAMESPACE`] with [`DefaultPods`]; a [`PodLayout`] says where
+    /// its own pods are).
     pub pod_names: Vec<String>,
     /// How long creating the nodes and pods took.
     pub create_time: Duration,
@@ -66,9 +71,40 @@ pub struct Stage {
     _scratch: ScratchDir,
 }
 
+/// The pods a stage creates: a benchmark that needs labelled pods in namespaces of their own
+/// (NetworkPolicy) says how, and the stage creates them as it creates the plain ones.
+pub trait PodLayout {
+    /// The namespaces to create before any pod (none for pods in [`NAMESPACE`], which the
+    /// API server has).
+    fn namespaces(&self) -> Result<Vec<Namespace>, BenchError>;
+
+    /// Pod `index`, bound to `node`.
+    fn pod(&self, index: usize, node: &str) -> Result<Pod, BenchError>;
+}
+
+/// The controller benchmarks' plain pods: unlabelled but for the bench label, all in
+/// [`NAMESPACE`].
+pub struct DefaultPods;
+
+impl PodLayout for DefaultPods {
+    fn namespaces(&self) -> Result<Vec<Namespace>, BenchError> {
+        Ok(Vec::new())
+    }
+
+    fn pod(&self, index: usize, node: &str) -> Result<Pod, BenchError> {
+        objects::bound_pod(&objects::pod_name(index), NAMESPACE, node)
+    }
+}
+
 impl Stage {
-    /// Starts OVN and the API server and creates the nodes and pods.
+    /// Starts OVN and the API server and creates the nodes and the plain pods.
     pub async fn start(spec: &StageSpec) -> Result<Stage, BenchError> {
+        Stage::start_with(spec, &DefaultPods).await
+    }
+
+    /// Starts OVN and the API server and creates the nodes, then `layout`'s namespaces and
+    /// pods.
+    pub async fn start_with(spec: &StageSpec, layout: &dyn PodLayout) -> Result<Stage, BenchError> {
         if spec.nodes == 0 || spec.pods == 0 {
             return Err(BenchError::InvalidArgs(
                 "--nodes and --pods must be at least 1".into(),
@@ -100,23 +136,19 @@ impl Stage {
         let nodes = (0..spec.nodes)
             .map(|i| objects::ready_node(&node_names[i], objects::node_ip(i)))
             .collect::<Result<Vec<_>, _>>()?;
-        let pod_names: Vec<String> = (0..spec.pods).map(objects::pod_name).collect();
-        let pods = pod_names
-            .iter()
-            .enumerate()
-            .map(|(i, name)| {
-                let node = objects::node_of_pod(i, &node_names).unwrap_or_default();
-                objects::bound_pod(name, NAMESPACE, node)
-            })
+        let pods = (0..spec.pods)
+            .map(|i| layout.pod(i, objects::node_of_pod(i, &node_names).unwrap_or_default()))
             .collect::<Result<Vec<_>, _>>()?;
+        let pod_names: Vec<String> = pods.iter().map(ResourceExt::name_any).collect();
         let create_started = Instant::now();
         load::create_all(&kube::Api::all(client.clone()), nodes, spec.in_flight).await?;
         load::create_all(
-            &kube::Api::namespaced(client.clone(), NAMESPACE),
-            pods,
+            &kube::Api::all(client.clone()),
+            layout.namespaces()?,
             spec.in_flight,
         )
         .await?;
+        load::create_all_namespaced(&client, pods, spec.in_flight).await?;
         let create_time = create_started.elapsed();
         let launch = ControllerLaunch {
             program: controller_bin,
@@ -205,4 +237,49 @@ pub async fn wait_for_quiet_nb(
         || records.count(),
     )
     .await
+}
+
+/// What restarting the controller on a converged cluster showed.
+#[derive(Debug, Clone, Copy)]
+pub struct Restart {
+    /// From the second start to `/readyz`.
+    pub ready: Duration,
+    /// NB transactions rovn wrote over the restart (0 when converged).
+    pub nb_writes: usize,
+    /// The peak RSS of either run, in KiB.
+    pub peak_rss_kib: u64,
+}
+
+impl Restart {
+    /// Records `restart_ready_s`, `restart_nb_writes` and `peak_rss_mb`.
+    pub fn put_into(&self, f: &mut Figures) {
+        f.seconds("restart_ready_s", self.ready);
+        f.put("restart_nb_writes", self.nb_writes);
+        f.real("peak_rss_mb", kib_to_mib(self.peak_rss_kib));
+    }
+}
+
+/// Stops `first` and starts the controller again on the cluster it converged, until NB is
+/// quiet again; the second run is stopped too.
+pub async fn restart(
+    first: ControllerRun,
+    launch: &ControllerLaunch,
+    ovn: &ScratchCentral,
+    records: &mut RecordCounter,
+    timeout: Duration,
+) -> Result<Restart, BenchError> {
+    let first_peak = first.peak_rss_kib()?;
+    first.stop()?;
+    let before = records.count()?;
+    let second = ControllerRun::start(launch)?;
+    let ready_at = second.wait_ready(timeout).await?;
+    let after = wait_for_quiet_nb(ovn, records, timeout).await?;
+    let ready = ready_at - second.started;
+    let second_peak = second.peak_rss_kib()?;
+    second.stop()?;
+    Ok(Restart {
+        ready,
+        nb_writes: after.rovn.saturating_sub(before.rovn),
+        peak_rss_kib: first_peak.max(second_peak),
+    })
 }

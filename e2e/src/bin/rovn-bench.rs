@@ -85,6 +85,27 @@ enum Command {
         #[arg(long, default_value_t = 50)]
         update_gap_ms: u64,
     },
+    /// NetworkPolicy on top of a loaded cluster: every policy's rows in NB, NB/SB sizes beside
+    /// a naive layout, policy edits and pod label changes one at a time, a restart.
+    Netpol {
+        #[command(flatten)]
+        stage: StageArgs,
+        /// Namespaces the pods and policies are spread over.
+        #[arg(long, default_value_t = 100)]
+        namespaces: usize,
+        /// NetworkPolicies (a mix of eight kinds).
+        #[arg(long, default_value_t = 500)]
+        policies: usize,
+        /// Policy edits (a port or a namespace selector) measured one at a time.
+        #[arg(long, default_value_t = 100)]
+        policy_edits: usize,
+        /// Pod label changes (into or out of a peer selector) measured one at a time.
+        #[arg(long, default_value_t = 100)]
+        label_changes: usize,
+        /// Milliseconds between two changes.
+        #[arg(long, default_value_t = 50)]
+        change_gap_ms: u64,
+    },
     /// Pod network-ready latency (CNI ADD) beside the OVN floor, interleaved, on a lab.
     PodReady {
         /// Lab nodes.
@@ -188,6 +209,26 @@ async fn run(command: Command) -> Result<Figures, BenchError> {
                 endpoints,
                 updates,
                 update_gap: Duration::from_millis(update_gap_ms),
+                timeout,
+            })
+            .await
+        }
+        Command::Netpol {
+            stage,
+            namespaces,
+            policies,
+            policy_edits,
+            label_changes,
+            change_gap_ms,
+        } => {
+            let (stage, timeout) = stage.spec();
+            bench::netpol::run(&bench::netpol::NetpolBench {
+                stage,
+                namespaces,
+                policies,
+                policy_edits,
+                label_changes,
+                change_gap: Duration::from_millis(change_gap_ms),
                 timeout,
             })
             .await

@@ -281,3 +281,63 @@ fn changes_to_a_pod_reach_the_policies_whose_sets_hold_it() {
         "db is neither a peer nor a named-port destination"
     );
 }
+
+#[test]
+fn a_label_change_within_a_broad_peer_leaves_the_pods_places() {
+    let mut pods = pods();
+    // Peers: every pod of team b (broad), and web pods of x; a named port on the web pods.
+    let rule = PolicyRule {
+        peers: Some(vec![
+            Peer::Pods {
+                namespaces: Some(Selector {
+                    labels: labels(&[("team", "b")]),
+                    requirements: Vec::new(),
+                }),
+                pods: Selector::everything(),
+            },
+            Peer::Pods {
+                namespaces: None,
+                pods: Selector {
+                    labels: labels(&[("app", "db")]),
+                    requirements: Vec::new(),
+                },
+            },
+        ]),
+        ports: Some(vec![PolicyPort::Named {
+            protocol: Protocol::Tcp,
+            name: "http".into(),
+        }]),
+    };
+    let policy = policy(Some(vec![rule]), None);
+    let places = |pods: &PolicyPods, ns: &str, name: &str| {
+        pods.pod(ns, name).and_then(|p| pods.places(&policy, p))
+    };
+    // The client of team b stays a peer whatever its app label.
+    let before = places(&pods, "y", "client");
+    let mut client = pods
+        .pod("y", "client")
+        .cloned()
+        .unwrap_or_else(|| pod("y", "c", "n", "1.1.1.1", "x"));
+    client.labels = labels(&[("app", "other")]);
+    pods.set_pod("y", "client", Some(client));
+    assert!(before.is_some());
+    assert_eq!(places(&pods, "y", "client"), before);
+    // A pod of x moving into the db peer changes its place.
+    let before = places(&pods, "x", "web1");
+    let mut web1 = pods
+        .pod("x", "web1")
+        .cloned()
+        .unwrap_or_else(|| pod("x", "w", "n", "1.1.1.2", "x"));
+    web1.labels = labels(&[("app", "db")]);
+    pods.set_pod("x", "web1", Some(web1));
+    assert_ne!(places(&pods, "x", "web1"), before);
+    // A selected web pod is a destination of the named port: its number is its place.
+    assert_eq!(
+        places(&pods, "x", "web2"),
+        Some(vec![RulePlace {
+            in_peers: false,
+            numbers: Some(vec![Some(8080)]),
+        }])
+    );
+    assert_eq!(places(&pods, "y", "nobody"), None);
+}
