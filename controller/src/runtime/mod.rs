@@ -116,7 +116,13 @@ pub async fn run(
     // The Lease is renewed from the moment it is taken: waiting for the caches and NB can take
     // longer than its duration, and a replica that let it lapse there would go on to allocate
     // beside the next leader.
-    let work = lead(&config, kube, nb, &metrics, &ready, started, plans, stopped);
+    let outward = Outward {
+        metrics: &metrics,
+        ready: &ready,
+        started,
+        plans,
+    };
+    let work = lead(&config, kube, nb, outward, stopped);
     let result = match elector.as_mut() {
         Some(elector) => tokio::select! {
             r = work => r,
@@ -134,18 +140,30 @@ pub async fn run(
     result
 }
 
+/// What the leader shows outside: metrics, readiness, its start time and the dry-run requests
+/// of the HTTP endpoints, which exist before it leads.
+struct Outward<'a> {
+    metrics: &'a Metrics,
+    ready: &'a Arc<AtomicBool>,
+    started: Instant,
+    plans: mpsc::UnboundedReceiver<http::PlanRequest>,
+}
+
 /// What the leader does: fill the caches, wait for the NB replica, then run the controller
 /// until `stopped` resolves or it cannot go on.
 async fn lead<F: Future<Output = ()>>(
     config: &RunConfig,
     kube: kube::Client,
     nb: rovn_ovsdb::Client,
-    metrics: &Metrics,
-    ready: &Arc<AtomicBool>,
-    started: Instant,
-    plans: mpsc::UnboundedReceiver<http::PlanRequest>,
+    outward: Outward<'_>,
     stopped: impl Fn() -> F,
 ) -> anyhow::Result<()> {
+    let Outward {
+        metrics,
+        ready,
+        started,
+        plans,
+    } = outward;
     // The caches fill while the NB replica syncs: the two initial loads overlap.
     let (notes_tx, notes_rx) = mpsc::unbounded_channel();
     let caches = Caches {

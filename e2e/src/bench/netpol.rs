@@ -193,7 +193,7 @@ fn policy_edit(model: &Model, policy: &Policy, e: usize) -> (Policy, Expect) {
         let expect = Expect::AclPort(owner_of(&edited), "ingress.0".into(), port);
         (edited, expect)
     };
-    if e % 2 == 0 {
+    if e.is_multiple_of(2) {
         return by_port(edited);
     }
     let before = rule_set(model, policy);

@@ -244,7 +244,7 @@ impl NetpolCluster {
             ("team".to_string(), team(n)),
             (
                 "env".to_string(),
-                if n % 2 == 0 { "prod" } else { "dev" }.to_string(),
+                if n.is_multiple_of(2) { "prod" } else { "dev" }.to_string(),
             ),
         ])
     }
