@@ -275,6 +275,8 @@ fn rbac_grants_exactly_what_the_components_use() {
             ("", "pods", &["get", "list", "watch"], ""),
             ("", "nodes", &["get", "list", "watch", "patch"], ""),
             ("rovn.io", "subnets", &["list", "watch"], ""),
+            ("", "services", &["list", "watch"], ""),
+            ("discovery.k8s.io", "endpointslices", &["list", "watch"], ""),
             ("", "events", &["create", "patch", "list"], ""),
         ],
     );
