@@ -9,10 +9,10 @@ use std::time::Instant;
 
 use super::matrix::{Destination, Matrix, columns};
 use super::objects;
-use super::probing::{CONVERGE_WITHIN, converge};
+use super::probing::{CONVERGE_WITHIN, converge, flush_conntrack};
 use super::world::NAMESPACES;
 use crate::scenario::api;
-use crate::scenario::cluster::{Cluster, PodRef, argv};
+use crate::scenario::cluster::{Cluster, PodRef};
 use crate::scenario::error::{Result, ScenarioError};
 use crate::scenario::pods;
 
@@ -230,25 +230,10 @@ impl<'c, C: Cluster> Suite<'c, C> {
         Some(report)
     }
 
-    /// Empties every node's connection tracker, and says why some node's `ovs-vswitchd` does
-    /// not answer, if one does not. The lab's userspace datapath (OVS 3.1.0) aborts on an
-    /// assertion in `conn_update_state` when a new UDP flow meets what an expired one left of
-    /// its NAT entry; the suite's thousands of short UDP probes met it within a minute. A case
-    /// lasts seconds, well under the 30 s UDP timeout, so no entry outlives the case it was made
-    /// in; what is checked (fresh connections after every change) is not affected.
+    /// Why some node's `ovs-vswitchd` does not answer, if one does not (emptying the trackers
+    /// is the question asked).
     async fn flush_datapaths(&self) -> Option<String> {
-        let command = argv(["ovs-appctl", "-t", "ovs-vswitchd", "dpctl/flush-conntrack"]);
-        for node in self.cluster.nodes() {
-            let why = match self.cluster.exec_on_node(&node, &command).await {
-                Ok(out) if out.success => continue,
-                Ok(out) => out.stderr.trim().to_string(),
-                Err(e) => e.to_string(),
-            };
-            return Some(format!(
-                "ovs-vswitchd on {node} is gone ({why}); see its log"
-            ));
-        }
-        None
+        flush_conntrack(self.cluster).await
     }
 
     async fn clean_up(&self, report: &mut CaseReport) -> Result<()> {
