@@ -188,12 +188,6 @@ impl PolicyPods {
         }
     }
 
-    /// Whether `pod`'s address may be in one of `policy`'s address sets: it is a selector peer
-    /// of a rule, or a destination of a rule with a named port.
-    pub fn affects(&self, policy: &Policy, pod: &PolicyPod) -> bool {
-        self.places(policy, pod).is_some()
-    }
-
     /// Where `pod`'s address stands in `policy`'s address sets: per rule, whether one of its
     /// selector peers holds it and, when the rule names ports and the pod is one of its
     /// destinations, the number it gives each named port; `None` when it is in none. Two

@@ -275,9 +275,9 @@ fn changes_to_a_pod_reach_the_policies_whose_sets_hold_it() {
     let policy = policy(Some(vec![rule]), None);
     let client = pods.pod("y", "client").cloned();
     let db = pods.pod("x", "db").cloned();
-    assert!(client.is_some_and(|c| pods.affects(&policy, &c)));
+    assert!(client.is_some_and(|c| pods.places(&policy, &c).is_some()));
     assert!(
-        !db.is_some_and(|d| pods.affects(&policy, &d)),
+        db.is_some_and(|d| pods.places(&policy, &d).is_none()),
         "db is neither a peer nor a named-port destination"
     );
 }
