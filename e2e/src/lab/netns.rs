@@ -132,6 +132,15 @@ pub fn tx_checksum_off(ns: &str, dev: &str) -> Result<(), LabError> {
     .map(|_| ())
 }
 
+/// Turns on IPv4 forwarding inside the named namespace `ns` (a lab node routes between `ovn0`
+/// and its underlay as a real node does: pods' egress, NodePorts). `ip_forward` is per network
+/// namespace, and `ns` is always a lab namespace, so the root namespace is never touched.
+pub fn enable_forwarding(ns: &str) -> Result<(), LabError> {
+    let mut command = exec_command(ns, "sysctl");
+    command.args(["-q", "-w", "net.ipv4.ip_forward=1"]);
+    cmd::run_command(&format!("enable IPv4 forwarding in {ns}"), &mut command).map(|_| ())
+}
+
 /// Whether the link `dev` exists in `ns`.
 pub fn link_exists(ns: &str, dev: &str) -> Result<bool, LabError> {
     let status = Command::new("ip")

@@ -63,7 +63,8 @@ pub struct Node {
     pub vswitchd: Daemon,
 }
 
-/// Creates the node's namespace and its underlay veth (`eth0` in the node, `nodeI` on `br-lab`).
+/// Creates the node's namespace (forwarding on, as on a real node) and its underlay veth (`eth0`
+/// in the node, `nodeI` on `br-lab`).
 pub fn create_underlay(names: &LabNames, index: u8) -> Result<(), LabError> {
     let place = Place::Node(index);
     let ns = names.netns(place);
@@ -79,6 +80,7 @@ pub fn create_underlay(names: &LabNames, index: u8) -> Result<(), LabError> {
         ],
     )?;
     netns::batch(&ns, &[format!("link set {NODE_UNDERLAY_IF} up")])?;
+    netns::enable_forwarding(&ns)?;
     // Traffic from the central namespace towards the node crosses the OVS userspace datapath,
     // which does not finish partial checksums.
     netns::tx_checksum_off(&central, &port)

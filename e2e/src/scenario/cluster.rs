@@ -116,6 +116,20 @@ pub trait Cluster: Sync {
         argv: &[String],
     ) -> impl Future<Output = Result<ExecOutput>> + Send;
 
+    /// The address of a host outside the cluster (on the nodes' network, not a node): the
+    /// world pods leave to and the client of NodePorts, externalIPs and LoadBalancer IPs.
+    fn outside_address(&self) -> std::net::Ipv4Addr;
+
+    /// Runs `argv` on the host outside the cluster to completion.
+    fn exec_outside(&self, argv: &[String]) -> impl Future<Output = Result<ExecOutput>> + Send;
+
+    /// Starts `argv` on the host outside the cluster with stdin and stdout piped (a server the
+    /// pods talk to); the child is killed when dropped.
+    fn spawn_outside(
+        &self,
+        argv: &[String],
+    ) -> impl Future<Output = Result<tokio::process::Child>> + Send;
+
     /// Runs `ovn-nbctl ARGS` against the cluster's Northbound database.
     fn nbctl(&self, args: &[&str]) -> impl Future<Output = Result<String>> + Send;
 

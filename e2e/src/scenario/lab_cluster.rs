@@ -1,6 +1,7 @@
 //! [`Cluster`] on a running lab: pods are sandbox namespaces `rl-NAME-p<uid>` (hostNetwork pods
 //! their node's namespace), nodes are `rl-NAME-nodeI`, OVN is reached over the lab's sockets.
 
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
@@ -110,6 +111,20 @@ async fn run(mut command: tokio::process::Command, what: &str) -> Result<ExecOut
     })
 }
 
+/// Starts `command` with stdin and stdout piped, killed when the child is dropped.
+fn spawn_piped(mut command: tokio::process::Command, what: &str) -> Result<tokio::process::Child> {
+    command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| ScenarioError::Exec {
+            what: format!("starting {what}"),
+            detail: e.to_string(),
+        })
+}
+
 fn in_netns(ns: &str, argv: &[String]) -> Result<tokio::process::Command> {
     let (program, args) = argv.split_first().ok_or_else(|| ScenarioError::Exec {
         what: format!("a command in {ns}"),
@@ -152,16 +167,10 @@ impl Cluster for LabCluster<'_> {
 
     async fn spawn_in_pod(&self, pod: &PodRef, argv: &[String]) -> Result<tokio::process::Child> {
         let ns = self.pod_netns(pod).await?;
-        in_netns(&ns, argv)?
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| ScenarioError::Exec {
-                what: format!("starting {argv:?} in pod {pod} ({ns})"),
-                detail: e.to_string(),
-            })
+        spawn_piped(
+            in_netns(&ns, argv)?,
+            &format!("{argv:?} in pod {pod} ({ns})"),
+        )
     }
 
     async fn exec_on_node(&self, node: &str, argv: &[String]) -> Result<ExecOutput> {
@@ -177,6 +186,20 @@ impl Cluster for LabCluster<'_> {
             &format!("{argv:?} on {node}"),
         )
         .await
+    }
+
+    fn outside_address(&self) -> Ipv4Addr {
+        Place::Outside.underlay_ip()
+    }
+
+    async fn exec_outside(&self, argv: &[String]) -> Result<ExecOutput> {
+        let ns = self.names().netns(Place::Outside);
+        run(in_netns(&ns, argv)?, &format!("{argv:?} outside ({ns})")).await
+    }
+
+    async fn spawn_outside(&self, argv: &[String]) -> Result<tokio::process::Child> {
+        let ns = self.names().netns(Place::Outside);
+        spawn_piped(in_netns(&ns, argv)?, &format!("{argv:?} outside ({ns})"))
     }
 
     async fn nbctl(&self, args: &[&str]) -> Result<String> {
