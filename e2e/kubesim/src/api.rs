@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use crate::cluster::{PatchKind, Target};
 use crate::deletion::DeleteOptions;
 use crate::event_versions::served_form;
+use crate::proxy::ProxyTarget;
 use crate::resources::ResourceDef;
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::server::Cluster;
@@ -87,6 +88,7 @@ enum Route {
     Group(String),
     GroupVersion(String, String),
     Resource(ResourcePath),
+    PodProxy(ProxyTarget),
     OpenApiRoot,
     OpenApiV2,
     OpenApiGroupVersion(String, String),
@@ -132,6 +134,16 @@ fn route(path: &str) -> Route {
         ["healthz" | "readyz" | "livez", ..] => Route::Health,
         ["api"] => Route::CoreVersions,
         ["api", v] => Route::GroupVersion(String::new(), v.to_string()),
+        [
+            "api",
+            "v1",
+            "namespaces",
+            ns,
+            "pods",
+            pod,
+            "proxy",
+            rest @ ..,
+        ] => ProxyTarget::parse(ns, pod, rest).map_or(Route::NotFound, Route::PodProxy),
         ["api", v, rest @ ..] => parse_resource("", v, rest),
         ["apis"] => Route::Groups,
         ["apis", g] => Route::Group(g.to_string()),
@@ -221,6 +233,7 @@ async fn dispatch(
     let read_only = |m: &Method| *m == Method::GET || *m == Method::HEAD;
     match route {
         Route::Resource(path) => return resource(cluster, method, uri, headers, body, path).await,
+        Route::PodProxy(target) => return pod_proxy(cluster, method, uri, target).await,
         _ if !read_only(method) => {
             return Err(ApiError::method_not_allowed(format!(
                 "{method} is not allowed on {}",
@@ -257,7 +270,9 @@ async fn dispatch(
         Route::OpenApiRoot => openapi::root(&state.registry),
         Route::OpenApiGroupVersion(g, v) => openapi::group_version(&state.registry, &g, &v)
             .ok_or_else(|| ApiError::path_not_found(uri.path()))?,
-        Route::NotFound | Route::Resource(_) => return Err(ApiError::path_not_found(uri.path())),
+        Route::NotFound | Route::Resource(_) | Route::PodProxy(_) => {
+            return Err(ApiError::path_not_found(uri.path()));
+        }
     };
     Ok(value_response(200, &v))
 }
@@ -355,6 +370,49 @@ fn decode_body(headers: &HeaderMap, body: &[u8], what: &str) -> Result<Value, Ap
             "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (got {other})"
         ))),
     }
+}
+
+/// Relays a GET or HEAD to the pod `target` names ([`crate::proxy`]).
+async fn pod_proxy(
+    cluster: &Arc<Cluster>,
+    method: &Method,
+    uri: &Uri,
+    target: ProxyTarget,
+) -> Result<Response, ApiError> {
+    if *method != Method::GET && *method != Method::HEAD {
+        return Err(ApiError::method_not_allowed(format!(
+            "{method} is not relayed to pods by this server (GET and HEAD are)"
+        )));
+    }
+    let pod = {
+        let state = cluster.read();
+        let def = state
+            .registry
+            .get("", "v1", "pods")
+            .ok_or_else(|| ApiError::path_not_found(uri.path()))?;
+        state.get(&def, &target.namespace, &target.pod)?
+    };
+    let addr = target.address(&pod.value)?;
+    let path_and_query = match uri.query() {
+        Some(query) => format!("{}?{query}", target.path),
+        None => target.path.clone(),
+    };
+    let netns = cluster.proxy_netns.clone();
+    let method_name = method.to_string();
+    let answer = tokio::task::spawn_blocking(move || {
+        crate::proxy::relay(netns.as_deref(), addr, &method_name, &path_and_query)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("proxy task failed: {e}")))??;
+    let mut response = Response::new(Body::from(answer.body));
+    *response.status_mut() = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    if let Some(value) = answer
+        .content_type
+        .and_then(|t| HeaderValue::from_str(&t).ok())
+    {
+        response.headers_mut().insert(header::CONTENT_TYPE, value);
+    }
+    Ok(response)
 }
 
 async fn resource(

@@ -70,6 +70,7 @@ pub mod listen;
 pub mod openapi;
 pub mod patch;
 pub mod protobuf;
+pub mod proxy;
 pub mod resources;
 pub mod selectors;
 pub mod server;

@@ -1,6 +1,7 @@
-//! Listener addresses (`[NETNS@]IP:PORT`) and binding them, inside a named network
-//! namespace when asked: a dedicated thread `setns`es into `/run/netns/NETNS`, binds,
-//! and hands the socket back; the socket keeps its namespace after the thread ends.
+//! Listener addresses (`[NETNS@]IP:PORT`) and sockets made inside a named network namespace
+//! (listeners, and the connections of the pod proxy): a dedicated thread `setns`es into
+//! `/run/netns/NETNS`, makes the socket and hands it back; the socket keeps its namespace after
+//! the thread ends.
 
 use std::net::{SocketAddr, TcpListener};
 use std::str::FromStr;
@@ -42,9 +43,7 @@ impl FromStr for ListenSpec {
             Some((ns, addr)) => (Some(ns), addr),
             None => (None, s),
         };
-        if let Some(ns) = netns
-            && (ns.is_empty() || ns.contains('/') || ns == "." || ns == "..")
-        {
+        if netns.is_some_and(|ns| !is_netns_name(ns)) {
             return Err(ListenError::Syntax(s.to_string()));
         }
         let addr = addr
@@ -78,17 +77,32 @@ fn bind_here(addr: SocketAddr, label: &str) -> Result<TcpListener, ListenError> 
     Ok(listener)
 }
 
+/// Whether `ns` can name a file under `/run/netns` (and nothing outside it).
+pub fn is_netns_name(ns: &str) -> bool {
+    !(ns.is_empty() || ns.contains('/') || ns == "." || ns == "..")
+}
+
 /// Binds a listener as `spec` says (blocking; call from a blocking context).
 pub fn bind(spec: &ListenSpec) -> Result<TcpListener, ListenError> {
     let label = spec.to_string();
-    let Some(ns) = spec.netns.clone() else {
-        return bind_here(spec.addr, &label);
-    };
     let addr = spec.addr;
+    in_netns(spec.netns.as_deref(), move || bind_here(addr, &label))?
+}
+
+/// Runs `f` inside the network namespace `/run/netns/NETNS` (or here when `None`), on a thread
+/// of its own that ends with it: a socket made there stays in that namespace, and no thread
+/// shared with other work ever changes namespace. Blocking.
+pub fn in_netns<T: Send + 'static>(
+    netns: Option<&str>,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ListenError> {
+    let Some(ns) = netns else {
+        return Ok(f());
+    };
+    let path = format!("/run/netns/{ns}");
     let handle = std::thread::Builder::new()
-        .name(format!("bind-{ns}"))
-        .spawn(move || -> Result<TcpListener, ListenError> {
-            let path = format!("/run/netns/{ns}");
+        .name(format!("netns-{ns}"))
+        .spawn(move || -> Result<T, ListenError> {
             let file = std::fs::File::open(&path).map_err(|source| ListenError::Io {
                 what: format!("opening network namespace {path}"),
                 source,
@@ -99,12 +113,12 @@ pub fn bind(spec: &ListenSpec) -> Result<TcpListener, ListenError> {
                     source: std::io::Error::from(e),
                 }
             })?;
-            bind_here(addr, &label)
+            Ok(f())
         })
         .map_err(|e| ListenError::Thread(e.to_string()))?;
     handle
         .join()
-        .map_err(|_| ListenError::Thread("binding thread panicked".into()))?
+        .map_err(|_| ListenError::Thread("network namespace thread panicked".into()))?
 }
 
 #[cfg(test)]

@@ -35,9 +35,21 @@ struct Args {
     /// first non-loopback listener, e.g. the lab's 172.30.0.1:6443).
     #[arg(long)]
     advertise_address: Option<std::net::SocketAddr>,
+    /// Network namespace (a name under /run/netns) the pod proxy connects from, where pod
+    /// addresses are reachable; default: this process's own.
+    #[arg(long, value_parser = netns_name)]
+    proxy_netns: Option<String>,
     /// Seconds between BOOKMARK events on watches that allow them.
     #[arg(long, default_value_t = 30)]
     bookmark_seconds: u64,
+}
+
+fn netns_name(s: &str) -> Result<String, String> {
+    if rovn_kubesim::listen::is_netns_name(s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!("{s:?} is not a network namespace name"))
+    }
 }
 
 fn init_logging(log_file: Option<&Path>) -> Result<()> {
@@ -105,6 +117,7 @@ async fn main() -> Result<()> {
         watcher_buffer: args.watcher_buffer,
         bookmark_interval: Duration::from_secs(args.bookmark_seconds.max(1)),
         advertise: args.advertise_address,
+        proxy_netns: args.proxy_netns,
     };
     let mut server = rovn_kubesim::start(config)
         .await

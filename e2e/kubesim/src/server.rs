@@ -31,6 +31,8 @@ pub struct Config {
     /// Where pods reach this server (published as the `kubernetes` Service's
     /// endpoints). `None`: the first bound non-loopback listener, if any.
     pub advertise: Option<SocketAddr>,
+    /// Network namespace the pod proxy connects from (`None`: the server's own).
+    pub proxy_netns: Option<String>,
 }
 
 impl Default for Config {
@@ -43,6 +45,7 @@ impl Default for Config {
             watcher_buffer: 65_536,
             bookmark_interval: Duration::from_secs(30),
             advertise: None,
+            proxy_netns: None,
         }
     }
 }
@@ -83,6 +86,8 @@ pub struct Cluster {
     pub bookmark_interval: Duration,
     /// Flips to true when the server stops, ending open watches.
     pub shutdown: watch::Receiver<bool>,
+    /// Where the pod proxy connects from ([`Config::proxy_netns`]).
+    pub proxy_netns: Option<String>,
 }
 
 impl Cluster {
@@ -96,6 +101,7 @@ impl Cluster {
             snapshots: Mutex::new((0, HashMap::new())),
             bookmark_interval: config.bookmark_interval,
             shutdown: rx,
+            proxy_netns: config.proxy_netns.clone(),
         };
         (Arc::new(cluster), tx)
     }

@@ -156,6 +156,11 @@ impl ApiError {
         Self::new(406, "NotAcceptable", message)
     }
 
+    /// What the request needs is not reachable now (a pod to proxy to).
+    pub fn service_unavailable(message: impl Into<String>) -> Self {
+        Self::new(503, "ServiceUnavailable", message)
+    }
+
     /// A request the server cannot serve for an internal reason (never expected).
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(500, "InternalError", message)

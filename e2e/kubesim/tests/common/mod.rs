@@ -32,7 +32,9 @@ pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
 /// A kube-rs client for a plain-HTTP server URL.
 pub fn client_for(url: &str) -> kube::Client {
     let uri: http::Uri = url.parse().expect("server URL parses");
-    let config = kube::Config::new(uri);
+    let mut config = kube::Config::new(uri);
+    // Answers as they are: kube-rs would retry a 503 for minutes.
+    config.default_retry = false;
     kube::Client::try_from(config).expect("kube client builds")
 }
 
