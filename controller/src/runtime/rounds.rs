@@ -2,14 +2,14 @@
 //! — the owners the other modules touched — and the whole cluster at start-up, after a Subnet
 //! or Node change, after a failed round and on the periodic resync.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rovn_api::names::OWNER_KEY;
 use rovn_api::{Owner, OwnerKind};
-use rovn_ovsdb::{Change, Event, Row};
+use rovn_ovsdb::{Change, Event, Row, Uuid};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::kubeio;
@@ -42,6 +42,10 @@ struct NbChanges {
     owners: BTreeSet<Owner>,
     everything: bool,
     notified: bool,
+    /// Rows rovn did not write that hold a name an owner wants ([`crate::reconcile::Conflict`]):
+    /// when one changes or goes away, its owner is tried again at once rather than at the next
+    /// full resync, as its own rows' changes are.
+    blocking: HashMap<Uuid, Owner>,
 }
 
 /// What a successful round leaves to do: the pods it routed (key, uid), and the owners whose
@@ -291,6 +295,11 @@ impl Rounds {
         self.desired = Some((report.desired, report.context));
         match report.result {
             Ok(outcome) => {
+                if let Ok(mut gathered) = self.nb_changes.lock() {
+                    gathered
+                        .blocking
+                        .extend(outcome.conflicts.iter().map(|c| (c.uuid, c.owner.clone())));
+                }
                 world
                     .metrics
                     .nb_transactions
@@ -360,19 +369,26 @@ impl Rounds {
         let (changes, done) = (self.nb_changes.clone(), world.done());
         tokio::spawn(async move {
             loop {
-                let (owners, everything) = match events.recv().await {
-                    Ok(Event::Change(change)) => (owners_of(&change), false),
-                    Ok(Event::Reconnected { .. }) | Err(RecvError::Lagged(_)) => (Vec::new(), true),
+                let (mut owners, everything, foreign) = match events.recv().await {
+                    Ok(Event::Change(change)) => (owners_of(&change), false, foreign_row(&change)),
+                    Ok(Event::Reconnected { .. }) | Err(RecvError::Lagged(_)) => {
+                        (Vec::new(), true, None)
+                    }
                     Ok(Event::Synced) => continue,
                     Err(RecvError::Closed) => return,
                 };
-                if owners.is_empty() && !everything {
-                    continue;
-                }
                 let notify = {
                     let Ok(mut gathered) = changes.lock() else {
                         return;
                     };
+                    if let Some(uuid) = foreign
+                        && let Some(blocked) = gathered.blocking.remove(&uuid)
+                    {
+                        owners.push(blocked);
+                    }
+                    if owners.is_empty() && !everything {
+                        continue;
+                    }
                     gathered.owners.extend(owners);
                     gathered.everything |= everything;
                     !std::mem::replace(&mut gathered.notified, true)
@@ -403,6 +419,16 @@ impl Rounds {
             world.queue.touch(owner);
         }
     }
+}
+
+/// The row a change modified or removed, when it is not rovn's: it may have held a name an
+/// owner wants.
+fn foreign_row(change: &Change) -> Option<Uuid> {
+    let (uuid, old) = match change {
+        Change::Insert { .. } => return None,
+        Change::Modify { uuid, old, .. } | Change::Delete { uuid, old, .. } => (uuid, old),
+    };
+    external_id(old, OWNER_KEY).is_none().then_some(*uuid)
 }
 
 /// The owners of a changed row, before and after the change.
