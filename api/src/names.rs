@@ -12,6 +12,14 @@ pub const DEFAULT_SUBNET: &str = "ovn-default";
 /// The load balancer group attached to every subnet switch and `join`.
 pub const CLUSTER_LB_GROUP: &str = "cluster-lbs";
 
+/// The namespace of the controller replicas' election Lease.
+pub const CONTROLLER_LEASE_NAMESPACE: &str = "kube-system";
+/// The controller replicas' election Lease; its holder is the leading replica's pod name, which
+/// `kubectl rovn diagnose` reaches through the API server's pod proxy.
+pub const CONTROLLER_LEASE: &str = "rovn-controller";
+/// The controller's HTTP port (`/metrics`, `/healthz`, `/readyz`, `/debug/plan`).
+pub const CONTROLLER_HTTP_PORT: u16 = 10660;
+
 /// `external_ids` key marking a row as written by rovn; rows without it are never touched.
 pub const VENDOR_KEY: &str = "rovn.io/vendor";
 /// The value of [`VENDOR_KEY`].

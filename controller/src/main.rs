@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use ipnet::Ipv4Net;
+use rovn_api::names;
 use rovn_api::parse_duration;
 use rovn_controller::runtime::{self, ElectionConfig, KubeSource, RunConfig};
 
@@ -57,10 +58,10 @@ struct Args {
     #[arg(long, env = "ROVN_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
     leader_elect: bool,
     /// Namespace of the election Lease.
-    #[arg(long, env = "ROVN_LEASE_NAMESPACE", default_value = "kube-system")]
+    #[arg(long, env = "ROVN_LEASE_NAMESPACE", default_value = names::CONTROLLER_LEASE_NAMESPACE)]
     lease_namespace: String,
     /// Name of the election Lease.
-    #[arg(long, env = "ROVN_LEASE_NAME", default_value = "rovn-controller")]
+    #[arg(long, env = "ROVN_LEASE_NAME", default_value = names::CONTROLLER_LEASE)]
     lease_name: String,
     /// How long an unrenewed Lease stays held.
     #[arg(long, env = "ROVN_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use super::bins;
 use super::daemon::{self, Daemon, DaemonSpec};
 use super::error::LabError;
-use super::names::{LabNames, Place};
+use super::names::{CENTRAL_IP, CONTROLLER_POD, CONTROLLER_PORT, LabNames, Place};
 use super::poll;
 
 /// Where Debian's containernetworking-plugins put the standard CNI plugins (loopback, ...).
@@ -131,6 +131,63 @@ pub fn create_rovn_config(api: SocketAddr, names: &LabNames) -> Result<(), LabEr
     .map(|_| ())
 }
 
+/// The Pod object of the lab's controller, as the Deployment's pod is on a cluster: named as
+/// the controller's Lease identity, with its address and metrics port, so the API server's pod
+/// proxy reaches the leader (`kubectl rovn diagnose` reads `/debug/plan` that way). Bound to
+/// `central`, which no kubelet runs, and hostNetwork, so nothing else acts on it. Pure.
+pub fn controller_pod_object() -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": CONTROLLER_POD,
+            "namespace": "kube-system",
+            "labels": {"app.kubernetes.io/name": "rovn-controller"},
+        },
+        "spec": {
+            "nodeName": "central",
+            "hostNetwork": true,
+            "containers": [{
+                "name": "rovn-controller",
+                "image": "rovn:lab",
+                "ports": [{"name": "metrics", "containerPort": CONTROLLER_PORT, "protocol": "TCP"}],
+            }],
+        },
+    })
+}
+
+/// The status of [`controller_pod_object`]: running at the central address.
+fn controller_pod_status() -> serde_json::Value {
+    let ip = CENTRAL_IP.to_string();
+    serde_json::json!({
+        "status": {
+            "phase": "Running",
+            "hostIP": ip,
+            "podIP": ip,
+            "podIPs": [{"ip": ip}],
+        }
+    })
+}
+
+/// Publishes the controller's Pod object ([`controller_pod_object`]).
+pub fn create_controller_pod(api: SocketAddr) -> Result<(), LabError> {
+    http_send(
+        api,
+        "POST",
+        "/api/v1/namespaces/kube-system/pods",
+        "application/json",
+        &controller_pod_object().to_string(),
+    )?;
+    http_send(
+        api,
+        "PATCH",
+        &format!("/api/v1/namespaces/kube-system/pods/{CONTROLLER_POD}/status"),
+        "application/merge-patch+json",
+        &controller_pod_status().to_string(),
+    )
+    .map(|_| ())
+}
+
 /// Registers every node of `nodes` the way its kubelet would, for labs without kubelets.
 fn register_nodes(api: SocketAddr, nodes: &[u8]) -> Result<(), LabError> {
     for &index in nodes {
@@ -184,6 +241,8 @@ pub fn start_api_server(names: &LabNames, bins: &KubeBins) -> Result<ApiServer, 
             names.kube_lab_listen().into(),
             "--ready-file".into(),
             names.kubesim_ready_file().into(),
+            "--proxy-netns".into(),
+            names.netns(Place::Central).into(),
         ],
         env: vec![],
         pidfile: names.pidfile(Place::Central, "rovn-kubesim"),

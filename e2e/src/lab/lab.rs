@@ -256,6 +256,7 @@ fn build(names: &LabNames, spec: &LabSpec) -> Result<Lab, LabError> {
         daemons.extend(kube.daemons.iter().cloned());
         if rovn_bins.is_some() {
             kube::create_rovn_config(kube.api, names)?;
+            kube::create_controller_pod(kube.api)?;
         }
     }
     // The controller needs the API server (kubeconfig-lab) and the NB, both there now.

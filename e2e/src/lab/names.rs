@@ -31,6 +31,9 @@ pub const SB_TCP_PORT: u16 = 6642;
 pub const KUBE_LAB_PORT: u16 = 6443;
 /// TCP port of rovn-controller's `/metrics`, `/healthz` and `/readyz` (on the central address).
 pub const CONTROLLER_PORT: u16 = 10660;
+/// The name of the controller's Pod object in `kube-system` and its Lease identity (the
+/// Deployment sets the identity to the pod's name the same way, through `POD_NAME`).
+pub const CONTROLLER_POD: &str = "rovn-controller-central";
 /// TCP port of rovn-node's `/metrics` and `/healthz` (on the node's underlay address).
 pub const AGENT_PORT: u16 = 10665;
 /// The OVS bridge that carries a node's underlay address (OVS userspace tunnelling needs it).

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::bins;
 use super::daemon::{self, Daemon, DaemonSpec};
 use super::error::LabError;
-use super::names::{LabNames, Place};
+use super::names::{CONTROLLER_POD, LabNames, Place};
 use super::node::Encap;
 use super::poll;
 use super::probe::http_get_in_netns;
@@ -107,6 +107,14 @@ fn env_of(names: &LabNames, place: Place) -> Vec<(String, OsString)> {
     env
 }
 
+/// The controller's environment: the place's, and `POD_NAME` as the Deployment's downward API
+/// sets it, so its Lease identity names its Pod object.
+fn controller_env(names: &LabNames) -> Vec<(String, OsString)> {
+    let mut env = env_of(names, Place::Central);
+    env.push(("POD_NAME".into(), CONTROLLER_POD.into()));
+    env
+}
+
 /// The controller's daemon spec.
 pub fn controller_spec(names: &LabNames, bins: &RovnBins) -> DaemonSpec {
     DaemonSpec {
@@ -114,7 +122,7 @@ pub fn controller_spec(names: &LabNames, bins: &RovnBins) -> DaemonSpec {
         netns: Some(names.netns(Place::Central)),
         program: bins.controller.clone(),
         args: controller_args(names),
-        env: env_of(names, Place::Central),
+        env: controller_env(names),
         pidfile: names.pidfile(Place::Central, CONTROLLER_DAEMON),
         log_file: names.controller_log(),
         writes_own_pidfile: false,
