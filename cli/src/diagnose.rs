@@ -1,9 +1,9 @@
 //! `kubectl rovn diagnose`: checks over snapshots of the API server, NB and SB, each finding
 //! naming the object and the fix. Pure: the I/O gathers the snapshots, this decides.
 //!
-//! Left out on purpose: the controller's own diff run dry (which rows it would write). The
-//! plugin must not depend on `rovn-controller`, and a second renderer here would drift from
-//! the real one; these checks read what was written instead.
+//! The controller's own diff, run dry, is not recomputed here (the plugin must not depend on
+//! `rovn-controller`, and a second renderer would drift from the real one): [`crate::plan`]
+//! reads it from the leading controller.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -34,6 +34,10 @@ pub enum Check {
     Processing,
     /// A chassis has no encap, or a node's `br-int` lacks a tunnel or has a broken one.
     Tunnel,
+    /// The controller's dry run keeps wanting to change an object's rows.
+    Drift,
+    /// A row rovn did not write holds a name the controller wants.
+    Conflict,
 }
 
 impl fmt::Display for Check {
@@ -47,6 +51,8 @@ impl fmt::Display for Check {
             Check::Binding => "binding",
             Check::Processing => "processing",
             Check::Tunnel => "tunnel",
+            Check::Drift => "drift",
+            Check::Conflict => "conflict",
         })
     }
 }

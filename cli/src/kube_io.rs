@@ -5,11 +5,13 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Service};
 use kube::api::{AttachParams, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
 use rovn_api::annotations::{parse_node_join, parse_pod_allocation};
+use rovn_api::names::{CONTROLLER_HTTP_PORT, CONTROLLER_LEASE, CONTROLLER_LEASE_NAMESPACE};
 
 use crate::remotes::{CONFIGMAP_NAME, CONFIGMAP_NAMESPACE};
 use crate::snapshot::{KubeSnapshot, NodeView, PodView, ServicePortView, ServiceView};
@@ -49,7 +51,7 @@ pub async fn client(
         context: context.map(str::to_string),
         ..Default::default()
     };
-    let config = match kubeconfig {
+    let mut config = match kubeconfig {
         Some(path) => {
             let file = Kubeconfig::read_from(path)
                 .map_err(|e| KubeIoError::Config(format!("{}: {e}", path.display())))?;
@@ -64,6 +66,9 @@ pub async fn client(
             .await
             .map_err(|e| KubeIoError::Config(e.to_string()))?,
     };
+    // kube-rs retries 503s for minutes by default; a debugging command answers at once, as
+    // kubectl does, and a leader busy with a round (its `/debug/plan` is 503) is a note.
+    config.default_retry = false;
     Client::try_from(config).map_err(|source| KubeIoError::Api {
         what: "building the API client".into(),
         source,
@@ -184,6 +189,43 @@ pub async fn exec(
         stdout,
         stderr,
     })
+}
+
+/// The leading controller's pod (the holder of its Lease) and its `/debug/plan` answer,
+/// fetched through the API server's pod proxy, as `kubectl get --raw` would: the plugin needs
+/// no route to the controller. `Err` says why there is no plan to read (no Lease, no holder,
+/// the leader busy or unreachable); that is a note, not a finding.
+pub async fn controller_plan(client: &Client) -> Result<(String, String), String> {
+    let leases: Api<Lease> = Api::namespaced(client.clone(), CONTROLLER_LEASE_NAMESPACE);
+    let lease_name = format!("Lease {CONTROLLER_LEASE_NAMESPACE}/{CONTROLLER_LEASE}");
+    let lease = leases
+        .get_opt(CONTROLLER_LEASE)
+        .await
+        .map_err(|e| format!("reading {lease_name}: {e}"))?
+        .ok_or_else(|| {
+            format!("no {lease_name}: is rovn-controller running with leader election?")
+        })?;
+    let leader = lease
+        .spec
+        .and_then(|s| s.holder_identity)
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| format!("{lease_name} has no holder: no controller leads"))?;
+    let path = format!(
+        "/api/v1/namespaces/{CONTROLLER_LEASE_NAMESPACE}/pods/{leader}:{CONTROLLER_HTTP_PORT}/proxy/debug/plan"
+    );
+    let request = http::Request::get(&path)
+        .body(Vec::new())
+        .map_err(|e| format!("building GET {path}: {e}"))?;
+    let text = client.request_text(request).await.map_err(|e| match e {
+        kube::Error::Api(status) => format!(
+            "the leader {leader} did not give its plan ({} {}): {}",
+            status.code,
+            status.reason,
+            status.message.trim()
+        ),
+        other => format!("GET {path}: {other}"),
+    })?;
+    Ok((leader, text))
 }
 
 /// Pods, nodes and Services of the whole cluster.

@@ -21,6 +21,7 @@ pub mod liveness;
 pub mod nblog;
 pub mod node_ovs;
 pub mod ovn_io;
+pub mod plan;
 pub mod policy;
 pub mod remotes;
 pub mod rows;

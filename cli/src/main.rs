@@ -14,7 +14,7 @@ use kubectl_rovn::remotes::{self, Resolved, Tls};
 use kubectl_rovn::snapshot::KubeSnapshot;
 use kubectl_rovn::topology::Format;
 use kubectl_rovn::{
-    diagnose, kube_io, liveness, nblog, node_ovs, rows, tools, topology, trace, tunnels,
+    diagnose, kube_io, liveness, nblog, node_ovs, plan, rows, tools, topology, trace, tunnels,
 };
 use rovn_api::MacAddr;
 
@@ -104,7 +104,9 @@ enum Command {
     },
     /// Check rovn's state: duplicate or foreign addresses, missing and stale pod ports,
     /// unregistered chassis, unbound pod ports, ovn-northd and every ovn-controller processing,
-    /// tunnels. Prints each finding with its fix; exits 1 if there is one.
+    /// tunnels, and the leading controller's own dry run (rows it keeps wanting to change,
+    /// names taken by rows it did not write). Prints each finding with its fix; exits 1 if
+    /// there is one.
     ///
     /// Its one write: NB_Global.nb_cfg += 1 (as `ovn-nbctl --wait=hv sync` does), to see every
     /// chassis report it back; --no-sync skips it and that check.
@@ -541,6 +543,30 @@ async fn run_rows(env: &mut Env, owner: &str, nb_db_file: Option<PathBuf>) -> Re
     Ok(ExitCode::SUCCESS)
 }
 
+/// How long apart the controller's plan is read twice: what it was merely about to write is
+/// gone from the second reading.
+const PLAN_SETTLE: Duration = Duration::from_secs(2);
+
+/// The steps and conflicts that stay in the leading controller's dry run.
+async fn controller_findings(env: &mut Env) -> Result<Vec<diagnose::Finding>> {
+    let client = env.kube().await?;
+    let read = || async {
+        let (leader, text) = kube_io::controller_plan(&client)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        let plan = plan::parse(&text)
+            .map_err(|e| anyhow::anyhow!("the plan of {leader} is unreadable: {e}"))?;
+        anyhow::Ok((leader, plan))
+    };
+    let (leader, first) = read().await?;
+    if first == plan::Plan::default() {
+        return Ok(Vec::new());
+    }
+    tokio::time::sleep(PLAN_SETTLE).await;
+    let (_, second) = read().await?;
+    Ok(plan::findings(&plan::lasting(&first, &second), &leader))
+}
+
 async fn run_diagnose(env: &mut Env, args: DiagnoseArgs) -> Result<ExitCode> {
     let kube = env.kube_snapshot().await?;
     let nb_db = env.nb().await?;
@@ -582,6 +608,10 @@ async fn run_diagnose(env: &mut Env, args: DiagnoseArgs) -> Result<ExitCode> {
             node_ovs::RUNDIR_ENV,
             node_ovs::RUNDIR_KEY
         )),
+    }
+    match controller_findings(env).await {
+        Ok(found) => findings.extend(found),
+        Err(why) => notes.push(format!("the controller's own dry run not checked: {why}")),
     }
     findings.extend(diagnose::diagnose(&kube, &nb, &sb));
     findings.extend(tunnels::findings(&kube, &sb, &nodes));

@@ -5,7 +5,9 @@
 //! a NetworkPolicy's ACL, both written by hand as the controller's NetworkPolicy rows are), rows
 //! of a pod and a Subnet, and diagnose (clean on the healthy lab; a stopped ovn-controller and a
 //! tunnel port deleted on its node; then a pod port deleted by hand while the controller is
-//! stopped, and a foreign port holding a pod's address). The plugin finds NB and SB (and the
+//! stopped, and a foreign port holding a pod's address; the controller's own dry run, read from
+//! the leader through the API server's pod proxy: a name a foreign port took from a pod). The
+//! plugin finds NB and SB (and the
 //! nodes' OVS) through the ConfigMap `kube-system/rovn-config` the lab creates, with the lab's
 //! kubeconfig alone, as on a cluster. Last, a real NetworkPolicy: its allow and its namespace's
 //! (logged) drop named in the verdicts.
@@ -481,7 +483,9 @@ fn kubectl_rovn_on_a_lab() {
                 r.code == Some(0)
                     && r.stdout.starts_with("no findings")
                     && r.stdout
-                        .contains("2 SB chassis, 2 nodes' tunnel ports checked"),
+                        .contains("2 SB chassis, 2 nodes' tunnel ports checked")
+                    // The leader's plan was read through the API server's pod proxy.
+                    && !r.stdout.contains("dry run not checked"),
                 "{}",
                 r.describe()
             );
@@ -553,6 +557,8 @@ fn kubectl_rovn_on_a_lab() {
             let r = run(&["diagnose"]).await?;
             ensure!(
                 r.code == Some(1)
+                    // A stopped controller gives its Lease up.
+                    && r.stdout.contains("note: the controller's own dry run not checked: Lease kube-system/rovn-controller has no holder")
                     && r.stdout.contains("[missing] Pod/kr/server: the pod is allocated")
                     && r.stdout.contains(&format!(
                         "[foreign] Logical_Switch_Port intruder: a port rovn did not write (no rovn.io/vendor=rovn) holds IP {client_ip}, also held by Pod/kr/client"
@@ -566,6 +572,41 @@ fn kubectl_rovn_on_a_lab() {
             ensure!(r.code == Some(0), "{}", r.describe());
             cluster.start(&Component::Controller).await?;
             diagnose_clean("diagnose clean after the fixes").await
+        })
+        .await?;
+
+        step("diagnose a name taken from the controller", async || {
+            // A port rovn did not write, named as the next pod's port will be.
+            let r = run(&["nbctl", "lsp-add", "ovn-default", "late.kr"]).await?;
+            ensure!(r.code == Some(0), "{}", r.describe());
+            let late =
+                api::create_pod(&client, &PodSpec::server(NS, "late", &tool).on(&n1)).await?;
+            let conflict = "[conflict] Pod/kr/late: Logical_Switch_Port late.kr (";
+            wait::until(
+                CONVERGE,
+                "the controller's conflict in diagnose",
+                async || {
+                    let r = run(&["diagnose", "--no-sync"]).await?;
+                    if r.code == Some(1)
+                        && r.stdout.contains(conflict)
+                        && r.stdout.contains("not overwriting it for Pod/kr/late")
+                        && r.stdout
+                            .contains("fix: rename or remove the row rovn did not write")
+                    {
+                        Ok(Some(()))
+                    } else {
+                        Err(ScenarioError::Check(r.describe()))
+                    }
+                },
+            )
+            .await?;
+            // Removing the foreign port frees the name: the controller takes it at once (not
+            // at its next full resync) and the pod starts.
+            let r = run(&["nbctl", "lsp-del", "late.kr"]).await?;
+            ensure!(r.code == Some(0), "{}", r.describe());
+            api::wait_running(&client, &late).await?;
+            diagnose_clean("diagnose clean once the name is free").await?;
+            api::delete_pod(&client, &late).await
         })
         .await?;
 
