@@ -267,9 +267,10 @@ fn sync_figures() {
     }
 }
 
-/// Connections per round, and rounds per table size.
-const CONNECTIONS: usize = 3_000;
-const ROUNDS: usize = 3;
+/// How long each round connects, and rounds per table size: short rounds, interleaved, so the
+/// bursts of other work on a shared machine hit both sizes alike.
+const ROUND: Duration = Duration::from_millis(500);
+const ROUNDS: usize = 12;
 const TARGET: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 10);
 
 /// `count` Cluster-policy NodePort Services; the first (30000) goes to the server, the others
@@ -291,27 +292,32 @@ fn services_state(count: usize) -> GatewayState {
     state_with(forwards)
 }
 
-/// Connects `count` times to `to`, one after the other, each closed with a reset (no
-/// TIME_WAIT to run out of ports); the rate and how many failed.
-fn connect_round(ns: &Netns, to: SocketAddrV4, count: usize) -> (f64, usize) {
+/// Connects to `to` for `round`, one connection after the other, each closed with a reset (no
+/// TIME_WAIT to run out of ports); the rate, how many connected and how many failed.
+fn connect_round(ns: &Netns, to: SocketAddrV4, round: Duration) -> (f64, usize, usize) {
     in_netns(ns, move || {
         let started = Instant::now();
-        let mut failed = 0;
-        for _ in 0..count {
+        let (mut connected, mut failed) = (0, 0);
+        while started.elapsed() < round {
             match TcpStream::connect_timeout(&SocketAddr::V4(to), Duration::from_secs(2)) {
                 Ok(stream) => {
                     let reset = nix::libc::linger {
                         l_onoff: 1,
                         l_linger: 0,
                     };
-                    if setsockopt(&stream, sockopt::Linger, &reset).is_err() {
-                        failed += 1;
+                    match setsockopt(&stream, sockopt::Linger, &reset) {
+                        Ok(()) => connected += 1,
+                        Err(_) => failed += 1,
                     }
                 }
                 Err(_) => failed += 1,
             }
         }
-        (count as f64 / started.elapsed().as_secs_f64(), failed)
+        (
+            connected as f64 / started.elapsed().as_secs_f64(),
+            connected,
+            failed,
+        )
     })
     .join()
     .expect("client thread")
@@ -342,18 +348,19 @@ fn connections_per_second_through_a_node_port_with_10_and_1000_services() {
     let to = SocketAddrV4::new(NODE_IP, 30_000);
     let sizes = [10, SERVICES];
     let mut rates: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
-    let mut failures = 0;
+    let (mut connections, mut failures) = (0, 0);
     // A warm-up round, then alternate so drift on the shared machine hits both alike.
     runtime
         .block_on(gateway::sync(&nft, &services_state(10)))
         .expect("sync");
-    connect_round(&t.outside, to, CONNECTIONS / 3);
+    connect_round(&t.outside, to, ROUND / 2);
     for _ in 0..ROUNDS {
         for count in sizes {
             runtime
                 .block_on(gateway::sync(&nft, &services_state(count)))
                 .expect("sync");
-            let (rate, failed) = connect_round(&t.outside, to, CONNECTIONS);
+            let (rate, connected, failed) = connect_round(&t.outside, to, ROUND);
+            connections += connected;
             failures += failed;
             rates.entry(count).or_default().push(rate);
         }
@@ -368,7 +375,8 @@ fn connections_per_second_through_a_node_port_with_10_and_1000_services() {
     }
     let small = median(rates.entry(10).or_default());
     let large = median(rates.entry(SERVICES).or_default());
-    println!("conn_rate_connections_per_round={CONNECTIONS}");
+    println!("conn_rate_round_s={}", ROUND.as_secs_f64());
+    println!("conn_rate_connections={connections}");
     println!("conn_rate_failed={failures}");
     println!("conn_rate_ratio_1000_vs_10={:.3}", large / small);
 }
