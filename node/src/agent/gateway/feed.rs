@@ -356,6 +356,20 @@ mod tests {
     }
 
     #[test]
+    fn a_change_after_a_quiet_spell_goes_out_at_once_and_a_burst_waits_as_long_as_a_sync_took() {
+        let pace = Pace::new();
+        // Nothing synced yet: only the settle time.
+        assert!(pace.next() <= Instant::now() + SETTLE);
+        let mut pace = Pace::new();
+        let took = Duration::from_secs(30);
+        pace.finished(took);
+        // Right after a long sync, the next waits about that long (not the settle time).
+        assert!(pace.next() >= Instant::now() + took - Duration::from_secs(1));
+        pace.finished(Duration::ZERO);
+        assert!(pace.next() <= Instant::now() + SETTLE);
+    }
+
+    #[test]
     fn services_claim_frontends_before_host_ports_and_use_their_own_slices() {
         let services: Vec<Arc<Service>> = vec![
             object(
