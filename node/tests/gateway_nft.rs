@@ -10,12 +10,14 @@ mod netdev_support;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
-use std::path::PathBuf;
 use std::time::Duration;
 
-use gateway_support::{JOIN_IP, NODE_IP, frontend, local, state_with};
+use gateway_support::{
+    JOIN_IP, NODE_IP, frontend, in_netns, local, range, run_all, state_with, topology,
+};
 use netdev_support::Netns;
-use nix::sched::{CloneFlags, setns};
+use proptest::prelude::Rng;
+use proptest::test_runner::{RngAlgorithm, TestRng};
 use rovn_node::gateway::{self, GatewayState, Nft, Protocol, Target, render::TABLE};
 use serde_json::Value;
 
@@ -196,90 +198,6 @@ fn the_table_is_applied_read_back_idempotent_and_alone() {
     );
 }
 
-/// Three namespaces: `outside` (192.0.2.2 and .3) — `node` (192.0.2.1, the table, forwarding)
-/// — `ovn`, standing in for OVN behind `ovn0`: it holds the join gateway, the ClusterIP and the
-/// pods' addresses, and routes everything else back to the node as the egress reroute will.
-struct Topology {
-    outside: Netns,
-    node: Netns,
-    ovn: Netns,
-}
-
-fn link(a: &Netns, a_if: &str, b: &Netns, b_if: &str) {
-    netdev_support::run_ok(
-        "ip",
-        &[
-            "link", "add", a_if, "netns", &a.name, "type", "veth", "peer", "name", b_if, "netns",
-            &b.name,
-        ],
-    );
-    a.exec_ok(&["ip", "link", "set", a_if, "up"]);
-    b.exec_ok(&["ip", "link", "set", b_if, "up"]);
-}
-
-/// Runs each command (words separated by spaces) inside `ns`.
-fn run_all(ns: &Netns, commands: &[&str]) {
-    for command in commands {
-        let argv: Vec<&str> = command.split(' ').collect();
-        ns.exec_ok(&argv);
-    }
-}
-
-fn topology() -> Topology {
-    let outside = Netns::new("gwout");
-    let node = Netns::new("gwnode");
-    let ovn = Netns::new("gwovn");
-    link(&outside, "c0", &node, "eth0");
-    link(&node, "ovn0", &ovn, "j0");
-    run_all(
-        &outside,
-        &[
-            "ip addr add 192.0.2.2/24 dev c0",
-            "ip addr add 192.0.2.3/24 dev c0",
-            "ip route add 192.0.2.100/32 via 192.0.2.1",
-            "ip route add 10.17.0.0/16 via 192.0.2.1",
-        ],
-    );
-    run_all(
-        &node,
-        &[
-            "ip addr add 192.0.2.1/24 dev eth0",
-            "ip addr add 100.64.0.2/16 dev ovn0",
-            "ip route add 10.16.0.0/16 via 100.64.0.1",
-            "ip route add 10.17.0.0/16 via 100.64.0.1",
-            "ip route add 10.96.0.0/12 via 100.64.0.1",
-            "sysctl -qw net.ipv4.ip_forward=1",
-        ],
-    );
-    run_all(
-        &ovn,
-        &[
-            "ip addr add 100.64.0.1/16 dev j0",
-            "ip addr add 10.96.0.10/32 dev lo",
-            "ip addr add 10.16.0.5/32 dev lo",
-            "ip addr add 10.16.0.6/32 dev lo",
-            "ip addr add 10.17.0.5/32 dev lo",
-            "ip route add 192.0.2.2/32 via 100.64.0.2 src 10.16.0.5",
-            "ip route add 192.0.2.3/32 via 100.64.0.2 src 10.17.0.5",
-            "ip route add default via 100.64.0.2",
-        ],
-    );
-    Topology { outside, node, ovn }
-}
-
-/// Runs `body` on a thread inside `ns` (sockets it opens live there).
-fn in_netns<T: Send + 'static>(
-    ns: &Netns,
-    body: impl FnOnce() -> T + Send + 'static,
-) -> std::thread::JoinHandle<T> {
-    let path: PathBuf = ns.path();
-    std::thread::spawn(move || {
-        let file = std::fs::File::open(&path).expect("open netns");
-        setns(&file, CloneFlags::CLONE_NEWNET).expect("enter netns");
-        body()
-    })
-}
-
 /// A TCP server in `ns` on `port` that greets each connection with `<peer ip> <local ip>` and
 /// then echoes lines; it lives as long as the test process.
 fn who_server(ns: &Netns, port: u16) {
@@ -366,7 +284,7 @@ fn who(ns: &Netns, to: SocketAddrV4) -> (String, String) {
 fn real_packets_are_masqueraded_and_dnated_and_established_flows_survive_a_rebuild() {
     let t = topology();
     let nft = nft_in(&t.node);
-    let mut desired = state();
+    let desired = state();
     assert!(
         block_on(gateway::sync(&nft, &desired))
             .expect("sync")
@@ -450,12 +368,13 @@ fn real_packets_are_masqueraded_and_dnated_and_established_flows_survive_a_rebui
         "after rebuild"
     );
     assert_eq!(kept.echo("after rebuild").expect("echo"), "after rebuild");
-    desired.forwards.insert(
+    let mut changed = desired.clone();
+    changed.forwards.insert(
         frontend(NODE_IP, Protocol::Tcp, 30099),
         Target::ClusterIp(SocketAddrV4::new(CLUSTER_IP, 80)),
     );
     assert!(
-        block_on(gateway::sync(&nft, &desired))
+        block_on(gateway::sync(&nft, &changed))
             .expect("sync")
             .applied
     );
@@ -463,4 +382,154 @@ fn real_packets_are_masqueraded_and_dnated_and_established_flows_survive_a_rebui
     assert_eq!(kept.echo("after change").expect("echo"), "after change");
     let (seen, _) = who(&t.outside, SocketAddrV4::new(NODE_IP, 30099));
     assert_eq!(seen, JOIN_IP.to_string());
+
+    // And across the agent's incremental updates: the frontends of both connections change
+    // (the Local one gains an endpoint and gets a chain), 30099 goes, 30098 comes.
+    let mut next = changed.clone();
+    next.forwards
+        .remove(&frontend(NODE_IP, Protocol::Tcp, 30099));
+    next.forwards.insert(
+        frontend(NODE_IP, Protocol::Tcp, 30098),
+        Target::ClusterIp(SocketAddrV4::new(CLUSTER_IP, 80)),
+    );
+    next.forwards.insert(
+        frontend(NODE_IP, Protocol::Tcp, 30080),
+        Target::ClusterIp(SocketAddrV4::new(CLUSTER_IP, 8080)),
+    );
+    next.forwards.insert(
+        frontend(NODE_IP, Protocol::Tcp, 30081),
+        gateway_support::local("Service/ns/local1:8080/tcp", &[POD_A, POD_B], 8080),
+    );
+    assert!(
+        block_on(gateway::nft::apply_change(&nft, &changed, &next))
+            .expect("incremental")
+            .applied
+    );
+    assert_eq!(
+        block_on(nft.observe()).expect("read back"),
+        Some(gateway::nft::expected_view(&next))
+    );
+    assert_eq!(cluster.echo("after delta").expect("echo"), "after delta");
+    assert_eq!(kept.echo("after delta").expect("echo"), "after delta");
+    let (seen, _) = who(&t.outside, SocketAddrV4::new(NODE_IP, 30098));
+    assert_eq!(seen, JOIN_IP.to_string());
+    assert!(
+        Client::connect(&t.outside, SocketAddrV4::new(NODE_IP, 30099)).is_err(),
+        "a removed frontend must not answer"
+    );
+}
+
+/// A random frontend out of a small pool, so changes hit existing ones often.
+fn random_frontend(rng: &mut TestRng) -> gateway::Frontend {
+    let addr = if rng.next_u32().is_multiple_of(4) {
+        EXTERNAL_IP
+    } else {
+        NODE_IP
+    };
+    let protocol = [Protocol::Tcp, Protocol::Udp, Protocol::Sctp][rng.next_u32() as usize % 3];
+    frontend(addr, protocol, 30000 + (rng.next_u32() % 30) as u16)
+}
+
+/// The endpoints of a few Local owners, re-rolled now and then: 0, 1 or several, so frontends
+/// move between the maps and chains come and go.
+fn random_endpoints(rng: &mut TestRng) -> Vec<Ipv4Addr> {
+    let count = rng.next_u32() % 4;
+    let mut endpoints: Vec<Ipv4Addr> = (0..count)
+        .map(|_| Ipv4Addr::new(10, 16, 0, 1 + (rng.next_u32() % 8) as u8))
+        .collect();
+    endpoints.sort();
+    endpoints.dedup();
+    endpoints
+}
+
+fn random_target(rng: &mut TestRng, owners: &[Vec<Ipv4Addr>]) -> Target {
+    let last = 1 + (rng.next_u32() % 20) as u8;
+    match rng.next_u32() % 3 {
+        0 => Target::ClusterIp(SocketAddrV4::new(Ipv4Addr::new(10, 96, 0, last), 80)),
+        1 => Target::HostPort(SocketAddrV4::new(Ipv4Addr::new(10, 16, 1, last), 8080)),
+        _ => {
+            let owner = rng.next_u32() as usize % owners.len();
+            local(&format!("Service/ns/s{owner}:80/tcp"), &owners[owner], 8080)
+        }
+    }
+}
+
+/// Pod Subnets drawn from adjacent /16s (which merge into wider prefixes and split again), with
+/// random `natOutgoing`.
+fn random_ranges(rng: &mut TestRng) -> Vec<gateway::PodRange> {
+    [
+        "10.16.0.0/16",
+        "10.17.0.0/16",
+        "10.18.0.0/16",
+        "10.19.0.0/16",
+        "10.20.0.0/15",
+        "10.22.0.0/16",
+    ]
+    .into_iter()
+    .filter_map(|cidr| match rng.next_u32() % 4 {
+        0 | 1 => None,
+        2 => Some(range(cidr, false)),
+        _ => Some(range(cidr, true)),
+    })
+    .collect()
+}
+
+#[test]
+fn incremental_updates_leave_the_table_a_full_rebuild_would_over_random_changes() {
+    let incremental = Netns::new("gwinc");
+    let rebuilt = Netns::new("gwfull");
+    let (inc_nft, full_nft) = (nft_in(&incremental), nft_in(&rebuilt));
+    let mut rng = TestRng::deterministic_rng(RngAlgorithm::ChaCha);
+    let mut owners: Vec<Vec<Ipv4Addr>> = (0..5).map(|_| random_endpoints(&mut rng)).collect();
+    let mut last = state_with(BTreeMap::new());
+    block_on(gateway::sync(&inc_nft, &last)).expect("first sync");
+    const STEPS: usize = 120;
+    let mut sent = 0;
+    for step in 0..STEPS {
+        let mut next = last.clone();
+        if rng.next_u32().is_multiple_of(3) {
+            let owner = rng.next_u32() as usize % owners.len();
+            owners[owner] = random_endpoints(&mut rng);
+        }
+        // Local frontends follow their owner's endpoints, as the agent computes them.
+        for target in next.forwards.values_mut() {
+            if let Target::Local { owner, endpoints } = target {
+                let index: usize = owner["Service/ns/s".len()..owner.len() - ":80/tcp".len()]
+                    .parse()
+                    .expect("owner index");
+                *endpoints = owners[index]
+                    .iter()
+                    .map(|ip| SocketAddrV4::new(*ip, 8080))
+                    .collect();
+            }
+        }
+        for _ in 0..1 + rng.next_u32() % 6 {
+            let key = random_frontend(&mut rng);
+            if rng.next_u32().is_multiple_of(3) {
+                next.forwards.remove(&key);
+            } else {
+                next.forwards.insert(key, random_target(&mut rng, &owners));
+            }
+        }
+        if rng.next_u32().is_multiple_of(4) {
+            next.pod_ranges = random_ranges(&mut rng);
+        }
+        if rng.next_u32().is_multiple_of(10) {
+            next.join_ip = Ipv4Addr::new(100, 64, 0, 2 + (rng.next_u32() % 3) as u8);
+        }
+
+        let outcome = block_on(gateway::nft::apply_change(&inc_nft, &last, &next))
+            .unwrap_or_else(|e| panic!("step {step}: the incremental batch was refused: {e}"));
+        sent += usize::from(outcome.applied);
+        block_on(gateway::sync(&full_nft, &next)).expect("full rebuild");
+        let got = block_on(inc_nft.observe()).expect("read back");
+        let want = block_on(full_nft.observe()).expect("read back");
+        assert_eq!(got, want, "step {step}: {last:?} → {next:?}");
+        assert_eq!(got, Some(gateway::nft::expected_view(&next)), "step {step}");
+        last = next;
+    }
+    assert!(
+        sent > STEPS / 2,
+        "only {sent} of {STEPS} steps changed anything"
+    );
 }

@@ -2,7 +2,8 @@
 //! `natOutgoing` pods leaving the cluster and DNATs NodePorts, externalIPs, LoadBalancer ingress
 //! IPs and hostPorts (see `docs/architecture.md`, "The node's nftables").
 //!
-//! [`state`] is what the table depends on, [`render`] turns it into one transaction (pure),
+//! [`state`] is what the table depends on, [`render`] turns it into one transaction (pure): a
+//! full rebuild, or the difference from the state last applied,
 //! [`observed`] compares what the kernel holds with it (pure), [`nft`] reads and applies. The
 //! Kubernetes side that computes the state lives in `agent::gateway`.
 

@@ -1,5 +1,6 @@
-//! Running `nft` for the gateway: read the `rovn` table back, apply a batch, and [`sync`]
-//! (apply only when the read-back differs from the desired state).
+//! Running `nft` for the gateway: read the `rovn` table back, apply a batch, [`sync`] (rebuild
+//! only when the read-back differs from the desired state) and [`apply_change`] (send only the
+//! difference from the state last applied).
 //!
 //! The batch is built with the `nftables` crate's schema types ([`super::render`]); `nft` is run
 //! here rather than through the crate's `helper`, which leaves `nft`'s stderr on the agent's
@@ -71,7 +72,7 @@ impl Default for Nft {
 pub struct SyncOutcome {
     /// Whether a batch was sent (false: the kernel already held the desired table).
     pub applied: bool,
-    /// Elements in the desired table's sets and maps.
+    /// Elements in the desired table's sets and maps ([`render::element_count`]).
     pub elements: usize,
     /// Time spent reading back, comparing and applying.
     pub took: Duration,
@@ -182,7 +183,8 @@ pub fn expected_view(state: &GatewayState) -> TableView {
 }
 
 /// Makes the kernel's `ip rovn` table equal to `state`: reads it back and sends the one-batch
-/// rebuild only when it differs, so an agent restarting on a converged node changes nothing.
+/// rebuild only when it differs, so an agent restarting on a converged node changes nothing and
+/// edits by others are repaired.
 pub async fn sync(nft: &Nft, state: &GatewayState) -> Result<SyncOutcome, NftError> {
     let started = Instant::now();
     let document = render::to_json(&render::batch(state));
@@ -194,20 +196,29 @@ pub async fn sync(nft: &Nft, state: &GatewayState) -> Result<SyncOutcome, NftErr
     }
     Ok(SyncOutcome {
         applied,
-        elements: expected.element_count(),
+        elements: render::element_count(state),
         took: started.elapsed(),
     })
 }
 
-/// Rebuilds the table as `state` says without reading it back first: for the agent's steady
-/// state, where it knows the kernel holds its last state and that `state` differs from it.
-pub async fn apply_state(nft: &Nft, state: &GatewayState) -> Result<SyncOutcome, NftError> {
+/// Turns the table from `last` into `state` with only the difference
+/// ([`render::delta`]), one transaction, no read-back: for the agent's steady state, where the
+/// kernel holds `last` because the agent applied it and nothing has failed since. Sends
+/// nothing when the two render alike.
+pub async fn apply_change(
+    nft: &Nft,
+    last: &GatewayState,
+    state: &GatewayState,
+) -> Result<SyncOutcome, NftError> {
     let started = Instant::now();
-    let document = render::to_json(&render::batch(state));
-    nft.apply(&document).await?;
+    let delta = render::delta(last, state);
+    let applied = !delta.objects.is_empty();
+    if applied {
+        nft.apply(&render::to_json(&delta)).await?;
+    }
     Ok(SyncOutcome {
-        applied: true,
-        elements: TableView::from_document(&document, TABLE).element_count(),
+        applied,
+        elements: render::element_count(state),
         took: started.elapsed(),
     })
 }

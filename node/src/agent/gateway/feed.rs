@@ -1,12 +1,13 @@
 //! What keeps the `rovn` table current: reflectors of Services, EndpointSlices and Subnets (the
 //! node's pods come from the agent's own pod reflector), one change signal for all of them, and a
-//! loop that recomputes the desired state after a short quiet period, so a burst of changes costs
-//! one table update, and syncs it (read back, apply only on a difference).
+//! loop that recomputes the desired state soon after a change and sends the kernel only the
+//! difference from what it last applied; changes that arrive while a sync runs are coalesced
+//! into the next one, so a burst costs a few updates, not one per event.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use ipnet::Ipv4Net;
@@ -24,8 +25,10 @@ use super::health::HealthServers;
 use crate::agent::metrics::Metrics;
 use crate::gateway::{self, GatewayState, Nft};
 
-/// How long the loop waits after a change for more before it computes.
-pub const DEBOUNCE: Duration = Duration::from_millis(100);
+/// How long the loop waits after a change for the events that come with it (a Service and its
+/// EndpointSlice, a pod's several updates) before it computes: short, as a change must be in
+/// the table within the 50 ms the gateway's goal allows.
+pub const SETTLE: Duration = Duration::from_millis(5);
 /// How often the table is read back even without changes, to repair edits by others.
 pub const RESYNC: Duration = Duration::from_secs(60);
 /// How long to wait before retrying a failed sync.
@@ -219,6 +222,7 @@ pub async fn run(
     let mut applied: Option<GatewayState> = None;
     let mut reported: BTreeSet<Skipped> = BTreeSet::new();
     let mut resync = false;
+    let mut pace = Pace::new();
     loop {
         let (services_now, slices_now, subnets_now, pods_now) = (
             services.state(),
@@ -247,20 +251,20 @@ pub async fn run(
         reported = now;
         health.update(&wanted.health).await;
         if resync || applied.as_ref() != Some(&wanted.state) {
-            // Read back at start and on resync (a restart on a converged node sends nothing,
-            // and edits by others are repaired); in between, the table is what was last applied.
-            let started = std::time::Instant::now();
-            let result = if resync || applied.is_none() {
-                gateway::sync(&nft, &wanted.state).await
-            } else {
-                gateway::nft::apply_state(&nft, &wanted.state).await
+            // Read back at start, after a failure and on resync (a restart on a converged node
+            // sends nothing, edits by others are repaired by a full rebuild); in between the
+            // kernel holds what was last applied, so only the difference is sent.
+            let started = Instant::now();
+            let result = match applied.as_ref() {
+                Some(last) if !resync => {
+                    gateway::nft::apply_change(&nft, last, &wanted.state).await
+                }
+                _ => gateway::sync(&nft, &wanted.state).await,
             };
             let frontends = wanted.state.forwards.len();
-            metrics.nft_sync(
-                result.as_ref().ok().map(|o| o.applied),
-                frontends,
-                started.elapsed(),
-            );
+            let took = started.elapsed();
+            metrics.nft_sync(result.as_ref().ok().map(|o| o.applied), frontends, took);
+            pace.finished(took);
             match result {
                 Ok(outcome) => {
                     if outcome.applied {
@@ -279,15 +283,54 @@ pub async fn run(
                         error = format!("{e:#}"),
                         "syncing the nftables table rovn; retrying"
                     );
+                    // What the kernel holds is unknown now: read it back next time.
+                    applied = None;
                     tokio::time::sleep(RETRY).await;
                     continue;
                 }
             }
         }
         tokio::select! {
-            () = changed.notified() => tokio::time::sleep(DEBOUNCE).await,
+            () = changed.notified() => tokio::time::sleep_until(pace.next().into()).await,
             () = tokio::time::sleep(RESYNC) => resync = true,
         }
+    }
+}
+
+/// When the loop may sync again after a change: [`SETTLE`] after it, and no sooner after the
+/// last sync ended than that one took. After a quiet spell a change goes out at once; in a
+/// burst, syncs take at most about half the loop's time, and whatever arrives meanwhile (the
+/// change signal keeps one wake-up) is coalesced into the next.
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    ended: Instant,
+    took: Duration,
+}
+
+impl Pace {
+    /// No sync yet.
+    pub fn new() -> Pace {
+        Pace {
+            ended: Instant::now(),
+            took: Duration::ZERO,
+        }
+    }
+
+    /// Records a sync that just ended after `took`.
+    pub fn finished(&mut self, took: Duration) {
+        self.ended = Instant::now();
+        self.took = took;
+    }
+
+    /// When to compute after a change seen now.
+    pub fn next(&self) -> Instant {
+        (Instant::now() + SETTLE).max(self.ended + self.took)
+    }
+}
+
+impl Default for Pace {
+    fn default() -> Self {
+        Pace::new()
     }
 }
 
@@ -310,6 +353,20 @@ mod tests {
 
     fn object<T: DeserializeOwned>(value: serde_json::Value) -> Arc<T> {
         Arc::new(serde_json::from_value(value).unwrap())
+    }
+
+    #[test]
+    fn a_change_after_a_quiet_spell_goes_out_at_once_and_a_burst_waits_as_long_as_a_sync_took() {
+        let pace = Pace::new();
+        // Nothing synced yet: only the settle time.
+        assert!(pace.next() <= Instant::now() + SETTLE);
+        let mut pace = Pace::new();
+        let took = Duration::from_secs(30);
+        pace.finished(took);
+        // Right after a long sync, the next waits about that long (not the settle time).
+        assert!(pace.next() >= Instant::now() + took - Duration::from_secs(1));
+        pace.finished(Duration::ZERO);
+        assert!(pace.next() <= Instant::now() + SETTLE);
     }
 
     #[test]
