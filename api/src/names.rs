@@ -164,6 +164,22 @@ pub const DIRECTION_KEY: &str = "rovn.io/direction";
 /// name stands for.
 pub const IDENTITY_KEY: &str = "rovn.io/identity";
 
+/// The `spec.loadBalancerClass` rovn answers for; a LoadBalancer Service without a class is
+/// rovn's too, and one naming any other class is left to whoever implements that class.
+pub const LB_CLASS: &str = "rovn.io/lb";
+
+/// Annotation the controller owns on a LoadBalancer Service: the node that announces its
+/// address on the underlay (answers ARP for it). Rewritten when anyone else changes it.
+pub const LB_NODE_ANNOTATION: &str = "rovn.io/lb-node";
+
+/// Label that takes a node out of the set announcing LoadBalancer addresses (Kubernetes'
+/// well-known label, which cloud load balancers honour the same way).
+pub const EXCLUDE_FROM_LB_LABEL: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
+
+/// The dummy interface that holds the LoadBalancer addresses a node announces, so the node's
+/// kernel answers ARP for them on its underlay interface.
+pub const LB_DEVICE: &str = "rovn-lb";
+
 /// Annotation on a NetworkPolicy turning on ACL logging: `allow`, `deny` or `allow,deny`.
 pub const ACL_LOG_ANNOTATION: &str = "rovn.io/acl-log";
 
