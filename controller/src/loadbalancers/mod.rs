@@ -162,9 +162,7 @@ pub fn lb_service<'a>(
         name: service.metadata.name.clone().unwrap_or_default(),
         created: service.metadata.creation_timestamp.as_ref().map(|t| t.0),
         class,
-        requested: spec
-            .load_balancer_ip
-            .filter(|ip| !ip.trim().is_empty()),
+        requested: spec.load_balancer_ip.filter(|ip| !ip.trim().is_empty()),
         status_ips,
         local: spec.external_traffic_policy.as_deref() == Some("Local"),
         endpoint_nodes,
@@ -213,7 +211,9 @@ pub fn announcer<'a>(
 /// or they carry the announcer annotation (both taken back).
 pub fn decide(pool: &Pool, services: &[LbService], nodes: &BTreeSet<String>) -> Vec<Decision> {
     let mut ours: Vec<&LbService> = services.iter().filter(|s| s.class == Class::Ours).collect();
-    ours.sort_by(|a, b| (a.created, &a.namespace, &a.name).cmp(&(b.created, &b.namespace, &b.name)));
+    ours.sort_by(|a, b| {
+        (a.created, &a.namespace, &a.name).cmp(&(b.created, &b.namespace, &b.name))
+    });
     let mut held: BTreeMap<Ipv4Addr, (String, String)> = BTreeMap::new();
     let mut ip_of: BTreeMap<(String, String), Ipv4Addr> = BTreeMap::new();
     let mut problems: BTreeMap<(String, String), Vec<(&'static str, String)>> = BTreeMap::new();
@@ -221,8 +221,13 @@ pub fn decide(pool: &Pool, services: &[LbService], nodes: &BTreeSet<String>) -> 
         let raw = s.requested.as_deref()?;
         Some(match raw.trim().parse::<Ipv4Addr>() {
             Ok(ip) if pool.contains(ip) => Ok(ip),
-            Ok(ip) => Err(format!("spec.loadBalancerIP {ip} is not in the pool {}", pool.net)),
-            Err(_) => Err(format!("spec.loadBalancerIP {raw:?} is not an IPv4 address")),
+            Ok(ip) => Err(format!(
+                "spec.loadBalancerIP {ip} is not in the pool {}",
+                pool.net
+            )),
+            Err(_) => Err(format!(
+                "spec.loadBalancerIP {raw:?} is not an IPv4 address"
+            )),
         })
     };
     // 1. What the statuses record, oldest first: an address stays where it is, unless an older
@@ -277,7 +282,10 @@ pub fn decide(pool: &Pool, services: &[LbService], nodes: &BTreeSet<String>) -> 
         }
     }
     // 3. Everyone else without an address, oldest first: the lowest free address.
-    let mut free = pool.addresses().filter(|ip| !held.contains_key(ip)).collect::<Vec<_>>();
+    let mut free = pool
+        .addresses()
+        .filter(|ip| !held.contains_key(ip))
+        .collect::<Vec<_>>();
     free.reverse();
     for service in &ours {
         if ip_of.contains_key(&service.key()) || requested(service).is_some() {

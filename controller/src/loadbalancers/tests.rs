@@ -134,7 +134,11 @@ fn a_taken_out_of_pool_or_bad_request_gets_no_address_and_says_why() {
         .iter()
         .flat_map(|d| d.problems.iter().map(|(_, m)| m.as_str()))
         .collect();
-    assert!(messages.iter().any(|m| m.contains("held by Service ns/holder")));
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("held by Service ns/holder"))
+    );
     assert!(messages.iter().any(|m| m.contains("not in the pool")));
     assert!(messages.iter().any(|m| m.contains("\"not-an-ip\"")));
 }
@@ -207,7 +211,10 @@ fn announcers_are_ready_nodes_chosen_deterministically_and_move_only_when_theirs
     let services: Vec<LbService> = (0..6).map(|i| svc(&format!("s{i}"), i)).collect();
     let first = decide(&pool(), &services, &all);
     assert_eq!(first, decide(&pool(), &services, &all), "deterministic");
-    let used: BTreeSet<&str> = first.iter().filter_map(|d| d.announcer.as_deref()).collect();
+    let used: BTreeSet<&str> = first
+        .iter()
+        .filter_map(|d| d.announcer.as_deref())
+        .collect();
     assert!(used.len() > 1, "addresses spread over nodes: {used:?}");
     let lost = first[0].announcer.clone().unwrap();
     let rest: BTreeSet<String> = all.iter().filter(|n| **n != lost).cloned().collect();
@@ -220,9 +227,11 @@ fn announcers_are_ready_nodes_chosen_deterministically_and_move_only_when_theirs
             assert_eq!(before.announcer, now.announcer, "{}", before.name);
         }
     }
-    assert!(decide(&pool(), &services, &BTreeSet::new())
-        .iter()
-        .all(|d| d.announcer.is_none() && d.ip.is_some()));
+    assert!(
+        decide(&pool(), &services, &BTreeSet::new())
+            .iter()
+            .all(|d| d.announcer.is_none() && d.ip.is_some())
+    );
 }
 
 #[test]
@@ -231,7 +240,10 @@ fn local_services_are_announced_by_a_node_with_a_ready_endpoint() {
     local.local = true;
     local.endpoint_nodes = nodes(&["n3", "gone"]);
     let decisions = decide(&pool(), &[local.clone()], &nodes(&["n1", "n2", "n3"]));
-    assert_eq!(decision(&decisions, "local").announcer.as_deref(), Some("n3"));
+    assert_eq!(
+        decision(&decisions, "local").announcer.as_deref(),
+        Some("n3")
+    );
     local.endpoint_nodes.clear();
     let decisions = decide(&pool(), &[local], &nodes(&["n1", "n2", "n3"]));
     assert_eq!(decision(&decisions, "local").announcer, None);
@@ -251,10 +263,26 @@ fn only_ready_nodes_not_excluded_nor_deleted_announce() {
         }))
         .unwrap()
     };
-    assert!(node_may_announce(&node("True", serde_json::json!({}), false)));
-    assert!(!node_may_announce(&node("False", serde_json::json!({}), false)));
-    assert!(!node_may_announce(&node("Unknown", serde_json::json!({}), false)));
-    assert!(!node_may_announce(&node("True", serde_json::json!({}), true)));
+    assert!(node_may_announce(&node(
+        "True",
+        serde_json::json!({}),
+        false
+    )));
+    assert!(!node_may_announce(&node(
+        "False",
+        serde_json::json!({}),
+        false
+    )));
+    assert!(!node_may_announce(&node(
+        "Unknown",
+        serde_json::json!({}),
+        false
+    )));
+    assert!(!node_may_announce(&node(
+        "True",
+        serde_json::json!({}),
+        true
+    )));
     assert!(!node_may_announce(&node(
         "True",
         serde_json::json!({names::EXCLUDE_FROM_LB_LABEL: ""}),
