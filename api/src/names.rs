@@ -176,10 +176,6 @@ pub const LB_NODE_ANNOTATION: &str = "rovn.io/lb-node";
 /// well-known label, which cloud load balancers honour the same way).
 pub const EXCLUDE_FROM_LB_LABEL: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
 
-/// The dummy interface that holds the LoadBalancer addresses a node announces, so the node's
-/// kernel answers ARP for them on its underlay interface.
-pub const LB_DEVICE: &str = "rovn-lb";
-
 /// Annotation on a NetworkPolicy turning on ACL logging: `allow`, `deny` or `allow,deny`.
 pub const ACL_LOG_ANNOTATION: &str = "rovn.io/acl-log";
 

@@ -6,7 +6,9 @@
 //! (nothing is reshuffled), and there is no state of its own to lose. The oldest claim wins:
 //! Services are taken oldest first (creation time, then namespace and name), so of two Services
 //! whose status names one address (anyone allowed to write a status can write one), the older
-//! keeps it and the other gets another address.
+//! keeps it and the other gets another address. Creation times have a resolution of a second;
+//! between Services created in the same second, the one whose status this controller wrote
+//! itself (`recorded`) is taken as the older.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
@@ -87,6 +89,9 @@ pub struct LbService {
     pub endpoint_nodes: BTreeSet<String>,
     /// The announcing node its annotation names now.
     pub announcer: Option<String>,
+    /// This controller process wrote the pool address its status names (breaks a tie between
+    /// Services created in the same second).
+    pub recorded: bool,
 }
 
 impl LbService {
@@ -171,6 +176,7 @@ pub fn lb_service<'a>(
             .annotations
             .as_ref()
             .and_then(|a| a.get(names::LB_NODE_ANNOTATION).cloned()),
+        recorded: false,
     }
 }
 
@@ -212,7 +218,12 @@ pub fn announcer<'a>(
 pub fn decide(pool: &Pool, services: &[LbService], nodes: &BTreeSet<String>) -> Vec<Decision> {
     let mut ours: Vec<&LbService> = services.iter().filter(|s| s.class == Class::Ours).collect();
     ours.sort_by(|a, b| {
-        (a.created, &a.namespace, &a.name).cmp(&(b.created, &b.namespace, &b.name))
+        (a.created, !a.recorded, &a.namespace, &a.name).cmp(&(
+            b.created,
+            !b.recorded,
+            &b.namespace,
+            &b.name,
+        ))
     });
     let mut held: BTreeMap<Ipv4Addr, (String, String)> = BTreeMap::new();
     let mut ip_of: BTreeMap<(String, String), Ipv4Addr> = BTreeMap::new();
@@ -345,7 +356,7 @@ pub fn decide(pool: &Pool, services: &[LbService], nodes: &BTreeSet<String>) -> 
 }
 
 /// The first pool address the Service's status names.
-fn pool_address(service: &LbService, pool: &Pool) -> Option<Ipv4Addr> {
+pub fn pool_address(service: &LbService, pool: &Pool) -> Option<Ipv4Addr> {
     service
         .status_ips
         .iter()

@@ -15,6 +15,7 @@ fn svc(name: &str, age: i64) -> LbService {
         local: false,
         endpoint_nodes: BTreeSet::new(),
         announcer: None,
+        recorded: false,
     }
 }
 
@@ -84,6 +85,18 @@ fn of_two_services_claiming_one_address_the_older_keeps_it() {
     assert_eq!(ip_of(&decisions, "b"), Some(ip(242)));
     assert_eq!(reasons(&decisions, "b"), [IP_CONFLICT]);
     assert!(reasons(&decisions, "a").is_empty());
+}
+
+#[test]
+fn in_the_same_second_the_address_this_controller_wrote_wins() {
+    let mut written = svc("zz", 1);
+    written.status_ips = vec!["172.30.0.241".into()];
+    written.recorded = true;
+    let mut copied = svc("aa", 1);
+    copied.status_ips = vec!["172.30.0.241".into()];
+    let decisions = decide(&pool(), &[copied, written], &nodes(&["n1"]));
+    assert_eq!(ip_of(&decisions, "zz"), Some(ip(241)));
+    assert_eq!(reasons(&decisions, "aa"), [IP_CONFLICT]);
 }
 
 #[test]

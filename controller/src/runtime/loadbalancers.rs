@@ -24,6 +24,8 @@ pub(super) struct LoadBalancers {
     /// Services with a write in flight, and the address that write records: the next
     /// decisions count it as written, so no other Service is given it meanwhile.
     in_flight: HashMap<Key, Option<std::net::Ipv4Addr>>,
+    /// The address this process last wrote into each Service's status.
+    written: HashMap<Key, Option<std::net::Ipv4Addr>>,
     /// Problems reported, by Event reason.
     problems: BTreeMap<&'static str, Problems>,
     retries: Retries<Key>,
@@ -36,6 +38,7 @@ impl LoadBalancers {
             pool: cidr.map(Pool::new),
             dirty: true,
             in_flight: HashMap::new(),
+            written: HashMap::new(),
             problems: BTreeMap::new(),
             retries: Retries::default(),
         }
@@ -48,11 +51,19 @@ impl LoadBalancers {
 
     /// A write finished: on success the watch brings the result; a failure is retried later.
     pub fn done(&mut self, world: &mut World, key: Key, result: Result<(), kubeio::WriteError>) {
-        self.in_flight.remove(&key);
+        let ip = self.in_flight.remove(&key);
         self.dirty = true;
         match result {
-            Ok(()) => self.retries.forget(&key),
-            Err(e) if e.is_not_found() => self.retries.forget(&key),
+            Ok(()) => {
+                self.retries.forget(&key);
+                if let Some(ip) = ip {
+                    self.written.insert(key, ip);
+                }
+            }
+            Err(e) if e.is_not_found() => {
+                self.retries.forget(&key);
+                self.written.remove(&key);
+            }
             Err(e) => {
                 let delay = self.retries.failed(&key);
                 tracing::warn!(error = %e, retry_in = ?delay, "LoadBalancer write failed");
@@ -89,6 +100,12 @@ impl LoadBalancers {
                 if let Some(ip) = self.in_flight.get(&key) {
                     view.status_ips = ip.iter().map(ToString::to_string).collect();
                 }
+                view.recorded = self
+                    .written
+                    .get(&key)
+                    .copied()
+                    .flatten()
+                    .is_some_and(|ip| lb::pool_address(&view, &pool) == Some(ip));
                 view
             })
             .collect();
@@ -133,7 +150,7 @@ impl LoadBalancers {
                 "LoadBalancer address"
             );
             self.in_flight
-                .insert(key.clone(), ip.unwrap_or_else(|| decision.ip));
+                .insert(key.clone(), ip.unwrap_or(decision.ip));
             let client = world.kube.clone();
             let (namespace, name) = (key.namespace.clone(), key.name.clone());
             world.spawn(
@@ -142,6 +159,8 @@ impl LoadBalancers {
             );
         }
         // Services that left (deleted, foreign now): nothing of them is remembered.
+        self.written
+            .retain(|key, _| seen.contains(&Owner::service(&key.namespace, &key.name)));
         for problems in self.problems.values_mut() {
             problems.retain(|owner| seen.contains(owner));
         }

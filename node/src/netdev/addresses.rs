@@ -67,17 +67,22 @@ pub(crate) async fn ipv4_addresses(
         .collect())
 }
 
-/// Makes `wanted` the IPv4 addresses of link `index` (named `device` in errors): removes the
-/// others and adds the missing ones; returns those added.
-pub(crate) async fn set_ipv4_addresses(
+/// Makes `wanted` the IPv4 addresses of link `index` (named `device` in errors) among those
+/// `managed` says are the caller's: removes the caller's others and adds the missing ones,
+/// leaving every other address alone; returns those added.
+pub(crate) async fn set_managed_ipv4_addresses(
     netlink: &Netlink,
     index: u32,
     wanted: &[Ipv4Net],
+    managed: impl Fn(&Ipv4Net) -> bool,
     device: &str,
     netns: &str,
 ) -> Result<Vec<Ipv4Net>, NetdevError> {
     let existing = ipv4_addresses(netlink, Some(index), netns).await?;
-    for stale in existing.iter().filter(|a| !wanted.contains(&a.net)) {
+    for stale in existing
+        .iter()
+        .filter(|a| managed(&a.net) && !wanted.contains(&a.net))
+    {
         netlink
             .handle()
             .address()

@@ -1,90 +1,71 @@
-//! Announcing LoadBalancer addresses on the node's network: the addresses on a dummy device
-//! (so the kernel answers ARP for them with the underlay interface's MAC: `arp_ignore=0`, the
-//! default, answers for any local address on any interface), and a gratuitous ARP when this
-//! node takes one over.
+//! Announcing LoadBalancer addresses on the node's network: each address as a /32 on the
+//! interface that holds the node's own address (so the kernel answers ARP for it there, whatever
+//! `arp_ignore` says, and the `rovn` table DNATs what arrives), and a gratuitous ARP when this
+//! node takes one over. Only /32 addresses inside the pool are ever added or removed.
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use ipnet::Ipv4Net;
-use rtnetlink::{LinkDummy, LinkUnspec};
 
 use super::NetdevError;
-use super::addresses::{ipv4_addresses, set_ipv4_addresses};
+use super::addresses::{ipv4_addresses, set_managed_ipv4_addresses};
 use super::conn::Netlink;
-use super::error::netlink_failure;
-use super::link::{LinkFacts, link_by_index, link_by_name};
-use super::names::validate_ifname;
+use super::link::{LinkFacts, link_by_index};
 use super::netns::AGENT_NETNS;
 
 /// See [`super::announce_addresses`].
 pub(crate) async fn sync_addresses(
-    device: &str,
+    underlay_ip: Ipv4Addr,
+    pool: Ipv4Net,
     wanted: &BTreeSet<Ipv4Addr>,
 ) -> Result<Vec<Ipv4Addr>, NetdevError> {
-    validate_ifname(device)?;
     let netlink = Netlink::open(AGENT_NETNS)?;
-    let link = ensure_dummy(&netlink, device).await?;
+    let link = underlay_link(&netlink, underlay_ip).await?;
     let wanted: Vec<Ipv4Net> = wanted
         .iter()
+        .filter(|ip| pool.contains(*ip))
         .filter_map(|ip| Ipv4Net::new(*ip, 32).ok())
         .collect();
-    let added = set_ipv4_addresses(&netlink, link.index, &wanted, device, AGENT_NETNS).await?;
+    let managed = |net: &Ipv4Net| net.prefix_len() == 32 && pool.contains(&net.addr());
+    let added = set_managed_ipv4_addresses(
+        &netlink,
+        link.index,
+        &wanted,
+        managed,
+        &link.name,
+        AGENT_NETNS,
+    )
+    .await?;
     Ok(added.iter().map(Ipv4Net::addr).collect())
 }
 
-/// The dummy device `name`, created and brought up when missing or down.
-async fn ensure_dummy(netlink: &Netlink, name: &str) -> Result<LinkFacts, NetdevError> {
-    if link_by_name(netlink, name, AGENT_NETNS).await?.is_none() {
-        netlink
-            .handle()
-            .link()
-            .add(LinkDummy::new(name).up().build())
-            .execute()
-            .await
-            .map_err(netlink_failure(format!("creating {name} in {AGENT_NETNS}")))?;
-    }
-    let link = link_by_name(netlink, name, AGENT_NETNS)
-        .await?
-        .ok_or_else(|| NetdevError::NoSuchDevice {
-            name: name.to_string(),
-            netns: AGENT_NETNS.to_string(),
-        })?;
-    if !link.admin_up {
-        netlink
-            .handle()
-            .link()
-            .set(LinkUnspec::new_with_index(link.index).up().build())
-            .execute()
-            .await
-            .map_err(netlink_failure(format!(
-                "bringing {name} up in {AGENT_NETNS}"
-            )))?;
-    }
-    Ok(link)
-}
-
-/// See [`super::gratuitous_arp`].
-pub(crate) async fn gratuitous_arp(underlay_ip: Ipv4Addr, ip: Ipv4Addr) -> Result<(), NetdevError> {
-    let netlink = Netlink::open(AGENT_NETNS)?;
-    let index = ipv4_addresses(&netlink, None, AGENT_NETNS)
+/// The interface that holds `underlay_ip`.
+async fn underlay_link(netlink: &Netlink, underlay_ip: Ipv4Addr) -> Result<LinkFacts, NetdevError> {
+    let index = ipv4_addresses(netlink, None, AGENT_NETNS)
         .await?
         .into_iter()
         .find(|a| a.net.addr() == underlay_ip)
         .map(|a| a.index)
         .ok_or(NetdevError::NoSuchAddress { ip: underlay_ip })?;
-    let link = link_by_index(&netlink, index, AGENT_NETNS)
+    link_by_index(netlink, index, AGENT_NETNS)
         .await?
         .ok_or_else(|| NetdevError::NoSuchDevice {
             name: format!("ifindex {index}"),
             netns: AGENT_NETNS.to_string(),
-        })?;
+        })
+}
+
+/// See [`super::gratuitous_arp`].
+pub(crate) async fn gratuitous_arp(underlay_ip: Ipv4Addr, ip: Ipv4Addr) -> Result<(), NetdevError> {
+    let netlink = Netlink::open(AGENT_NETNS)?;
+    let link = underlay_link(&netlink, underlay_ip).await?;
     let mac = link.mac.ok_or_else(|| NetdevError::InvalidRequest {
         device: link.name.clone(),
         reason: "no MAC address to announce with".into(),
     })?;
-    send_frame(index, &garp_frame(mac.0, ip)).map_err(|source| NetdevError::Io {
+    send_frame(link.index, &garp_frame(mac.0, ip)).map_err(|source| NetdevError::Io {
         step: format!("sending a gratuitous ARP for {ip} on {}", link.name),
         source,
     })

@@ -190,15 +190,16 @@ pub async fn host_networks() -> Result<Vec<HostNetwork>, NetdevError> {
     host_networks::host_networks().await
 }
 
-/// Makes `wanted` the addresses (each a /32) of the dummy device `device` in the agent's
-/// netns, creating it (up, no ARP of its own) when missing: the kernel then answers ARP for
-/// them on the underlay interface, so the outside sends their packets to this node, where the
-/// `rovn` table DNATs them. Returns the addresses that were not there before.
+/// Makes `wanted` the LoadBalancer addresses this node holds: each a /32 on the interface that
+/// holds `underlay_ip` in the agent's netns, so the kernel answers ARP for them there and the
+/// outside sends their packets to this node, where the `rovn` table DNATs them. Only /32
+/// addresses inside `pool` are added or removed; returns those that were not there before.
 pub async fn announce_addresses(
-    device: &str,
+    underlay_ip: Ipv4Addr,
+    pool: Ipv4Net,
     wanted: &std::collections::BTreeSet<Ipv4Addr>,
 ) -> Result<Vec<Ipv4Addr>, NetdevError> {
-    announce::sync_addresses(device, wanted).await
+    announce::sync_addresses(underlay_ip, pool, wanted).await
 }
 
 /// Sends a gratuitous ARP for `ip` out of the interface that holds `underlay_ip` in the agent's

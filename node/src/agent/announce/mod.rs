@@ -1,9 +1,11 @@
 //! Announcing LoadBalancer addresses: the controller gives each of rovn's LoadBalancer Services
 //! an address of its pool and names one node in the Service's `rovn.io/lb-node` annotation;
-//! that node's agent puts the address on the dummy device `rovn-lb`, so its kernel answers ARP
-//! for it on the underlay (the `rovn` table then DNATs the packets as for any LoadBalancer
-//! address), and sends a gratuitous ARP when it takes an address over. An address the
-//! annotation moves away is removed at the next sync, so only one node answers.
+//! that node's agent puts the address (a /32) on its underlay interface, so its kernel answers
+//! ARP for it (the `rovn` table then DNATs the packets as for any LoadBalancer address), and
+//! sends a gratuitous ARP when it takes an address over. An address the annotation moves away
+//! is removed at the next sync, so only one node answers. (A dummy device would keep them
+//! apart from the node's own addresses, but needs the `dummy` kernel module, which nodes
+//! cannot be assumed to have; the pool marks rovn's addresses just as well.)
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
@@ -59,7 +61,7 @@ pub fn announced<'a>(
         .collect()
 }
 
-/// Keeps `rovn-lb` holding what [`announced`] says, until the agent stops. Nothing is changed
+/// Keeps the underlay interface holding what [`announced`] says, until the agent stops. Nothing is changed
 /// before the first list of Services (an empty device would withdraw every address during a
 /// restart). After a restart every address is announced again once.
 pub async fn run(client: kube::Client, node: String, node_ip: Ipv4Addr, pool: Ipv4Net) {
@@ -72,7 +74,7 @@ pub async fn run(client: kube::Client, node: String, node_ip: Ipv4Addr, pool: Ip
     let mut first = true;
     loop {
         let wanted = announced(services.state().iter().map(AsRef::as_ref), &node, pool);
-        match netdev::announce_addresses(names::LB_DEVICE, &wanted).await {
+        match netdev::announce_addresses(node_ip, pool, &wanted).await {
             Ok(added) => {
                 let fresh: Vec<Ipv4Addr> = if first {
                     wanted.iter().copied().collect()
@@ -81,7 +83,7 @@ pub async fn run(client: kube::Client, node: String, node_ip: Ipv4Addr, pool: Ip
                 };
                 first = false;
                 for ip in fresh {
-                    tracing::info!(%ip, device = names::LB_DEVICE, "announcing LoadBalancer address");
+                    tracing::info!(%ip, "announcing LoadBalancer address");
                     tokio::spawn(announce_takeover(node_ip, ip));
                 }
             }
