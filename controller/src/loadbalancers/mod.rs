@@ -22,13 +22,8 @@ use rovn_api::names;
 #[cfg(test)]
 mod tests;
 
-/// Event reason: the pool has no free address for the Service.
-pub const POOL_EXHAUSTED: &str = "LoadBalancerPoolExhausted";
-/// Event reason: `spec.loadBalancerIP` cannot be given (not an address, outside the pool, or
-/// held by an older Service).
-pub const IP_UNAVAILABLE: &str = "LoadBalancerIPUnavailable";
-/// Event reason: the address in the Service's status is another Service's.
-pub const IP_CONFLICT: &str = "LoadBalancerIPConflict";
+pub use rovn_api::names::lb_events::{IP_CONFLICT, IP_UNAVAILABLE, POOL_EXHAUSTED};
+
 /// Every reason a decision may carry, so each one's problems are reported (and forgotten) on
 /// their own.
 pub const REASONS: [&str; 3] = [POOL_EXHAUSTED, IP_UNAVAILABLE, IP_CONFLICT];

@@ -12,11 +12,13 @@ use k8s_openapi::api::core::v1::{Node, Service};
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use rovn_api::names;
+use rovn_api::names::lb_events as lb;
 use serde_json::json;
 
 use super::api::{self, Stage, stage};
 use super::cluster::{Cluster, Component, argv};
 use super::error::{Result, ScenarioError};
+use super::integrity::{is_about, until_event};
 use super::pods::PodSpec;
 use super::services::{SELECTOR, SERVICE_TCP_PORT, create_service_with, delete_service};
 use super::traffic::{Answer, MESSAGE, parse_answer};
@@ -75,9 +77,7 @@ async fn until_announced(
     name: &str,
     accept: impl Fn(Ipv4Addr, &str) -> bool,
 ) -> Result<(Ipv4Addr, String)> {
-    let pool: ipnet::Ipv4Net = crate::lab::names::LB_CIDR
-        .parse()
-        .map_err(|e| ScenarioError::Check(format!("the lab's pool: {e}")))?;
+    let pool = pool()?;
     wait::until(
         FOLLOW_TIMEOUT,
         &format!("Service {ns}/{name} to get a pool address and an announcer"),
@@ -278,7 +278,26 @@ pub async fn addresses(cluster: &impl Cluster, ns: &str) -> Result<()> {
     let (moved, _) = until_announced(client, ns, "second", |i, _| i != ip).await?;
     let (kept, _) = until_announced(client, ns, "web", |_, _| true).await?;
     crate::ensure!(kept == ip, "web lost {ip} to a copied status (now {kept})");
+    service_event(client, ns, "second", lb::IP_CONFLICT).await?;
     println!("second's copied status {ip} was replaced by {moved}");
+
+    // A request outside the pool: an Event, no address.
+    create_lb(
+        client,
+        ns,
+        "outside",
+        "web",
+        json!({"loadBalancerIP": "10.1.2.3"}),
+    )
+    .await?;
+    service_event(client, ns, "outside", lb::IP_UNAVAILABLE).await?;
+    let outside = get_service(client, ns, "outside").await?;
+    crate::ensure!(
+        outside.as_ref().map(lb_of) == Some((None, None)),
+        "an out-of-pool request was given {:?}",
+        outside.as_ref().map(lb_of)
+    );
+    delete_service(client, ns, "outside").await?;
 
     // The controller restarts: nothing moves, nothing is even written again.
     let before = lb_records(client, ns, &["web", "second"]).await?;
@@ -300,10 +319,42 @@ pub async fn addresses(cluster: &impl Cluster, ns: &str) -> Result<()> {
         "the freed {ip} was not given again (got {third_ip})"
     );
     outside_reaches(cluster, ip, &["web-1", "web-2"]).await?;
-    for name in ["foreign", "second", "third"] {
+
+    // The pool runs out: an Event, and the address once one frees.
+    let pool_size = pool()?.hosts().count();
+    let fill: Vec<String> = (0..pool_size - 2).map(|i| format!("fill-{i}")).collect();
+    for name in &fill {
+        create_lb(client, ns, name, "web", json!({})).await?;
+        until_announced(client, ns, name, |_, _| true).await?;
+    }
+    create_lb(client, ns, "overflow", "web", json!({})).await?;
+    service_event(client, ns, "overflow", lb::POOL_EXHAUSTED).await?;
+    let (freed, _) = until_announced(client, ns, &fill[0], |_, _| true).await?;
+    delete_service(client, ns, &fill[0]).await?;
+    let (got, _) = until_announced(client, ns, "overflow", |_, _| true).await?;
+    crate::ensure!(got == freed, "overflow got {got}, not the freed {freed}");
+    for name in ["foreign", "second", "third", "overflow"]
+        .into_iter()
+        .chain(fill.iter().skip(1).map(String::as_str))
+    {
         delete_service(client, ns, name).await?;
     }
     Ok(())
+}
+
+/// Waits for a Warning Event with `reason` about the Service.
+async fn service_event(client: &Client, ns: &str, name: &str, reason: &str) -> Result<()> {
+    let what = format!("a {reason} Event about Service {ns}/{name}");
+    until_event(client, ns, &what, |e| is_about(e, "Service", name, reason))
+        .await
+        .map(drop)
+}
+
+/// The lab's pool.
+fn pool() -> Result<ipnet::Ipv4Net> {
+    crate::lab::names::LB_CIDR
+        .parse()
+        .map_err(|e| ScenarioError::Check(format!("the lab's pool: {e}")))
 }
 
 /// The announcing node is taken out (the Kubernetes label that excludes a node from external
