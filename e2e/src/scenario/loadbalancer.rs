@@ -21,7 +21,7 @@ use super::error::{Result, ScenarioError};
 use super::integrity::{is_about, until_event};
 use super::pods::PodSpec;
 use super::services::{SELECTOR, SERVICE_TCP_PORT, create_service_with, delete_service};
-use super::traffic::{Answer, MESSAGE, parse_answer};
+use super::traffic::{Answer, Proto, connect_argv, parse_answer};
 use super::wait;
 
 /// How long an address, an announcement or a move may take.
@@ -113,16 +113,7 @@ async fn lb_records(
 /// One TCP exchange from the outside host with `ip`'s Service port.
 async fn outside_once(cluster: &impl Cluster, ip: Ipv4Addr) -> Result<Answer> {
     let target = SocketAddrV4::new(ip, SERVICE_TCP_PORT);
-    let command = argv([
-        cluster.podtool().as_str(),
-        "connect",
-        "tcp",
-        &target.to_string(),
-        "--message",
-        MESSAGE,
-        "--timeout",
-        "1s",
-    ]);
+    let command = connect_argv(cluster, Proto::Tcp, target);
     let started = Instant::now();
     let out = cluster.exec_outside(&command).await?;
     let said = out.ok(&format!("tcp {target} from outside"))?;

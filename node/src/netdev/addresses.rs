@@ -123,30 +123,7 @@ pub(crate) async fn set_only_ipv4_address(
     device: &str,
     netns: &str,
 ) -> Result<(), NetdevError> {
-    let existing = ipv4_addresses(netlink, Some(index), netns).await?;
-    for stale in existing.iter().filter(|assigned| assigned.net != address) {
-        netlink
-            .handle()
-            .address()
-            .del(stale.message.clone())
-            .execute()
-            .await
-            .map_err(netlink_failure(format!(
-                "removing stale address {} from {device} in {netns}",
-                stale.net
-            )))?;
-    }
-    if existing.iter().any(|assigned| assigned.net == address) {
-        return Ok(());
-    }
-    netlink
-        .handle()
-        .address()
-        .add(index, IpAddr::V4(address.addr()), address.prefix_len())
-        .replace()
-        .execute()
+    set_managed_ipv4_addresses(netlink, index, &[address], |_| true, device, netns)
         .await
-        .map_err(netlink_failure(format!(
-            "adding address {address} to {device} in {netns}"
-        )))
+        .map(drop)
 }
