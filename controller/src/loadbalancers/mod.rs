@@ -43,7 +43,9 @@ impl Pool {
 
     /// Whether `ip` is one of the pool's addresses.
     pub fn contains(&self, ip: Ipv4Addr) -> bool {
-        self.net.hosts().any(|h| h == ip)
+        let edge =
+            self.net.prefix_len() < 31 && (ip == self.net.network() || ip == self.net.broadcast());
+        self.net.contains(&ip) && !edge
     }
 
     /// The pool's addresses, lowest first.
@@ -288,16 +290,14 @@ pub fn decide(pool: &Pool, services: &[LbService], nodes: &BTreeSet<String>) -> 
         }
     }
     // 3. Everyone else without an address, oldest first: the lowest free address.
-    let mut free = pool
-        .addresses()
-        .filter(|ip| !held.contains_key(ip))
-        .collect::<Vec<_>>();
-    free.reverse();
+    // Lazily, so a large pool costs only the addresses handed out.
+    let taken: BTreeSet<Ipv4Addr> = held.keys().copied().collect();
+    let mut free = pool.addresses().filter(move |ip| !taken.contains(ip));
     for service in &ours {
         if ip_of.contains_key(&service.key()) || requested(service).is_some() {
             continue;
         }
-        match free.pop() {
+        match free.next() {
             Some(ip) => {
                 held.insert(ip, service.key());
                 ip_of.insert(service.key(), ip);
@@ -305,10 +305,9 @@ pub fn decide(pool: &Pool, services: &[LbService], nodes: &BTreeSet<String>) -> 
             None => problems.entry(service.key()).or_default().push((
                 POOL_EXHAUSTED,
                 format!(
-                    "no free address in the pool {} ({} addresses, all held); \
-                     one is given when an address frees",
-                    pool.net,
-                    pool.addresses().count()
+                    "no free address in the pool {} (all held); one is given when an \
+                     address frees",
+                    pool.net
                 ),
             )),
         }

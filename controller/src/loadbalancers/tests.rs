@@ -50,6 +50,13 @@ fn the_pool_is_the_ranges_hosts() {
     assert!(!pool.contains(ip(240)), "network address");
     assert!(pool.contains(ip(241)));
     assert!(!pool.contains(ip(247)), "broadcast address");
+    assert!(!pool.contains(ip(248)));
+    let small = Pool::new("172.30.0.250/31".parse().unwrap());
+    assert_eq!(small.addresses().count(), 2);
+    assert!(small.contains(ip(250)) && small.contains(ip(251)));
+    for host in pool.addresses() {
+        assert!(pool.contains(host), "{host}");
+    }
 }
 
 #[test]
