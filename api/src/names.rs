@@ -172,6 +172,29 @@ pub const DIRECTION_KEY: &str = "rovn.io/direction";
 /// name stands for.
 pub const IDENTITY_KEY: &str = "rovn.io/identity";
 
+/// The `spec.loadBalancerClass` rovn answers for; a LoadBalancer Service without a class is
+/// rovn's too, and one naming any other class is left to whoever implements that class.
+pub const LB_CLASS: &str = "rovn.io/lb";
+
+/// Annotation the controller owns on a LoadBalancer Service: the node that announces its
+/// address on the underlay (answers ARP for it). Rewritten when anyone else changes it.
+pub const LB_NODE_ANNOTATION: &str = "rovn.io/lb-node";
+
+/// Event reasons on LoadBalancer Services (the controller writes them, tests look for them).
+pub mod lb_events {
+    /// The pool has no free address for the Service.
+    pub const POOL_EXHAUSTED: &str = "LoadBalancerPoolExhausted";
+    /// `spec.loadBalancerIP` cannot be given (not an address, outside the pool, or held by an
+    /// older Service).
+    pub const IP_UNAVAILABLE: &str = "LoadBalancerIPUnavailable";
+    /// The address in the Service's status is an older Service's.
+    pub const IP_CONFLICT: &str = "LoadBalancerIPConflict";
+}
+
+/// Label that takes a node out of the set announcing LoadBalancer addresses (Kubernetes'
+/// well-known label, which cloud load balancers honour the same way).
+pub const EXCLUDE_FROM_LB_LABEL: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
+
 /// Annotation on a NetworkPolicy turning on ACL logging: `allow`, `deny` or `allow,deny`.
 pub const ACL_LOG_ANNOTATION: &str = "rovn.io/acl-log";
 

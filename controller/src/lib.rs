@@ -3,6 +3,7 @@
 pub mod crd;
 pub mod desired;
 pub mod ipam;
+pub mod loadbalancers;
 pub mod policies;
 pub mod reconcile;
 pub mod runtime;

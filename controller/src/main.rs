@@ -51,6 +51,11 @@ struct Args {
     /// The Service range (no Subnet may overlap it).
     #[arg(long, env = "ROVN_SERVICE_CIDR", default_value = "10.96.0.0/12")]
     service_cidr: Ipv4Net,
+    /// The pool LoadBalancer Services get their address from (their `status.loadBalancer`);
+    /// the nodes announce it on their network, so it must be a free range of that network.
+    /// Absent: LoadBalancer Services get no address from rovn.
+    #[arg(long, env = "ROVN_LB_CIDR")]
+    lb_cidr: Option<Ipv4Net>,
     /// Address for /metrics, /healthz, /readyz.
     #[arg(long, env = "ROVN_LISTEN", default_value = "0.0.0.0:10660")]
     listen: SocketAddr,
@@ -159,6 +164,7 @@ async fn run() -> anyhow::Result<()> {
         .collect();
     config.join_cidr = args.join_cidr;
     config.service_cidr = args.service_cidr;
+    config.lb_cidr = args.lb_cidr;
     config.listen = Some(args.listen);
     config.resync_interval = args.resync_interval;
     config.max_ops_per_transaction = args.max_ops_per_transaction;

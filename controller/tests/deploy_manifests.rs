@@ -233,7 +233,8 @@ fn rbac_grants_exactly_what_the_components_use() {
                 "",
             ),
             ("rovn.io", "subnets/status", &["patch"], ""),
-            ("", "services", &["list", "watch"], ""),
+            ("", "services", &["list", "watch", "patch"], ""),
+            ("", "services/status", &["patch"], ""),
             ("discovery.k8s.io", "endpointslices", &["list", "watch"], ""),
             (
                 "networking.k8s.io",

@@ -36,6 +36,8 @@ pub struct RunConfig {
     pub max_ops_per_transaction: usize,
     /// Allocation patches in flight at once.
     pub max_concurrent_patches: usize,
+    /// The pool of LoadBalancer addresses (`--lb-cidr`); `None`: LoadBalancer Services get none.
+    pub lb_cidr: Option<Ipv4Net>,
 }
 
 /// How the Kubernetes client is made.
@@ -80,6 +82,7 @@ impl RunConfig {
             resync_interval: Duration::from_secs(300),
             max_ops_per_transaction: 2000,
             max_concurrent_patches: 64,
+            lb_cidr: None,
         }
     }
 }

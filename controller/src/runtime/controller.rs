@@ -17,6 +17,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
 use super::http::PlanRequest;
 use super::kubeio::{self, Events};
+use super::loadbalancers::LoadBalancers;
 use super::metrics::Metrics;
 use super::nodes::Nodes;
 use super::pods::Pods;
@@ -40,6 +41,7 @@ pub struct Controller {
     subnets: Subnets,
     services: Services,
     policies: Policies,
+    loadbalancers: LoadBalancers,
     rounds: Rounds,
     notes: UnboundedReceiver<Note>,
     done: UnboundedReceiver<Done>,
@@ -76,6 +78,7 @@ impl Controller {
     pub fn new(parts: Parts) -> anyhow::Result<Controller> {
         let (done_tx, done) = unbounded_channel();
         let join_cidr = parts.settings.join_cidr;
+        let lb_cidr = parts.settings.lb_cidr;
         let world = World::new(
             parts.settings,
             parts.kube,
@@ -92,6 +95,7 @@ impl Controller {
             subnets: Subnets::default(),
             services: Services::default(),
             policies: Policies::default(),
+            loadbalancers: LoadBalancers::new(lb_cidr),
             rounds: Rounds::new(parts.nb, parts.ready, parts.started),
             notes: parts.notes,
             done,
@@ -151,6 +155,7 @@ impl Controller {
                 }
             }
             self.pods.retry_refused(&mut self.world);
+            self.loadbalancers.sync(&mut self.world);
             let metrics = &self.world.metrics;
             metrics.pods_refused.set(self.pods.refused_count() as i64);
             metrics
@@ -209,6 +214,7 @@ impl Controller {
             elapsed_ms = self.started.elapsed().as_millis() as u64,
             "IPAM restored"
         );
+        self.loadbalancers.sync(&mut self.world);
         self.world.queue.everything = true;
         self.world.queue.request(Duration::ZERO);
         Ok(())
@@ -268,6 +274,13 @@ impl Controller {
 
     fn on_note(&mut self, note: Note) {
         let world = &mut self.world;
+        if matches!(
+            note,
+            Note::Changed(Kind::Service | Kind::EndpointSlice | Kind::Node, _)
+                | Note::Synced(Kind::Service | Kind::EndpointSlice | Kind::Node)
+        ) {
+            self.loadbalancers.changed();
+        }
         match note {
             Note::Changed(Kind::Pod, key) => {
                 self.pods.changed(world, &key);
@@ -314,6 +327,8 @@ impl Controller {
                 self.subnets
                     .finalizers(world, |owner| rounds.owns_rows(owner));
             }
+            Done::LoadBalancerWritten(key, result) => self.loadbalancers.done(world, key, result),
+            Done::LoadBalancersRecheck => self.loadbalancers.changed(),
             Done::Round(report) => {
                 if let Some((pods, held)) = self.rounds.finished(world, *report) {
                     self.pods.mark_routed(world, &pods, &held);

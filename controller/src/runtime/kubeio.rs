@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Event as CoreEvent, Node, ObjectReference, Pod};
+use k8s_openapi::api::core::v1::{Event as CoreEvent, Node, ObjectReference, Pod, Service};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Resource, ResourceExt};
@@ -132,6 +132,50 @@ pub async fn patch_subnet_finalizers(
         })
 }
 
+/// Writes a LoadBalancer Service's address (`status.loadBalancer.ingress`, through the status
+/// subresource; `None` clears it) when `ip` is `Some`, and its announcer annotation (`None`
+/// removes it) when `announcer` is `Some`.
+pub async fn patch_service_lb(
+    client: kube::Client,
+    namespace: &str,
+    name: &str,
+    ip: Option<Option<std::net::Ipv4Addr>>,
+    announcer: Option<Option<String>>,
+) -> Result<(), WriteError> {
+    let api = Api::<Service>::namespaced(client, namespace);
+    let what = |write: &str| format!("{write} of {}", Owner::service(namespace, name));
+    if let Some(ip) = ip {
+        let ingress = match ip {
+            Some(ip) => json!([{ "ip": ip.to_string() }]),
+            None => serde_json::Value::Null,
+        };
+        api.patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "status": { "loadBalancer": { "ingress": ingress } } })),
+        )
+        .await
+        .map_err(|source| WriteError {
+            what: what("writing status.loadBalancer"),
+            source,
+        })?;
+    }
+    if let Some(announcer) = announcer {
+        let annotations = json!({ rovn_api::names::LB_NODE_ANNOTATION: announcer });
+        api.patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": { "annotations": annotations } })),
+        )
+        .await
+        .map_err(|source| WriteError {
+            what: what("writing the announcer annotation"),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
 /// Creates `subnet` unless an object of its name exists (which is never overwritten).
 pub async fn create_if_absent(client: kube::Client, subnet: &Subnet) -> Result<bool, WriteError> {
     let name = subnet.name_any();
@@ -175,6 +219,11 @@ impl Problems {
         if !now.is_empty() {
             self.0.insert(owner.clone(), now);
         }
+    }
+
+    /// Only the owners `keep` accepts are remembered (the others are gone).
+    pub fn retain(&mut self, keep: impl Fn(&Owner) -> bool) {
+        self.0.retain(|owner, _| keep(owner));
     }
 
     /// `owner` is gone: nothing of it is remembered.

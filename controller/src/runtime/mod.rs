@@ -11,6 +11,7 @@ mod election;
 mod http;
 mod kubeio;
 mod ledger;
+mod loadbalancers;
 mod metrics;
 mod nodes;
 mod pods;
@@ -238,6 +239,7 @@ async fn lead<F: Future<Output = ()>>(
             },
             max_concurrent_patches: config.max_concurrent_patches,
             resync_interval: config.resync_interval,
+            lb_cidr: config.lb_cidr,
         },
         kube: kube.clone(),
         nb,

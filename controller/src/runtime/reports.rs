@@ -23,6 +23,10 @@ pub(super) enum Done {
     Round(Box<RoundReport>),
     /// NB changed; what changed waits in `Rounds::nb_changed`.
     NbChanged,
+    /// A LoadBalancer Service's address or announcer write is done.
+    LoadBalancerWritten(Key, Result<(), WriteError>),
+    /// Look at the LoadBalancer Services again (a retry).
+    LoadBalancersRecheck,
 }
 
 /// What a pod's background write reports.

@@ -56,6 +56,8 @@ pub struct Settings {
     pub max_concurrent_patches: usize,
     /// Interval of the full resync round.
     pub resync_interval: Duration,
+    /// The pool LoadBalancer Services get their addresses from (`None`: none is given).
+    pub lb_cidr: Option<Ipv4Net>,
 }
 
 /// The caches the controller decides from.

@@ -23,6 +23,10 @@ pub const UNDERLAY_PREFIX_LEN: u8 = 24;
 pub const CENTRAL_IP: Ipv4Addr = Ipv4Addr::new(172, 30, 0, 1);
 /// The outside namespace's address: the "world" for egress tests.
 pub const OUTSIDE_IP: Ipv4Addr = Ipv4Addr::new(172, 30, 0, 254);
+/// The lab's LoadBalancer pool (`--lb-cidr` of the controller and the agents): on the underlay,
+/// above every node address (`10 + MAX_NODES`) and below [`OUTSIDE_IP`], so the nodes announce
+/// its addresses on the network the outside namespace is on.
+pub const LB_CIDR: &str = "172.30.0.240/29";
 /// TCP port of the Northbound database on the underlay.
 pub const NB_TCP_PORT: u16 = 6641;
 /// TCP port of the Southbound database on the underlay.
@@ -386,6 +390,18 @@ impl LabNames {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_lb_pool_collides_with_no_lab_address() {
+        let pool: ipnet::Ipv4Net = LB_CIDR.parse().unwrap();
+        let underlay = ipnet::Ipv4Net::new(CENTRAL_IP, UNDERLAY_PREFIX_LEN).unwrap();
+        assert!(underlay.contains(&pool), "announced on the underlay");
+        let highest_node = u32::from(Ipv4Addr::new(172, 30, 0, 10)) + u32::from(MAX_NODES);
+        assert!(u32::from(pool.network()) > highest_node);
+        for taken in [CENTRAL_IP, OUTSIDE_IP] {
+            assert!(!pool.contains(&taken), "{taken}");
+        }
+    }
 
     fn names(s: &str) -> LabNames {
         LabNames::new(s.parse().unwrap())

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::bins;
 use super::daemon::{self, Daemon, DaemonSpec};
 use super::error::LabError;
-use super::names::{CONTROLLER_POD, LabNames, Place};
+use super::names::{CONTROLLER_POD, LB_CIDR, LabNames, Place};
 use super::node::Encap;
 use super::poll;
 use super::probe::http_get_in_netns;
@@ -60,6 +60,8 @@ pub fn controller_args(names: &LabNames) -> Vec<OsString> {
         "true".into(),
         "--log-format".into(),
         "text".into(),
+        "--lb-cidr".into(),
+        LB_CIDR.into(),
     ];
     if let Some(files) = tls::files(names, tls::CONTROLLER) {
         args.extend(tls::args(&files));
@@ -88,6 +90,8 @@ pub fn agent_args(names: &LabNames, node: u8, encap: Encap) -> Vec<OsString> {
         names.cni_bin_dir(node).into(),
         "--listen".into(),
         names.agent_listen(node).to_string().into(),
+        "--lb-cidr".into(),
+        LB_CIDR.into(),
     ];
     if let Some(files) = tls::files(names, &Place::Node(node).label()) {
         args.extend(tls::args(&files));
@@ -277,7 +281,7 @@ mod tests {
             joined(&controller_args(&names())),
             "--nb-remote unix:/run/rovn-lab/dev/central/nb.sock \
              --kubeconfig /run/rovn-lab/dev/kubeconfig-lab --listen 172.30.0.1:10660 \
-             --leader-elect true --log-format text"
+             --leader-elect true --log-format text --lb-cidr 172.30.0.240/29"
         );
     }
 
@@ -289,7 +293,8 @@ mod tests {
              --ovn-remote tcp:172.30.0.1:6642 --encap-type vxlan --datapath-type netdev \
              --cni-socket /run/rovn-lab/dev/node2/cni.sock \
              --cni-conf-dir /run/rovn-lab/dev/node2/cni/net.d \
-             --cni-bin-dir /run/rovn-lab/dev/node2/cni/bin --listen 172.30.0.12:10665"
+             --cni-bin-dir /run/rovn-lab/dev/node2/cni/bin --listen 172.30.0.12:10665 \
+             --lb-cidr 172.30.0.240/29"
         );
     }
 

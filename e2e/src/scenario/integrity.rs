@@ -169,7 +169,7 @@ async fn patch_annotations(client: &Client, pod: &PodRef, annotations: Value) ->
 
 /// Waits until an Event in `namespace` that `matches` exists, and returns it. Events about
 /// cluster-scoped objects live in `default`.
-async fn until_event(
+pub(crate) async fn until_event(
     client: &Client,
     namespace: &str,
     what: &str,
@@ -186,7 +186,7 @@ async fn until_event(
 }
 
 /// Whether `event` is about the object `name` of `kind` and has `reason`.
-fn is_about(event: &Event, kind: &str, name: &str, reason: &str) -> bool {
+pub(crate) fn is_about(event: &Event, kind: &str, name: &str, reason: &str) -> bool {
     event.involved_object.kind.as_deref() == Some(kind)
         && event.involved_object.name.as_deref() == Some(name)
         && event.reason.as_deref() == Some(reason)

@@ -12,6 +12,7 @@ pub mod error;
 pub mod harness;
 pub mod integrity;
 pub mod lab_cluster;
+pub mod loadbalancer;
 pub mod netpol;
 pub mod ovn_state;
 pub mod pod_network;

@@ -104,7 +104,12 @@ pub async fn exchange_once(
     .await
 }
 
-fn connect_argv(cluster: &impl Cluster, proto: Proto, target: SocketAddrV4) -> Vec<String> {
+/// The `rovn-podtool connect` command line of one exchange.
+pub(crate) fn connect_argv(
+    cluster: &impl Cluster,
+    proto: Proto,
+    target: SocketAddrV4,
+) -> Vec<String> {
     argv([
         cluster.podtool().as_str(),
         "connect",

@@ -126,4 +126,8 @@ pub struct AgentConfig {
     /// Whether the agent owns the node's nftables table `rovn` (egress masquerade, NodePorts,
     /// externalIPs, LoadBalancer IPs, hostPorts); off leaves the node's nftables alone.
     pub gateway: bool,
+    /// The controller's LoadBalancer pool (`--lb-cidr`): the agent announces the addresses of
+    /// it that the controller assigned to this node, and never any other (a Service's status
+    /// and annotations are writable by its users). `None`: nothing is announced.
+    pub lb_cidr: Option<Ipv4Net>,
 }

@@ -5,6 +5,7 @@
 //! Pure decisions (what OVS rows, routes, CNI results and files should look like) live apart
 //! from the code that reads and writes them, so they are unit-tested without a node.
 
+pub mod announce;
 pub mod cleanup;
 pub mod cni;
 pub mod config;

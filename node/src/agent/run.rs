@@ -16,7 +16,7 @@ use super::ovs::Ovs;
 use super::ovs::pod_port::NODE_PORT;
 use super::ovs::settings::{self, ChassisSettings};
 use super::state::AgentState;
-use super::{cleanup, conflist, gateway, node_port, server};
+use super::{announce, cleanup, conflist, gateway, node_port, server};
 use crate::gateway::Nft;
 use crate::netdev;
 
@@ -133,6 +133,15 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
             state.pods_changed.clone(),
             Nft::default(),
             metrics.clone(),
+        ));
+    }
+    if let Some(pool) = config.lb_cidr {
+        let node_ip = node::internal_ip(&this_node).unwrap_or(encap_ip);
+        tokio::spawn(announce::run(
+            kube.clone(),
+            config.node_name.clone(),
+            node_ip,
+            pool,
         ));
     }
     tokio::spawn(node_port::follow_subnets(

@@ -82,6 +82,10 @@ struct Args {
     /// LoadBalancer ingress IPs and hostPorts (false leaves the node's nftables alone).
     #[arg(long, env = "ROVN_GATEWAY", default_value_t = true, action = clap::ArgAction::Set)]
     gateway: bool,
+    /// The controller's LoadBalancer pool (its --lb-cidr): this node announces (answers ARP
+    /// for) the addresses of it the controller assigns to it. Absent: none.
+    #[arg(long, env = "ROVN_LB_CIDR")]
+    lb_cidr: Option<Ipv4Net>,
     /// Log format: text or json (filter with RUST_LOG).
     #[arg(long, env = "ROVN_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -132,6 +136,7 @@ fn main() -> anyhow::Result<()> {
         allocation_timeout: args.allocation_timeout,
         ovn_installed_timeout: args.ovn_installed_timeout,
         gateway: args.gateway,
+        lb_cidr: args.lb_cidr,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -67,6 +67,53 @@ pub(crate) async fn ipv4_addresses(
         .collect())
 }
 
+/// Makes `wanted` the IPv4 addresses of link `index` (named `device` in errors) among those
+/// `managed` says are the caller's: removes the caller's others and adds the missing ones,
+/// leaving every other address alone; returns those added.
+pub(crate) async fn set_managed_ipv4_addresses(
+    netlink: &Netlink,
+    index: u32,
+    wanted: &[Ipv4Net],
+    managed: impl Fn(&Ipv4Net) -> bool,
+    device: &str,
+    netns: &str,
+) -> Result<Vec<Ipv4Net>, NetdevError> {
+    let existing = ipv4_addresses(netlink, Some(index), netns).await?;
+    for stale in existing
+        .iter()
+        .filter(|a| managed(&a.net) && !wanted.contains(&a.net))
+    {
+        netlink
+            .handle()
+            .address()
+            .del(stale.message.clone())
+            .execute()
+            .await
+            .map_err(netlink_failure(format!(
+                "removing address {} from {device} in {netns}",
+                stale.net
+            )))?;
+    }
+    let mut added = Vec::new();
+    for address in wanted {
+        if existing.iter().any(|a| a.net == *address) {
+            continue;
+        }
+        netlink
+            .handle()
+            .address()
+            .add(index, IpAddr::V4(address.addr()), address.prefix_len())
+            .replace()
+            .execute()
+            .await
+            .map_err(netlink_failure(format!(
+                "adding address {address} to {device} in {netns}"
+            )))?;
+        added.push(*address);
+    }
+    Ok(added)
+}
+
 /// Makes `address` the only IPv4 address of link `index` (named `device` in errors): adds it
 /// (replace semantics, so a repeat is a no-op) and removes any other IPv4 address.
 pub(crate) async fn set_only_ipv4_address(
@@ -76,30 +123,7 @@ pub(crate) async fn set_only_ipv4_address(
     device: &str,
     netns: &str,
 ) -> Result<(), NetdevError> {
-    let existing = ipv4_addresses(netlink, Some(index), netns).await?;
-    for stale in existing.iter().filter(|assigned| assigned.net != address) {
-        netlink
-            .handle()
-            .address()
-            .del(stale.message.clone())
-            .execute()
-            .await
-            .map_err(netlink_failure(format!(
-                "removing stale address {} from {device} in {netns}",
-                stale.net
-            )))?;
-    }
-    if existing.iter().any(|assigned| assigned.net == address) {
-        return Ok(());
-    }
-    netlink
-        .handle()
-        .address()
-        .add(index, IpAddr::V4(address.addr()), address.prefix_len())
-        .replace()
-        .execute()
+    set_managed_ipv4_addresses(netlink, index, &[address], |_| true, device, netns)
         .await
-        .map_err(netlink_failure(format!(
-            "adding address {address} to {device} in {netns}"
-        )))
+        .map(drop)
 }

@@ -5,6 +5,7 @@
 //! the agent's own namespace uses a netlink socket opened by the calling task.
 
 mod addresses;
+mod announce;
 mod conn;
 mod error;
 mod ethtool;
@@ -187,4 +188,23 @@ pub async fn mtu_of_address(ip: Ipv4Addr) -> Result<u32, NetdevError> {
 /// networks to the cluster.
 pub async fn host_networks() -> Result<Vec<HostNetwork>, NetdevError> {
     host_networks::host_networks().await
+}
+
+/// Makes `wanted` the LoadBalancer addresses this node holds: each a /32 on the interface that
+/// holds `underlay_ip` in the agent's netns, so the kernel answers ARP for them there and the
+/// outside sends their packets to this node, where the `rovn` table DNATs them. Only /32
+/// addresses inside `pool` are added or removed; returns those that were not there before.
+pub async fn announce_addresses(
+    underlay_ip: Ipv4Addr,
+    pool: Ipv4Net,
+    wanted: &std::collections::BTreeSet<Ipv4Addr>,
+) -> Result<Vec<Ipv4Addr>, NetdevError> {
+    announce::sync_addresses(underlay_ip, pool, wanted).await
+}
+
+/// Sends a gratuitous ARP for `ip` out of the interface that holds `underlay_ip` in the agent's
+/// netns, with that interface's MAC: neighbours that cached another node's MAC for `ip` switch
+/// to this one at once rather than when their entry ages out.
+pub async fn gratuitous_arp(underlay_ip: Ipv4Addr, ip: Ipv4Addr) -> Result<(), NetdevError> {
+    announce::gratuitous_arp(underlay_ip, ip).await
 }
