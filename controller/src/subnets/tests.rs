@@ -318,17 +318,21 @@ fn default_subnet_writes_the_gateway_out() {
         "10.16.0.0/16".parse().unwrap(),
         None,
         vec!["10.16.0.2".into()],
+        true,
     );
     assert_eq!(object.metadata.name.as_deref(), Some("ovn-default"));
     assert_eq!(object.spec.cidr_block, "10.16.0.0/16");
     assert_eq!(object.spec.gateway.as_deref(), Some("10.16.0.1"));
     assert_eq!(object.spec.exclude_ips, ["10.16.0.2"]);
+    assert!(object.spec.nat_outgoing);
     let object = default_subnet(
         "10.16.0.0/16".parse().unwrap(),
         Some(Ipv4Addr::new(10, 16, 255, 254)),
         vec![],
+        false,
     );
     assert_eq!(object.spec.gateway.as_deref(), Some("10.16.255.254"));
+    assert!(!object.spec.nat_outgoing);
     // The controller's own default passes validation.
     let mut object = object;
     object.metadata.creation_timestamp = Some(Time(Timestamp::UNIX_EPOCH));
