@@ -29,6 +29,7 @@ pub fn default_subnet(
             namespaces: Vec::new(),
             nat_outgoing,
             private: false,
+            allow_subnets: Vec::new(),
         },
     )
 }
