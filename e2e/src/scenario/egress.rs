@@ -15,6 +15,7 @@ use tokio::process::Child;
 
 use super::api::{self, Stage, stage};
 use super::cluster::{Cluster, argv};
+use super::demo::DemoPod;
 use super::error::{Result, ScenarioError};
 use super::pods::{self, HOST_TCP_PORT, PodSpec, TCP_PORT, pod_ref};
 use super::traffic::{Answer, From, Proto, exchange, exchange_once};
@@ -236,4 +237,118 @@ pub async fn private_subnet(cluster: &impl Cluster, ns: &str, other_ns: &str) ->
     patch_subnet(&client, &subnet, json!({"allowSubnets": ["10.16.0.0/16"]})).await?;
     exchange(cluster, &from_stranger, Proto::Tcp, target).await?;
     Ok(())
+}
+
+/// One demo client's connection to the world outside: the address the outside saw it as, and
+/// the address expected (its node's InternalIP, `ovn-default` masquerading).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EgressReach {
+    /// The client pod.
+    pub client: DemoPod,
+    /// Its node's InternalIP.
+    pub node_ip: Ipv4Addr,
+    /// The outside listener.
+    pub outside: SocketAddrV4,
+    /// The source the outside saw, or why nothing answered.
+    pub outcome: std::result::Result<Ipv4Addr, String>,
+}
+
+/// For `rovn-lab demo`: every client connects to a listener outside the cluster.
+pub async fn demo_reaches(cluster: &impl Cluster, clients: &[DemoPod]) -> Result<Vec<EgressReach>> {
+    let client = cluster.client();
+    let (_listener, outside) = outside_listener(cluster).await?;
+    let mut reaches = Vec::new();
+    for c in clients {
+        let from = From::Pod(c.pod.clone());
+        let outcome = exchange(cluster, &from, Proto::Tcp, outside)
+            .await
+            .map(|a| a.client)
+            .map_err(|e| e.to_string());
+        reaches.push(EgressReach {
+            client: c.clone(),
+            node_ip: node_ip(&client, &c.node).await?,
+            outside,
+            outcome,
+        });
+    }
+    Ok(reaches)
+}
+
+/// Whether every client was seen as its node. Pure.
+pub fn all_masqueraded(reaches: &[EgressReach]) -> bool {
+    !reaches.is_empty()
+        && reaches
+            .iter()
+            .all(|r| r.outcome.as_ref().is_ok_and(|ip| *ip == r.node_ip))
+}
+
+/// The demo's egress table, one line per client pod. Pure.
+pub fn render_egress_table(reaches: &[EgressReach]) -> String {
+    let mut rows = vec![[
+        "CLIENT".to_string(),
+        "CLIENT NODE/IP".into(),
+        "OUTSIDE".into(),
+        "RESULT".into(),
+        "SOURCE IP SEEN".into(),
+    ]];
+    for r in reaches {
+        let (result, seen) = match &r.outcome {
+            Ok(ip) if *ip == r.node_ip => {
+                (format!("ok (SNAT to {})", r.client.node), ip.to_string())
+            }
+            Ok(ip) => (format!("NOT {}'s address", r.client.node), ip.to_string()),
+            Err(e) => (format!("FAILED: {e}"), "-".into()),
+        };
+        rows.push([
+            r.client.pod.name.clone(),
+            format!("{}/{}", r.client.node, r.client.ip),
+            r.outside.to_string(),
+            result,
+            seen,
+        ]);
+    }
+    super::demo::align(&rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::cluster::PodRef;
+
+    fn reach(node: &str, ip: [u8; 4], seen: std::result::Result<[u8; 4], &str>) -> EgressReach {
+        EgressReach {
+            client: DemoPod {
+                pod: PodRef::new("demo", &format!("client-{node}")),
+                node: node.into(),
+                ip: Ipv4Addr::from(ip),
+                mac: "0a:58:0a:10:00:05".into(),
+            },
+            node_ip: Ipv4Addr::new(172, 30, 0, 11),
+            outside: SocketAddrV4::new(Ipv4Addr::new(172, 30, 0, 254), OUTSIDE_PORT),
+            outcome: seen.map(Ipv4Addr::from).map_err(String::from),
+        }
+    }
+
+    #[test]
+    fn the_egress_table_names_the_snat_and_spots_its_absence() {
+        let good = reach("node1", [10, 16, 0, 5], Ok([172, 30, 0, 11]));
+        let table = render_egress_table(std::slice::from_ref(&good));
+        let row = table.lines().nth(1).unwrap_or_default();
+        assert!(
+            row.starts_with("client-node1 ")
+                && row.contains("172.30.0.254:8080")
+                && row.contains("ok (SNAT to node1)")
+                && row.ends_with("172.30.0.11"),
+            "{table}"
+        );
+        assert!(all_masqueraded(std::slice::from_ref(&good)));
+        let unnated = reach("node1", [10, 16, 0, 5], Ok([10, 16, 0, 5]));
+        let failed = reach("node1", [10, 16, 0, 5], Err("timed out"));
+        let table = render_egress_table(&[unnated.clone(), failed.clone()]);
+        assert!(table.contains("NOT node1's address"), "{table}");
+        assert!(table.contains("FAILED: timed out"), "{table}");
+        assert!(!all_masqueraded(&[good, unnated]));
+        assert!(!all_masqueraded(&[failed]));
+        assert!(!all_masqueraded(&[]));
+    }
 }
