@@ -9,7 +9,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
-use rovn_controller::desired::{ClusterState, PodPort, PolicyPod};
+use rovn_api::{MacAddr, names};
+use rovn_controller::desired::{ClusterState, Node, PodPort, PolicyPod};
 
 /// `common::cluster(2, 4)` with every pod known to policies, so each node's port group (whose
 /// address set the reroute matches) holds its pods.
@@ -47,6 +48,20 @@ fn trace_from_pod(
         pod.name, pod.namespace, pod.mac, pod.ip
     );
     trace(ovn, &pod.switch, &flow)
+}
+
+/// `ovn-trace` of a TCP packet `node` sends into OVN through its `join` port, from `src` (its
+/// join IP, or a source it forwards) to `pod`, through the join gateway (100.64.0.1).
+fn trace_from_node(ovn: &common::Ovn, node: &Node, src: &str, pod: &PodPort) -> Result<String> {
+    let flow = format!(
+        "inport == \"{}\" && eth.src == {} && eth.dst == {} && ip4.src == {src} \
+         && ip4.dst == {} && ip.ttl == 64 && tcp && tcp.dst == 80",
+        names::node_port(&node.name),
+        node.join_mac,
+        MacAddr::derived_from(std::net::Ipv4Addr::new(100, 64, 0, 1)),
+        pod.ip
+    );
+    trace(ovn, names::JOIN_SWITCH, &flow)
 }
 
 fn trace(ovn: &common::Ovn, datapath: &str, flow: &str) -> Result<String> {
@@ -122,16 +137,7 @@ async fn outside_traffic_leaves_through_the_pods_own_node() -> Result<()> {
     );
 
     // A reply node0 de-masquerades back to pod0 enters OVN with the outside's source.
-    let reply = trace(
-        &ovn,
-        "join",
-        &format!(
-            "inport == \"node-node0\" && eth.src == 0a:58:64:40:00:02 && \
-             eth.dst == 0a:58:64:40:00:01 && ip4.src == 172.30.0.254 && ip4.dst == {} \
-             && ip.ttl == 64 && tcp && tcp.src == 80",
-            pod0.ip
-        ),
-    )?;
+    let reply = trace_from_node(&ovn, &cluster.nodes[0], "172.30.0.254", pod0)?;
     assert_eq!(
         outputs(&reply).last().map(String::as_str),
         Some("pod0.ns0"),
@@ -178,16 +184,8 @@ async fn a_private_subnet_refuses_other_subnets_only() -> Result<()> {
         Some("pod1.ns1"),
         "a pod of its own Subnet is accepted:\n{from_own}"
     );
-    let from_node = trace(
-        &ovn,
-        "join",
-        &format!(
-            "inport == \"node-node1\" && eth.src == 0a:58:64:40:00:03 && \
-             eth.dst == 0a:58:64:40:00:01 && ip4.src == 100.64.0.3 && ip4.dst == {} \
-             && ip.ttl == 64 && tcp && tcp.dst == 80",
-            pod1.ip
-        ),
-    )?;
+    let node1 = &cluster.nodes[1];
+    let from_node = trace_from_node(&ovn, node1, &node1.join_ip.to_string(), pod1)?;
     assert_eq!(
         outputs(&from_node).last().map(String::as_str),
         Some("pod1.ns1"),

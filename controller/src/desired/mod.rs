@@ -7,6 +7,8 @@
 
 mod cluster;
 mod egress;
+#[cfg(test)]
+mod fixtures;
 mod policies;
 mod private;
 mod render;

@@ -7,7 +7,7 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 use kube::api::{DynamicObject, Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
@@ -17,6 +17,7 @@ use super::api::{self, Stage, stage};
 use super::cluster::{Cluster, argv};
 use super::demo::DemoPod;
 use super::error::{Result, ScenarioError};
+use super::pod_network::ip_of;
 use super::pods::{self, HOST_TCP_PORT, PodSpec, TCP_PORT, pod_ref};
 use super::traffic::{Answer, From, Proto, exchange, exchange_once};
 use super::wait;
@@ -53,11 +54,6 @@ pub async fn outside_listener(cluster: &impl Cluster) -> Result<(Child, SocketAd
         child,
         SocketAddrV4::new(cluster.outside_address(), OUTSIDE_PORT),
     ))
-}
-
-fn ip_of(pod: &Pod) -> Result<Ipv4Addr> {
-    pods::pod_ip(pod)
-        .ok_or_else(|| ScenarioError::Check(format!("pod {:?} has no podIP", pod.metadata.name)))
 }
 
 /// Pods on both nodes connect to the outside: each is seen as its own node's InternalIP

@@ -1,61 +1,22 @@
-use std::net::Ipv4Addr;
-
-use ipnet::Ipv4Net;
-use rovn_api::{MacAddr, Owner, names};
+use rovn_api::{Owner, names};
 use rovn_ovsdb_schemas::nb::{
     LogicalRouterPolicy, LogicalRouterPolicyAction, LogicalRouterStaticRoute,
 };
 
 use super::*;
+use crate::desired::fixtures::{self, node, subnet};
 use crate::desired::state::{DesiredState, RowKey};
-use crate::desired::{ClusterState, JoinSubnet, Subnet, desired_state};
-
-fn net(s: &str) -> Ipv4Net {
-    s.parse().unwrap_or_default()
-}
-
-fn ip(s: &str) -> Ipv4Addr {
-    s.parse().unwrap_or(Ipv4Addr::UNSPECIFIED)
-}
-
-fn node(name: &str, join_ip: &str) -> Node {
-    Node {
-        name: name.into(),
-        join_ip: ip(join_ip),
-        join_mac: MacAddr::derived_from(ip(join_ip)),
-        chassis: None,
-    }
-}
+use crate::desired::{ClusterState, desired_state};
 
 fn cluster() -> ClusterState {
-    ClusterState {
-        join: JoinSubnet {
-            cidr: net("100.64.0.0/16"),
-            gateway: ip("100.64.0.1"),
-        },
-        service_cidr: net("10.96.0.0/12"),
-        subnets: vec![
-            Subnet {
-                name: "ovn-default".into(),
-                cidr: net("10.16.0.0/16"),
-                gateway: ip("10.16.0.1"),
-                private: false,
-                allow_subnets: Vec::new(),
-            },
-            Subnet {
-                name: "next-door".into(),
-                cidr: net("10.17.0.0/16"),
-                gateway: ip("10.17.0.1"),
-                private: false,
-                allow_subnets: Vec::new(),
-            },
+    fixtures::cluster(
+        vec![
+            subnet("ovn-default", "10.16.0.0/16", "10.16.0.1"),
+            subnet("next-door", "10.17.0.0/16", "10.17.0.1"),
         ],
-        nodes: vec![node("n1", "100.64.0.2"), node("n2", "100.64.0.3")],
-        pods: Vec::new(),
-        services: Vec::new(),
-        policies: Vec::new(),
-        policy_pods: Default::default(),
-    }
+        vec![node("n1", "100.64.0.2"), node("n2", "100.64.0.3")],
+        Vec::new(),
+    )
 }
 
 fn policy(state: &DesiredState, owner: &Owner, id: &str) -> Option<(LogicalRouterPolicy, String)> {
@@ -120,13 +81,9 @@ fn the_cluster_keeps_its_own_ranges_routed_and_has_a_default_route() {
 fn a_new_subnet_widens_the_in_cluster_allow_and_leaves_reroutes_alone() {
     let before = desired_state(&cluster());
     let mut grown = cluster();
-    grown.subnets.push(Subnet {
-        name: "far".into(),
-        cidr: net("192.168.5.0/24"),
-        gateway: ip("192.168.5.1"),
-        private: false,
-        allow_subnets: Vec::new(),
-    });
+    grown
+        .subnets
+        .push(subnet("far", "192.168.5.0/24", "192.168.5.1"));
     let after = desired_state(&grown);
     let owner = Owner::cluster(names::CLUSTER_ROUTER);
     let (allow, _) = policy(&after, &owner, names::IN_CLUSTER_POLICY_ID).unwrap_or_default();

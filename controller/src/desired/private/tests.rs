@@ -1,70 +1,24 @@
-use std::net::Ipv4Addr;
-
-use rovn_api::{MacAddr, Owner, names};
+use rovn_api::{Owner, names};
 use rovn_ovsdb_schemas::nb::{Acl, AclAction, AclDirection, LogicalSwitchPort, PortGroup};
 
 use super::*;
+use crate::desired::fixtures::{self, net, node, pod, subnet};
 use crate::desired::state::RowKey;
-use crate::desired::{
-    ClusterState, JoinSubnet, Node, PodPort, desired_state, remove_pod, render_cluster, render_pod,
-};
-
-fn net(s: &str) -> Ipv4Net {
-    s.parse().unwrap_or_default()
-}
-
-fn ip(s: &str) -> Ipv4Addr {
-    s.parse().unwrap_or(Ipv4Addr::UNSPECIFIED)
-}
-
-fn subnet(name: &str, cidr: &str, gateway: &str, private: bool) -> Subnet {
-    Subnet {
-        name: name.into(),
-        cidr: net(cidr),
-        gateway: ip(gateway),
-        private,
-        allow_subnets: vec![net("192.168.7.0/24")],
-    }
-}
-
-fn pod(name: &str, switch: &str, addr: &str) -> PodPort {
-    PodPort {
-        namespace: "default".into(),
-        name: name.into(),
-        uid: format!("uid-{name}"),
-        node: "n1".into(),
-        switch: switch.into(),
-        ip: ip(addr),
-        mac: MacAddr::derived_from(ip(addr)),
-    }
-}
+use crate::desired::{ClusterState, desired_state, remove_pod, render_cluster, render_pod};
 
 /// `secret` (10.17/16) is private or not; one pod on it, one on `ovn-default`.
 fn cluster(private: bool) -> ClusterState {
-    ClusterState {
-        join: JoinSubnet {
-            cidr: net("100.64.0.0/16"),
-            gateway: ip("100.64.0.1"),
-        },
-        service_cidr: net("10.96.0.0/12"),
-        subnets: vec![
-            subnet("ovn-default", "10.16.0.0/16", "10.16.0.1", false),
-            subnet("secret", "10.17.0.0/16", "10.17.0.1", private),
-        ],
-        nodes: vec![Node {
-            name: "n1".into(),
-            join_ip: ip("100.64.0.2"),
-            join_mac: MacAddr::derived_from(ip("100.64.0.2")),
-            chassis: None,
-        }],
-        pods: vec![
+    let mut secret = subnet("secret", "10.17.0.0/16", "10.17.0.1");
+    secret.private = private;
+    secret.allow_subnets = vec![net("192.168.7.0/24")];
+    fixtures::cluster(
+        vec![subnet("ovn-default", "10.16.0.0/16", "10.16.0.1"), secret],
+        vec![node("n1", "100.64.0.2")],
+        vec![
             pod("open", "ovn-default", "10.16.0.5"),
             pod("hidden", "secret", "10.17.0.5"),
         ],
-        services: Vec::new(),
-        policies: Vec::new(),
-        policy_pods: Default::default(),
-    }
+    )
 }
 
 fn members(state: &DesiredState, group: &str) -> Vec<String> {
