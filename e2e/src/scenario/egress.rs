@@ -44,12 +44,13 @@ pub async fn node_ip(client: &Client, node: &str) -> Result<Ipv4Addr> {
 }
 
 /// Starts a TCP echo listener outside the cluster; it stops when the child is dropped. The
-/// greeting it sends names the client address it saw.
+/// greeting it sends names the client address it saw. It logs only warnings: its stderr is the
+/// caller's, and the demo's tables must stay readable.
 pub async fn outside_listener(cluster: &impl Cluster) -> Result<(Child, SocketAddrV4)> {
     let port = OUTSIDE_PORT.to_string();
-    let child = cluster
-        .spawn_outside(&argv([cluster.podtool().as_str(), "serve", "--tcp", &port]))
-        .await?;
+    let tool = cluster.podtool();
+    let command = ["env", "RUST_LOG=warn", &tool, "serve", "--tcp", &port];
+    let child = cluster.spawn_outside(&argv(command)).await?;
     Ok((
         child,
         SocketAddrV4::new(cluster.outside_address(), OUTSIDE_PORT),
