@@ -16,6 +16,8 @@ use super::selector::{Labels, Selector};
 pub struct ClusterState {
     /// The node ↔ pod switch `join`.
     pub join: JoinSubnet,
+    /// The Service range: inside the cluster, so egress never reroutes traffic to it.
+    pub service_cidr: Ipv4Net,
     /// The Subnet objects, each a logical switch.
     pub subnets: Vec<Subnet>,
     /// The nodes, each with a port on `join`.
@@ -49,6 +51,11 @@ pub struct Subnet {
     pub cidr: Ipv4Net,
     /// `spec.gateway`: the router port's address.
     pub gateway: Ipv4Addr,
+    /// `spec.private`: its pods accept traffic only from the Subnet itself, nodes and
+    /// [`Subnet::allow_subnets`].
+    pub private: bool,
+    /// `spec.allowSubnets`: what else a private Subnet's pods accept traffic from.
+    pub allow_subnets: Vec<Ipv4Net>,
 }
 
 /// One node: its `ovn0` port on `join`.

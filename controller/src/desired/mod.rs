@@ -6,7 +6,11 @@
 //! ([`crate::reconcile`]) compares [`DesiredState`] with the NB replica.
 
 mod cluster;
+mod egress;
+#[cfg(test)]
+mod fixtures;
 mod policies;
+mod private;
 mod render;
 mod selector;
 mod services;
@@ -16,11 +20,13 @@ pub use cluster::{
     AclLog, ClusterState, Direction, Endpoint, JoinSubnet, Namespace, Node, Peer, PodPort, Policy,
     PolicyPod, PolicyPort, PolicyRule, Protocol, Service, ServicePort, Subnet,
 };
+pub use egress::{IN_CLUSTER_PRIORITY, REROUTE_PRIORITY};
 pub use policies::{
     ALLOW_PRIORITY, DENY_PRIORITY, NODE_PRIORITY, PolicyPods, RulePlace, render_namespace,
     render_policy,
 };
-pub use render::{PodContext, desired_state, render_cluster, render_node, render_pod};
+pub use private::PRIVATE_PRIORITY;
+pub use render::{PodContext, desired_state, remove_pod, render_cluster, render_node, render_pod};
 pub use selector::{Labels, Requirement, Selector};
 pub use services::{remove_service, render_service};
 pub use state::{DesiredError, DesiredRow, DesiredState, Refs, RowKey};

@@ -6,15 +6,17 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 use rovn_ovsdb_schemas::nb::{
     LoadBalancer, LoadBalancerGroup, LogicalRouter, LogicalRouterPort, LogicalSwitch,
-    LogicalSwitchPort,
+    LogicalSwitchPort, PortGroup,
 };
 
 use rovn_api::Owner;
 
 use super::cluster::{ClusterState, Node, PodPort, Policy, Service};
+use super::egress::{render_cluster_egress, render_node_egress};
 use super::policies::{
     PolicyPods, render_log_meter, render_namespace, render_node_group, render_policy,
 };
+use super::private::render_private_subnet;
 use super::services::{render_local_backends, render_service};
 use super::state::{DesiredError, DesiredState, RowKey};
 use rovn_api::MacAddr;
@@ -73,6 +75,8 @@ pub fn render_cluster(cluster: &ClusterState) -> (DesiredState, PodContext) {
 pub struct PodContext {
     cidrs: BTreeMap<String, Ipv4Net>,
     chassis: BTreeMap<String, String>,
+    /// The private Subnets' switches and their pods' port groups.
+    private: BTreeMap<String, String>,
 }
 
 /// Everything of `cluster` but its nodes, pods and Services (the router, the load balancer
@@ -96,19 +100,24 @@ fn desired_topology(cluster: &ClusterState) -> (DesiredState, PodContext) {
     render_log_meter(&mut state, &cluster_owner);
 
     let mut cidrs: BTreeMap<String, Ipv4Net> = BTreeMap::new();
+    let mut private = BTreeMap::new();
     let switches = std::iter::once((
         names::JOIN_SWITCH,
         cluster.join.cidr,
         cluster.join.gateway,
         cluster_owner.clone(),
+        None,
     ))
-    .chain(
-        cluster
-            .subnets
-            .iter()
-            .map(|s| (s.name.as_str(), s.cidr, s.gateway, Owner::subnet(&s.name))),
-    );
-    for (name, cidr, gateway, owner) in switches {
+    .chain(cluster.subnets.iter().map(|s| {
+        (
+            s.name.as_str(),
+            s.cidr,
+            s.gateway,
+            Owner::subnet(&s.name),
+            Some(s),
+        )
+    }));
+    for (name, cidr, gateway, owner, subnet) in switches {
         if let Err(reason) = check_subnet(cidr, gateway) {
             let problem = DesiredError::BadSubnet {
                 owner: owner.clone(),
@@ -119,15 +128,33 @@ fn desired_topology(cluster: &ClusterState) -> (DesiredState, PodContext) {
         }
         if render_switch(&mut state, name, cidr, gateway, &owner) {
             cidrs.insert(name.to_string(), cidr.trunc());
+            if let Some(subnet) = subnet.filter(|s| s.private) {
+                let group = render_private_subnet(&mut state, subnet, cluster.join.cidr);
+                private.insert(name.to_string(), group);
+            }
         }
     }
+
+    let ranges: Vec<Ipv4Net> = std::iter::once(cluster.join.cidr)
+        .chain(std::iter::once(cluster.service_cidr))
+        .chain(cluster.subnets.iter().map(|s| s.cidr))
+        .map(|c| c.trunc())
+        .collect();
+    render_cluster_egress(&mut state, &cluster_owner, cluster.join.gateway, &ranges);
 
     let chassis = cluster
         .nodes
         .iter()
         .filter_map(|n| Some((n.name.clone(), n.chassis.clone()?)))
         .collect();
-    (state, PodContext { cidrs, chassis })
+    (
+        state,
+        PodContext {
+            cidrs,
+            chassis,
+            private,
+        },
+    )
 }
 
 /// Why a switch cannot hold ports with this addressing, if it cannot.
@@ -189,7 +216,8 @@ fn render_switch(
 }
 
 /// Adds `node`'s rows: its port on `join`, its chassis's values of the node-local
-/// `services`' template balancers, and the port group of its pods (from `pods`).
+/// `services`' template balancers, the port group of its pods (from `pods`) and the reroute
+/// of their traffic to the outside through the node.
 pub fn render_node(
     state: &mut DesiredState,
     context: &PodContext,
@@ -211,11 +239,13 @@ pub fn render_node(
         state.hold(&owner, problem);
         return;
     }
-    let address = mac_ip(node.join_mac, node.join_ip);
+    // L2-only port security: the node is trusted, and what it forwards into OVN (replies
+    // de-masqueraded back to a pod, NodePort and hostPort traffic DNATed with the client's
+    // address kept) carries sources other than its join IP. Pods' ports keep MAC and IP.
     let port = LogicalSwitchPort {
         name: names::node_port(&node.name),
-        addresses: BTreeSet::from([address.clone()]),
-        port_security: BTreeSet::from([address]),
+        addresses: BTreeSet::from([mac_ip(node.join_mac, node.join_ip)]),
+        port_security: BTreeSet::from([node.join_mac.to_string()]),
         options: BTreeMap::from([(
             REQUESTED_CHASSIS.to_string(),
             node.chassis.clone().unwrap_or_else(|| node.name.clone()),
@@ -226,11 +256,14 @@ pub fn render_node(
     state.add(&owner, &port, "", Some(RowKey::name(names::JOIN_SWITCH)));
     render_local_backends(state, node, services);
     render_node_group(state, node, pods);
+    render_node_egress(state, node);
 }
 
 /// Adds `pod`'s port to `state`. Its port is bound to its node's chassis when the agent has
 /// reported it, else to the node's name (which OVN also matches against the chassis hostname).
-pub fn render_pod(state: &mut DesiredState, context: &PodContext, pod: &PodPort) {
+/// On a private Subnet the port also joins the Subnet's port group: the Subnet's owner is
+/// returned, since its row changed too and must be diffed with the pod's.
+pub fn render_pod(state: &mut DesiredState, context: &PodContext, pod: &PodPort) -> Option<Owner> {
     let cidr = context
         .cidrs
         .get(&pod.switch)
@@ -244,7 +277,7 @@ pub fn render_pod(state: &mut DesiredState, context: &PodContext, pod: &PodPort)
             switch: pod.switch.clone(),
         };
         state.hold(&owner, problem);
-        return;
+        return None;
     };
     if !cidr.contains(&pod.ip) {
         let problem = DesiredError::OutsideSubnet {
@@ -254,7 +287,7 @@ pub fn render_pod(state: &mut DesiredState, context: &PodContext, pod: &PodPort)
             cidr,
         };
         state.hold(&owner, problem);
-        return;
+        return None;
     }
     let address = mac_ip(pod.mac, pod.ip);
     let port = LogicalSwitchPort {
@@ -268,7 +301,33 @@ pub fn render_pod(state: &mut DesiredState, context: &PodContext, pod: &PodPort)
         ]),
         ..Default::default()
     };
-    state.add(&owner, &port, "", Some(RowKey::name(&pod.switch)));
+    state.add(&owner, &port, "", Some(RowKey::name(&pod.switch)))?;
+    let group = context.private.get(&pod.switch)?;
+    let port_key = RowKey::name(names::pod_port(&pod.namespace, &pod.name));
+    state.row_mut::<PortGroup>(&RowKey::name(group))?.refer(
+        PortGroup::PORTS,
+        LogicalSwitchPort::TABLE,
+        [port_key],
+    );
+    Some(Owner::subnet(&pod.switch))
+}
+
+/// Takes the pod `owner` out of `state`, with its place in its private Subnet's port group;
+/// returns that Subnet's owner when there was one (its row changed, as for [`render_pod`]).
+pub fn remove_pod(state: &mut DesiredState, context: &PodContext, owner: &Owner) -> Option<Owner> {
+    let namespace = owner.namespace().unwrap_or_default();
+    let port_key = RowKey::name(names::pod_port(namespace, owner.name()));
+    let switch = state
+        .row::<LogicalSwitchPort>(&port_key)
+        .filter(|row| &row.owner == owner)
+        .and_then(|row| row.parent.clone());
+    state.remove_owner(owner);
+    let switch = switch?;
+    let group = context.private.get(switch.as_str())?;
+    state
+        .row_mut::<PortGroup>(&RowKey::name(group))?
+        .unrefer(PortGroup::PORTS, &port_key);
+    Some(Owner::subnet(switch.as_str()))
 }
 
 #[cfg(test)]

@@ -50,6 +50,8 @@ pub struct Settings {
     pub default_gateway: Option<Ipv4Addr>,
     /// Its `excludeIps`.
     pub default_exclude_ips: Vec<String>,
+    /// Its `natOutgoing`.
+    pub default_nat_outgoing: bool,
     /// How NB transactions are cut.
     pub apply: ApplyOptions,
     /// Kubernetes patches in flight at once.
@@ -58,6 +60,18 @@ pub struct Settings {
     pub resync_interval: Duration,
     /// The pool LoadBalancer Services get their addresses from (`None`: none is given).
     pub lb_cidr: Option<Ipv4Net>,
+}
+
+impl Settings {
+    /// The `ovn-default` object these settings describe, as the controller creates it.
+    pub fn default_subnet(&self) -> rovn_api::subnet::Subnet {
+        crate::subnets::default_subnet(
+            self.default_cidr,
+            self.default_gateway,
+            self.default_exclude_ips.clone(),
+            self.default_nat_outgoing,
+        )
+    }
 }
 
 /// The caches the controller decides from.

@@ -101,16 +101,21 @@ pub fn cluster(nodes: usize, pods: usize) -> ClusterState {
             cidr: net("100.64.0.0/16"),
             gateway: ip(100, 64, 0, 1),
         },
+        service_cidr: net("10.96.0.0/12"),
         subnets: vec![
             Subnet {
                 name: "ovn-default".into(),
                 cidr: net("10.16.0.0/16"),
                 gateway: ip(10, 16, 0, 1),
+                private: false,
+                allow_subnets: Vec::new(),
             },
             Subnet {
                 name: "blue".into(),
                 cidr: net("10.17.0.0/16"),
                 gateway: ip(10, 17, 0, 1),
+                private: false,
+                allow_subnets: Vec::new(),
             },
         ],
         nodes: node_list,

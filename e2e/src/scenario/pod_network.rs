@@ -13,7 +13,8 @@ use super::error::{Result, ScenarioError};
 use super::pods::{self, HOST_TCP_PORT, PodSpec, TCP_PORT, UDP_PORT, pod_ref};
 use super::traffic::{From, Proto, expect_exchange};
 
-fn ip_of(pod: &Pod) -> Result<Ipv4Addr> {
+/// A running pod's `podIP`, or an error naming the pod.
+pub(crate) fn ip_of(pod: &Pod) -> Result<Ipv4Addr> {
     pods::pod_ip(pod)
         .ok_or_else(|| ScenarioError::Check(format!("pod {:?} has no podIP", pod.metadata.name)))
 }
