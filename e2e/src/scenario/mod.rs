@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod demo;
 pub mod error;
 pub mod harness;
+pub mod ingress;
 pub mod integrity;
 pub mod lab_cluster;
 pub mod netpol;

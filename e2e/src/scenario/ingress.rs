@@ -1,0 +1,572 @@
+//! Issue #14's ingress scenarios: the world outside the cluster ([`Cluster::exec_outside`])
+//! reaches Services and pods through the nodes' `ip rovn` tables with real packets. NodePorts
+//! with `externalTrafficPolicy: Cluster` answer on every node over TCP and UDP; an externalIP
+//! routed to one node; a hostPort; Local policy (the client's address kept, a node without a
+//! local endpoint drops, `healthCheckNodePort` says which nodes have one); an established
+//! NodePort connection across an agent restart; a deleted Service leaves no frontend behind.
+
+use std::collections::BTreeSet;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Node, Service};
+use kube::{Api, Client};
+use serde_json::{Value, json};
+
+use super::api::{self, Stage, stage};
+use super::cluster::{Cluster, Component, argv};
+use super::error::{Result, ScenarioError};
+use super::pods::{PodSpec, TCP_PORT};
+use super::services::{
+    SELECTOR, SERVICE_TCP_PORT, backend, create_service_with, delete_service, only,
+    until_all_answer, until_refused,
+};
+use super::traffic::{From, LongConnection, Proto, exchange, exec_from, expect_exchange};
+use super::wait;
+use crate::podtool::probe::{Verdict, parse_result_line};
+
+/// An externalIP on the lab's underlay that no lab place uses (from 172.30.0.192/28, between
+/// the nodes' 172.30.0.11+ and the outside's .254): the outside routes it to one node.
+pub const EXTERNAL_IP: Ipv4Addr = Ipv4Addr::new(172, 30, 0, 200);
+/// The externalIP of the Service the deletion scenario deletes: its own, so no other
+/// scenario's Service holds the same frontend.
+pub const DELETED_EXTERNAL_IP: Ipv4Addr = Ipv4Addr::new(172, 30, 0, 201);
+/// The hostPort the hostPort scenario publishes its pod's TCP echo on.
+pub const HOST_PORT: u16 = 18481;
+/// The `healthCheckNodePort` the Local scenario asks for (in the NodePort range, far from
+/// where the API server starts allocating).
+pub const HEALTH_PORT: u16 = 32412;
+/// How long nodes' tables may take to follow a change.
+const FOLLOW_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bound on a probe that must be dropped: silence this long is a drop.
+const DROP_TIMEOUT: &str = "1s";
+
+/// The Node's InternalIP: where its NodePorts and hostPorts answer.
+pub async fn node_ip(client: &Client, node: &str) -> Result<Ipv4Addr> {
+    let n = Api::<Node>::all(client.clone())
+        .get(node)
+        .await
+        .map_err(|e| ScenarioError::kube(format!("reading node {node}"), e))?;
+    n.status
+        .and_then(|s| s.addresses)
+        .into_iter()
+        .flatten()
+        .find(|a| a.type_ == "InternalIP")
+        .and_then(|a| a.address.parse().ok())
+        .ok_or_else(|| ScenarioError::Check(format!("node {node} has no IPv4 InternalIP")))
+}
+
+/// The NodePorts of the Service's TCP and UDP echo ports, as the API server allocated them.
+pub async fn node_ports(client: &Client, ns: &str, name: &str) -> Result<(u16, u16)> {
+    let service = Api::<Service>::namespaced(client.clone(), ns)
+        .get(name)
+        .await
+        .map_err(|e| ScenarioError::kube(format!("reading Service {ns}/{name}"), e))?;
+    let ports = service.spec.and_then(|s| s.ports).unwrap_or_default();
+    let of = |protocol: &str| {
+        ports
+            .iter()
+            .find(|p| p.protocol.as_deref() == Some(protocol))
+            .and_then(|p| p.node_port)
+            .and_then(|n| u16::try_from(n).ok())
+            .ok_or_else(|| {
+                ScenarioError::Check(format!("Service {ns}/{name} has no {protocol} nodePort"))
+            })
+    };
+    Ok((of("TCP")?, of("UDP")?))
+}
+
+/// A Service `name` of `type` selecting the backends labelled `selects`, with more `spec`
+/// fields; returns its NodePorts (TCP, UDP).
+async fn exposed_service(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    selects: &str,
+    mut fields: Value,
+) -> Result<(u16, u16)> {
+    fields["selector"] = json!({SELECTOR: selects});
+    create_service_with(client, ns, name, fields).await?;
+    node_ports(client, ns, name).await
+}
+
+/// What `rovn-podtool probe` said of one target, within `timeout`.
+async fn probe(
+    cluster: &impl Cluster,
+    from: &From,
+    proto: Proto,
+    target: SocketAddrV4,
+    timeout: &str,
+) -> Result<Verdict> {
+    let spec = format!("{}:{target}", proto.as_str());
+    let command = argv([
+        cluster.podtool().as_str(),
+        "probe",
+        &spec,
+        "--timeout",
+        timeout,
+    ]);
+    let said = exec_from(cluster, from, &command)
+        .await?
+        .ok(&format!("probe {spec} from {from}"))?;
+    said.lines()
+        .find_map(parse_result_line)
+        .map(|r| r.verdict)
+        .ok_or_else(|| ScenarioError::Check(format!("probe {spec}: no verdict in {said:?}")))
+}
+
+/// Waits until every probe of `target` from `from` is dropped (silence, not a refusal): a node
+/// without a local endpoint of a Local Service must not answer, nor reset.
+async fn until_dropped(
+    cluster: &impl Cluster,
+    from: &From,
+    proto: Proto,
+    target: SocketAddrV4,
+) -> Result<()> {
+    wait::until(
+        FOLLOW_TIMEOUT,
+        &format!("{} {target} dropped for {from}", proto.as_str()),
+        async || match probe(cluster, from, proto, target, DROP_TIMEOUT).await? {
+            Verdict::Dropped => Ok(Some(())),
+            other => Err(ScenarioError::Check(other.word().to_string())),
+        },
+    )
+    .await
+}
+
+/// An HTTP status and body from `rovn-podtool connect http`, which prints the body of a 200
+/// and fails with `GET PATH answered STATUS: BODY` otherwise. Pure.
+pub fn parse_http(out: &super::cluster::ExecOutput) -> Option<(u16, String)> {
+    if out.success {
+        return Some((200, out.stdout.trim().to_string()));
+    }
+    let (_, rest) = out.stderr.split_once(" answered ")?;
+    let (status, body) = rest.split_once(": ")?;
+    Some((status.trim().parse().ok()?, body.trim().to_string()))
+}
+
+/// GETs `/healthz` of `target` from `from` until it answers `status` with kube-proxy's body
+/// for Service `ns/name` and `endpoints` local endpoints.
+async fn until_health(
+    cluster: &impl Cluster,
+    from: &From,
+    target: SocketAddrV4,
+    (ns, name): (&str, &str),
+    status: u16,
+    endpoints: u64,
+) -> Result<()> {
+    let command = argv([
+        cluster.podtool().as_str(),
+        "connect",
+        "http",
+        &target.to_string(),
+        "--path",
+        "/healthz",
+        "--timeout",
+        "2s",
+    ]);
+    let wanted = json!({"service": {"namespace": ns, "name": name}, "localEndpoints": endpoints});
+    wait::until(
+        FOLLOW_TIMEOUT,
+        &format!("health check {target} to answer {status} with {wanted}"),
+        async || {
+            let out = exec_from(cluster, from, &command).await?;
+            let (got, body) = parse_http(&out).ok_or_else(|| {
+                ScenarioError::Check(format!("no HTTP answer: {}", out.stderr.trim()))
+            })?;
+            let parsed: Value = serde_json::from_str(&body)
+                .map_err(|e| ScenarioError::Check(format!("{got} with body {body:?}: {e}")))?;
+            if got == status && parsed == wanted {
+                Ok(Some(()))
+            } else {
+                Err(ScenarioError::Check(format!("answered {got}: {body}")))
+            }
+        },
+    )
+    .await
+}
+
+/// Every frontend `(address, port)` of the `ip rovn` table in `nft -j list table ip rovn`'s
+/// output: the keys (`address . protocol . port`) of its maps. Pure.
+pub fn table_frontends(listing: &Value) -> BTreeSet<(String, u64)> {
+    fn walk(v: &Value, out: &mut BTreeSet<(String, u64)>) {
+        match v {
+            Value::Object(map) => {
+                if let Some(Value::Array(parts)) = map.get("concat")
+                    && let [Value::String(addr), _, Value::Number(port)] = parts.as_slice()
+                    && let Some(port) = port.as_u64()
+                {
+                    out.insert((addr.clone(), port));
+                }
+                map.values().for_each(|v| walk(v, out));
+            }
+            Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk(listing, &mut out);
+    out
+}
+
+/// The frontends in node `node`'s `ip rovn` table.
+async fn node_frontends(cluster: &impl Cluster, node: &str) -> Result<BTreeSet<(String, u64)>> {
+    let said = cluster
+        .exec_on_node(node, &argv(["nft", "-j", "list", "table", "ip", "rovn"]))
+        .await?
+        .ok(&format!("listing node {node}'s table ip rovn"))?;
+    let listing: Value = serde_json::from_str(&said)
+        .map_err(|e| ScenarioError::Check(format!("node {node}'s nft listing: {e}")))?;
+    Ok(table_frontends(&listing))
+}
+
+/// Waits until each node's table holds (`present`) or lacks every one of its `frontends`.
+async fn until_frontends(
+    cluster: &impl Cluster,
+    frontends: &[(String, Vec<(Ipv4Addr, u16)>)],
+    present: bool,
+) -> Result<()> {
+    for (node, frontends) in frontends {
+        let what = format!(
+            "node {node}'s table ip rovn to {} {frontends:?}",
+            if present { "hold" } else { "drop" }
+        );
+        wait::until(FOLLOW_TIMEOUT, &what, async || {
+            let held = node_frontends(cluster, node).await?;
+            let wrong: Vec<_> = frontends
+                .iter()
+                .filter(|(a, p)| held.contains(&(a.to_string(), u64::from(*p))) != present)
+                .collect();
+            if wrong.is_empty() {
+                Ok(Some(()))
+            } else {
+                Err(ScenarioError::Check(format!("still wrong: {wrong:?}")))
+            }
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+/// Runs `body` while the outside routes `dst` through `via` (a node), and removes the route
+/// afterwards whatever `body` returned.
+async fn with_outside_route<T>(
+    cluster: &impl Cluster,
+    dst: Ipv4Addr,
+    via: Ipv4Addr,
+    body: impl AsyncFnOnce() -> Result<T>,
+) -> Result<T> {
+    let route = |verb: &str| {
+        argv([
+            "ip",
+            "route",
+            verb,
+            &format!("{dst}/32"),
+            "via",
+            &via.to_string(),
+        ])
+    };
+    cluster
+        .exec_outside(&route("replace"))
+        .await?
+        .ok(&format!("routing {dst} via {via} outside"))?;
+    let result = body().await;
+    let removed = cluster
+        .exec_outside(&route("del"))
+        .await
+        .and_then(|out| out.ok(&format!("removing the outside's route to {dst}")));
+    let value = result?;
+    removed?;
+    Ok(value)
+}
+
+/// Scenario I1: a NodePort Service with `externalTrafficPolicy: Cluster` answers the outside
+/// on every node's InternalIP, over TCP and UDP, from backends on both nodes, which see the
+/// join IP of the node the connection came in through (SNAT, so replies return through it).
+pub async fn node_port_cluster(cluster: &impl Cluster, ns: &str) -> Result<()> {
+    let Stage {
+        client,
+        n1,
+        n2,
+        tool,
+    } = stage(cluster, ns).await?;
+    api::create_and_wait(
+        &client,
+        &[
+            backend(ns, "np-a", "np", &tool).on(&n1),
+            backend(ns, "np-b", "np", &tool).on(&n2),
+        ],
+    )
+    .await?;
+    let (tcp, udp) = exposed_service(&client, ns, "np", "np", json!({"type": "NodePort"})).await?;
+    for node in cluster.nodes() {
+        let ip = node_ip(&client, &node).await?;
+        let join = super::pod_network::join_ip(cluster, &node).await?;
+        for (proto, port) in [(Proto::Tcp, tcp), (Proto::Udp, udp)] {
+            until_all_answer(
+                cluster,
+                &From::Outside,
+                proto,
+                SocketAddrV4::new(ip, port),
+                &["np-a", "np-b"],
+                Some(join),
+                30,
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Scenario I2: an externalIP answers on the node the outside routes it to (a /32 route via
+/// that node's underlay address, added for the scenario and removed after), on the Service
+/// port, from backends on both nodes.
+pub async fn external_ip(cluster: &impl Cluster, ns: &str) -> Result<()> {
+    let Stage {
+        client,
+        n1,
+        n2,
+        tool,
+    } = stage(cluster, ns).await?;
+    api::create_and_wait(
+        &client,
+        &[
+            backend(ns, "ext-a", "ext", &tool).on(&n1),
+            backend(ns, "ext-b", "ext", &tool).on(&n2),
+        ],
+    )
+    .await?;
+    create_service_with(
+        &client,
+        ns,
+        "ext",
+        json!({"selector": {SELECTOR: "ext"}, "externalIPs": [EXTERNAL_IP.to_string()]}),
+    )
+    .await?;
+    let via = node_ip(&client, &n2).await?;
+    let join = super::pod_network::join_ip(cluster, &n2).await?;
+    with_outside_route(cluster, EXTERNAL_IP, via, async || {
+        until_all_answer(
+            cluster,
+            &From::Outside,
+            Proto::Tcp,
+            SocketAddrV4::new(EXTERNAL_IP, SERVICE_TCP_PORT),
+            &["ext-a", "ext-b"],
+            Some(join),
+            30,
+        )
+        .await
+        .map(|_| ())
+    })
+    .await
+}
+
+/// Scenario I3: a pod's hostPort on its node's InternalIP reaches that pod from outside, which
+/// it sees as the outside's own address (a hostPort keeps the client's address, as the CNI
+/// `portmap` plugin does); the other node does not answer on that port.
+pub async fn host_port(cluster: &impl Cluster, ns: &str) -> Result<()> {
+    let Stage {
+        client,
+        n1,
+        n2,
+        tool,
+    } = stage(cluster, ns).await?;
+    api::create_and_wait(
+        &client,
+        &[PodSpec::server(ns, "hp", &tool)
+            .host_port(TCP_PORT, "TCP", HOST_PORT)
+            .on(&n2)],
+    )
+    .await?;
+    let on_n2 = SocketAddrV4::new(node_ip(&client, &n2).await?, HOST_PORT);
+    expect_exchange(
+        cluster,
+        &From::Outside,
+        Proto::Tcp,
+        on_n2,
+        "hp",
+        cluster.outside_address(),
+    )
+    .await?;
+    only(cluster, &From::Outside, Proto::Tcp, on_n2, "hp", 5).await?;
+    let on_n1 = SocketAddrV4::new(node_ip(&client, &n1).await?, HOST_PORT);
+    until_refused(cluster, &From::Outside, on_n1).await?;
+    Ok(())
+}
+
+/// Scenario I4: a LoadBalancer Service with `externalTrafficPolicy: Local` and its one backend
+/// on the first node: its `healthCheckNodePort` answers 200 with one local endpoint there and
+/// 503 with none on the second node (kube-proxy's JSON body); the second node drops the
+/// NodePort (silence, not a refusal, so a client's load balancer tries elsewhere).
+pub async fn local_policy(cluster: &impl Cluster, ns: &str) -> Result<()> {
+    let Stage {
+        client,
+        n1,
+        n2,
+        tool,
+    } = stage(cluster, ns).await?;
+    api::create_and_wait(&client, &[backend(ns, "loc", "loc", &tool).on(&n1)]).await?;
+    let (tcp, udp) = exposed_service(
+        &client,
+        ns,
+        "loc",
+        "loc",
+        json!({
+            "type": "LoadBalancer",
+            "externalTrafficPolicy": "Local",
+            "healthCheckNodePort": HEALTH_PORT,
+        }),
+    )
+    .await?;
+    let (ip1, ip2) = (node_ip(&client, &n1).await?, node_ip(&client, &n2).await?);
+    until_health(
+        cluster,
+        &From::Outside,
+        SocketAddrV4::new(ip1, HEALTH_PORT),
+        (ns, "loc"),
+        200,
+        1,
+    )
+    .await?;
+    until_health(
+        cluster,
+        &From::Outside,
+        SocketAddrV4::new(ip2, HEALTH_PORT),
+        (ns, "loc"),
+        503,
+        0,
+    )
+    .await?;
+    for (proto, port) in [(Proto::Tcp, tcp), (Proto::Udp, udp)] {
+        until_dropped(cluster, &From::Outside, proto, SocketAddrV4::new(ip2, port)).await?;
+    }
+    Ok(())
+}
+
+/// Scenario I5: a TCP connection from outside to a NodePort keeps flowing while the agent of
+/// the node it entered through restarts (conntrack holds its NAT; a converged agent rewrites
+/// nothing), and new connections are answered afterwards.
+pub async fn agent_restart(cluster: &impl Cluster, ns: &str) -> Result<()> {
+    let Stage {
+        client,
+        n1,
+        n2,
+        tool,
+    } = stage(cluster, ns).await?;
+    api::create_and_wait(
+        &client,
+        &[
+            backend(ns, "ar-a", "ar", &tool).on(&n1),
+            backend(ns, "ar-b", "ar", &tool).on(&n2),
+        ],
+    )
+    .await?;
+    let (tcp, _) = exposed_service(&client, ns, "ar", "ar", json!({"type": "NodePort"})).await?;
+    let target = SocketAddrV4::new(node_ip(&client, &n1).await?, tcp);
+    exchange(cluster, &From::Outside, Proto::Tcp, target).await?;
+    let (mut conn, greeting) = LongConnection::open_from(cluster, &From::Outside, target).await?;
+    conn.round_trip("before the restart").await?;
+    cluster.restart(&Component::Agent(n1.clone())).await?;
+    conn.round_trip("after the restart").await?;
+    let again = exchange(cluster, &From::Outside, Proto::Tcp, target).await?;
+    crate::ensure!(
+        ["ar-a", "ar-b"].contains(&greeting.server.as_str())
+            && ["ar-a", "ar-b"].contains(&again.server.as_str()),
+        "NodePort {target} answered by {} and {}, not the Service's backends",
+        greeting.server,
+        again.server
+    );
+    Ok(())
+}
+
+/// Scenario I6: a deleted NodePort Service with an externalIP, whose frontends every node's
+/// table held, leaves none in any node's table, and its NodePort is refused from outside afterwards.
+pub async fn deleted_service(cluster: &impl Cluster, ns: &str) -> Result<()> {
+    let Stage {
+        client,
+        n1,
+        n2: _,
+        tool,
+    } = stage(cluster, ns).await?;
+    api::create_and_wait(&client, &[backend(ns, "del", "del", &tool).on(&n1)]).await?;
+    let (tcp, udp) = exposed_service(
+        &client,
+        ns,
+        "del",
+        "del",
+        json!({"type": "NodePort", "externalIPs": [DELETED_EXTERNAL_IP.to_string()]}),
+    )
+    .await?;
+    // Every node answers the externalIP, and the NodePorts on its own address.
+    let mut frontends = Vec::new();
+    for node in cluster.nodes() {
+        let ip = node_ip(&client, &node).await?;
+        frontends.push((
+            node,
+            vec![
+                (DELETED_EXTERNAL_IP, SERVICE_TCP_PORT),
+                (ip, tcp),
+                (ip, udp),
+            ],
+        ));
+    }
+    let target = SocketAddrV4::new(node_ip(&client, &n1).await?, tcp);
+    exchange(cluster, &From::Outside, Proto::Tcp, target).await?;
+    until_frontends(cluster, &frontends, true).await?;
+    delete_service(&client, ns, "del").await?;
+    until_frontends(cluster, &frontends, false).await?;
+    until_refused(cluster, &From::Outside, target).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::ExecOutput;
+
+    #[test]
+    fn frontends_are_the_map_keys_of_the_listing() {
+        let listing = json!({"nftables": [
+            {"map": {"name": "dnat_addrs", "elem": [
+                [{"concat": ["172.30.0.11", "tcp", 30001]}, "10.96.0.9"],
+            ]}},
+            {"map": {"name": "dnat_chains", "elem": [
+                [{"concat": ["172.30.0.200", 17, 80]}, {"drop": null}],
+            ]}},
+            {"rule": {"expr": [{"dnat": {"addr": {"map": {"data": {"set": [
+                [0, {"concat": ["10.16.0.5", 8080]}],
+            ]}}}}}]}},
+        ]});
+        let got = table_frontends(&listing);
+        assert_eq!(
+            got,
+            BTreeSet::from([
+                ("172.30.0.11".to_string(), 30001),
+                ("172.30.0.200".to_string(), 80)
+            ])
+        );
+    }
+
+    #[test]
+    fn http_answers_read_from_podtool_output() {
+        let ok = ExecOutput {
+            success: true,
+            stdout: "{\"a\":1}\n".into(),
+            stderr: String::new(),
+        };
+        assert_eq!(parse_http(&ok), Some((200, "{\"a\":1}".into())));
+        let unavailable = ExecOutput {
+            success: false,
+            stdout: String::new(),
+            stderr: "rovn-podtool: 172.30.0.12:32412: GET /healthz answered 503: {\"x\":0}\n"
+                .into(),
+        };
+        assert_eq!(parse_http(&unavailable), Some((503, "{\"x\":0}".into())));
+        let refused = ExecOutput {
+            success: false,
+            stdout: String::new(),
+            stderr: "connect to 1.2.3.4:5: Connection refused".into(),
+        };
+        assert_eq!(parse_http(&refused), None);
+    }
+}
