@@ -78,6 +78,21 @@ fn rovn_lab_demo_shows_every_pod_reaching_every_server() {
         };
         assert!(ok, "row {row:?}\n{stdout}");
     }
+    // The outside reaches the NodePort on every node; the server sees a join IP (Cluster
+    // policy: the node SNATs so replies return through it).
+    let node_port_rows: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("outside/"))
+        .collect();
+    assert_eq!(node_port_rows.len(), 2, "NodePort rows:\n{stdout}");
+    for row in &node_port_rows {
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        assert!(
+            row.contains("answered by server-node")
+                && cells.last().is_some_and(|seen| seen.starts_with("100.64.")),
+            "row {row:?} is not an answer seen from a join IP\n{stdout}"
+        );
+    }
     // Under the policy the first client gets through, the other is blocked.
     let policy_rows = section("== NetworkPolicy demo/servers-from-first-client");
     assert!(
@@ -93,6 +108,7 @@ fn rovn_lab_demo_shows_every_pod_reaching_every_server() {
         "== NetworkPolicy demo/servers-from-first-client",
         "== reachability in namespace demo",
         "== Services in namespace demo",
+        "== NodePort svc/demo/echo-nodeport from outside the cluster",
         "== ovn-nbctl show",
         "switch",
         "router",
