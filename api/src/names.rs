@@ -34,6 +34,14 @@ pub const REQUESTED_CHASSIS: &str = "requested-chassis";
 /// `Logical_Switch_Port.options` key naming a router-type port's router port.
 pub const ROUTER_PORT_OPTION: &str = "router-port";
 
+/// `rovn.io/id` of the cluster router's default static route (to the join gateway): OVN drops
+/// a packet with no route before its router policies run, so egress needs one.
+pub const DEFAULT_ROUTE_ID: &str = "default-route";
+/// `rovn.io/id` of the cluster's router policy keeping in-cluster destinations on their route.
+pub const IN_CLUSTER_POLICY_ID: &str = "in-cluster";
+/// `rovn.io/id` of a node's router policy sending its pods' outside traffic to its join IP.
+pub const EGRESS_REROUTE_ID: &str = "egress-reroute";
+
 /// How every NB transaction rovn sends ends: a `comment` operation starting with this, which
 /// ovsdb-server records with the transaction (`ovsdb-tool show-log` prints it, as it does
 /// ovn-nbctl's), so who wrote a row, and for which objects, can be read back from the database

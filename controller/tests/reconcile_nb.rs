@@ -90,8 +90,9 @@ async fn topology_converges_survives_restarts_and_collects_garbage() -> Result<(
     ensure!(first.conflicts.is_empty(), "{:?}", first.conflicts);
     // router + LB group + 3 switches, 3 router ports, 3 peer ports + 3 node ports + 50 pod
     // ports, each node's port group with its two ACLs, and the ACL log meter (its band is
-    // inserted in the meter's step).
-    assert_eq!(first.count(Action::Insert), 5 + 3 + 56 + 3 * 3 + 1);
+    // inserted in the meter's step), the cluster's egress policy and default route, and each
+    // node's egress reroute.
+    assert_eq!(first.count(Action::Insert), 5 + 3 + 56 + 3 * 3 + 1 + 2 + 3);
     assert_eq!(
         applied.transactions, 1,
         "a plan that fits one transaction is sent as one: {applied:?}"
@@ -202,9 +203,10 @@ async fn topology_converges_survives_restarts_and_collects_garbage() -> Result<(
         .collect();
     state.nodes.pop();
     let (gone, _) = reconcile(&client, &state).await?;
-    // 10 pod ports, the node's port and its port group (whose ACLs go with it).
-    assert_eq!(gone.count(Action::Delete), 12);
-    assert_eq!(gone.steps().count(), 12);
+    // 10 pod ports, the node's port, its port group (whose ACLs go with it) and its egress
+    // reroute.
+    assert_eq!(gone.count(Action::Delete), 13);
+    assert_eq!(gone.steps().count(), 13);
     assert!(
         gone.steps()
             .any(|s| s.what == format!("Port_Group {}", names::node_port_group("node2"))),

@@ -16,6 +16,8 @@ use super::selector::{Labels, Selector};
 pub struct ClusterState {
     /// The node ↔ pod switch `join`.
     pub join: JoinSubnet,
+    /// The Service range: inside the cluster, so egress never reroutes traffic to it.
+    pub service_cidr: Ipv4Net,
     /// The Subnet objects, each a logical switch.
     pub subnets: Vec<Subnet>,
     /// The nodes, each with a port on `join`.

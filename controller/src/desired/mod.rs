@@ -6,6 +6,7 @@
 //! ([`crate::reconcile`]) compares [`DesiredState`] with the NB replica.
 
 mod cluster;
+mod egress;
 mod policies;
 mod render;
 mod selector;
@@ -16,6 +17,7 @@ pub use cluster::{
     AclLog, ClusterState, Direction, Endpoint, JoinSubnet, Namespace, Node, Peer, PodPort, Policy,
     PolicyPod, PolicyPort, PolicyRule, Protocol, Service, ServicePort, Subnet,
 };
+pub use egress::{IN_CLUSTER_PRIORITY, REROUTE_PRIORITY};
 pub use policies::{
     ALLOW_PRIORITY, DENY_PRIORITY, NODE_PRIORITY, PolicyPods, RulePlace, render_namespace,
     render_policy,

@@ -12,6 +12,7 @@ use rovn_ovsdb_schemas::nb::{
 use rovn_api::Owner;
 
 use super::cluster::{ClusterState, Node, PodPort, Policy, Service};
+use super::egress::{render_cluster_egress, render_node_egress};
 use super::policies::{
     PolicyPods, render_log_meter, render_namespace, render_node_group, render_policy,
 };
@@ -122,6 +123,13 @@ fn desired_topology(cluster: &ClusterState) -> (DesiredState, PodContext) {
         }
     }
 
+    let ranges: Vec<Ipv4Net> = std::iter::once(cluster.join.cidr)
+        .chain(std::iter::once(cluster.service_cidr))
+        .chain(cluster.subnets.iter().map(|s| s.cidr))
+        .map(|c| c.trunc())
+        .collect();
+    render_cluster_egress(&mut state, &cluster_owner, cluster.join.gateway, &ranges);
+
     let chassis = cluster
         .nodes
         .iter()
@@ -189,7 +197,8 @@ fn render_switch(
 }
 
 /// Adds `node`'s rows: its port on `join`, its chassis's values of the node-local
-/// `services`' template balancers, and the port group of its pods (from `pods`).
+/// `services`' template balancers, the port group of its pods (from `pods`) and the reroute
+/// of their traffic to the outside through the node.
 pub fn render_node(
     state: &mut DesiredState,
     context: &PodContext,
@@ -211,11 +220,13 @@ pub fn render_node(
         state.hold(&owner, problem);
         return;
     }
-    let address = mac_ip(node.join_mac, node.join_ip);
+    // L2-only port security: the node is trusted, and what it forwards into OVN (replies
+    // de-masqueraded back to a pod, NodePort and hostPort traffic DNATed with the client's
+    // address kept) carries sources other than its join IP. Pods' ports keep MAC and IP.
     let port = LogicalSwitchPort {
         name: names::node_port(&node.name),
-        addresses: BTreeSet::from([address.clone()]),
-        port_security: BTreeSet::from([address]),
+        addresses: BTreeSet::from([mac_ip(node.join_mac, node.join_ip)]),
+        port_security: BTreeSet::from([node.join_mac.to_string()]),
         options: BTreeMap::from([(
             REQUESTED_CHASSIS.to_string(),
             node.chassis.clone().unwrap_or_else(|| node.name.clone()),
@@ -226,6 +237,7 @@ pub fn render_node(
     state.add(&owner, &port, "", Some(RowKey::name(names::JOIN_SWITCH)));
     render_local_backends(state, node, services);
     render_node_group(state, node, pods);
+    render_node_egress(state, node);
 }
 
 /// Adds `pod`'s port to `state`. Its port is bound to its node's chassis when the agent has

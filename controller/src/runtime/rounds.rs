@@ -225,6 +225,7 @@ impl Rounds {
                             cidr: world.settings.join_cidr,
                             gateway: world.alloc.join_gateway(),
                         },
+                        service_cidr: world.settings.reserved.service,
                         subnets: world.subnet_set.accepted().map(|c| c.desired()).collect(),
                         nodes: nodes.desired(),
                         pods: pods.ports(),

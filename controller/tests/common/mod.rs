@@ -101,6 +101,7 @@ pub fn cluster(nodes: usize, pods: usize) -> ClusterState {
             cidr: net("100.64.0.0/16"),
             gateway: ip(100, 64, 0, 1),
         },
+        service_cidr: net("10.96.0.0/12"),
         subnets: vec![
             Subnet {
                 name: "ovn-default".into(),

@@ -35,6 +35,7 @@ fn cluster() -> ClusterState {
             cidr: net("100.64.0.0/16"),
             gateway: ip("100.64.0.1"),
         },
+        service_cidr: net("10.96.0.0/12"),
         subnets: vec![Subnet {
             name: "ovn-default".into(),
             cidr: net("10.16.0.0/16"),
@@ -102,7 +103,10 @@ fn node_and_pod_ports_carry_addresses_security_and_identity() {
     let node = &placed::<LogicalSwitchPort>(&state, "node-n1");
     assert_eq!(node.parent, "join");
     assert!(node.row.addresses.contains("0a:58:64:40:00:02 100.64.0.2"));
-    assert_eq!(node.row.addresses, node.row.port_security);
+    assert_eq!(
+        node.row.port_security.iter().collect::<Vec<_>>(),
+        ["0a:58:64:40:00:02"]
+    );
     assert_eq!(node.row.external_ids["rovn.io/owner"], "Node/n1");
 
     let pod = &placed::<LogicalSwitchPort>(&state, "web.default");

@@ -62,6 +62,7 @@ fn state_on(nodes: Vec<Node>, services: Vec<Service>) -> DesiredState {
             cidr: "100.64.0.0/16".parse().unwrap_or_default(),
             gateway: ip("100.64.0.1"),
         },
+        service_cidr: "10.96.0.0/12".parse().unwrap_or_default(),
         subnets: Vec::new(),
         nodes,
         pods: Vec::new(),

@@ -29,6 +29,7 @@ fn state() -> DesiredState {
                 .parse()
                 .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
         },
+        service_cidr: "10.96.0.0/12".parse().unwrap_or_default(),
         subnets: vec![Subnet {
             name: "ovn-default".into(),
             cidr: "10.16.0.0/16".parse().unwrap_or_default(),
@@ -70,6 +71,8 @@ fn an_empty_nb_gets_referenced_rows_and_parents_first_then_children_attached_to_
             vec![
                 "Logical_Router_Port ovn-cluster-join",
                 "Logical_Router_Port ovn-cluster-ovn-default",
+                "Logical_Router_Policy Cluster/ovn-cluster#in-cluster",
+                "Logical_Router_Static_Route Cluster/ovn-cluster#default-route",
                 "Logical_Switch_Port join-ovn-cluster",
                 "Logical_Switch_Port ovn-default-ovn-cluster"
             ],
@@ -115,17 +118,19 @@ fn an_empty_nb_gets_referenced_rows_and_parents_first_then_children_attached_to_
         meter.is_some_and(|m| m.links.is_empty() && named_band(m)),
         "{meter:?}"
     );
-    let txns = plan.transactions(10);
+    let txns = plan.transactions(12);
     let ports = &txns[3];
     assert_eq!(ports.len(), 1);
-    // 4 inserts, then one mutation per parent (router, join, ovn-default), each naming the
-    // parent by the uuid-name of its insert in the first phase, and the comment.
-    assert_eq!(ports[0].ops.len(), 8);
-    assert_eq!(ports[0].parent_mutations.len(), 3);
-    assert!(ports[0].ops[4..7].iter().all(|op| matches!(op,
+    // 6 inserts (4 ports, the egress policy and the default route), then one mutation per
+    // parent column (the router's ports, policies and static routes; join's and ovn-default's
+    // ports), each naming the parent by the uuid-name of its insert in the first phase, and
+    // the comment.
+    assert_eq!(ports[0].ops.len(), 12);
+    assert_eq!(ports[0].parent_mutations.len(), 5);
+    assert!(ports[0].ops[6..11].iter().all(|op| matches!(op,
         Operation::Mutate { conditions, .. } if conditions[0].column == "_uuid"
             && matches!(conditions[0].value.as_atom(), Some(rovn_ovsdb::Atom::NamedUuid(_))))));
-    assert!(matches!(&ports[0].ops[7], Operation::Comment(_)));
+    assert!(matches!(&ports[0].ops[11], Operation::Comment(_)));
     assert_eq!(
         txns[2][0].creates.len(),
         3,
