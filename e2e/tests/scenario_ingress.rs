@@ -14,7 +14,7 @@ use rovn_e2e::scenario::ingress;
 fn ingress_scenarios_on_geneve() {
     let name = common::unique_name("in");
     let spec = LabSpec::with_rovn(name.clone(), 2);
-    let namespaces = ["i1", "i2", "i4", "i5", "i6"];
+    let namespaces = ["i1", "i2", "i3", "i4", "i5", "i6"];
     let result = run_on_lab(&spec, &namespaces, async |cluster| {
         step("I1 NodePort, Cluster policy", async || {
             ingress::node_port_cluster(cluster, "i1").await
@@ -22,6 +22,10 @@ fn ingress_scenarios_on_geneve() {
         .await?;
         step("I2 externalIP", async || {
             ingress::external_ip(cluster, "i2").await
+        })
+        .await?;
+        step("I3 hostPort", async || {
+            ingress::host_port(cluster, "i3").await
         })
         .await?;
         step("I4 Local policy and health checks", async || {

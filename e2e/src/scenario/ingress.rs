@@ -397,7 +397,9 @@ pub async fn host_port(cluster: &impl Cluster, ns: &str) -> Result<()> {
 /// Scenario I4: a LoadBalancer Service with `externalTrafficPolicy: Local` and its one backend
 /// on the first node: its `healthCheckNodePort` answers 200 with one local endpoint there and
 /// 503 with none on the second node (kube-proxy's JSON body); the second node drops the
-/// NodePort (silence, not a refusal, so a client's load balancer tries elsewhere).
+/// NodePort (silence, not a refusal, so a client's load balancer tries elsewhere); the first
+/// node's NodePort reaches the backend over TCP and UDP, which sees the outside's own address
+/// (no SNAT; the reply leaves OVN through this node by the controller's reroute policy).
 pub async fn local_policy(cluster: &impl Cluster, ns: &str) -> Result<()> {
     let Stage {
         client,
@@ -439,6 +441,18 @@ pub async fn local_policy(cluster: &impl Cluster, ns: &str) -> Result<()> {
     .await?;
     for (proto, port) in [(Proto::Tcp, tcp), (Proto::Udp, udp)] {
         until_dropped(cluster, &From::Outside, proto, SocketAddrV4::new(ip2, port)).await?;
+    }
+    let outside = cluster.outside_address();
+    for (proto, port) in [(Proto::Tcp, tcp), (Proto::Udp, udp)] {
+        expect_exchange(
+            cluster,
+            &From::Outside,
+            proto,
+            SocketAddrV4::new(ip1, port),
+            "loc",
+            outside,
+        )
+        .await?;
     }
     Ok(())
 }
