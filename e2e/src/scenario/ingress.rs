@@ -33,9 +33,6 @@ pub const EXTERNAL_IP: Ipv4Addr = Ipv4Addr::new(172, 30, 0, 200);
 pub const DELETED_EXTERNAL_IP: Ipv4Addr = Ipv4Addr::new(172, 30, 0, 201);
 /// The hostPort the hostPort scenario publishes its pod's TCP echo on.
 pub const HOST_PORT: u16 = 18481;
-/// The `healthCheckNodePort` the Local scenario asks for (in the NodePort range, far from
-/// where the API server starts allocating).
-pub const HEALTH_PORT: u16 = 32412;
 /// How long nodes' tables may take to follow a change.
 const FOLLOW_TIMEOUT: Duration = Duration::from_secs(30);
 /// Bound on a probe that must be dropped: silence this long is a drop.
@@ -56,12 +53,16 @@ pub async fn node_ip(client: &Client, node: &str) -> Result<Ipv4Addr> {
         .ok_or_else(|| ScenarioError::Check(format!("node {node} has no IPv4 InternalIP")))
 }
 
-/// The NodePorts of the Service's TCP and UDP echo ports, as the API server allocated them.
-pub async fn node_ports(client: &Client, ns: &str, name: &str) -> Result<(u16, u16)> {
-    let service = Api::<Service>::namespaced(client.clone(), ns)
+async fn read_service(client: &Client, ns: &str, name: &str) -> Result<Service> {
+    Api::<Service>::namespaced(client.clone(), ns)
         .get(name)
         .await
-        .map_err(|e| ScenarioError::kube(format!("reading Service {ns}/{name}"), e))?;
+        .map_err(|e| ScenarioError::kube(format!("reading Service {ns}/{name}"), e))
+}
+
+/// The NodePorts of the Service's TCP and UDP echo ports, as the API server allocated them.
+pub async fn node_ports(client: &Client, ns: &str, name: &str) -> Result<(u16, u16)> {
+    let service = read_service(client, ns, name).await?;
     let ports = service.spec.and_then(|s| s.ports).unwrap_or_default();
     let of = |protocol: &str| {
         ports
@@ -74,6 +75,18 @@ pub async fn node_ports(client: &Client, ns: &str, name: &str) -> Result<(u16, u
             })
     };
     Ok((of("TCP")?, of("UDP")?))
+}
+
+/// The `healthCheckNodePort` the API server allocated to a Local LoadBalancer Service.
+pub async fn health_check_node_port(client: &Client, ns: &str, name: &str) -> Result<u16> {
+    read_service(client, ns, name)
+        .await?
+        .spec
+        .and_then(|s| s.health_check_node_port)
+        .and_then(|n| u16::try_from(n).ok())
+        .ok_or_else(|| {
+            ScenarioError::Check(format!("Service {ns}/{name} got no healthCheckNodePort"))
+        })
 }
 
 /// A Service `name` of `type` selecting the backends labelled `selects`, with more `spec`
@@ -400,6 +413,7 @@ pub async fn host_port(cluster: &impl Cluster, ns: &str) -> Result<()> {
 /// NodePort (silence, not a refusal, so a client's load balancer tries elsewhere); the first
 /// node's NodePort reaches the backend over TCP and UDP, which sees the outside's own address
 /// (no SNAT; the reply leaves OVN through this node by the controller's reroute policy).
+/// Deleted, the Service's health check port is closed and its frontends are gone.
 pub async fn local_policy(cluster: &impl Cluster, ns: &str) -> Result<()> {
     let Stage {
         client,
@@ -413,18 +427,15 @@ pub async fn local_policy(cluster: &impl Cluster, ns: &str) -> Result<()> {
         ns,
         "loc",
         "loc",
-        json!({
-            "type": "LoadBalancer",
-            "externalTrafficPolicy": "Local",
-            "healthCheckNodePort": HEALTH_PORT,
-        }),
+        json!({"type": "LoadBalancer", "externalTrafficPolicy": "Local"}),
     )
     .await?;
+    let health = health_check_node_port(&client, ns, "loc").await?;
     let (ip1, ip2) = (node_ip(&client, &n1).await?, node_ip(&client, &n2).await?);
     until_health(
         cluster,
         &From::Outside,
-        SocketAddrV4::new(ip1, HEALTH_PORT),
+        SocketAddrV4::new(ip1, health),
         (ns, "loc"),
         200,
         1,
@@ -433,7 +444,7 @@ pub async fn local_policy(cluster: &impl Cluster, ns: &str) -> Result<()> {
     until_health(
         cluster,
         &From::Outside,
-        SocketAddrV4::new(ip2, HEALTH_PORT),
+        SocketAddrV4::new(ip2, health),
         (ns, "loc"),
         503,
         0,
@@ -454,6 +465,18 @@ pub async fn local_policy(cluster: &impl Cluster, ns: &str) -> Result<()> {
         )
         .await?;
     }
+    // Deleted, the Service leaves no health check server and no Local frontend behind.
+    delete_service(&client, ns, "loc").await?;
+    until_refused(cluster, &From::Outside, SocketAddrV4::new(ip1, health)).await?;
+    until_frontends(
+        cluster,
+        &[
+            (n1, vec![(ip1, tcp), (ip1, udp)]),
+            (n2, vec![(ip2, tcp), (ip2, udp)]),
+        ],
+        false,
+    )
+    .await?;
     Ok(())
 }
 
