@@ -5,7 +5,7 @@
 //! local endpoint drops, `healthCheckNodePort` says which nodes have one); an established
 //! NodePort connection across an agent restart; a deleted Service leaves no frontend behind.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
@@ -33,6 +33,8 @@ pub const EXTERNAL_IP: Ipv4Addr = Ipv4Addr::new(172, 30, 0, 200);
 pub const DELETED_EXTERNAL_IP: Ipv4Addr = Ipv4Addr::new(172, 30, 0, 201);
 /// The hostPort the hostPort scenario publishes its pod's TCP echo on.
 pub const HOST_PORT: u16 = 18481;
+/// rovn-node's `/metrics` port (its `--listen` default and `deploy/node.yaml`'s).
+pub const AGENT_METRICS_PORT: u16 = 10665;
 /// How long nodes' tables may take to follow a change.
 const FOLLOW_TIMEOUT: Duration = Duration::from_secs(30);
 /// Bound on a probe that must be dropped: silence this long is a drop.
@@ -480,9 +482,62 @@ pub async fn local_policy(cluster: &impl Cluster, ns: &str) -> Result<()> {
     Ok(())
 }
 
+/// Node `node`'s `ip rovn` table with rule handles: a table rebuilt, even with equal
+/// content, lists new handles.
+async fn table_with_handles(cluster: &impl Cluster, node: &str) -> Result<Value> {
+    let said = cluster
+        .exec_on_node(
+            node,
+            &argv(["nft", "-a", "-j", "list", "table", "ip", "rovn"]),
+        )
+        .await?
+        .ok(&format!("listing node {node}'s table ip rovn"))?;
+    serde_json::from_str(&said)
+        .map_err(|e| ScenarioError::Check(format!("node {node}'s nft listing: {e}")))
+}
+
+/// How many table syncs the agent at `node_ip` counted, by result (`applied`, `unchanged`,
+/// `error`), from its `/metrics` read on node `node`. Pure parsing in [`sync_counts`].
+async fn agent_syncs(
+    cluster: &impl Cluster,
+    node: &str,
+    node_ip: Ipv4Addr,
+) -> Result<BTreeMap<String, u64>> {
+    let target = SocketAddrV4::new(node_ip, AGENT_METRICS_PORT);
+    let command = argv([
+        cluster.podtool().as_str(),
+        "connect",
+        "http",
+        &target.to_string(),
+        "--path",
+        "/metrics",
+    ]);
+    let text = exec_from(cluster, &From::Node(node.to_string()), &command)
+        .await?
+        .ok(&format!("reading {target}/metrics on node {node}"))?;
+    Ok(sync_counts(&text))
+}
+
+/// The `rovn_node_nft_sync_duration_seconds_count` samples of a metrics text, by result. Pure.
+pub fn sync_counts(metrics: &str) -> BTreeMap<String, u64> {
+    metrics
+        .lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix("rovn_node_nft_sync_duration_seconds_count{")?;
+            let (labels, value) = rest.split_once('}')?;
+            let result = labels
+                .split(',')
+                .find_map(|l| l.strip_prefix("result=\""))?
+                .trim_end_matches('"');
+            Some((result.to_string(), value.trim().parse::<f64>().ok()? as u64))
+        })
+        .collect()
+}
+
 /// Scenario I5: a TCP connection from outside to a NodePort keeps flowing while the agent of
-/// the node it entered through restarts (conntrack holds its NAT; a converged agent rewrites
-/// nothing), and new connections are answered afterwards.
+/// the node it entered through restarts (conntrack holds its NAT), new connections are
+/// answered afterwards, and the restarted agent, finding its table converged, leaves it as it
+/// was (its first sync is `unchanged`, the rules keep their handles).
 pub async fn agent_restart(cluster: &impl Cluster, ns: &str) -> Result<()> {
     let Stage {
         client,
@@ -499,10 +554,12 @@ pub async fn agent_restart(cluster: &impl Cluster, ns: &str) -> Result<()> {
     )
     .await?;
     let (tcp, _) = exposed_service(&client, ns, "ar", "ar", json!({"type": "NodePort"})).await?;
-    let target = SocketAddrV4::new(node_ip(&client, &n1).await?, tcp);
+    let ip1 = node_ip(&client, &n1).await?;
+    let target = SocketAddrV4::new(ip1, tcp);
     exchange(cluster, &From::Outside, Proto::Tcp, target).await?;
     let (mut conn, greeting) = LongConnection::open_from(cluster, &From::Outside, target).await?;
     conn.round_trip("before the restart").await?;
+    let before = table_with_handles(cluster, &n1).await?;
     cluster.restart(&Component::Agent(n1.clone())).await?;
     conn.round_trip("after the restart").await?;
     let again = exchange(cluster, &From::Outside, Proto::Tcp, target).await?;
@@ -512,6 +569,24 @@ pub async fn agent_restart(cluster: &impl Cluster, ns: &str) -> Result<()> {
         "NodePort {target} answered by {} and {}, not the Service's backends",
         greeting.server,
         again.server
+    );
+    let syncs = wait::until(
+        FOLLOW_TIMEOUT,
+        &format!("the restarted agent on {n1} to sync its table"),
+        async || {
+            let syncs = agent_syncs(cluster, &n1, ip1).await?;
+            Ok((syncs.values().sum::<u64>() > 0).then_some(syncs))
+        },
+    )
+    .await?;
+    crate::ensure!(
+        syncs.get("applied").copied().unwrap_or(0) == 0,
+        "the restarted agent on {n1} rewrote its converged table: syncs {syncs:?}"
+    );
+    let after = table_with_handles(cluster, &n1).await?;
+    crate::ensure!(
+        before == after,
+        "node {n1}'s table changed across the agent restart:\nbefore {before}\nafter {after}"
     );
     Ok(())
 }
@@ -581,6 +656,18 @@ mod tests {
                 ("172.30.0.11".to_string(), 30001),
                 ("172.30.0.200".to_string(), 80)
             ])
+        );
+    }
+
+    #[test]
+    fn sync_counts_read_by_result() {
+        let text = "# HELP x\nrovn_node_nft_sync_duration_seconds_count{result=\"unchanged\"} 2\n\
+                    rovn_node_nft_sync_duration_seconds_sum{result=\"unchanged\"} 0.3\n\
+                    rovn_node_nft_sync_duration_seconds_count{result=\"applied\"} 1\n";
+        let counts = sync_counts(text);
+        assert_eq!(
+            counts,
+            BTreeMap::from([("applied".to_string(), 1), ("unchanged".to_string(), 2)])
         );
     }
 
