@@ -91,6 +91,33 @@ pub async fn health_check_node_port(client: &Client, ns: &str, name: &str) -> Re
         })
 }
 
+/// Server pods `<selects>-a` on the first node and `<selects>-b` on the second, both picked
+/// by Services selecting `selects`, Running; returns their names.
+async fn backends_on_both_nodes(st: &Stage, ns: &str, selects: &str) -> Result<[String; 2]> {
+    let names = [format!("{selects}-a"), format!("{selects}-b")];
+    api::create_and_wait(
+        &st.client,
+        &[
+            backend(ns, &names[0], selects, &st.tool).on(&st.n1),
+            backend(ns, &names[1], selects, &st.tool).on(&st.n2),
+        ],
+    )
+    .await?;
+    Ok(names)
+}
+
+/// A server pod `name` on the first node and a Service `name` selecting it with the `spec`
+/// `fields`; returns the Service's NodePorts (TCP, UDP).
+async fn service_on_first_node(
+    st: &Stage,
+    ns: &str,
+    name: &str,
+    fields: Value,
+) -> Result<(u16, u16)> {
+    api::create_and_wait(&st.client, &[backend(ns, name, name, &st.tool).on(&st.n1)]).await?;
+    exposed_service(&st.client, ns, name, name, fields).await
+}
+
 /// A Service `name` of `type` selecting the backends labelled `selects`, with more `spec`
 /// fields; returns its NodePorts (TCP, UDP).
 async fn exposed_service(
@@ -224,15 +251,19 @@ pub fn table_frontends(listing: &Value) -> BTreeSet<(String, u64)> {
     out
 }
 
-/// The frontends in node `node`'s `ip rovn` table.
-async fn node_frontends(cluster: &impl Cluster, node: &str) -> Result<BTreeSet<(String, u64)>> {
+/// Node `node`'s `ip rovn` table as `nft -j` lists it; `handles` adds the rules' handles
+/// (a table rebuilt, even with equal content, lists new ones).
+async fn nft_listing(cluster: &impl Cluster, node: &str, handles: bool) -> Result<Value> {
+    let mut command = argv(["nft", "-j", "list", "table", "ip", "rovn"]);
+    if handles {
+        command.insert(1, "-a".to_string());
+    }
     let said = cluster
-        .exec_on_node(node, &argv(["nft", "-j", "list", "table", "ip", "rovn"]))
+        .exec_on_node(node, &command)
         .await?
         .ok(&format!("listing node {node}'s table ip rovn"))?;
-    let listing: Value = serde_json::from_str(&said)
-        .map_err(|e| ScenarioError::Check(format!("node {node}'s nft listing: {e}")))?;
-    Ok(table_frontends(&listing))
+    serde_json::from_str(&said)
+        .map_err(|e| ScenarioError::Check(format!("node {node}'s nft listing: {e}")))
 }
 
 /// Waits until each node's table holds (`present`) or lacks every one of its `frontends`.
@@ -247,7 +278,7 @@ async fn until_frontends(
             if present { "hold" } else { "drop" }
         );
         wait::until(FOLLOW_TIMEOUT, &what, async || {
-            let held = node_frontends(cluster, node).await?;
+            let held = table_frontends(&nft_listing(cluster, node, false).await?);
             let wrong: Vec<_> = frontends
                 .iter()
                 .filter(|(a, p)| held.contains(&(a.to_string(), u64::from(*p))) != present)
@@ -299,20 +330,9 @@ async fn with_outside_route<T>(
 /// on every node's InternalIP, over TCP and UDP, from backends on both nodes, which see the
 /// join IP of the node the connection came in through (SNAT, so replies return through it).
 pub async fn node_port_cluster(cluster: &impl Cluster, ns: &str) -> Result<()> {
-    let Stage {
-        client,
-        n1,
-        n2,
-        tool,
-    } = stage(cluster, ns).await?;
-    api::create_and_wait(
-        &client,
-        &[
-            backend(ns, "np-a", "np", &tool).on(&n1),
-            backend(ns, "np-b", "np", &tool).on(&n2),
-        ],
-    )
-    .await?;
+    let st = stage(cluster, ns).await?;
+    let backends = backends_on_both_nodes(&st, ns, "np").await?;
+    let Stage { client, .. } = st;
     let (tcp, udp) = exposed_service(&client, ns, "np", "np", json!({"type": "NodePort"})).await?;
     for node in cluster.nodes() {
         let ip = node_ip(&client, &node).await?;
@@ -323,7 +343,7 @@ pub async fn node_port_cluster(cluster: &impl Cluster, ns: &str) -> Result<()> {
                 &From::Outside,
                 proto,
                 SocketAddrV4::new(ip, port),
-                &["np-a", "np-b"],
+                &[&backends[0], &backends[1]],
                 Some(join),
                 30,
             )
@@ -337,20 +357,9 @@ pub async fn node_port_cluster(cluster: &impl Cluster, ns: &str) -> Result<()> {
 /// that node's underlay address, added for the scenario and removed after), on the Service
 /// port, from backends on both nodes.
 pub async fn external_ip(cluster: &impl Cluster, ns: &str) -> Result<()> {
-    let Stage {
-        client,
-        n1,
-        n2,
-        tool,
-    } = stage(cluster, ns).await?;
-    api::create_and_wait(
-        &client,
-        &[
-            backend(ns, "ext-a", "ext", &tool).on(&n1),
-            backend(ns, "ext-b", "ext", &tool).on(&n2),
-        ],
-    )
-    .await?;
+    let st = stage(cluster, ns).await?;
+    let backends = backends_on_both_nodes(&st, ns, "ext").await?;
+    let Stage { client, n2, .. } = st;
     create_service_with(
         &client,
         ns,
@@ -366,7 +375,7 @@ pub async fn external_ip(cluster: &impl Cluster, ns: &str) -> Result<()> {
             &From::Outside,
             Proto::Tcp,
             SocketAddrV4::new(EXTERNAL_IP, SERVICE_TCP_PORT),
-            &["ext-a", "ext-b"],
+            &[&backends[0], &backends[1]],
             Some(join),
             30,
         )
@@ -417,21 +426,15 @@ pub async fn host_port(cluster: &impl Cluster, ns: &str) -> Result<()> {
 /// (no SNAT; the reply leaves OVN through this node by the controller's reroute policy).
 /// Deleted, the Service's health check port is closed and its frontends are gone.
 pub async fn local_policy(cluster: &impl Cluster, ns: &str) -> Result<()> {
-    let Stage {
-        client,
-        n1,
-        n2,
-        tool,
-    } = stage(cluster, ns).await?;
-    api::create_and_wait(&client, &[backend(ns, "loc", "loc", &tool).on(&n1)]).await?;
-    let (tcp, udp) = exposed_service(
-        &client,
+    let st = stage(cluster, ns).await?;
+    let (tcp, udp) = service_on_first_node(
+        &st,
         ns,
-        "loc",
         "loc",
         json!({"type": "LoadBalancer", "externalTrafficPolicy": "Local"}),
     )
     .await?;
+    let Stage { client, n1, n2, .. } = st;
     let health = health_check_node_port(&client, ns, "loc").await?;
     let (ip1, ip2) = (node_ip(&client, &n1).await?, node_ip(&client, &n2).await?);
     until_health(
@@ -482,20 +485,6 @@ pub async fn local_policy(cluster: &impl Cluster, ns: &str) -> Result<()> {
     Ok(())
 }
 
-/// Node `node`'s `ip rovn` table with rule handles: a table rebuilt, even with equal
-/// content, lists new handles.
-async fn table_with_handles(cluster: &impl Cluster, node: &str) -> Result<Value> {
-    let said = cluster
-        .exec_on_node(
-            node,
-            &argv(["nft", "-a", "-j", "list", "table", "ip", "rovn"]),
-        )
-        .await?
-        .ok(&format!("listing node {node}'s table ip rovn"))?;
-    serde_json::from_str(&said)
-        .map_err(|e| ScenarioError::Check(format!("node {node}'s nft listing: {e}")))
-}
-
 /// How many table syncs the agent at `node_ip` counted, by result (`applied`, `unchanged`,
 /// `error`), from its `/metrics` read on node `node`. Pure parsing in [`sync_counts`].
 async fn agent_syncs(
@@ -539,33 +528,21 @@ pub fn sync_counts(metrics: &str) -> BTreeMap<String, u64> {
 /// answered afterwards, and the restarted agent, finding its table converged, leaves it as it
 /// was (its first sync is `unchanged`, the rules keep their handles).
 pub async fn agent_restart(cluster: &impl Cluster, ns: &str) -> Result<()> {
-    let Stage {
-        client,
-        n1,
-        n2,
-        tool,
-    } = stage(cluster, ns).await?;
-    api::create_and_wait(
-        &client,
-        &[
-            backend(ns, "ar-a", "ar", &tool).on(&n1),
-            backend(ns, "ar-b", "ar", &tool).on(&n2),
-        ],
-    )
-    .await?;
+    let st = stage(cluster, ns).await?;
+    let backends = backends_on_both_nodes(&st, ns, "ar").await?;
+    let Stage { client, n1, .. } = st;
     let (tcp, _) = exposed_service(&client, ns, "ar", "ar", json!({"type": "NodePort"})).await?;
     let ip1 = node_ip(&client, &n1).await?;
     let target = SocketAddrV4::new(ip1, tcp);
     exchange(cluster, &From::Outside, Proto::Tcp, target).await?;
     let (mut conn, greeting) = LongConnection::open_from(cluster, &From::Outside, target).await?;
     conn.round_trip("before the restart").await?;
-    let before = table_with_handles(cluster, &n1).await?;
+    let before = nft_listing(cluster, &n1, true).await?;
     cluster.restart(&Component::Agent(n1.clone())).await?;
     conn.round_trip("after the restart").await?;
     let again = exchange(cluster, &From::Outside, Proto::Tcp, target).await?;
     crate::ensure!(
-        ["ar-a", "ar-b"].contains(&greeting.server.as_str())
-            && ["ar-a", "ar-b"].contains(&again.server.as_str()),
+        backends.contains(&greeting.server) && backends.contains(&again.server),
         "NodePort {target} answered by {} and {}, not the Service's backends",
         greeting.server,
         again.server
@@ -583,7 +560,7 @@ pub async fn agent_restart(cluster: &impl Cluster, ns: &str) -> Result<()> {
         syncs.get("applied").copied().unwrap_or(0) == 0,
         "the restarted agent on {n1} rewrote its converged table: syncs {syncs:?}"
     );
-    let after = table_with_handles(cluster, &n1).await?;
+    let after = nft_listing(cluster, &n1, true).await?;
     crate::ensure!(
         before == after,
         "node {n1}'s table changed across the agent restart:\nbefore {before}\nafter {after}"
@@ -592,23 +569,18 @@ pub async fn agent_restart(cluster: &impl Cluster, ns: &str) -> Result<()> {
 }
 
 /// Scenario I6: a deleted NodePort Service with an externalIP, whose frontends every node's
-/// table held, leaves none in any node's table, and its NodePort is refused from outside afterwards.
+/// table held, leaves none in any node's table, and its NodePort is refused from outside
+/// afterwards.
 pub async fn deleted_service(cluster: &impl Cluster, ns: &str) -> Result<()> {
-    let Stage {
-        client,
-        n1,
-        n2: _,
-        tool,
-    } = stage(cluster, ns).await?;
-    api::create_and_wait(&client, &[backend(ns, "del", "del", &tool).on(&n1)]).await?;
-    let (tcp, udp) = exposed_service(
-        &client,
+    let st = stage(cluster, ns).await?;
+    let (tcp, udp) = service_on_first_node(
+        &st,
         ns,
-        "del",
         "del",
         json!({"type": "NodePort", "externalIPs": [DELETED_EXTERNAL_IP.to_string()]}),
     )
     .await?;
+    let Stage { client, n1, .. } = st;
     // Every node answers the externalIP, and the NodePorts on its own address.
     let mut frontends = Vec::new();
     for node in cluster.nodes() {
