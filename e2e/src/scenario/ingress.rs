@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use super::api::{self, Stage, stage};
 use super::cluster::{Cluster, Component, argv};
 use super::error::{Result, ScenarioError};
-use super::pods::{PodSpec, TCP_PORT};
+use super::pods::{PodSpec, TCP_PORT, UDP_PORT, pod_ref};
 use super::services::{
     SELECTOR, SERVICE_TCP_PORT, backend, create_service_with, delete_service, only,
     until_all_answer, until_refused,
@@ -328,11 +328,18 @@ async fn with_outside_route<T>(
 
 /// Scenario I1: a NodePort Service with `externalTrafficPolicy: Cluster` answers the outside
 /// on every node's InternalIP, over TCP and UDP, from backends on both nodes, which see the
-/// join IP of the node the connection came in through (SNAT, so replies return through it).
+/// join IP of the node the connection came in through (SNAT, so replies return through it); a
+/// pod reaches its own node's NodePort, seen as that node's join IP.
 pub async fn node_port_cluster(cluster: &impl Cluster, ns: &str) -> Result<()> {
     let st = stage(cluster, ns).await?;
     let backends = backends_on_both_nodes(&st, ns, "np").await?;
-    let Stage { client, .. } = st;
+    let pod_client = api::create_and_wait(
+        &st.client,
+        &[PodSpec::idle(ns, "np-client", &st.tool).on(&st.n1)],
+    )
+    .await?;
+    let from_pod = From::Pod(pod_ref(&pod_client[0]));
+    let Stage { client, n1, .. } = st;
     let (tcp, udp) = exposed_service(&client, ns, "np", "np", json!({"type": "NodePort"})).await?;
     for node in cluster.nodes() {
         let ip = node_ip(&client, &node).await?;
@@ -350,6 +357,18 @@ pub async fn node_port_cluster(cluster: &impl Cluster, ns: &str) -> Result<()> {
             .await?;
         }
     }
+    // A pod reaches its own node's NodePort (through `ovn0` and back: the node SNATs it to its
+    // join IP). Another node's NodePort is not reached yet: see docs/architecture.md.
+    until_all_answer(
+        cluster,
+        &from_pod,
+        Proto::Tcp,
+        SocketAddrV4::new(node_ip(&client, &n1).await?, tcp),
+        &[&backends[0], &backends[1]],
+        Some(super::pod_network::join_ip(cluster, &n1).await?),
+        30,
+    )
+    .await?;
     Ok(())
 }
 
@@ -385,7 +404,8 @@ pub async fn external_ip(cluster: &impl Cluster, ns: &str) -> Result<()> {
     .await
 }
 
-/// Scenario I3: a pod's hostPort on its node's InternalIP reaches that pod from outside, which
+/// Scenario I3: a pod's hostPorts (TCP and UDP) on its node's InternalIP reach that pod from
+/// outside, which
 /// it sees as the outside's own address (a hostPort keeps the client's address, as the CNI
 /// `portmap` plugin does); the other node does not answer on that port.
 pub async fn host_port(cluster: &impl Cluster, ns: &str) -> Result<()> {
@@ -399,19 +419,22 @@ pub async fn host_port(cluster: &impl Cluster, ns: &str) -> Result<()> {
         &client,
         &[PodSpec::server(ns, "hp", &tool)
             .host_port(TCP_PORT, "TCP", HOST_PORT)
+            .host_port(UDP_PORT, "UDP", HOST_PORT)
             .on(&n2)],
     )
     .await?;
     let on_n2 = SocketAddrV4::new(node_ip(&client, &n2).await?, HOST_PORT);
-    expect_exchange(
-        cluster,
-        &From::Outside,
-        Proto::Tcp,
-        on_n2,
-        "hp",
-        cluster.outside_address(),
-    )
-    .await?;
+    for proto in [Proto::Tcp, Proto::Udp] {
+        expect_exchange(
+            cluster,
+            &From::Outside,
+            proto,
+            on_n2,
+            "hp",
+            cluster.outside_address(),
+        )
+        .await?;
+    }
     only(cluster, &From::Outside, Proto::Tcp, on_n2, "hp", 5).await?;
     let on_n1 = SocketAddrV4::new(node_ip(&client, &n1).await?, HOST_PORT);
     until_refused(cluster, &From::Outside, on_n1).await?;
