@@ -136,6 +136,14 @@ pub fn node_port_group(node: &str) -> String {
     ovn_set_name(&format!("node.{node}"), &format!("Node/{node}"))
 }
 
+/// The Port_Group of a private Subnet's pods, which holds the Subnet's isolation ACL.
+pub fn private_subnet_port_group(subnet: &str) -> String {
+    ovn_set_name(&format!("subnet.{subnet}"), &format!("Subnet/{subnet}"))
+}
+
+/// `rovn.io/id` of a private Subnet's ACL dropping traffic from outside its allowed sources.
+pub const PRIVATE_ACL_ID: &str = "private";
+
 /// The Port_Group of the pods a NetworkPolicy selects, which holds the policy's ACLs.
 pub fn policy_port_group(namespace: &str, policy: &str) -> String {
     ovn_set_name(

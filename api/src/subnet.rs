@@ -73,9 +73,14 @@ pub struct SubnetSpec {
     /// Whether traffic leaving the cluster from this subnet is masqueraded to the node's address.
     #[serde(default)]
     pub nat_outgoing: bool,
-    /// Whether the subnet is isolated from the other subnets.
+    /// Whether the subnet's pods accept traffic only from the subnet itself, from nodes and
+    /// from `allowSubnets` (Kube-OVN's field): other Subnets' pods are refused whatever a
+    /// NetworkPolicy allows.
     #[serde(default)]
     pub private: bool,
+    /// IPv4 CIDRs a `private` subnet also accepts traffic from (Kube-OVN's `allowSubnets`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_subnets: Vec<String>,
 }
 
 /// What the controller reports about a Subnet: address usage and whether it was accepted.

@@ -44,6 +44,10 @@ struct Args {
     /// `excludeIps` of `ovn-default`, comma-separated (IP or IP..IP).
     #[arg(long, env = "ROVN_DEFAULT_EXCLUDE_IPS", value_delimiter = ',')]
     default_exclude_ips: Vec<String>,
+    /// `natOutgoing` of `ovn-default` (used when creating it): its pods' traffic to the outside
+    /// is masqueraded to their node's address.
+    #[arg(long, env = "ROVN_DEFAULT_NAT_OUTGOING", default_value_t = true, action = clap::ArgAction::Set)]
+    default_nat_outgoing: bool,
     /// The join network between node `ovn0` ports and the cluster router.
     #[arg(long, env = "ROVN_JOIN_CIDR", default_value = "100.64.0.0/16")]
     join_cidr: Ipv4Net,
@@ -156,6 +160,7 @@ async fn run() -> anyhow::Result<()> {
         .into_iter()
         .filter(|s| !s.trim().is_empty())
         .collect();
+    config.default_nat_outgoing = args.default_nat_outgoing;
     config.join_cidr = args.join_cidr;
     config.service_cidr = args.service_cidr;
     config.listen = Some(args.listen);

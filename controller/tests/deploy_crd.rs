@@ -141,6 +141,7 @@ fn spec(cidr: &str) -> SubnetSpec {
         namespaces: vec!["team".into()],
         nat_outgoing: true,
         private: false,
+        allow_subnets: Vec::new(),
     }
 }
 

@@ -372,6 +372,7 @@ fn controller_deployment_matches_the_contract() {
     for name in [
         "ROVN_NB_REMOTE",
         "ROVN_DEFAULT_CIDR",
+        "ROVN_DEFAULT_NAT_OUTGOING",
         "ROVN_JOIN_CIDR",
         "ROVN_SERVICE_CIDR",
         "ROVN_LISTEN",
@@ -380,6 +381,11 @@ fn controller_deployment_matches_the_contract() {
     ] {
         assert!(env.contains(name), "controller env lacks {name}");
     }
+    // The lab runs the controller with its defaults: ovn-default masquerades there too.
+    assert_eq!(
+        env_value(container, "ROVN_DEFAULT_NAT_OUTGOING"),
+        Some("true")
+    );
 }
 
 fn env_value<'a>(container: &'a Container, name: &str) -> Option<&'a str> {

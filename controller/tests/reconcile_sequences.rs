@@ -212,6 +212,8 @@ async fn a_scoped_round_brings_the_parents_its_rows_need() -> Result<()> {
         name: "green".into(),
         cidr: "10.18.0.0/16".parse()?,
         gateway: "10.18.0.1".parse()?,
+        private: false,
+        allow_subnets: Vec::new(),
     });
     let mut green = pod(100, 1);
     green.switch = "green".into();
@@ -220,8 +222,11 @@ async fn a_scoped_round_brings_the_parents_its_rows_need() -> Result<()> {
     let owner = rovn_api::Owner::pod(&green.namespace, &green.name);
     state.pods.push(green);
     let desired = desired_state(&state);
+    // The cluster's egress `allow` lists every Subnet (the controller's Subnet changes are full
+    // rounds): it is in scope, the green Subnet is not and must be brought in as a parent.
+    let cluster_owner = rovn_api::Owner::cluster(rovn_api::names::CLUSTER_ROUTER);
     let plan = client
-        .read(|r| reconcile::diff_owners(&desired, r, &[owner].into()))
+        .read(|r| reconcile::diff_owners(&desired, r, &[owner, cluster_owner].into()))
         .context("no replica")??;
     reconcile::apply(&client, &plan, &ApplyOptions::default()).await?;
     check(&client, &desired)?;

@@ -29,6 +29,7 @@ fn spec(cidr: &str, namespaces: &[&str]) -> SubnetSpec {
         namespaces: namespaces.iter().map(|n| n.to_string()).collect(),
         nat_outgoing: false,
         private: false,
+        allow_subnets: Vec::new(),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The README's main command, through the same `rovn-lab` calls `scripts/lab.sh` makes: a
 //! 2-node lab with rovn, the demo's reachability table (every client reached every server
-//! with its own address, over TCP and UDP), the `ovn-nbctl show` summary, a trace that ends in
+//! with its own address, over TCP and UDP), each client reaching the outside as its node, the
+//! `ovn-nbctl show` summary, a trace that ends in
 //! the server's port, the usage lines; then `down` leaves nothing.
 
 mod common;
@@ -104,6 +105,22 @@ fn rovn_lab_demo_shows_every_pod_reaching_every_server() {
                 .any(|r| r.starts_with("client-node2 ") && r.ends_with("blocked")),
         "policy rows:\n{stdout}"
     );
+    // Every client reaches the outside, seen as its own node (SNAT), not as itself.
+    let egress_rows = section("== egress to the outside");
+    assert_eq!(egress_rows.len(), 2, "egress rows:\n{stdout}");
+    for row in &egress_rows {
+        // CLIENT  NODE/IP  OUTSIDE  RESULT...  SOURCE-IP-SEEN
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        let node = cells
+            .get(1)
+            .and_then(|c| c.split('/').next())
+            .unwrap_or("?");
+        let client_ip = cells.get(1).and_then(|c| c.split('/').nth(1));
+        assert!(
+            row.contains(&format!("ok (SNAT to {node})")) && cells.last().copied() != client_ip,
+            "row {row:?} is not the client seen as its node\n{stdout}"
+        );
+    }
     for section in [
         "== NetworkPolicy demo/servers-from-first-client",
         "== reachability in namespace demo",

@@ -724,6 +724,7 @@ async fn check_routes_follow_subnets(ctx: &Ctx) -> anyhow::Result<()> {
             namespaces: Vec::new(),
             nat_outgoing: false,
             private: false,
+            allow_subnets: Vec::new(),
         },
     );
     api.create(&PostParams::default(), &subnet)

@@ -51,6 +51,11 @@ pub struct Subnet {
     pub cidr: Ipv4Net,
     /// `spec.gateway`: the router port's address.
     pub gateway: Ipv4Addr,
+    /// `spec.private`: its pods accept traffic only from the Subnet itself, nodes and
+    /// [`Subnet::allow_subnets`].
+    pub private: bool,
+    /// `spec.allowSubnets`: what else a private Subnet's pods accept traffic from.
+    pub allow_subnets: Vec<Ipv4Net>,
 }
 
 /// One node: its `ovn0` port on `join`.

@@ -8,6 +8,7 @@
 mod cluster;
 mod egress;
 mod policies;
+mod private;
 mod render;
 mod selector;
 mod services;
@@ -22,7 +23,8 @@ pub use policies::{
     ALLOW_PRIORITY, DENY_PRIORITY, NODE_PRIORITY, PolicyPods, RulePlace, render_namespace,
     render_policy,
 };
-pub use render::{PodContext, desired_state, render_cluster, render_node, render_pod};
+pub use private::PRIVATE_PRIORITY;
+pub use render::{PodContext, desired_state, remove_pod, render_cluster, render_node, render_pod};
 pub use selector::{Labels, Requirement, Selector};
 pub use services::{remove_service, render_service};
 pub use state::{DesiredError, DesiredRow, DesiredState, Refs, RowKey};

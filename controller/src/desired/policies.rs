@@ -271,7 +271,7 @@ fn pod_port_key(pod: &PolicyPod) -> RowKey {
 }
 
 /// A port group of `owner` holding `members`' ports, with its identity in `external_ids`.
-fn add_port_group<'a>(
+pub(super) fn add_port_group<'a>(
     state: &mut DesiredState,
     owner: &Owner,
     name: &str,
@@ -291,19 +291,28 @@ fn add_port_group<'a>(
     }
 }
 
-/// Adds an ACL of `owner` to the port group `group`.
-struct AclSpec<'a> {
-    id: String,
-    name: String,
-    direction: Direction,
-    priority: i64,
-    action: AclAction,
-    match_: String,
-    log: bool,
-    group: &'a str,
+/// An ACL of some owner in the port group `group`: what [`add_acl`] needs.
+pub(super) struct AclSpec<'a> {
+    /// Its `rovn.io/id` among the owner's rows.
+    pub id: String,
+    /// Its `name` (cut to OVN's 63 bytes).
+    pub name: String,
+    /// Relative to the group's pods.
+    pub direction: Direction,
+    /// Its priority.
+    pub priority: i64,
+    /// Its verdict.
+    pub action: AclAction,
+    /// Its match.
+    pub match_: String,
+    /// Whether OVN logs it (through the log meter).
+    pub log: bool,
+    /// The port group holding it.
+    pub group: &'a str,
 }
 
-fn add_acl(state: &mut DesiredState, owner: &Owner, spec: AclSpec<'_>) {
+/// Adds an ACL of `owner` to the port group `spec.group`.
+pub(super) fn add_acl(state: &mut DesiredState, owner: &Owner, spec: AclSpec<'_>) {
     let mut name = spec.name;
     truncate_bytes(&mut name, 63);
     let (direction, options) = match spec.direction {

@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 use rovn_ovsdb_schemas::nb::{
     LoadBalancer, LoadBalancerGroup, LogicalRouter, LogicalRouterPort, LogicalSwitch,
-    LogicalSwitchPort,
+    LogicalSwitchPort, PortGroup,
 };
 
 use rovn_api::Owner;
@@ -16,6 +16,7 @@ use super::egress::{render_cluster_egress, render_node_egress};
 use super::policies::{
     PolicyPods, render_log_meter, render_namespace, render_node_group, render_policy,
 };
+use super::private::render_private_subnet;
 use super::services::{render_local_backends, render_service};
 use super::state::{DesiredError, DesiredState, RowKey};
 use rovn_api::MacAddr;
@@ -74,6 +75,8 @@ pub fn render_cluster(cluster: &ClusterState) -> (DesiredState, PodContext) {
 pub struct PodContext {
     cidrs: BTreeMap<String, Ipv4Net>,
     chassis: BTreeMap<String, String>,
+    /// The private Subnets' switches and their pods' port groups.
+    private: BTreeMap<String, String>,
 }
 
 /// Everything of `cluster` but its nodes, pods and Services (the router, the load balancer
@@ -97,19 +100,24 @@ fn desired_topology(cluster: &ClusterState) -> (DesiredState, PodContext) {
     render_log_meter(&mut state, &cluster_owner);
 
     let mut cidrs: BTreeMap<String, Ipv4Net> = BTreeMap::new();
+    let mut private = BTreeMap::new();
     let switches = std::iter::once((
         names::JOIN_SWITCH,
         cluster.join.cidr,
         cluster.join.gateway,
         cluster_owner.clone(),
+        None,
     ))
-    .chain(
-        cluster
-            .subnets
-            .iter()
-            .map(|s| (s.name.as_str(), s.cidr, s.gateway, Owner::subnet(&s.name))),
-    );
-    for (name, cidr, gateway, owner) in switches {
+    .chain(cluster.subnets.iter().map(|s| {
+        (
+            s.name.as_str(),
+            s.cidr,
+            s.gateway,
+            Owner::subnet(&s.name),
+            Some(s),
+        )
+    }));
+    for (name, cidr, gateway, owner, subnet) in switches {
         if let Err(reason) = check_subnet(cidr, gateway) {
             let problem = DesiredError::BadSubnet {
                 owner: owner.clone(),
@@ -120,6 +128,10 @@ fn desired_topology(cluster: &ClusterState) -> (DesiredState, PodContext) {
         }
         if render_switch(&mut state, name, cidr, gateway, &owner) {
             cidrs.insert(name.to_string(), cidr.trunc());
+            if let Some(subnet) = subnet.filter(|s| s.private) {
+                let group = render_private_subnet(&mut state, subnet, cluster.join.cidr);
+                private.insert(name.to_string(), group);
+            }
         }
     }
 
@@ -135,7 +147,14 @@ fn desired_topology(cluster: &ClusterState) -> (DesiredState, PodContext) {
         .iter()
         .filter_map(|n| Some((n.name.clone(), n.chassis.clone()?)))
         .collect();
-    (state, PodContext { cidrs, chassis })
+    (
+        state,
+        PodContext {
+            cidrs,
+            chassis,
+            private,
+        },
+    )
 }
 
 /// Why a switch cannot hold ports with this addressing, if it cannot.
@@ -242,7 +261,9 @@ pub fn render_node(
 
 /// Adds `pod`'s port to `state`. Its port is bound to its node's chassis when the agent has
 /// reported it, else to the node's name (which OVN also matches against the chassis hostname).
-pub fn render_pod(state: &mut DesiredState, context: &PodContext, pod: &PodPort) {
+/// On a private Subnet the port also joins the Subnet's port group: the Subnet's owner is
+/// returned, since its row changed too and must be diffed with the pod's.
+pub fn render_pod(state: &mut DesiredState, context: &PodContext, pod: &PodPort) -> Option<Owner> {
     let cidr = context
         .cidrs
         .get(&pod.switch)
@@ -256,7 +277,7 @@ pub fn render_pod(state: &mut DesiredState, context: &PodContext, pod: &PodPort)
             switch: pod.switch.clone(),
         };
         state.hold(&owner, problem);
-        return;
+        return None;
     };
     if !cidr.contains(&pod.ip) {
         let problem = DesiredError::OutsideSubnet {
@@ -266,7 +287,7 @@ pub fn render_pod(state: &mut DesiredState, context: &PodContext, pod: &PodPort)
             cidr,
         };
         state.hold(&owner, problem);
-        return;
+        return None;
     }
     let address = mac_ip(pod.mac, pod.ip);
     let port = LogicalSwitchPort {
@@ -280,7 +301,33 @@ pub fn render_pod(state: &mut DesiredState, context: &PodContext, pod: &PodPort)
         ]),
         ..Default::default()
     };
-    state.add(&owner, &port, "", Some(RowKey::name(&pod.switch)));
+    state.add(&owner, &port, "", Some(RowKey::name(&pod.switch)))?;
+    let group = context.private.get(&pod.switch)?;
+    let port_key = RowKey::name(names::pod_port(&pod.namespace, &pod.name));
+    state.row_mut::<PortGroup>(&RowKey::name(group))?.refer(
+        PortGroup::PORTS,
+        LogicalSwitchPort::TABLE,
+        [port_key],
+    );
+    Some(Owner::subnet(&pod.switch))
+}
+
+/// Takes the pod `owner` out of `state`, with its place in its private Subnet's port group;
+/// returns that Subnet's owner when there was one (its row changed, as for [`render_pod`]).
+pub fn remove_pod(state: &mut DesiredState, context: &PodContext, owner: &Owner) -> Option<Owner> {
+    let namespace = owner.namespace().unwrap_or_default();
+    let port_key = RowKey::name(names::pod_port(namespace, owner.name()));
+    let switch = state
+        .row::<LogicalSwitchPort>(&port_key)
+        .filter(|row| &row.owner == owner)
+        .and_then(|row| row.parent.clone());
+    state.remove_owner(owner);
+    let switch = switch?;
+    let group = context.private.get(switch.as_str())?;
+    state
+        .row_mut::<PortGroup>(&RowKey::name(group))?
+        .unrefer(PortGroup::PORTS, &port_key);
+    Some(Owner::subnet(switch.as_str()))
 }
 
 #[cfg(test)]

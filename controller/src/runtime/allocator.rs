@@ -133,6 +133,7 @@ mod tests {
                 namespaces: Vec::new(),
                 nat_outgoing: false,
                 private: false,
+                allow_subnets: Vec::new(),
             },
         )
     }

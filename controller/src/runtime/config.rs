@@ -22,6 +22,9 @@ pub struct RunConfig {
     pub default_gateway: Option<Ipv4Addr>,
     /// `ovn-default`'s `excludeIps`.
     pub default_exclude_ips: Vec<String>,
+    /// `ovn-default`'s `natOutgoing` (true unless told otherwise: pods reach the outside as
+    /// their node).
+    pub default_nat_outgoing: bool,
     /// The join network between nodes and the cluster router.
     pub join_cidr: Ipv4Net,
     /// The Service range, which no Subnet may overlap.
@@ -73,6 +76,7 @@ impl RunConfig {
             default_cidr: Ipv4Net::new(Ipv4Addr::new(10, 16, 0, 0), 16).unwrap_or_default(),
             default_gateway: None,
             default_exclude_ips: Vec::new(),
+            default_nat_outgoing: true,
             join_cidr: Ipv4Net::new(Ipv4Addr::new(100, 64, 0, 0), 16).unwrap_or_default(),
             service_cidr: Ipv4Net::new(Ipv4Addr::new(10, 96, 0, 0), 12).unwrap_or_default(),
             listen: None,

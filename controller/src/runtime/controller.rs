@@ -27,7 +27,6 @@ use super::services::Services;
 use super::subnets::Subnets;
 use super::watch::{Kind, Note};
 use super::world::{Caches, Settings, World};
-use crate::subnets::default_subnet;
 
 /// How many queued notes or reports are handled before the loop looks at its timers again.
 const BATCH: usize = 4096;
@@ -226,11 +225,7 @@ impl Controller {
             return Ok(());
         }
         let settings = &self.world.settings;
-        let object = default_subnet(
-            settings.default_cidr,
-            settings.default_gateway,
-            settings.default_exclude_ips.clone(),
-        );
+        let object = settings.default_subnet();
         let cidr = settings.default_cidr;
         if kubeio::create_if_absent(self.world.kube.clone(), &object).await? {
             tracing::info!(%cidr, "created Subnet {}", names::DEFAULT_SUBNET);

@@ -232,6 +232,7 @@ async fn lead<F: Future<Output = ()>>(
             default_cidr: config.default_cidr,
             default_gateway: config.default_gateway,
             default_exclude_ips: config.default_exclude_ips.clone(),
+            default_nat_outgoing: config.default_nat_outgoing,
             apply: ApplyOptions {
                 max_ops_per_transaction: config.max_ops_per_transaction.max(1),
                 ..ApplyOptions::default()

@@ -23,7 +23,7 @@ use super::subnets::Subnets;
 use super::watch::Key;
 use super::world::{BACKOFF, World};
 use crate::desired::{
-    ClusterState, DesiredError, DesiredState, JoinSubnet, PodContext, remove_service,
+    ClusterState, DesiredError, DesiredState, JoinSubnet, PodContext, remove_pod, remove_service,
     render_cluster, render_namespace, render_node, render_pod, render_policy, render_service,
 };
 use crate::reconcile::{ReconcileError, external_id, reconcile_once};
@@ -160,12 +160,14 @@ impl Rounds {
         let work = match self.desired.take().filter(|_| !everything) {
             Some((mut desired, context)) => {
                 let mut local = None;
+                // Rows of other owners a pod's rendering changed (a private Subnet's group).
+                let mut also = BTreeSet::new();
                 for owner in &dirty {
                     match owner.kind() {
                         OwnerKind::Pod => {
-                            desired.remove_owner(owner);
+                            also.extend(remove_pod(&mut desired, &context, owner));
                             if let Some(port) = pods.port_of(owner) {
-                                render_pod(&mut desired, &context, &port);
+                                also.extend(render_pod(&mut desired, &context, &port));
                             }
                         }
                         OwnerKind::Service => {
@@ -210,6 +212,7 @@ impl Rounds {
                         OwnerKind::Cluster | OwnerKind::Subnet => {}
                     }
                 }
+                dirty.extend(also);
                 Work::Owners(desired, context, dirty)
             }
             None => {

@@ -14,8 +14,8 @@ use super::kubeio;
 use super::reports::Done;
 use super::world::{Retries, World};
 use crate::subnets::{
-    Addressing, Facts, SubnetOutcome, accepted_condition, default_subnet, finalizers_with,
-    has_finalizer, is_terminating, status_needs_write, subnet_status, validate_subnets_with,
+    Addressing, Facts, SubnetOutcome, accepted_condition, finalizers_with, has_finalizer,
+    is_terminating, status_needs_write, subnet_status, validate_subnets_with,
 };
 
 /// The pods holding addresses on each Subnet: (address, pod owner as text).
@@ -222,11 +222,7 @@ impl Subnets {
             return;
         }
         let settings = &world.settings;
-        let object = default_subnet(
-            settings.default_cidr,
-            settings.default_gateway,
-            settings.default_exclude_ips.clone(),
-        );
+        let object = settings.default_subnet();
         self.default_pending = true;
         let kube = world.kube.clone();
         world.spawn(

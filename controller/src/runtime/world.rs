@@ -50,12 +50,26 @@ pub struct Settings {
     pub default_gateway: Option<Ipv4Addr>,
     /// Its `excludeIps`.
     pub default_exclude_ips: Vec<String>,
+    /// Its `natOutgoing`.
+    pub default_nat_outgoing: bool,
     /// How NB transactions are cut.
     pub apply: ApplyOptions,
     /// Kubernetes patches in flight at once.
     pub max_concurrent_patches: usize,
     /// Interval of the full resync round.
     pub resync_interval: Duration,
+}
+
+impl Settings {
+    /// The `ovn-default` object these settings describe, as the controller creates it.
+    pub fn default_subnet(&self) -> rovn_api::subnet::Subnet {
+        crate::subnets::default_subnet(
+            self.default_cidr,
+            self.default_gateway,
+            self.default_exclude_ips.clone(),
+            self.default_nat_outgoing,
+        )
+    }
 }
 
 /// The caches the controller decides from.

@@ -24,6 +24,8 @@ pub struct SubnetConfig {
     pub nat_outgoing: bool,
     /// `spec.private`.
     pub private: bool,
+    /// `spec.allowSubnets`, parsed, sorted and without duplicates.
+    pub allow_subnets: Vec<Ipv4Net>,
     /// The object's `metadata.generation`, echoed as the condition's `observedGeneration`.
     pub generation: Option<i64>,
     /// The object was deleted but pods still use it: it keeps its switch and their ports and
@@ -48,6 +50,8 @@ impl SubnetConfig {
             name: self.name.clone(),
             cidr: self.cidr,
             gateway: self.gateway,
+            private: self.private,
+            allow_subnets: self.allow_subnets.clone(),
         }
     }
 

@@ -8,11 +8,14 @@ use rovn_api::names::DEFAULT_SUBNET;
 use rovn_api::subnet::{Subnet, SubnetSpec};
 
 /// The `ovn-default` object the controller creates when absent. The gateway is written out
-/// (the first host address unless given) so `kubectl get subnets` shows it.
+/// (the first host address unless given) so `kubectl get subnets` shows it. `nat_outgoing`
+/// is on unless the operator said otherwise: pods reach the world as their node, as on
+/// Kube-OVN, which the underlay can route back without knowing pod addresses.
 pub fn default_subnet(
     cidr: Ipv4Net,
     gateway: Option<Ipv4Addr>,
     exclude_ips: Vec<String>,
+    nat_outgoing: bool,
 ) -> Subnet {
     let cidr = cidr.trunc();
     let gateway =
@@ -24,8 +27,9 @@ pub fn default_subnet(
             gateway: Some(gateway.to_string()),
             exclude_ips,
             namespaces: Vec::new(),
-            nat_outgoing: false,
+            nat_outgoing,
             private: false,
+            allow_subnets: Vec::new(),
         },
     )
 }

@@ -15,6 +15,8 @@ pub enum RejectReason {
     InvalidExcludeIps,
     /// A `spec.namespaces` entry is not a namespace name.
     InvalidNamespaces,
+    /// A `spec.allowSubnets` entry is not an IPv4 CIDR.
+    InvalidAllowSubnets,
     /// The CIDR overlaps an older accepted Subnet.
     Overlap,
     /// A listed namespace is already listed by an older accepted Subnet.
@@ -31,6 +33,7 @@ impl fmt::Display for RejectReason {
             RejectReason::InvalidGateway => "InvalidGateway",
             RejectReason::InvalidExcludeIps => "InvalidExcludeIps",
             RejectReason::InvalidNamespaces => "InvalidNamespaces",
+            RejectReason::InvalidAllowSubnets => "InvalidAllowSubnets",
             RejectReason::Overlap => "Overlap",
             RejectReason::NamespaceConflict => "NamespaceConflict",
             RejectReason::ReservedRange => "ReservedRange",

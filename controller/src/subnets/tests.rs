@@ -25,6 +25,7 @@ fn subnet(name: &str, age: i64, cidr: &str) -> Subnet {
             namespaces: vec![],
             nat_outgoing: false,
             private: false,
+            allow_subnets: Vec::new(),
         },
     );
     object.metadata.creation_timestamp = Some(Time(Timestamp::from_second(age).unwrap()));
@@ -52,19 +53,25 @@ fn a_valid_subnet_is_parsed_with_defaults() {
     object.spec.namespaces = vec!["b".into(), "a".into(), "b".into()];
     object.spec.exclude_ips = vec!["10.17.0.10..10.17.0.20".into()];
     object.spec.nat_outgoing = true;
+    object.spec.private = true;
+    object.spec.allow_subnets = vec!["10.18.0.0/16".into(), "10.16.0.9/16".into()];
     let set = validate_subnets(&[object], &reserved());
     let config = set.get("blue").unwrap();
     assert_eq!(config.cidr, "10.17.0.0/24".parse().unwrap());
     assert_eq!(config.gateway, Ipv4Addr::new(10, 17, 0, 1));
     assert_eq!(config.namespaces, ["a", "b"]);
-    assert!(config.nat_outgoing && !config.private);
+    assert!(config.nat_outgoing && config.private);
+    let allowed: Vec<String> = config.allow_subnets.iter().map(|c| c.to_string()).collect();
+    assert_eq!(allowed, ["10.16.0.0/16", "10.18.0.0/16"]);
     assert_eq!(config.generation, Some(1));
     assert_eq!(
         config.desired(),
         crate::desired::Subnet {
             name: "blue".into(),
             cidr: config.cidr,
-            gateway: config.gateway
+            gateway: config.gateway,
+            private: true,
+            allow_subnets: config.allow_subnets.clone(),
         }
     );
     let pool = config.pool().unwrap();
@@ -138,6 +145,9 @@ fn every_standalone_rejection_kind() {
         RejectReason::InvalidNamespaces,
         "Bad_Name",
     ));
+    let mut allow = subnet("a", 1, "10.17.0.0/24");
+    allow.spec.allow_subnets = vec!["10.18.0.0/16".into(), "10.19.0.0".into()];
+    cases.push((allow, RejectReason::InvalidAllowSubnets, "\"10.19.0.0\""));
     for (object, reason, text) in cases {
         let name = object.metadata.name.clone().unwrap();
         let set = validate_subnets(&[object], &reserved());
@@ -318,17 +328,21 @@ fn default_subnet_writes_the_gateway_out() {
         "10.16.0.0/16".parse().unwrap(),
         None,
         vec!["10.16.0.2".into()],
+        true,
     );
     assert_eq!(object.metadata.name.as_deref(), Some("ovn-default"));
     assert_eq!(object.spec.cidr_block, "10.16.0.0/16");
     assert_eq!(object.spec.gateway.as_deref(), Some("10.16.0.1"));
     assert_eq!(object.spec.exclude_ips, ["10.16.0.2"]);
+    assert!(object.spec.nat_outgoing);
     let object = default_subnet(
         "10.16.0.0/16".parse().unwrap(),
         Some(Ipv4Addr::new(10, 16, 255, 254)),
         vec![],
+        false,
     );
     assert_eq!(object.spec.gateway.as_deref(), Some("10.16.255.254"));
+    assert!(!object.spec.nat_outgoing);
     // The controller's own default passes validation.
     let mut object = object;
     object.metadata.creation_timestamp = Some(Time(Timestamp::UNIX_EPOCH));

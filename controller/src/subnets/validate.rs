@@ -161,6 +161,7 @@ fn check_alone(
     }
     namespaces.sort();
     namespaces.dedup();
+    let allow_subnets = parse_allow_subnets(&spec.allow_subnets)?;
     for (what, range) in [("join", reserved.join), ("service", reserved.service)] {
         if overlaps(cidr, range) {
             return Err((
@@ -177,6 +178,7 @@ fn check_alone(
         namespaces,
         nat_outgoing: spec.nat_outgoing,
         private: spec.private,
+        allow_subnets,
         generation: object.metadata.generation,
         terminating: false,
         refused: Vec::new(),
@@ -211,6 +213,24 @@ fn parse_cidr(text: &str) -> Result<Ipv4Net, Rejection> {
         ));
     }
     Ok(cidr)
+}
+
+/// `allowSubnets`: each entry an IPv4 CIDR (host bits are dropped: `10.17.0.5/16` is
+/// 10.17.0.0/16, as OVN would read it), sorted and without duplicates.
+fn parse_allow_subnets(entries: &[String]) -> Result<Vec<Ipv4Net>, Rejection> {
+    let mut cidrs = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let Ok(cidr) = entry.trim().parse::<Ipv4Net>() else {
+            return Err((
+                RejectReason::InvalidAllowSubnets,
+                format!("allowSubnets entry {entry:?} is not an IPv4 CIDR such as 10.17.0.0/16"),
+            ));
+        };
+        cidrs.push(cidr.trunc());
+    }
+    cidrs.sort();
+    cidrs.dedup();
+    Ok(cidrs)
 }
 
 fn parse_gateway(text: Option<&str>, cidr: Ipv4Net) -> Result<Ipv4Addr, Rejection> {

@@ -171,6 +171,7 @@ impl Kube {
                 namespaces: namespaces.iter().map(|s| s.to_string()).collect(),
                 nat_outgoing: false,
                 private: false,
+                allow_subnets: Vec::new(),
             },
         );
         Api::<Subnet>::all(self.client.clone())

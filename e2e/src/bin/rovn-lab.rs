@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow};
 use clap::{Parser, Subcommand};
 use rovn_e2e::lab::{self, Encap, Lab, LabError, LabName, LabNames, LabSpec, Place};
-use rovn_e2e::scenario::demo;
 use rovn_e2e::scenario::{Cluster, LabCluster};
+use rovn_e2e::scenario::{demo, egress};
 use tokio::signal::unix::{SignalKind, signal};
 
 #[derive(Parser)]
@@ -340,6 +340,12 @@ fn run_demo(name: &LabName) -> anyhow::Result<()> {
         );
         print!("{}", demo::render_policy_table(&result));
         println!();
+        println!(
+            "== egress to the outside (each pod leaves through its own node, masqueraded by the \
+             node's nftables to its InternalIP)"
+        );
+        print!("{}", egress::render_egress_table(&result.egress));
+        println!();
         let names = lab.names();
         let nb = cluster
             .nbctl(&["show"])
@@ -357,8 +363,8 @@ fn run_demo(name: &LabName) -> anyhow::Result<()> {
         anyhow::ensure!(
             demo::all_reached(&result),
             "not every client reached every server with its own address, the echo Service, and a \
-             refusal from the empty one, or the policy did not allow exactly the first client (see \
-             the tables)"
+             refusal from the empty one, or the policy did not allow exactly the first client, or \
+             a client did not reach the outside as its node (see the tables)"
         );
         traced
     })

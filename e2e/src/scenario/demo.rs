@@ -95,6 +95,8 @@ pub struct Demo {
     pub services: Vec<ServiceReach>,
     /// Every client's TCP exchange with the first server under [`POLICY`].
     pub policy: Vec<PolicyReach>,
+    /// Every client's connection to the world outside the cluster.
+    pub egress: Vec<super::egress::EgressReach>,
 }
 
 /// One client's TCP exchange with a server that [`POLICY`] isolates.
@@ -192,12 +194,14 @@ pub async fn run(cluster: &impl Cluster) -> Result<Demo> {
     }
     let services = service_reaches(cluster, &clients).await?;
     let policy = policy_reaches(cluster, &clients, &servers).await?;
+    let egress = super::egress::demo_reaches(cluster, &clients).await?;
     Ok(Demo {
         servers,
         clients,
         reaches,
         services,
         policy,
+        egress,
     })
 }
 
@@ -400,7 +404,7 @@ pub fn render_table(demo: &Demo) -> String {
 }
 
 /// Rows as left-aligned columns two spaces apart. Pure.
-fn align<const N: usize>(rows: &[[String; N]]) -> String {
+pub(super) fn align<const N: usize>(rows: &[[String; N]]) -> String {
     let widths: Vec<usize> = (0..N)
         .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
         .collect();
@@ -433,6 +437,7 @@ pub fn all_reached(demo: &Demo) -> bool {
         })
         && !demo.policy.is_empty()
         && demo.policy.iter().all(|r| r.outcome.is_ok() == r.allowed)
+        && super::egress::all_masqueraded(&demo.egress)
 }
 
 /// The `ovn-trace` microflow of a TCP packet from `client` to `server` on logical switch
@@ -579,6 +584,7 @@ mod tests {
                     outcome: Ok(s.ip),
                 },
             ],
+            egress: Vec::new(),
         };
         let policy = render_policy_table(&demo);
         assert!(

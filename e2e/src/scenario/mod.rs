@@ -8,6 +8,7 @@
 pub mod api;
 pub mod cluster;
 pub mod demo;
+pub mod egress;
 pub mod error;
 pub mod harness;
 pub mod ingress;

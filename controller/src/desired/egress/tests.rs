@@ -39,11 +39,15 @@ fn cluster() -> ClusterState {
                 name: "ovn-default".into(),
                 cidr: net("10.16.0.0/16"),
                 gateway: ip("10.16.0.1"),
+                private: false,
+                allow_subnets: Vec::new(),
             },
             Subnet {
                 name: "next-door".into(),
                 cidr: net("10.17.0.0/16"),
                 gateway: ip("10.17.0.1"),
+                private: false,
+                allow_subnets: Vec::new(),
             },
         ],
         nodes: vec![node("n1", "100.64.0.2"), node("n2", "100.64.0.3")],
@@ -120,6 +124,8 @@ fn a_new_subnet_widens_the_in_cluster_allow_and_leaves_reroutes_alone() {
         name: "far".into(),
         cidr: net("192.168.5.0/24"),
         gateway: ip("192.168.5.1"),
+        private: false,
+        allow_subnets: Vec::new(),
     });
     let after = desired_state(&grown);
     let owner = Owner::cluster(names::CLUSTER_ROUTER);

@@ -40,6 +40,8 @@ fn cluster() -> ClusterState {
             name: "ovn-default".into(),
             cidr: net("10.16.0.0/16"),
             gateway: ip("10.16.0.1"),
+            private: false,
+            allow_subnets: Vec::new(),
         }],
         nodes: vec![Node {
             name: "n1".into(),
@@ -137,11 +139,15 @@ fn bad_objects_are_left_out_and_their_owners_held() {
         name: "bad".into(),
         cidr: net("10.20.0.0/16"),
         gateway: ip("10.21.0.1"),
+        private: false,
+        allow_subnets: Vec::new(),
     });
     c.subnets.push(Subnet {
         name: "join".into(),
         cidr: net("10.30.0.0/16"),
         gateway: ip("10.30.0.1"),
+        private: false,
+        allow_subnets: Vec::new(),
     });
     let state = desired_state(&c);
     assert!(

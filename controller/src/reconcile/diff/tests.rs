@@ -36,6 +36,8 @@ fn state() -> DesiredState {
             gateway: "10.16.0.1"
                 .parse()
                 .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
+            private: false,
+            allow_subnets: Vec::new(),
         }],
         nodes: Vec::new(),
         pods: Vec::new(),

@@ -158,6 +158,7 @@ mod tests {
                 namespaces: vec![],
                 nat_outgoing: false,
                 private: false,
+                allow_subnets: Vec::new(),
             },
         );
         s.metadata.generation = Some(2);
