@@ -482,7 +482,7 @@ pub async fn node_port_reaches(cluster: &impl Cluster) -> Result<Vec<NodePortRea
     let (port, _) = super::ingress::node_ports(&client, NAMESPACE, NODE_PORT_SERVICE).await?;
     let mut reaches = Vec::new();
     for node in cluster.nodes() {
-        let target = SocketAddrV4::new(super::ingress::node_ip(&client, &node).await?, port);
+        let target = SocketAddrV4::new(super::egress::node_ip(&client, &node).await?, port);
         let outcome = exchange(cluster, &From::Outside, Proto::Tcp, target)
             .await
             .map(|a| (a.server, a.client))

@@ -9,12 +9,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::core::v1::Service;
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
 use super::api::{self, Stage, stage};
 use super::cluster::{Cluster, Component, argv};
+use super::egress::node_ip;
 use super::error::{Result, ScenarioError};
 use super::pods::{PodSpec, TCP_PORT, UDP_PORT, pod_ref};
 use super::services::{
@@ -39,21 +40,6 @@ pub const AGENT_METRICS_PORT: u16 = 10665;
 const FOLLOW_TIMEOUT: Duration = Duration::from_secs(30);
 /// Bound on a probe that must be dropped: silence this long is a drop.
 const DROP_TIMEOUT: &str = "1s";
-
-/// The Node's InternalIP: where its NodePorts and hostPorts answer.
-pub async fn node_ip(client: &Client, node: &str) -> Result<Ipv4Addr> {
-    let n = Api::<Node>::all(client.clone())
-        .get(node)
-        .await
-        .map_err(|e| ScenarioError::kube(format!("reading node {node}"), e))?;
-    n.status
-        .and_then(|s| s.addresses)
-        .into_iter()
-        .flatten()
-        .find(|a| a.type_ == "InternalIP")
-        .and_then(|a| a.address.parse().ok())
-        .ok_or_else(|| ScenarioError::Check(format!("node {node} has no IPv4 InternalIP")))
-}
 
 async fn read_service(client: &Client, ns: &str, name: &str) -> Result<Service> {
     Api::<Service>::namespaced(client.clone(), ns)
