@@ -1,6 +1,7 @@
 //! The README's main command, through the same `rovn-lab` calls `scripts/lab.sh` makes: a
 //! 2-node lab with rovn, the demo's reachability table (every client reached every server
 //! with its own address, over TCP and UDP), each client reaching the outside as its node, the
+//! outside reaching the NodePort on every node (seen as that node's join IP), the
 //! `ovn-nbctl show` summary, a trace that ends in
 //! the server's port, the usage lines; then `down` leaves nothing.
 
