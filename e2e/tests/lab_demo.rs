@@ -1,6 +1,7 @@
 //! The README's main command, through the same `rovn-lab` calls `scripts/lab.sh` makes: a
 //! 2-node lab with rovn, the demo's reachability table (every client reached every server
 //! with its own address, over TCP and UDP), each client reaching the outside as its node, the
+//! outside reaching the NodePort on every node (seen as that node's join IP), the
 //! `ovn-nbctl show` summary, a trace that ends in
 //! the server's port, the usage lines; then `down` leaves nothing.
 
@@ -79,6 +80,21 @@ fn rovn_lab_demo_shows_every_pod_reaching_every_server() {
         };
         assert!(ok, "row {row:?}\n{stdout}");
     }
+    // The outside reaches the NodePort on every node; the server sees a join IP (Cluster
+    // policy: the node SNATs so replies return through it).
+    let node_port_rows: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("outside/"))
+        .collect();
+    assert_eq!(node_port_rows.len(), 2, "NodePort rows:\n{stdout}");
+    for row in &node_port_rows {
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        assert!(
+            row.contains("answered by server-node")
+                && cells.last().is_some_and(|seen| seen.starts_with("100.64.")),
+            "row {row:?} is not an answer seen from a join IP\n{stdout}"
+        );
+    }
     // Under the policy the first client gets through, the other is blocked.
     let policy_rows = section("== NetworkPolicy demo/servers-from-first-client");
     assert!(
@@ -110,6 +126,7 @@ fn rovn_lab_demo_shows_every_pod_reaching_every_server() {
         "== NetworkPolicy demo/servers-from-first-client",
         "== reachability in namespace demo",
         "== Services in namespace demo",
+        "== NodePort svc/demo/echo-nodeport from outside the cluster",
         "== ovn-nbctl show",
         "switch",
         "router",

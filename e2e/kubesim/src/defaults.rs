@@ -206,9 +206,11 @@ pub fn service_cluster_ips(svc: &Value) -> Vec<Ipv4Addr> {
     ips
 }
 
-/// NodePorts a Service holds.
+/// NodePorts a Service holds: its ports' `nodePort`s and its `healthCheckNodePort`, which
+/// come from the same range.
 pub fn service_node_ports(svc: &Value) -> Vec<u16> {
-    svc.pointer("/spec/ports")
+    let mut ports: Vec<u16> = svc
+        .pointer("/spec/ports")
         .and_then(Value::as_array)
         .map(|l| {
             l.iter()
@@ -217,7 +219,17 @@ pub fn service_node_ports(svc: &Value) -> Vec<u16> {
                 .filter_map(|n| u16::try_from(n).ok())
                 .collect()
         })
-        .unwrap_or_default()
+        .unwrap_or_default();
+    ports.extend(health_check_node_port(svc));
+    ports
+}
+
+/// The Service's `healthCheckNodePort`, if it holds one.
+fn health_check_node_port(svc: &Value) -> Option<u16> {
+    svc.pointer("/spec/healthCheckNodePort")
+        .and_then(Value::as_u64)
+        .filter(|n| *n > 0)
+        .and_then(|n| u16::try_from(n).ok())
 }
 
 impl ServiceAllocator {
@@ -457,6 +469,47 @@ impl ServiceAllocator {
                 }
             }
         }
+        // A LoadBalancer Service with Local policy gets a healthCheckNodePort, as upstream
+        // allocates it: the one asked for, else the one it had, else a free one.
+        let wants_health = svc_type == "LoadBalancer"
+            && spec.get("externalTrafficPolicy").and_then(Value::as_str) == Some("Local");
+        if !wants_health {
+            spec.remove("healthCheckNodePort");
+        } else {
+            let requested = spec
+                .get("healthCheckNodePort")
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+            let old_health = old.and_then(health_check_node_port);
+            if requested == 0 {
+                match old_health.or_else(|| {
+                    let n = self.allocate_port()?;
+                    new_ports.push(n);
+                    Some(n)
+                }) {
+                    Some(n) => {
+                        spec.insert("healthCheckNodePort".into(), json!(n));
+                    }
+                    None => causes.push(cause(
+                        "spec.healthCheckNodePort",
+                        "Internal error: range is full".into(),
+                    )),
+                }
+            } else {
+                let n = u16::try_from(requested).unwrap_or(0);
+                if !NODE_PORT_RANGE.contains(&n) {
+                    causes.push(cause("spec.healthCheckNodePort", format!("Invalid value: {requested}: provided port is not in the valid range. The range of valid ports is 30000-32767")));
+                } else if old_health == Some(n) {
+                } else if !new_ports.contains(&n) && self.used_ports.insert(n) {
+                    new_ports.push(n);
+                } else {
+                    causes.push(cause(
+                        "spec.healthCheckNodePort",
+                        format!("Invalid value: {requested}: provided port is already allocated"),
+                    ));
+                }
+            }
+        }
         if !causes.is_empty() {
             for ip in new_ips {
                 self.used_ips.remove(&ip);
@@ -536,6 +589,46 @@ mod tests {
             a.prepare(&mut reuse, None).is_ok(),
             "30080 was released by the update"
         );
+    }
+
+    #[test]
+    fn local_load_balancers_get_a_health_check_node_port() {
+        let mut a = alloc();
+        let local = |extra: Value| {
+            let mut spec = json!({"type": "LoadBalancer", "externalTrafficPolicy": "Local",
+                                  "ports": [{"port": 80}]});
+            if let (Some(s), Some(e)) = (spec.as_object_mut(), extra.as_object()) {
+                s.extend(e.clone());
+            }
+            json!({ "spec": spec })
+        };
+        let mut lb = local(json!({}));
+        assert!(a.prepare(&mut lb, None).is_ok());
+        assert_eq!(lb["spec"]["ports"][0]["nodePort"], 30000);
+        assert_eq!(lb["spec"]["healthCheckNodePort"], 30001);
+        // An update that omits it keeps it; switching to Cluster releases it.
+        let mut same = local(json!({}));
+        assert!(a.prepare(&mut same, Some(&lb)).is_ok());
+        assert_eq!(same["spec"]["healthCheckNodePort"], 30001);
+        let mut cluster = local(json!({"externalTrafficPolicy": "Cluster"}));
+        assert!(a.prepare(&mut cluster, Some(&same)).is_ok());
+        assert!(cluster["spec"].get("healthCheckNodePort").is_none());
+        let mut asked = local(json!({"healthCheckNodePort": 30001}));
+        assert!(a.prepare(&mut asked, None).is_ok(), "30001 was released");
+        let mut clash = local(json!({"healthCheckNodePort": 30001}));
+        assert!(a.prepare(&mut clash, None).is_err());
+        let mut out_of_range = local(json!({"healthCheckNodePort": 80}));
+        assert!(a.prepare(&mut out_of_range, None).is_err());
+        a.release(&asked);
+        let mut again = local(json!({"healthCheckNodePort": 30001}));
+        assert!(
+            a.prepare(&mut again, None).is_ok(),
+            "released with its Service"
+        );
+        let mut plain = json!({"spec": {"type": "NodePort", "healthCheckNodePort": 30500,
+                                        "ports": [{"port": 80}]}});
+        assert!(a.prepare(&mut plain, None).is_ok());
+        assert!(plain["spec"].get("healthCheckNodePort").is_none());
     }
 
     #[test]

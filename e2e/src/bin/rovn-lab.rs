@@ -319,6 +319,20 @@ fn run_demo(name: &LabName) -> anyhow::Result<()> {
         );
         print!("{}", demo::render_service_table(&result));
         println!();
+        let ingress = demo::node_port_reaches(&cluster)
+            .await
+            .map_err(|e| anyhow!("demo NodePort in lab {name}: {e}"))?;
+        println!(
+            "== NodePort svc/{}/{} from outside the cluster (the node DNATs to the ClusterIP \
+             and SNATs to its join IP, which the server sees)",
+            demo::NAMESPACE,
+            demo::NODE_PORT_SERVICE
+        );
+        print!(
+            "{}",
+            demo::render_node_port_table(&ingress, cluster.outside_address())
+        );
+        println!();
         println!(
             "== NetworkPolicy {}/{} (the servers take TCP only from the first node's client; OVN ACLs)",
             demo::NAMESPACE,
@@ -342,6 +356,10 @@ fn run_demo(name: &LabName) -> anyhow::Result<()> {
         println!();
         let traced = print_trace(names, &result).await;
         print_usage(names);
+        anyhow::ensure!(
+            ingress.iter().all(|r| r.outcome.is_ok()),
+            "the outside did not reach the NodePort on every node (see the table)"
+        );
         anyhow::ensure!(
             demo::all_reached(&result),
             "not every client reached every server with its own address, the echo Service, and a \

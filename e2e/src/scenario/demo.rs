@@ -3,7 +3,8 @@
 //! Service over the servers that every client reaches through its ClusterIP (which backends
 //! answered), and one with no endpoint, whose clients are refused at once; last a
 //! NetworkPolicy that lets only the first node's client reach the servers, and what each client
-//! gets then.
+//! gets then. Apart from the pods' tables, the outside reaches a NodePort Service over the
+//! servers on every node ([`node_port_reaches`]).
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
@@ -452,6 +453,75 @@ pub fn trace_flow(client: &DemoPod, server: &DemoPod) -> String {
     )
 }
 
+/// The NodePort Service over every demo server, reached from outside the cluster.
+pub const NODE_PORT_SERVICE: &str = "echo-nodeport";
+
+/// The outside's TCP exchange with one node's NodePort of [`NODE_PORT_SERVICE`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodePortReach {
+    /// The node whose address was the target.
+    pub node: String,
+    /// The node's InternalIP and the NodePort.
+    pub target: SocketAddrV4,
+    /// The server that answered and the source address it saw, or why nothing answered.
+    pub outcome: std::result::Result<(String, Ipv4Addr), String>,
+}
+
+/// Creates [`NODE_PORT_SERVICE`] (replacing an earlier demo's) and has the outside connect
+/// to its NodePort on every node: the ingress path through the node's nftables table.
+pub async fn node_port_reaches(cluster: &impl Cluster) -> Result<Vec<NodePortReach>> {
+    let client = cluster.client();
+    services::delete_service(&client, NAMESPACE, NODE_PORT_SERVICE).await?;
+    services::create_service_with(
+        &client,
+        NAMESPACE,
+        NODE_PORT_SERVICE,
+        serde_json::json!({"type": "NodePort", "selector": {services::SELECTOR: ECHO_SERVICE}}),
+    )
+    .await?;
+    let (port, _) = super::ingress::node_ports(&client, NAMESPACE, NODE_PORT_SERVICE).await?;
+    let mut reaches = Vec::new();
+    for node in cluster.nodes() {
+        let target = SocketAddrV4::new(super::egress::node_ip(&client, &node).await?, port);
+        let outcome = exchange(cluster, &From::Outside, Proto::Tcp, target)
+            .await
+            .map(|a| (a.server, a.client))
+            .map_err(|e| e.to_string());
+        reaches.push(NodePortReach {
+            node,
+            target,
+            outcome,
+        });
+    }
+    Ok(reaches)
+}
+
+/// The NodePort table: which server answered the outside on each node, and the source it
+/// saw. Pure.
+pub fn render_node_port_table(reaches: &[NodePortReach], outside: Ipv4Addr) -> String {
+    let mut rows = vec![[
+        "CLIENT".to_string(),
+        "NODE".into(),
+        "NODE-IP:NODEPORT".into(),
+        "RESULT".into(),
+        "SOURCE IP SEEN".into(),
+    ]];
+    for r in reaches {
+        let (result, seen) = match &r.outcome {
+            Ok((server, seen)) => (format!("answered by {server}"), seen.to_string()),
+            Err(e) => (format!("FAILED: {e}"), "-".into()),
+        };
+        rows.push([
+            format!("outside/{outside}"),
+            r.node.clone(),
+            r.target.to_string(),
+            result,
+            seen,
+        ]);
+    }
+    align(&rows)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -535,6 +605,27 @@ mod tests {
         assert!(table.contains("10.16.0.5"), "{table}");
         assert!(table.contains("FAILED: timed out"), "{table}");
         assert!(!all_reached(&demo));
+        let ingress = render_node_port_table(
+            &[
+                NodePortReach {
+                    node: "node1".into(),
+                    target: SocketAddrV4::new(Ipv4Addr::new(172, 30, 0, 11), 30001),
+                    outcome: Ok(("server-node2".into(), Ipv4Addr::new(100, 64, 0, 2))),
+                },
+                NodePortReach {
+                    node: "node2".into(),
+                    target: SocketAddrV4::new(Ipv4Addr::new(172, 30, 0, 12), 30001),
+                    outcome: Err("timed out".into()),
+                },
+            ],
+            Ipv4Addr::new(172, 30, 0, 254),
+        );
+        let row = ingress.lines().nth(1).unwrap_or_default();
+        assert!(
+            row.starts_with("outside/172.30.0.254  node1  172.30.0.11:30001  answered by server-node2  100.64.0.2"),
+            "{ingress}"
+        );
+        assert!(ingress.contains("FAILED: timed out"), "{ingress}");
         let flow = trace_flow(&c, &s);
         assert!(
             flow.starts_with("inport == \"client-node1.demo\""),

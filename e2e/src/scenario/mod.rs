@@ -11,6 +11,7 @@ pub mod demo;
 pub mod egress;
 pub mod error;
 pub mod harness;
+pub mod ingress;
 pub mod integrity;
 pub mod lab_cluster;
 pub mod loadbalancer;

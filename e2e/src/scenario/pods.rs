@@ -55,6 +55,8 @@ pub struct ContainerPortSpec {
     pub number: u16,
     /// `TCP`, `UDP` or `SCTP`.
     pub protocol: String,
+    /// The node port it is published on (`hostPort`), if any.
+    pub host_port: Option<u16>,
 }
 
 impl PodSpec {
@@ -143,6 +145,19 @@ impl PodSpec {
             name: name.into(),
             number,
             protocol: protocol.into(),
+            host_port: None,
+        });
+        self
+    }
+
+    /// Publishes the first container's port `number` on `host_port` of its node (`hostPort`,
+    /// on the node's IP).
+    pub fn host_port(mut self, number: u16, protocol: &str, host_port: u16) -> Self {
+        self.ports.push(ContainerPortSpec {
+            name: format!("host-{host_port}"),
+            number,
+            protocol: protocol.into(),
+            host_port: Some(host_port),
         });
         self
     }
@@ -164,7 +179,14 @@ impl PodSpec {
             let ports: Vec<Value> = self
                 .ports
                 .iter()
-                .map(|p| json!({"name": p.name, "containerPort": p.number, "protocol": p.protocol}))
+                .map(|p| {
+                    let mut port =
+                        json!({"name": p.name, "containerPort": p.number, "protocol": p.protocol});
+                    if let Some(host) = p.host_port {
+                        port["hostPort"] = json!(host);
+                    }
+                    port
+                })
                 .collect();
             first["ports"] = json!(ports);
         }

@@ -16,7 +16,7 @@ use super::api::{self, Stage, stage};
 use super::cluster::{Cluster, Component, PodRef, argv};
 use super::error::{Result, ScenarioError};
 use super::pods::{self, PodSpec, TCP_PORT, UDP_PORT, pod_ref};
-use super::traffic::{Answer, From, Proto, exchange, exchange_once};
+use super::traffic::{Answer, From, Proto, exchange, exchange_once, exec_from};
 use super::wait;
 
 /// The Service port clients use for TCP.
@@ -96,11 +96,11 @@ pub async fn create_service_with(
 }
 
 /// A server pod the Service `selects` picks.
-fn backend(ns: &str, name: &str, selects: &str, tool: &str) -> PodSpec {
+pub(crate) fn backend(ns: &str, name: &str, selects: &str, tool: &str) -> PodSpec {
     PodSpec::server(ns, name, tool).label(SELECTOR, selects)
 }
 
-fn ip_of(pod: &Pod) -> Result<Ipv4Addr> {
+pub(crate) fn ip_of(pod: &Pod) -> Result<Ipv4Addr> {
     pods::pod_ip(pod)
         .ok_or_else(|| ScenarioError::Check(format!("pod {:?} has no podIP", pod.metadata.name)))
 }
@@ -108,7 +108,7 @@ fn ip_of(pod: &Pod) -> Result<Ipv4Addr> {
 /// Connects until every one of `servers` has answered (at most `tries` connections after the
 /// first answer); every answer must come from one of them and see the client as `client`
 /// when given. Returns the answers.
-async fn until_all_answer(
+pub(crate) async fn until_all_answer(
     cluster: &impl Cluster,
     from: &From,
     proto: Proto,
@@ -149,7 +149,7 @@ async fn until_all_answer(
 }
 
 /// `count` connections after the first answer, all answered by `server`.
-async fn only(
+pub(crate) async fn only(
     cluster: &impl Cluster,
     from: &From,
     proto: Proto,
@@ -210,10 +210,7 @@ pub(crate) async fn until_refused(
         &format!("tcp {target} refused from {from}"),
         async || {
             let started = Instant::now();
-            let out = match from {
-                From::Pod(pod) => cluster.exec_in_pod(pod, &command).await?,
-                From::Node(node) => cluster.exec_on_node(node, &command).await?,
-            };
+            let out = exec_from(cluster, from, &command).await?;
             let took = started.elapsed();
             if out.success {
                 return Err(ScenarioError::Check(format!(

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout};
 
-use super::cluster::{Cluster, PodRef, argv};
+use super::cluster::{Cluster, ExecOutput, PodRef, argv};
 use super::error::{Result, ScenarioError};
 use super::pods::parse_greeting;
 use super::wait;
@@ -47,6 +47,9 @@ pub enum From {
     Pod(PodRef),
     /// On a node's host network.
     Node(String),
+    /// On the host outside the cluster ([`Cluster::exec_outside`]): NodePorts, externalIPs
+    /// and hostPorts as the world reaches them.
+    Outside,
 }
 
 impl std::fmt::Display for From {
@@ -54,6 +57,7 @@ impl std::fmt::Display for From {
         match self {
             From::Pod(p) => write!(f, "pod {p}"),
             From::Node(n) => write!(f, "node {n}"),
+            From::Outside => write!(f, "the outside"),
         }
     }
 }
@@ -122,6 +126,19 @@ pub(crate) fn connect_argv(
     ])
 }
 
+/// Runs `command` to completion where `from` says: in a pod, on a node or outside.
+pub async fn exec_from(
+    cluster: &impl Cluster,
+    from: &From,
+    command: &[String],
+) -> Result<ExecOutput> {
+    match from {
+        From::Pod(pod) => cluster.exec_in_pod(pod, command).await,
+        From::Node(node) => cluster.exec_on_node(node, command).await,
+        From::Outside => cluster.exec_outside(command).await,
+    }
+}
+
 async fn run_exchange(
     cluster: &impl Cluster,
     from: &From,
@@ -130,10 +147,7 @@ async fn run_exchange(
     command: &[String],
 ) -> Result<Answer> {
     let started = Instant::now();
-    let out = match from {
-        From::Pod(pod) => cluster.exec_in_pod(pod, command).await?,
-        From::Node(node) => cluster.exec_on_node(node, command).await?,
-    };
+    let out = exec_from(cluster, from, command).await?;
     let latency = started.elapsed();
     let said = out.ok(&format!("{} {target} from {from}", proto.as_str()))?;
     parse_answer(&said, latency)
@@ -213,7 +227,17 @@ impl LongConnection {
         pod: &PodRef,
         target: SocketAddrV4,
     ) -> Result<(LongConnection, Answer)> {
-        let what = format!("long-lived TCP connection from pod {pod} to {target}");
+        LongConnection::open_from(cluster, &From::Pod(pod.clone()), target).await
+    }
+
+    /// Opens a TCP connection from a pod or the outside to `target` and reads the server's
+    /// greeting (the [`Cluster`] can spawn no long-lived command on a node).
+    pub async fn open_from(
+        cluster: &impl Cluster,
+        from: &From,
+        target: SocketAddrV4,
+    ) -> Result<(LongConnection, Answer)> {
+        let what = format!("long-lived TCP connection from {from} to {target}");
         let command = argv([
             "bash",
             "-c",
@@ -223,7 +247,15 @@ impl LongConnection {
             &target.port().to_string(),
         ]);
         let started = Instant::now();
-        let mut child = cluster.spawn_in_pod(pod, &command).await?;
+        let mut child = match from {
+            From::Pod(pod) => cluster.spawn_in_pod(pod, &command).await?,
+            From::Outside => cluster.spawn_outside(&command).await?,
+            From::Node(_) => {
+                return Err(ScenarioError::Check(format!(
+                    "{what}: a cluster cannot keep a command running on a node"
+                )));
+            }
+        };
         let pipes = child.stdin.take().zip(child.stdout.take());
         let Some((stdin, stdout)) = pipes else {
             return Err(ScenarioError::Exec {
