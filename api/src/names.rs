@@ -49,6 +49,8 @@ pub const DEFAULT_ROUTE_ID: &str = "default-route";
 pub const IN_CLUSTER_POLICY_ID: &str = "in-cluster";
 /// `rovn.io/id` of a node's router policy sending its pods' outside traffic to its join IP.
 pub const EGRESS_REROUTE_ID: &str = "egress-reroute";
+/// `rovn.io/id` of a node's router policy sending traffic for its own address to its join IP.
+pub const NODE_ADDRESS_REROUTE_ID: &str = "node-address";
 
 /// How every NB transaction rovn sends ends: a `comment` operation starting with this, which
 /// ovsdb-server records with the transaction (`ovsdb-tool show-log` prints it, as it does

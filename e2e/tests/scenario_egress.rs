@@ -1,5 +1,5 @@
 //! Egress (issue #14) on one Geneve lab running rovn: pods reach the outside as their node
-//! (`natOutgoing`) or as themselves (`natOutgoing: false`), reach every node's own address, and
+//! (`natOutgoing`) or as themselves (`natOutgoing: false`), reach every node's own address (from both kinds of Subnet), and
 //! a private Subnet refuses other Subnets' pods but not its own, its nodes or `allowSubnets`.
 
 mod common;
@@ -23,7 +23,7 @@ fn egress_scenarios_on_geneve() {
         })
         .await?;
         step("e3 pods reach nodes", async || {
-            egress::pods_reach_nodes(cluster, "e3").await
+            egress::pods_reach_nodes(cluster, "e3", "e2").await
         })
         .await?;
         step("e4 private subnet", async || {

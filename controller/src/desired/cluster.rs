@@ -70,6 +70,9 @@ pub struct Node {
     /// The `rovn.io/chassis` annotation, once the agent has written it: ports on the node are
     /// bound to it (`options:requested-chassis`), falling back to the node name until then.
     pub chassis: Option<String>,
+    /// The node's IPv4 `InternalIP` (`status.addresses`), when it reports one: pods reach it
+    /// through the node's own `join` port.
+    pub internal_ip: Option<Ipv4Addr>,
 }
 
 /// One pod with an allocated address: its logical switch port.

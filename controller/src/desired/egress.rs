@@ -8,6 +8,11 @@
 //! to the join gateway, and then two kinds of policies decide:
 //! - [`IN_CLUSTER_PRIORITY`], owned by the cluster: `allow` for destinations inside the cluster
 //!   (pod Subnets, `join`, the Service range), which keeps their normal route;
+//! - [`NODE_ADDRESS_PRIORITY`], one per node, owned by the Node: traffic for the node's own
+//!   `InternalIP` `reroute`s to its join IP, so a pod's packets to a node and the node's replies
+//!   cross that node's `join` port both ways (through the pod's own node, the replies would
+//!   come back into OVN through a port whose conntrack zone never saw the connection start,
+//!   and be dropped as invalid when the pod's Subnet does not masquerade);
 //! - [`REROUTE_PRIORITY`], one per node, owned by the Node: its pods (the node port group's
 //!   implicit `$<group>_ip4` address set) `reroute` to the node's join IP.
 //!
@@ -34,7 +39,12 @@ pub const IN_CLUSTER_PRIORITY: i64 = 1010;
 /// above (up to the in-cluster allow) for per-destination exceptions.
 pub const REROUTE_PRIORITY: i64 = 1000;
 
-const _: () = assert!(REROUTE_PRIORITY < IN_CLUSTER_PRIORITY);
+/// The priority of each node's reroute of traffic for its own address: above every node's
+/// reroute of its pods (a pod on node A reaching node B goes to B), below the in-cluster allow.
+pub const NODE_ADDRESS_PRIORITY: i64 = 1005;
+
+const _: () = assert!(REROUTE_PRIORITY < NODE_ADDRESS_PRIORITY);
+const _: () = assert!(NODE_ADDRESS_PRIORITY < IN_CLUSTER_PRIORITY);
 
 /// The default route's prefix: every destination, so routing reaches the policy stage.
 const DEFAULT_PREFIX: &str = "0.0.0.0/0";
@@ -64,10 +74,25 @@ pub fn render_cluster_egress(
     state.add(owner, &allow, names::IN_CLUSTER_POLICY_ID, router);
 }
 
-/// Adds `node`'s reroute: its pods' traffic that no higher policy kept in the cluster goes to
-/// its join IP, where the node's nftables take it.
+/// Adds `node`'s reroutes: traffic for its own address, and its pods' traffic that no higher
+/// policy kept in the cluster, go to its join IP, where the node's kernel and nftables take it.
 pub fn render_node_egress(state: &mut DesiredState, node: &Node) {
     let owner = Owner::node(&node.name);
+    if let Some(address) = node.internal_ip {
+        let to_node = LogicalRouterPolicy {
+            priority: NODE_ADDRESS_PRIORITY,
+            match_: format!("ip4.dst == {address}"),
+            action: LogicalRouterPolicyAction::Reroute,
+            nexthops: [node.join_ip.to_string()].into(),
+            ..Default::default()
+        };
+        state.add(
+            &owner,
+            &to_node,
+            names::NODE_ADDRESS_REROUTE_ID,
+            Some(RowKey::name(names::CLUSTER_ROUTER)),
+        );
+    }
     let reroute = LogicalRouterPolicy {
         priority: REROUTE_PRIORITY,
         match_: format!("ip4.src == ${}_ip4", names::node_port_group(&node.name)),

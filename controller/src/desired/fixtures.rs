@@ -35,6 +35,7 @@ pub fn node(name: &str, join_ip: &str) -> Node {
         join_ip: ip(join_ip),
         join_mac: MacAddr::derived_from(ip(join_ip)),
         chassis: None,
+        internal_ip: None,
     }
 }
 

@@ -24,6 +24,19 @@ struct NodeRecord {
     written: bool,
     /// The chassis the node's ports are bound to, as last rendered.
     chassis: Option<String>,
+    /// The node's IPv4 InternalIP, as last rendered.
+    internal_ip: Option<Ipv4Addr>,
+}
+
+/// The node's first IPv4 `InternalIP`. The kubelet reports it; anything else there is ignored.
+fn internal_ipv4(node: &k8s_openapi::api::core::v1::Node) -> Option<Ipv4Addr> {
+    node.status
+        .as_ref()?
+        .addresses
+        .as_ref()?
+        .iter()
+        .filter(|a| a.type_ == "InternalIP")
+        .find_map(|a| a.address.parse().ok())
 }
 
 /// The nodes' bookkeeping.
@@ -65,12 +78,14 @@ impl Nodes {
         let empty = BTreeMap::new();
         let annotations = node.metadata.annotations.as_ref().unwrap_or(&empty);
         let chassis = parse_chassis(annotations);
+        let internal_ip = internal_ipv4(&node);
         if let Some(record) = self.records.get_mut(name) {
             if record.uid == uid {
                 // Status heartbeats change nothing rovn renders; a new chassis changes every
-                // port on the node.
-                if record.chassis != chassis {
+                // port on the node, a new address the node's reroute.
+                if record.chassis != chassis || record.internal_ip != internal_ip {
                     record.chassis = chassis;
+                    record.internal_ip = internal_ip;
                     world.queue.everything();
                 }
                 return;
@@ -95,6 +110,7 @@ impl Nodes {
                                 mac: join.mac,
                                 written: true,
                                 chassis,
+                                internal_ip,
                             },
                         );
                         world.queue.everything();
@@ -140,6 +156,7 @@ impl Nodes {
                 mac: allocation.mac,
                 written: false,
                 chassis,
+                internal_ip,
             },
         );
         let annotations = render_node_join(
@@ -210,6 +227,7 @@ impl Nodes {
             join_ip: r.ip,
             join_mac: r.mac,
             chassis: r.chassis.clone(),
+            internal_ip: r.internal_ip,
         })
     }
 
@@ -222,6 +240,7 @@ impl Nodes {
                 join_ip: r.ip,
                 join_mac: r.mac,
                 chassis: r.chassis.clone(),
+                internal_ip: r.internal_ip,
             })
             .collect()
     }

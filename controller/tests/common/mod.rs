@@ -92,6 +92,7 @@ pub fn cluster(nodes: usize, pods: usize) -> ClusterState {
                 join_ip,
                 join_mac: MacAddr::derived_from(join_ip),
                 chassis: None,
+                internal_ip: None,
             }
         })
         .collect();

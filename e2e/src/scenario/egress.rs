@@ -126,8 +126,15 @@ pub async fn unmasqueraded(cluster: &impl Cluster, ns: &str) -> Result<()> {
     Ok(())
 }
 
-/// A pod reaches every node's own address (a hostNetwork listener on each node).
-pub async fn pods_reach_nodes(cluster: &impl Cluster, ns: &str) -> Result<()> {
+/// Pods reach every node's own address (a hostNetwork listener on each node): a pod of `ns`
+/// (`ovn-default`, masqueraded) and one of `unmasqueraded_ns` (a `natOutgoing: false` Subnet's
+/// namespace, as [`unmasqueraded`] leaves it), whose packets to another node must enter and
+/// leave OVN through that node's `join` port.
+pub async fn pods_reach_nodes(
+    cluster: &impl Cluster,
+    ns: &str,
+    unmasqueraded_ns: &str,
+) -> Result<()> {
     let Stage {
         client,
         n1,
@@ -138,20 +145,23 @@ pub async fn pods_reach_nodes(cluster: &impl Cluster, ns: &str) -> Result<()> {
         &client,
         &[
             PodSpec::idle(ns, "visitor", &tool).on(&n1),
+            PodSpec::idle(unmasqueraded_ns, "visitor", &tool).on(&n1),
             PodSpec::host_network_server(ns, "host-1", &tool).on(&n1),
             PodSpec::host_network_server(ns, "host-2", &tool).on(&n2),
         ],
     )
     .await?;
-    let from = From::Pod(pod_ref(&running[0]));
-    for (node, server) in [(&n1, "host-1"), (&n2, "host-2")] {
-        let target = SocketAddrV4::new(node_ip(&client, node).await?, HOST_TCP_PORT);
-        let answer = exchange(cluster, &from, Proto::Tcp, target).await?;
-        crate::ensure!(
-            answer.server == server,
-            "{from} → node {node} {target} was answered by {}, expected {server}",
-            answer.server
-        );
+    for visitor in &running[..2] {
+        let from = From::Pod(pod_ref(visitor));
+        for (node, server) in [(&n1, "host-1"), (&n2, "host-2")] {
+            let target = SocketAddrV4::new(node_ip(&client, node).await?, HOST_TCP_PORT);
+            let answer = exchange(cluster, &from, Proto::Tcp, target).await?;
+            crate::ensure!(
+                answer.server == server,
+                "{from} → node {node} {target} was answered by {}, expected {server}",
+                answer.server
+            );
+        }
     }
     Ok(())
 }

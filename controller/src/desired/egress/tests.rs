@@ -109,3 +109,23 @@ fn the_node_join_port_checks_only_its_mac() {
     );
     assert!(port.addresses.contains("0a:58:64:40:00:02 100.64.0.2"));
 }
+
+#[test]
+fn a_node_with_an_address_takes_the_traffic_for_it_through_its_own_join_port() {
+    let mut cluster = cluster();
+    cluster.nodes[1].internal_ip = Some(
+        "172.30.0.12"
+            .parse()
+            .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
+    );
+    let state = desired_state(&cluster);
+    let (to_node, parent) = policy(&state, &Owner::node("n2"), names::NODE_ADDRESS_REROUTE_ID)
+        .unwrap_or_else(|| panic!("n2 has no reroute for its address"));
+    assert_eq!(parent, names::CLUSTER_ROUTER);
+    assert_eq!(to_node.priority, NODE_ADDRESS_PRIORITY);
+    assert_eq!(to_node.match_, "ip4.dst == 172.30.0.12");
+    assert_eq!(to_node.action, LogicalRouterPolicyAction::Reroute);
+    assert_eq!(to_node.nexthops.iter().collect::<Vec<_>>(), ["100.64.0.3"]);
+    // A node that reports no address gets none.
+    assert!(policy(&state, &Owner::node("n1"), names::NODE_ADDRESS_REROUTE_ID).is_none());
+}

@@ -241,6 +241,7 @@ fn a_node_group_holds_its_pods_and_lets_the_node_in() {
             "100.64.0.2".parse().unwrap_or(Ipv4Addr::UNSPECIFIED),
         ),
         chassis: None,
+        internal_ip: None,
     };
     let mut state = DesiredState::default();
     render_node_group(&mut state, &node, &pods());

@@ -48,6 +48,7 @@ fn cluster() -> ClusterState {
             join_ip: ip("100.64.0.2"),
             join_mac: MacAddr::derived_from(ip("100.64.0.2")),
             chassis: None,
+            internal_ip: None,
         }],
         pods: vec![PodPort {
             namespace: "default".into(),
@@ -184,6 +185,7 @@ fn colliding_port_names_keep_the_first_and_report_the_second() {
         join_ip: ip("100.64.0.3"),
         join_mac: MacAddr::derived_from(ip("100.64.0.3")),
         chassis: None,
+        internal_ip: None,
     });
     c.pods.push(PodPort {
         namespace: "b".into(),

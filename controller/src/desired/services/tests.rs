@@ -245,6 +245,7 @@ fn node(name: &str, index: u8, chassis: Option<&str>) -> Node {
         join_ip,
         join_mac: MacAddr::derived_from(join_ip),
         chassis: chassis.map(Into::into),
+        internal_ip: None,
     }
 }
 
