@@ -34,6 +34,7 @@ pub(crate) async fn configure_node_port(
     })?;
     let netlink = Netlink::open(AGENT_NETNS)?;
     let link = wait_for_link(&netlink, name, wait).await?;
+    disable_ipv6(name)?;
     configure_link(&netlink, &link, Some(mac), mtu, AGENT_NETNS).await?;
     set_only_ipv4_address(&netlink, link.index, address, name, AGENT_NETNS).await?;
     let wanted: Vec<Ipv4Net> = routes.iter().map(Ipv4Net::trunc).collect();
@@ -53,6 +54,24 @@ pub(crate) async fn configure_node_port(
         delete_route(&netlink, stale, AGENT_NETNS).await?;
     }
     Ok(())
+}
+
+/// Keeps `ovn0` IPv4-only. Its port on `join` checks only the MAC (the node forwards traffic
+/// with other sources into OVN), so the kernel's own IPv6 on it (link-local address, router
+/// solicitations, MLD, duplicate address detection) would enter the cluster's switches; in the
+/// lab, with it, TCP between pods of one node went unanswered for tens of seconds at a time
+/// (the NetworkPolicy suite's endPort case failed most runs; it passes with this). A kernel without IPv6
+/// has nothing to disable.
+fn disable_ipv6(name: &str) -> Result<(), NetdevError> {
+    let path = format!("/proc/sys/net/ipv6/conf/{name}/disable_ipv6");
+    match std::fs::write(&path, "1") {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(NetdevError::Io {
+            step: format!("disabling IPv6 on {name} ({path})"),
+            source,
+        }),
+    }
 }
 
 async fn wait_for_link(
