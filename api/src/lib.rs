@@ -8,6 +8,7 @@ mod duration;
 pub mod events;
 mod mac;
 pub mod names;
+pub mod node;
 mod owner;
 mod protocol;
 pub mod subnet;

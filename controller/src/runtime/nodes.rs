@@ -28,17 +28,6 @@ struct NodeRecord {
     internal_ip: Option<Ipv4Addr>,
 }
 
-/// The node's first IPv4 `InternalIP`. The kubelet reports it; anything else there is ignored.
-fn internal_ipv4(node: &k8s_openapi::api::core::v1::Node) -> Option<Ipv4Addr> {
-    node.status
-        .as_ref()?
-        .addresses
-        .as_ref()?
-        .iter()
-        .filter(|a| a.type_ == "InternalIP")
-        .find_map(|a| a.address.parse().ok())
-}
-
 /// The nodes' bookkeeping.
 #[derive(Default)]
 pub(super) struct Nodes {
@@ -78,7 +67,7 @@ impl Nodes {
         let empty = BTreeMap::new();
         let annotations = node.metadata.annotations.as_ref().unwrap_or(&empty);
         let chassis = parse_chassis(annotations);
-        let internal_ip = internal_ipv4(&node);
+        let internal_ip = rovn_api::node::internal_ipv4(&node);
         if let Some(record) = self.records.get_mut(name) {
             if record.uid == uid {
                 // Status heartbeats change nothing rovn renders; a new chassis changes every

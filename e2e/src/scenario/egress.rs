@@ -34,12 +34,7 @@ pub async fn node_ip(client: &Client, node: &str) -> Result<Ipv4Addr> {
         .get(node)
         .await
         .map_err(|e| ScenarioError::kube(format!("reading node {node}"), e))?;
-    got.status
-        .and_then(|s| s.addresses)
-        .into_iter()
-        .flatten()
-        .filter(|a| a.type_ == "InternalIP")
-        .find_map(|a| a.address.parse().ok())
+    rovn_api::node::internal_ipv4(&got)
         .ok_or_else(|| ScenarioError::Check(format!("node {node} has no IPv4 InternalIP")))
 }
 

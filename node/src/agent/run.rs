@@ -52,7 +52,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     let this_node = first_read_of_node(&nodes, &config.node_name).await?;
     let encap_ip = match config.encap_ip {
         Some(ip) => ip,
-        None => node::internal_ip(&this_node).with_context(|| {
+        None => rovn_api::node::internal_ipv4(&this_node).with_context(|| {
             format!(
                 "Node {} has no IPv4 InternalIP; pass --encap-ip",
                 config.node_name
@@ -117,7 +117,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     let mut reporter = SkipReporter::new(state.events.clone(), this_node.object_ref(&()));
     reporter.report(&first.skipped).await;
     if config.gateway {
-        let node_ip = node::internal_ip(&this_node).unwrap_or(encap_ip);
+        let node_ip = rovn_api::node::internal_ipv4(&this_node).unwrap_or(encap_ip);
         let gateway_node = gateway::NodeGateway {
             node_name: config.node_name.clone(),
             node_ip,
@@ -136,7 +136,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         ));
     }
     if let Some(pool) = config.lb_cidr {
-        let node_ip = node::internal_ip(&this_node).unwrap_or(encap_ip);
+        let node_ip = rovn_api::node::internal_ipv4(&this_node).unwrap_or(encap_ip);
         tokio::spawn(announce::run(
             kube.clone(),
             config.node_name.clone(),

@@ -1,7 +1,6 @@
 //! The agent's own Node: its InternalIP (default tunnel endpoint), the `rovn.io/chassis`
 //! annotation the agent writes, and the join annotations it waits for.
 
-use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -11,17 +10,6 @@ use kube::api::{Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use rovn_api::annotations::{self, Ipv4NodeJoin};
 use rovn_api::names::annotations::CHASSIS;
-
-/// The Node's first IPv4 `InternalIP`.
-pub fn internal_ip(node: &Node) -> Option<Ipv4Addr> {
-    node.status
-        .as_ref()?
-        .addresses
-        .as_ref()?
-        .iter()
-        .filter(|a| a.type_ == "InternalIP")
-        .find_map(|a| a.address.parse().ok())
-}
 
 /// Reads the Node.
 pub async fn get(api: &Api<Node>, name: &str) -> anyhow::Result<Node> {
