@@ -17,6 +17,15 @@ pub const CONTROLLER_LEASE_NAMESPACE: &str = "kube-system";
 /// The controller replicas' election Lease; its holder is the leading replica's pod name, which
 /// `kubectl rovn diagnose` reaches through the API server's pod proxy.
 pub const CONTROLLER_LEASE: &str = "rovn-controller";
+/// The namespace of the ConfigMap [`CONFIG_MAP`].
+pub const CONFIG_MAP_NAMESPACE: &str = "kube-system";
+/// The ConfigMap of an installation (`deploy/`): where the OVN databases are (keys
+/// [`CONFIG_NB_KEY`], [`CONFIG_SB_KEY`]), for `kubectl rovn` and for scenarios run on a cluster.
+pub const CONFIG_MAP: &str = "rovn-config";
+/// The [`CONFIG_MAP`] key holding the Northbound remote.
+pub const CONFIG_NB_KEY: &str = "nb-remote";
+/// The [`CONFIG_MAP`] key holding the Southbound remote.
+pub const CONFIG_SB_KEY: &str = "sb-remote";
 /// The controller's HTTP port (`/metrics`, `/healthz`, `/readyz`, `/debug/plan`).
 pub const CONTROLLER_HTTP_PORT: u16 = 10660;
 

@@ -4,14 +4,10 @@
 
 use std::path::PathBuf;
 
-/// The namespace of the ConfigMap naming the OVN databases.
-pub const CONFIGMAP_NAMESPACE: &str = "kube-system";
-/// The ConfigMap naming the OVN databases (`deploy/ovn-remotes.yaml`).
-pub const CONFIGMAP_NAME: &str = "rovn-config";
-/// The ConfigMap key holding the NB remote.
-pub const NB_KEY: &str = "nb-remote";
-/// The ConfigMap key holding the SB remote.
-pub const SB_KEY: &str = "sb-remote";
+pub use rovn_api::names::{
+    CONFIG_MAP as CONFIGMAP_NAME, CONFIG_MAP_NAMESPACE as CONFIGMAP_NAMESPACE,
+    CONFIG_NB_KEY as NB_KEY, CONFIG_SB_KEY as SB_KEY,
+};
 /// The environment variable naming the NB remote.
 pub const NB_ENV: &str = "ROVN_NB";
 /// The environment variable naming the SB remote.

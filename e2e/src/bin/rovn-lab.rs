@@ -292,7 +292,7 @@ fn run_demo(name: &LabName) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
-        let cluster = LabCluster::connect(&lab)
+        let cluster = LabCluster::connect_lab(&lab)
             .await
             .map_err(|e| anyhow!("connecting to lab {name}: {e}"))?;
         let started = Instant::now();

@@ -106,7 +106,7 @@ pub fn rovn_config_object(names: &LabNames) -> serde_json::Value {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {
-            "name": "rovn-config",
+            "name": rovn_api::names::CONFIG_MAP,
             "namespace": "kube-system",
             "labels": {"app.kubernetes.io/name": "rovn"},
         },

@@ -31,17 +31,8 @@ pub fn run_on_lab(
             detail: e.to_string(),
         })?;
     let result = runtime.block_on(async {
-        let cluster = LabCluster::connect(&lab).await?;
-        match body(&cluster).await {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                let dump = cluster.dump(namespaces).await;
-                Err(ScenarioError::WithDump {
-                    source: Box::new(e),
-                    dump,
-                })
-            }
-        }
+        let cluster = LabCluster::connect_lab(&lab).await?;
+        run_on_cluster(&cluster, namespaces, body).await
     });
     drop(runtime);
     let scenarios_done = started.elapsed();
@@ -55,6 +46,24 @@ pub fn run_on_lab(
     result?;
     down?;
     Ok(())
+}
+
+/// Runs `body` on `cluster`; a failure is returned with the dump of `namespaces`.
+pub async fn run_on_cluster<C: Cluster>(
+    cluster: &C,
+    namespaces: &[&str],
+    body: impl AsyncFnOnce(&C) -> Result<()>,
+) -> Result<()> {
+    match body(cluster).await {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let dump = cluster.dump(namespaces).await;
+            Err(ScenarioError::WithDump {
+                source: Box::new(e),
+                dump,
+            })
+        }
+    }
 }
 
 /// Runs one named step, logging how long it took.

@@ -1,5 +1,6 @@
 //! Pod-network scenarios written against a small [`Cluster`] interface, so the same code runs
-//! on the lab ([`LabCluster`]) or, later, on a real cluster through `kubectl exec`.
+//! on any cluster through its API and `kubectl exec` ([`KubectlCluster`]): the lab
+//! ([`LabCluster`]) and kind alike.
 //!
 //! Each scenario is an async function taking the cluster and a namespace of its own; it makes
 //! its pods, sends real traffic with `rovn-podtool`, and returns the first failed check as a
@@ -11,8 +12,11 @@ pub mod demo;
 pub mod egress;
 pub mod error;
 pub mod harness;
+pub mod infra;
 pub mod ingress;
 pub mod integrity;
+pub mod kind_infra;
+pub mod kubectl_cluster;
 pub mod lab_cluster;
 pub mod loadbalancer;
 pub mod netpol;
@@ -27,4 +31,7 @@ pub mod wait;
 
 pub use cluster::{Cluster, Component, ExecOutput, PodRef};
 pub use error::{Result, ScenarioError};
-pub use lab_cluster::LabCluster;
+pub use infra::{Infra, NodeShell};
+pub use kind_infra::KindInfra;
+pub use kubectl_cluster::KubectlCluster;
+pub use lab_cluster::{LabCluster, LabInfra};

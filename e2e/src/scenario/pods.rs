@@ -15,6 +15,9 @@ pub const TCP_PORT: u16 = 8080;
 pub const UDP_PORT: u16 = 8081;
 /// The TCP port of hostNetwork servers (inside the node's network, which the cluster owns).
 pub const HOST_TCP_PORT: u16 = 18080;
+/// The image of every scenario pod: rovn's own, which carries `rovn-podtool` (the lab's test
+/// kubelet ignores images and runs the command from the host).
+pub const IMAGE: &str = "rovn:dev";
 /// Short grace: `rovn-podtool serve` exits on SIGTERM at once.
 const GRACE_SECONDS: i64 = 2;
 
@@ -173,7 +176,7 @@ impl PodSpec {
         let mut containers: Vec<Value> = self
             .containers
             .iter()
-            .map(|(name, argv)| json!({"name": name, "image": "rovn-podtool", "command": argv}))
+            .map(|(name, argv)| json!({"name": name, "image": IMAGE, "command": argv}))
             .collect();
         if let (Some(first), false) = (containers.first_mut(), self.ports.is_empty()) {
             let ports: Vec<Value> = self

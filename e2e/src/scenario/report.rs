@@ -1,7 +1,7 @@
-//! What a failed run prints: [`lab_dump`], the dump of a lab cluster (pods with their
+//! What a failed run prints: [`cluster_dump`], the dump of a cluster (pods with their
 //! annotations, Nodes and Subnets, OVN's NB and SB views, the rovn rows, every node's OVS
-//! interfaces, and the daemons' log tails), and [`FailureReport`], the Kubernetes side of a lab
-//! (pods, events, the kubelets', scheduler's and API server's logs, the containers' output)
+//! interfaces), [`lab_log_tails`], the lab daemons' log tails, and [`FailureReport`], the
+//! Kubernetes side of a lab (pods, events, the kubelets', scheduler's and API server's logs, the containers' output)
 //! printed when a test panics.
 
 use std::fmt::Write;
@@ -10,16 +10,19 @@ use std::process::Command;
 
 use super::api;
 use super::cluster::{Cluster, argv};
-use super::lab_cluster::LabCluster;
+use super::infra::Infra;
+use super::kubectl_cluster::KubectlCluster;
 use super::pods;
 use crate::lab::daemon::log_tail;
-use crate::lab::{LabNames, Place};
+use crate::lab::{Lab, LabNames, Place};
 
 /// Lines of each daemon log in a dump.
 const LOG_LINES: usize = 40;
 
-/// Everything a maintainer needs when a scenario fails on the lab.
-pub async fn lab_dump(cluster: &LabCluster<'_>, namespaces: &[&str]) -> String {
+/// Everything a maintainer needs when a scenario fails, as seen through the cluster's API and
+/// its node shells: pods with their annotations, Nodes and Subnets, OVN's Northbound view and
+/// rovn's ports, and every node's OVS interfaces.
+pub async fn cluster_dump<I: Infra>(cluster: &KubectlCluster<I>, namespaces: &[&str]) -> String {
     let mut out = String::new();
     let client = cluster.client();
     for ns in namespaces {
@@ -44,7 +47,8 @@ pub async fn lab_dump(cluster: &LabCluster<'_>, namespaces: &[&str]) -> String {
         }
     }
     let _ = writeln!(out, "===== Nodes and Subnets");
-    let kubectl = tokio::process::Command::from(kubectl(cluster.lab().names()))
+    let kubectl = cluster
+        .kubectl()
         .args(["get", "nodes,subnets", "-o", "yaml"])
         .output()
         .await;
@@ -61,33 +65,24 @@ pub async fn lab_dump(cluster: &LabCluster<'_>, namespaces: &[&str]) -> String {
         ),
     ];
     for (title, args) in nb {
-        let _ = writeln!(out, "===== {title}");
         let text = cluster.nbctl(&args).await.unwrap_or_else(|e| e.to_string());
-        out.push_str(&text);
+        out.push_str(&section(title, text));
     }
-    let names = cluster.lab().names();
-    for (title, args) in [
-        ("ovn-sbctl show", vec!["show"]),
-        (
-            "Port_Binding rows",
-            vec![
-                "--columns=logical_port,chassis,up,mac",
-                "list",
-                "Port_Binding",
-            ],
-        ),
-    ] {
-        let _ = writeln!(out, "===== {title}");
-        let result = tokio::process::Command::new("ovn-sbctl")
-            .arg(format!("--db={}", names.sb_remote()))
-            .arg("--timeout=10")
-            .args(&args)
-            .output()
-            .await;
-        push_output(&mut out, result, "ovn-sbctl");
-    }
+    let sb_show = cluster
+        .sbctl(&["show"])
+        .await
+        .unwrap_or_else(|e| e.to_string());
+    out.push_str(&section("ovn-sbctl show", sb_show));
+    let port_bindings = cluster
+        .sbctl(&[
+            "--columns=logical_port,chassis,up,mac",
+            "list",
+            "Port_Binding",
+        ])
+        .await
+        .unwrap_or_else(|e| e.to_string());
+    out.push_str(&section("Port_Binding rows", port_bindings));
     for node in cluster.nodes() {
-        let _ = writeln!(out, "===== OVS interfaces of {node}");
         let command = argv([
             "ovs-vsctl",
             "--timeout=10",
@@ -95,29 +90,38 @@ pub async fn lab_dump(cluster: &LabCluster<'_>, namespaces: &[&str]) -> String {
             "list",
             "Interface",
         ]);
-        match cluster.exec_on_node(&node, &command).await {
-            Ok(o) => {
-                out.push_str(&o.stdout);
-                out.push_str(&o.stderr);
-            }
-            Err(e) => {
-                let _ = writeln!(out, "({e})");
-            }
-        }
+        let text = match cluster.exec_on_node(&node, &command).await {
+            Ok(o) => o.stdout + &o.stderr,
+            Err(e) => e.to_string(),
+        };
+        out.push_str(&section(&format!("OVS interfaces of {node}"), text));
     }
+    out
+}
+
+/// `text` under a dump header.
+pub fn section(title: &str, text: String) -> String {
+    format!("===== {title}\n{text}")
+}
+
+/// The tails of the lab's daemon logs: the controller, API server, northd, NB, and every
+/// node's agent, kubelet and ovn-controller.
+pub fn lab_log_tails(lab: &Lab) -> String {
+    let names = lab.names();
     let mut logs = vec![
         names.controller_log(),
         names.log_file(Place::Central, "rovn-kubesim"),
         names.log_file(Place::Central, "ovn-northd"),
         names.log_file(Place::Central, "ovnnb_db"),
     ];
-    for node in &cluster.lab().info().nodes {
+    for node in &lab.info().nodes {
         if let Ok(Place::Node(i)) = node.name.parse::<Place>() {
             logs.push(names.agent_log(i));
             logs.push(names.log_file(Place::Node(i), "rovn-kubelet"));
             logs.push(names.log_file(Place::Node(i), "ovn-controller"));
         }
     }
+    let mut out = String::new();
     push_log_tails(&mut out, &logs, LOG_LINES);
     out
 }
