@@ -19,7 +19,7 @@ use super::netns;
 use super::node::{self, Encap, Node};
 use super::outside;
 use super::readiness::{wait_for_chassis, wait_for_tunnels};
-use super::rovn::{self, RovnBins};
+use super::rovn::{self, RovnInstall};
 use super::spec::{LabInfo, LabSpec};
 
 /// A running lab.
@@ -28,7 +28,7 @@ pub struct Lab {
     names: LabNames,
     info: LabInfo,
     daemons: Vec<Daemon>,
-    rovn_bins: Option<RovnBins>,
+    rovn_bins: Option<RovnInstall>,
 }
 
 impl Lab {
@@ -83,7 +83,7 @@ impl Lab {
                 Some(dir) => dir,
                 None => bins::default_bin_dir()?,
             };
-            Some(RovnBins::find(&dir)?)
+            Some(RovnInstall::find(&dir)?)
         } else {
             None
         };
@@ -120,7 +120,7 @@ impl Lab {
         down::down(self.names.name())
     }
 
-    fn rovn_bins(&self) -> Result<&RovnBins, LabError> {
+    fn rovn_install(&self) -> Result<&RovnInstall, LabError> {
         self.rovn_bins.as_ref().ok_or_else(|| {
             LabError::InvalidSpec(format!("lab {} does not run rovn", self.names.name()))
         })
@@ -129,12 +129,12 @@ impl Lab {
     /// Stops the running rovn-controller (SIGTERM); fails if it was not running, so a restart
     /// test cannot pass because the controller had already died.
     pub fn stop_controller(&self) -> Result<(), LabError> {
-        rovn::stop(&rovn::controller_spec(&self.names, self.rovn_bins()?))
+        rovn::stop(&rovn::controller_spec(&self.names, self.rovn_install()?)?)
     }
 
     /// Starts rovn-controller with the lab's command line and waits until it is ready.
     pub fn start_controller(&self, timeout: Duration) -> Result<Daemon, LabError> {
-        let spec = rovn::controller_spec(&self.names, self.rovn_bins()?);
+        let spec = rovn::controller_spec(&self.names, self.rovn_install()?)?;
         let daemon = daemon::start(&spec)?;
         rovn::wait_controller_ready(&self.names, &daemon, Instant::now() + timeout)?;
         Ok(daemon)
@@ -145,16 +145,16 @@ impl Lab {
         self.check_node(index)?;
         rovn::stop(&rovn::agent_spec(
             &self.names,
-            self.rovn_bins()?,
+            self.rovn_install()?,
             index,
             self.info.encap,
-        ))
+        )?)
     }
 
     /// Starts rovn-node on node `index` and waits until it is ready.
     pub fn start_agent(&self, index: u8, timeout: Duration) -> Result<Daemon, LabError> {
         self.check_node(index)?;
-        let spec = rovn::agent_spec(&self.names, self.rovn_bins()?, index, self.info.encap);
+        let spec = rovn::agent_spec(&self.names, self.rovn_install()?, index, self.info.encap)?;
         let agents = [(index, daemon::start(&spec)?)];
         rovn::wait_agents_ready(&self.names, &agents, Instant::now() + timeout)?;
         let [(_, daemon)] = agents;
@@ -300,11 +300,11 @@ fn build(names: &LabNames, spec: &LabSpec) -> Result<Lab, LabError> {
 }
 
 /// The rovn binaries if the spec asks for rovn.
-fn find_rovn_bins(spec: &LabSpec) -> Result<Option<RovnBins>, LabError> {
+fn find_rovn_bins(spec: &LabSpec) -> Result<Option<RovnInstall>, LabError> {
     if !spec.rovn {
         return Ok(None);
     }
-    RovnBins::find(&bin_dir(spec)?).map(Some)
+    RovnInstall::find(&bin_dir(spec)?).map(Some)
 }
 
 fn bin_dir(spec: &LabSpec) -> Result<PathBuf, LabError> {

@@ -14,6 +14,7 @@ pub mod guard;
 pub mod kube;
 #[allow(clippy::module_inception)]
 pub mod lab;
+pub mod manifests;
 pub mod names;
 pub mod netns;
 pub mod node;

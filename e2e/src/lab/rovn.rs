@@ -1,14 +1,20 @@
 //! rovn itself in a lab: `rovn-controller` in the central namespace and one `rovn-node` per
-//! node, started with the command lines the project's contracts fix, waited for through their
-//! own health endpoints, and restartable one at a time (for the restart scenarios).
+//! node, started as `deploy/`'s manifests run them (`manifests.rs`: their command and
+//! environment, with the lab's paths and addresses substituted), waited for through their own
+//! health endpoints, and restartable one at a time (for the restart scenarios).
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::core::v1::Container;
+use rovn_api::names;
+
 use super::bins;
 use super::daemon::{self, Daemon, DaemonSpec};
 use super::error::LabError;
+use super::manifests::{self, Launch, Rendered, Substitutions};
 use super::names::{CONTROLLER_POD, LB_CIDR, LabNames, Place};
 use super::node::Encap;
 use super::poll;
@@ -27,143 +33,209 @@ pub const CONTROLLER_DAEMON: &str = "rovn-controller";
 /// The pidfile name (per node) of the node agent.
 pub const AGENT_DAEMON: &str = "rovn-node";
 
-/// The rovn binaries, found before anything starts so a missing one fails `up` at once.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct RovnBins {
+/// What the lab runs of rovn: the binaries, found before anything starts so a missing one
+/// fails `up` at once, and the containers of `deploy/`'s rendered manifests they run as.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RovnInstall {
     /// `rovn-controller`.
     pub controller: PathBuf,
     /// `rovn-node`; it copies `rovn-cni` from its own directory into the node's CNI bin dir.
     pub node: PathBuf,
+    /// The Deployment `rovn-controller`'s container.
+    pub controller_container: Container,
+    /// The DaemonSet `rovn-node`'s container.
+    pub node_container: Container,
+    /// The ConfigMap `rovn-config` the containers read.
+    pub config: BTreeMap<String, String>,
 }
 
-impl RovnBins {
-    /// Finds `rovn-controller`, `rovn-node` and `rovn-cni` in `dir`.
-    pub fn find(dir: &Path) -> Result<RovnBins, LabError> {
+impl RovnInstall {
+    /// Finds `rovn-controller`, `rovn-node` and `rovn-cni` in `dir` and reads the manifests
+    /// `kubectl kustomize` renders from `deploy/base`.
+    pub fn find(dir: &Path) -> Result<RovnInstall, LabError> {
         bins::find(dir, "rovn-cni")?;
-        Ok(RovnBins {
-            controller: bins::find(dir, "rovn-controller")?,
-            node: bins::find(dir, "rovn-node")?,
+        let rendered = manifests::render(&manifests::base_dir())?;
+        RovnInstall::from_rendered(
+            bins::find(dir, "rovn-controller")?,
+            bins::find(dir, "rovn-node")?,
+            &rendered,
+        )
+    }
+
+    /// The install with binaries `controller` and `node` and the containers of `rendered`.
+    pub fn from_rendered(
+        controller: PathBuf,
+        node: PathBuf,
+        rendered: &Rendered,
+    ) -> Result<RovnInstall, LabError> {
+        Ok(RovnInstall {
+            controller,
+            node,
+            controller_container: rendered.container(
+                "Deployment",
+                CONTROLLER_DAEMON,
+                CONTROLLER_DAEMON,
+            )?,
+            node_container: rendered.container("DaemonSet", AGENT_DAEMON, AGENT_DAEMON)?,
+            config: rendered.config_map(names::CONFIG_MAP)?,
         })
     }
 }
 
-/// The controller's command line, exactly as the contracts fix it.
-pub fn controller_args(names: &LabNames) -> Vec<OsString> {
-    let mut args: Vec<OsString> = vec![
-        "--nb-remote".into(),
-        tls::controller_nb_remote(names).into(),
-        "--kubeconfig".into(),
-        names.kubeconfig_lab().into(),
-        "--listen".into(),
-        names.controller_listen().to_string().into(),
-        "--leader-elect".into(),
-        "true".into(),
-        "--log-format".into(),
-        "text".into(),
-        "--lb-cidr".into(),
-        LB_CIDR.into(),
-    ];
-    if let Some(files) = tls::files(names, tls::CONTROLLER) {
-        args.extend(tls::args(&files));
+/// The ConfigMap key of the LoadBalancer pool.
+const LB_CIDR_KEY: &str = "lb-cidr";
+
+/// The controller's lab values: its NB remote, pool, listening address and Pod name.
+fn controller_substitutions(names: &LabNames) -> Substitutions {
+    Substitutions {
+        config: owned([
+            (names::CONFIG_NB_KEY, tls::controller_nb_remote(names)),
+            (LB_CIDR_KEY, LB_CIDR.to_string()),
+        ]),
+        env: owned(
+            log_level()
+                .into_iter()
+                .chain([("ROVN_LISTEN", names.controller_listen().to_string())]),
+        ),
+        fields: owned([("metadata.name", CONTROLLER_POD.to_string())]),
     }
-    args
 }
 
-/// A node agent's command line, exactly as the contracts fix it.
-pub fn agent_args(names: &LabNames, node: u8, encap: Encap) -> Vec<OsString> {
-    let mut args: Vec<OsString> = vec![
-        "--node-name".into(),
-        Place::Node(node).label().into(),
-        "--ovs-db".into(),
-        names.node_db_remote(node).into(),
-        "--ovn-remote".into(),
-        tls::sb_remote(names).into(),
-        "--encap-type".into(),
-        encap.to_string().into(),
-        "--datapath-type".into(),
-        "netdev".into(),
-        "--cni-socket".into(),
-        names.cni_socket(node).into(),
-        "--cni-conf-dir".into(),
+/// A node agent's lab values: its node, SB remote, switch, CNI socket, listening address and
+/// pool, and the lab's tunnel and (no kernel module here) userspace datapath.
+fn agent_substitutions(names: &LabNames, node: u8, encap: Encap) -> Substitutions {
+    Substitutions {
+        config: owned([
+            (names::CONFIG_SB_KEY, tls::sb_remote(names)),
+            (LB_CIDR_KEY, LB_CIDR.to_string()),
+        ]),
+        env: owned(log_level().into_iter().chain([
+            ("ROVN_OVS_DB", names.node_db_remote(node)),
+            ("ROVN_ENCAP_TYPE", encap.to_string()),
+            ("ROVN_DATAPATH_TYPE", "netdev".to_string()),
+            ("ROVN_CNI_SOCKET", names.cni_socket(node).display().to_string()),
+            ("ROVN_LISTEN", names.agent_listen(node).to_string()),
+        ])),
+        fields: owned([("spec.nodeName", Place::Node(node).label())]),
+    }
+}
+
+/// `RUST_LOG` of the lab's own environment, when set, wins over the manifests' level.
+fn log_level() -> Option<(&'static str, String)> {
+    std::env::var("RUST_LOG").ok().map(|level| ("RUST_LOG", level))
+}
+
+fn owned(pairs: impl IntoIterator<Item = (&'static str, String)>) -> BTreeMap<String, String> {
+    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+/// The controller's command line: the manifests', plus the TLS files when the lab uses TLS.
+/// (The kubeconfig a pod gets from its service account is the place's `KUBECONFIG`.)
+pub fn controller_launch(names: &LabNames, install: &RovnInstall) -> Result<Launch, LabError> {
+    let mut launch = manifests::launch(
+        &install.controller_container,
+        &install.config,
+        &controller_substitutions(names),
+    )?;
+    if let Some(files) = tls::files(names, tls::CONTROLLER) {
+        launch.args.extend(strings(tls::args(&files)));
+    }
+    Ok(launch)
+}
+
+/// A node agent's command line: the manifests', plus the lab's paths a pod gets from its host
+/// mounts (the CNI directories), and the TLS files when the lab uses TLS.
+pub fn agent_launch(
+    names: &LabNames,
+    install: &RovnInstall,
+    node: u8,
+    encap: Encap,
+) -> Result<Launch, LabError> {
+    let mut launch = manifests::launch(
+        &install.node_container,
+        &install.config,
+        &agent_substitutions(names, node, encap),
+    )?;
+    launch.args.extend(strings([
+        OsString::from("--cni-conf-dir"),
         names.cni_conf_dir(node).into(),
         "--cni-bin-dir".into(),
         names.cni_bin_dir(node).into(),
-        "--listen".into(),
-        names.agent_listen(node).to_string().into(),
-        "--lb-cidr".into(),
-        LB_CIDR.into(),
-    ];
+    ]));
     if let Some(files) = tls::files(names, &Place::Node(node).label()) {
-        args.extend(tls::args(&files));
+        launch.args.extend(strings(tls::args(&files)));
     }
-    args
+    Ok(launch)
 }
 
-fn env_of(names: &LabNames, place: Place) -> Vec<(String, OsString)> {
-    let mut env: Vec<(String, OsString)> = names
+fn strings(args: impl IntoIterator<Item = OsString>) -> Vec<String> {
+    args.into_iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect()
+}
+
+/// The place's tool environment, then the launch's own.
+fn env_of(names: &LabNames, place: Place, launch: &Launch) -> Vec<(String, OsString)> {
+    names
         .env_for(place)
         .into_iter()
+        .chain(launch.env.iter().cloned())
         .map(|(k, v)| (k, v.into()))
-        .collect();
-    if std::env::var_os("RUST_LOG").is_none() {
-        env.push(("RUST_LOG".into(), "info".into()));
-    }
-    env
-}
-
-/// The controller's environment: the place's, and `POD_NAME` as the Deployment's downward API
-/// sets it, so its Lease identity names its Pod object.
-fn controller_env(names: &LabNames) -> Vec<(String, OsString)> {
-    let mut env = env_of(names, Place::Central);
-    env.push(("POD_NAME".into(), CONTROLLER_POD.into()));
-    env
+        .collect()
 }
 
 /// The controller's daemon spec.
-pub fn controller_spec(names: &LabNames, bins: &RovnBins) -> DaemonSpec {
-    DaemonSpec {
+pub fn controller_spec(names: &LabNames, install: &RovnInstall) -> Result<DaemonSpec, LabError> {
+    let launch = controller_launch(names, install)?;
+    Ok(DaemonSpec {
         label: format!("central/{CONTROLLER_DAEMON}"),
         netns: Some(names.netns(Place::Central)),
-        program: bins.controller.clone(),
-        args: controller_args(names),
-        env: controller_env(names),
+        program: install.controller.clone(),
+        args: launch.args.iter().map(OsString::from).collect(),
+        env: env_of(names, Place::Central, &launch),
         pidfile: names.pidfile(Place::Central, CONTROLLER_DAEMON),
         log_file: names.controller_log(),
         writes_own_pidfile: false,
-    }
+    })
 }
 
 /// A node agent's daemon spec.
-pub fn agent_spec(names: &LabNames, bins: &RovnBins, node: u8, encap: Encap) -> DaemonSpec {
+pub fn agent_spec(
+    names: &LabNames,
+    install: &RovnInstall,
+    node: u8,
+    encap: Encap,
+) -> Result<DaemonSpec, LabError> {
     let place = Place::Node(node);
-    DaemonSpec {
+    let launch = agent_launch(names, install, node, encap)?;
+    Ok(DaemonSpec {
         label: format!("{}/{AGENT_DAEMON}", place.label()),
         netns: Some(names.netns(place)),
-        program: bins.node.clone(),
-        args: agent_args(names, node, encap),
-        env: env_of(names, place),
+        program: install.node.clone(),
+        args: launch.args.iter().map(OsString::from).collect(),
+        env: env_of(names, place, &launch),
         pidfile: names.pidfile(place, AGENT_DAEMON),
         log_file: names.agent_log(node),
         writes_own_pidfile: false,
-    }
+    })
 }
 
 /// Starts the controller (needs the API server's lab kubeconfig and the NB socket).
-pub fn start_controller(names: &LabNames, bins: &RovnBins) -> Result<Daemon, LabError> {
-    daemon::start(&controller_spec(names, bins))
+pub fn start_controller(names: &LabNames, install: &RovnInstall) -> Result<Daemon, LabError> {
+    daemon::start(&controller_spec(names, install)?)
 }
 
 /// Starts the agent of `node` (needs the node's switch, the SB and the API server).
 pub fn start_agent(
     names: &LabNames,
-    bins: &RovnBins,
+    install: &RovnInstall,
     node: u8,
     encap: Encap,
 ) -> Result<Daemon, LabError> {
     for dir in [names.cni_bin_dir(node), names.cni_conf_dir(node)] {
         std::fs::create_dir_all(&dir).map_err(|e| LabError::io("create", &dir, e))?;
     }
-    daemon::start(&agent_spec(names, bins, node, encap))
+    daemon::start(&agent_spec(names, install, node, encap)?)
 }
 
 /// Waits until the controller's `/readyz` answers 200 (it leads, its caches are synced and the
