@@ -4,7 +4,7 @@
 #
 #   start-ovn-central.sh run          start all three, exit when one of them exits
 #   start-ovn-central.sh probe live   the daemons answer on their control sockets
-#   start-ovn-central.sh probe ready  both databases are members of their cluster
+#   start-ovn-central.sh probe ready  both databases are members of their cluster with a leader
 #   start-ovn-central.sh stop         ask the daemons to exit (the pod's preStop)
 #
 # Environment:
@@ -12,13 +12,14 @@
 #   OVN_CENTRAL_IPS   every member's address, comma-separated, the same on every member; the
 #                     first one creates the cluster, the others join it
 #   OVN_DB_DIR        where the databases live (default /var/lib/ovn, a hostPath)
+#   OVN_RUN_DIR       control sockets and pid files (default /var/run/ovn)
 #
 # Raft addresses are IPs, not the StatefulSet's DNS names: the cluster DNS runs in pods that
 # need rovn's networking, which needs these databases first.
 set -euo pipefail
 
 db_dir=${OVN_DB_DIR:-/var/lib/ovn}
-run_dir=/var/run/ovn
+run_dir=${OVN_RUN_DIR:-/var/run/ovn}
 nb_port=6641
 sb_port=6642
 nb_raft_port=6643
@@ -43,13 +44,17 @@ remotes() {
     echo "$out"
 }
 
-# True when a member other than this one already serves a clustered database on `port`: a
-# first member that lost its disk must join that cluster, not found a second one.
+# True when a member other than this one is connected to a formed cluster of database
+# `name` on `port`: a first member that lost its disk must join that cluster, not found a
+# second one. (A member still joining is not connected, so a simultaneous start still has the
+# first member create the cluster.)
 peer_serves() {
-    local port=$1 ip
+    local name=$1 port=$2 ip reply
+    local query='["_Server",{"op":"select","table":"Database","where":[["name","==","'"$name"'"]],"columns":["connected","leader"]}]'
     for ip in $(members); do
         [ "$ip" = "$POD_IP" ] && continue
-        if ovsdb-client --timeout=3 list-dbs "tcp:${ip}:${port}" >/dev/null 2>&1; then
+        reply=$(ovsdb-client --timeout=3 query "tcp:${ip}:${port}" "$query" 2>/dev/null) || continue
+        if grep -q '"connected":true' <<<"$reply"; then
             return 0
         fi
     done
@@ -66,7 +71,7 @@ init_db() {
         return
     fi
     first=$(members | awk '{print $1}')
-    if [ "$POD_IP" = "$first" ] && ! peer_serves "$port"; then
+    if [ "$POD_IP" = "$first" ] && ! peer_serves "$name" "$port"; then
         echo "start-ovn-central: $name: creating the cluster at $local_addr"
         ovsdb-tool create-cluster "$file" "$schema" "$local_addr"
     else
@@ -114,6 +119,16 @@ run() {
     exit "$status"
 }
 
+# True when the server behind `ctl` is a member of database `name`'s cluster and knows a
+# leader: it has joined (or rejoined after a restart) and serves clients.
+member_with_leader() {
+    local status
+    status=$(ovn-appctl -t "$1" cluster/status "$2")
+    grep -q '^Status: cluster member$' <<<"$status" &&
+        grep -q '^Leader: ' <<<"$status" &&
+        ! grep -q '^Leader: unknown$' <<<"$status"
+}
+
 probe() {
     case "${1:-}" in
     live)
@@ -122,8 +137,8 @@ probe() {
         ovn-appctl -t "$run_dir/ovn-northd.ctl" status >/dev/null
         ;;
     ready)
-        ovn-appctl -t "$run_dir/ovnnb_db.ctl" cluster/status OVN_Northbound | grep -q '^Status: cluster member$'
-        ovn-appctl -t "$run_dir/ovnsb_db.ctl" cluster/status OVN_Southbound | grep -q '^Status: cluster member$'
+        member_with_leader "$run_dir/ovnnb_db.ctl" OVN_Northbound
+        member_with_leader "$run_dir/ovnsb_db.ctl" OVN_Southbound
         ;;
     *) die "probe live|ready" ;;
     esac
