@@ -9,6 +9,9 @@ packages=(
     nftables iproute2 ethtool iputils-ping procps psmisc
     containernetworking-plugins
     python3 ca-certificates build-essential pkg-config
+    shellcheck
+    # scripts/image.sh: the image's Debian bases and its build, without a Docker engine.
+    mmdebstrap buildah
 )
 
 missing=()

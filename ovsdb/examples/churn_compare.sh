@@ -64,6 +64,8 @@ run() { # client mode
         cat "$WORK/client.err" >&2; exit 1; }
     stop_server
     CPUS[$client-$mode]+="$(awk '{ printf "%.2f", $1 + $2 }' "$WORK/cpu.txt") "
+    # Every line of the output gets the prefix, which ${out//…} cannot do.
+    # shellcheck disable=SC2001
     echo "$out" | sed "s/^/  [$client $mode] /" >&2
     rm -rf "${WORK:?}/$name"
     # Flush this run's database writes now, so that their write-back does not land on the next.
