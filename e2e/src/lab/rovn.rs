@@ -340,49 +340,81 @@ mod tests {
         LabNames::new("dev".parse().unwrap())
     }
 
-    fn joined(args: &[OsString]) -> String {
-        args.iter()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect::<Vec<_>>()
-            .join(" ")
+    /// The lab's install from the real `deploy/base`.
+    fn install() -> RovnInstall {
+        let rendered = manifests::render(&manifests::base_dir()).unwrap();
+        RovnInstall::from_rendered("/b/rovn-controller".into(), "/b/rovn-node".into(), &rendered)
+            .unwrap()
+    }
+
+    fn env<'a>(launch: &'a Launch, name: &str) -> Option<&'a str> {
+        launch
+            .env
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     #[test]
-    fn controller_command_line_is_the_contract() {
+    fn the_controller_runs_as_the_manifests_say_with_lab_addresses() {
+        let install = install();
+        let launch = controller_launch(&names(), &install).unwrap();
+        assert_eq!(launch.program, "rovn-controller");
         assert_eq!(
-            joined(&controller_args(&names())),
-            "--nb-remote unix:/run/rovn-lab/dev/central/nb.sock \
-             --kubeconfig /run/rovn-lab/dev/kubeconfig-lab --listen 172.30.0.1:10660 \
-             --leader-elect true --log-format text --lb-cidr 172.30.0.240/29"
+            env(&launch, "ROVN_NB_REMOTE"),
+            Some("unix:/run/rovn-lab/dev/central/nb.sock")
+        );
+        assert_eq!(env(&launch, "ROVN_LISTEN"), Some("172.30.0.1:10660"));
+        assert_eq!(env(&launch, "ROVN_LB_CIDR"), Some(LB_CIDR));
+        assert_eq!(env(&launch, "POD_NAME"), Some(CONTROLLER_POD));
+        // Everything else is the manifests' own.
+        assert_eq!(
+            env(&launch, "ROVN_DEFAULT_CIDR"),
+            install.config.get("default-cidr").map(String::as_str)
+        );
+        assert_eq!(env(&launch, "ROVN_LEADER_ELECT"), Some("true"));
+    }
+
+    #[test]
+    fn an_agent_runs_as_the_manifests_say_with_lab_paths() {
+        let launch = agent_launch(&names(), &install(), 2, Encap::Vxlan).unwrap();
+        assert_eq!(launch.program, "rovn-node");
+        assert_eq!(env(&launch, "NODE_NAME"), Some("node2"));
+        assert_eq!(
+            env(&launch, "ROVN_OVS_DB"),
+            Some("unix:/run/rovn-lab/dev/node2/db.sock")
+        );
+        assert_eq!(env(&launch, "ROVN_OVN_REMOTE"), Some("tcp:172.30.0.1:6642"));
+        assert_eq!(env(&launch, "ROVN_ENCAP_TYPE"), Some("vxlan"));
+        assert_eq!(env(&launch, "ROVN_DATAPATH_TYPE"), Some("netdev"));
+        assert_eq!(env(&launch, "ROVN_LISTEN"), Some("172.30.0.12:10665"));
+        assert_eq!(
+            launch.args.join(" "),
+            "--cni-conf-dir /run/rovn-lab/dev/node2/cni/net.d \
+             --cni-bin-dir /run/rovn-lab/dev/node2/cni/bin"
         );
     }
 
     #[test]
-    fn agent_command_line_is_the_contract() {
-        assert_eq!(
-            joined(&agent_args(&names(), 2, Encap::Vxlan)),
-            "--node-name node2 --ovs-db unix:/run/rovn-lab/dev/node2/db.sock \
-             --ovn-remote tcp:172.30.0.1:6642 --encap-type vxlan --datapath-type netdev \
-             --cni-socket /run/rovn-lab/dev/node2/cni.sock \
-             --cni-conf-dir /run/rovn-lab/dev/node2/cni/net.d \
-             --cni-bin-dir /run/rovn-lab/dev/node2/cni/bin --listen 172.30.0.12:10665 \
-             --lb-cidr 172.30.0.240/29"
-        );
+    fn a_manifest_without_a_variable_the_lab_substitutes_fails_the_lab() {
+        let mut install = install();
+        if let Some(env) = install.node_container.env.as_mut() {
+            env.retain(|v| v.name != "ROVN_CNI_SOCKET");
+        }
+        let e = agent_launch(&names(), &install, 1, Encap::Geneve).unwrap_err();
+        assert!(e.to_string().contains("ROVN_CNI_SOCKET"), "{e}");
     }
 
     #[test]
     fn specs_use_the_contract_log_files() {
-        let bins = RovnBins {
-            controller: "/b/rovn-controller".into(),
-            node: "/b/rovn-node".into(),
-        };
-        let c = controller_spec(&names(), &bins);
+        let install = install();
+        let c = controller_spec(&names(), &install).unwrap();
         assert_eq!(c.netns.as_deref(), Some("rl-dev-central"));
         assert_eq!(
             c.log_file,
             Path::new("/run/rovn-lab/dev/logs/rovn-controller.log")
         );
-        let a = agent_spec(&names(), &bins, 1, Encap::Geneve);
+        let a = agent_spec(&names(), &install, 1, Encap::Geneve).unwrap();
         assert_eq!(a.netns.as_deref(), Some("rl-dev-node1"));
         assert_eq!(
             a.pidfile,
