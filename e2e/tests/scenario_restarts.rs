@@ -1,4 +1,5 @@
-//! Scenario 6 on its own lab: controller, agent and NB database restarts disturb nothing.
+//! Scenario 6 on its own lab: controller, agent and NB database restarts disturb nothing, and
+//! neither does a rolling update of every agent and then the controller.
 
 mod common;
 
@@ -10,9 +11,13 @@ use rovn_e2e::scenario::restarts;
 fn restarts_keep_pods_connections_and_leave_nothing_stale() {
     let name = common::unique_name("sr");
     let spec = LabSpec::with_rovn(name.clone(), 2);
-    let result = run_on_lab(&spec, &["s6"], async |cluster| {
+    let result = run_on_lab(&spec, &["s6", "s6r"], async |cluster| {
         step("6 restarts", async || {
             restarts::survive_restarts(cluster, "s6").await
+        })
+        .await?;
+        step("6r rolling update", async || {
+            restarts::rolling_update(cluster, "s6r").await
         })
         .await
     });

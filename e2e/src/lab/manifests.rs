@@ -25,7 +25,10 @@ pub fn render(dir: &Path) -> Result<Rendered, LabError> {
     command.arg("kustomize").arg(dir);
     let text = cmd::run_command(&format!("render {}", dir.display()), &mut command)?;
     let docs = serde_saphyr::from_multiple::<Value>(&text).map_err(|e| LabError::Protocol {
-        what: format!("reading what `kubectl kustomize {}` rendered", dir.display()),
+        what: format!(
+            "reading what `kubectl kustomize {}` rendered",
+            dir.display()
+        ),
         detail: e.to_string(),
     })?;
     Ok(Rendered {
@@ -49,11 +52,18 @@ impl Rendered {
         self.docs
             .iter()
             .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
-            .ok_or_else(|| manifest_error(format!("{kind} {name}"), "not in the rendered manifests"))
+            .ok_or_else(|| {
+                manifest_error(format!("{kind} {name}"), "not in the rendered manifests")
+            })
     }
 
     /// The container `container` of workload `kind/name` (a Deployment or DaemonSet).
-    pub fn container(&self, kind: &str, name: &str, container: &str) -> Result<Container, LabError> {
+    pub fn container(
+        &self,
+        kind: &str,
+        name: &str,
+        container: &str,
+    ) -> Result<Container, LabError> {
         let what = format!("{kind} {name}, container {container}");
         let workload = self.find(kind, name)?;
         let found = workload["spec"]["template"]["spec"]["containers"]
@@ -189,11 +199,17 @@ mod tests {
     use super::*;
 
     fn container(env: Value) -> Container {
-        serde_json::from_value(json!({"name": "c", "command": ["prog", "--a"], "args": ["b"], "env": env}))
-            .unwrap()
+        serde_json::from_value(
+            json!({"name": "c", "command": ["prog", "--a"], "args": ["b"], "env": env}),
+        )
+        .unwrap()
     }
 
-    fn subs(config: &[(&str, &str)], env: &[(&str, &str)], fields: &[(&str, &str)]) -> Substitutions {
+    fn subs(
+        config: &[(&str, &str)],
+        env: &[(&str, &str)],
+        fields: &[(&str, &str)],
+    ) -> Substitutions {
         let map = |pairs: &[(&str, &str)]| {
             pairs
                 .iter()
@@ -234,7 +250,11 @@ mod tests {
         .unwrap();
         assert_eq!(got.program, "prog");
         assert_eq!(got.args, ["--a", "b"]);
-        let env: Vec<(&str, &str)> = got.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let env: Vec<(&str, &str)> = got
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         assert_eq!(
             env,
             [

@@ -113,7 +113,10 @@ fn agent_substitutions(names: &LabNames, node: u8, encap: Encap) -> Substitution
             ("ROVN_OVS_DB", names.node_db_remote(node)),
             ("ROVN_ENCAP_TYPE", encap.to_string()),
             ("ROVN_DATAPATH_TYPE", "netdev".to_string()),
-            ("ROVN_CNI_SOCKET", names.cni_socket(node).display().to_string()),
+            (
+                "ROVN_CNI_SOCKET",
+                names.cni_socket(node).display().to_string(),
+            ),
             ("ROVN_LISTEN", names.agent_listen(node).to_string()),
         ])),
         fields: owned([("spec.nodeName", Place::Node(node).label())]),
@@ -122,7 +125,9 @@ fn agent_substitutions(names: &LabNames, node: u8, encap: Encap) -> Substitution
 
 /// `RUST_LOG` of the lab's own environment, when set, wins over the manifests' level.
 fn log_level() -> Option<(&'static str, String)> {
-    std::env::var("RUST_LOG").ok().map(|level| ("RUST_LOG", level))
+    std::env::var("RUST_LOG")
+        .ok()
+        .map(|level| ("RUST_LOG", level))
 }
 
 fn owned(pairs: impl IntoIterator<Item = (&'static str, String)>) -> BTreeMap<String, String> {
@@ -343,8 +348,12 @@ mod tests {
     /// The lab's install from the real `deploy/base`.
     fn install() -> RovnInstall {
         let rendered = manifests::render(&manifests::base_dir()).unwrap();
-        RovnInstall::from_rendered("/b/rovn-controller".into(), "/b/rovn-node".into(), &rendered)
-            .unwrap()
+        RovnInstall::from_rendered(
+            "/b/rovn-controller".into(),
+            "/b/rovn-node".into(),
+            &rendered,
+        )
+        .unwrap()
     }
 
     fn env<'a>(launch: &'a Launch, name: &str) -> Option<&'a str> {

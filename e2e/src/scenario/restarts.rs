@@ -209,6 +209,86 @@ pub async fn survive_restarts(cluster: &impl Cluster, ns: &str) -> Result<()> {
     .await
 }
 
+/// A rolling update of rovn as `deploy/` installs it (the `rovn-node` DaemonSet one node at a
+/// time, `maxUnavailable: 1`; then the controller's replicas): every agent and then the
+/// controller restarted in turn under an established cross-node TCP connection, which must
+/// carry data after each, with pods keeping their addresses and rows and nothing left stale.
+pub async fn rolling_update(cluster: &impl Cluster, ns: &str) -> Result<()> {
+    let Stage {
+        client,
+        n1,
+        n2,
+        tool,
+    } = stage(cluster, ns).await?;
+    let running = api::create_and_wait(
+        &client,
+        &[
+            PodSpec::server(ns, "server", &tool).on(&n2),
+            PodSpec::idle(ns, "client", &tool).on(&n1),
+        ],
+    )
+    .await?;
+    let refs = [pod_ref(&running[0]), pod_ref(&running[1])];
+    let server_ip = pods::pod_ip(&running[0])
+        .ok_or_else(|| ScenarioError::Check("server without podIP".into()))?;
+    let client_ip = pods::pod_ip(&running[1])
+        .ok_or_else(|| ScenarioError::Check("client without podIP".into()))?;
+    let target = SocketAddrV4::new(server_ip, TCP_PORT);
+    expect_exchange(
+        cluster,
+        &From::Pod(refs[1].clone()),
+        Proto::Tcp,
+        target,
+        "server",
+        client_ip,
+    )
+    .await?;
+    let (mut conn, _) = LongConnection::open(cluster, &refs[1], target).await?;
+    let before = addresses(cluster, &refs).await?;
+    let rows_before = pod_rows(cluster, &refs).await?;
+    let mut order: Vec<Component> = cluster.nodes().into_iter().map(Component::Agent).collect();
+    order.push(Component::Controller);
+    for component in &order {
+        cluster.restart(component).await?;
+        conn.round_trip(&format!("after-rolling-{component:?}"))
+            .await
+            .map_err(|e| {
+                ScenarioError::Check(format!(
+                    "the established connection broke when {component:?} was replaced: {e}"
+                ))
+            })?;
+    }
+    let now = addresses(cluster, &refs).await?;
+    crate::ensure!(
+        now == before,
+        "pod addresses changed in the rolling update: {before:?} → {now:?}"
+    );
+    super::wait::until(
+        api::POD_TIMEOUT,
+        "NB and OVS to match the pods after the rolling update",
+        async || check_no_stale_ports(cluster).await.map(Some),
+    )
+    .await?;
+    let rows = pod_rows(cluster, &refs).await?;
+    crate::ensure!(
+        rows == rows_before,
+        "the rolling update re-created pod rows: {rows_before:?} → {rows:?}"
+    );
+    let late = api::create_and_wait(&client, &[PodSpec::idle(ns, "late", &tool).on(&n1)]).await?;
+    let late_ip = pods::pod_ip(&late[0])
+        .ok_or_else(|| ScenarioError::Check("late pod without podIP".into()))?;
+    expect_exchange(
+        cluster,
+        &From::Pod(pod_ref(&late[0])),
+        Proto::Tcp,
+        target,
+        "server",
+        late_ip,
+    )
+    .await?;
+    conn.round_trip("after-rolling-update").await.map(|_| ())
+}
+
 /// NB's pod ports are exactly the pods on the pod network, and each node's switch has exactly
 /// the ports of its pods.
 pub async fn check_no_stale_ports(cluster: &impl Cluster) -> Result<()> {
