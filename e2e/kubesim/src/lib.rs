@@ -72,6 +72,7 @@ pub mod patch;
 pub mod protobuf;
 pub mod proxy;
 pub mod resources;
+pub mod schema;
 pub mod selectors;
 pub mod server;
 pub mod status;
