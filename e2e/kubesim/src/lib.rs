@@ -66,6 +66,7 @@ pub mod deletion;
 pub mod discovery;
 pub mod endpointslices;
 pub mod event_versions;
+pub mod field_validation;
 pub mod listen;
 pub mod openapi;
 pub mod patch;
