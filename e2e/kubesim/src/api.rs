@@ -281,6 +281,11 @@ async fn dispatch(
                 .into_response());
         }
         Route::OpenApiRoot => openapi::root(&state.registry),
+        Route::OpenApiGroupVersion(g, v)
+            if let Some(text) = openapi::vendored(&state.registry, &g, &v) =>
+        {
+            return Ok(json_response(200, text));
+        }
         Route::OpenApiGroupVersion(g, v) => openapi::group_version(&state.registry, &g, &v)
             .ok_or_else(|| ApiError::path_not_found(uri.path()))?,
         Route::NotFound | Route::Resource(_) | Route::PodProxy(_) => {

@@ -238,6 +238,14 @@ async fn kubectl_server_dry_run_of_every_set_stores_nothing() {
     );
     assert_eq!(k.ok(&["get", CLUSTER_KINDS, "-o", "name"]).await, "");
     assert_eq!(k.ok(&["get", "deploy,ds,sts", "-A"]).await, "");
+    // The vendored schemas are published too.
+    let explained = k
+        .ok(&[
+            "explain",
+            "deployment.spec.template.spec.containers.imagePullPolicy",
+        ])
+        .await;
+    assert!(explained.contains("Image pull policy"), "{explained}");
 
     let workload = sets
         .iter()

@@ -73,6 +73,15 @@ const DOCUMENTS: &[(&str, &str, &str, &str)] = &[
     ),
 ];
 
+/// The text of a group/version's vendored document, as kube-apiserver serves it at
+/// `/openapi/v3/...`.
+pub fn document_text(group: &str, version: &str) -> Option<&'static str> {
+    DOCUMENTS
+        .iter()
+        .find(|(g, v, _, _)| *g == group && *v == version)
+        .map(|(_, _, _, text)| *text)
+}
+
 /// One parsed document and its kinds: kind → schema name.
 pub struct Document {
     /// The whole OpenAPI document.
