@@ -526,7 +526,7 @@ async fn resource(
             let mut write = write_options()?;
             let (obj, created) = cluster
                 .write()
-                .patch_with(&def, &ns, name, kind, &body, target, &mut write)?;
+                .patch(&def, &ns, name, kind, &body, target, &mut write)?;
             let code = if created { 201 } else { 200 };
             let r = object_response(code, &def, &obj, &acc, &q);
             Ok(with_warnings(r, &write.warnings))

@@ -699,27 +699,11 @@ impl State {
         Ok(stored)
     }
 
-    /// PATCH of the object or its status (the server's own writes). Apply patches
-    /// create absent objects.
+    /// PATCH of the object or its status as a client asked for it: dry run, field
+    /// validation (of the patched object), warnings in `write`. Apply patches create
+    /// absent objects.
     #[allow(clippy::too_many_arguments)]
     pub fn patch(
-        &mut self,
-        def: &ResourceDef,
-        namespace: &str,
-        name: &str,
-        kind: PatchKind,
-        body: &[u8],
-        target: Target,
-        dry_run: bool,
-    ) -> Result<(Arc<StoredObject>, bool), ApiError> {
-        let write = &mut Write::internal(dry_run);
-        self.patch_with(def, namespace, name, kind, body, target, write)
-    }
-
-    /// PATCH as a client asked for it: dry run, field validation (of the patched
-    /// object), warnings in `write`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn patch_with(
         &mut self,
         def: &ResourceDef,
         namespace: &str,

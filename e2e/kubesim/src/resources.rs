@@ -108,7 +108,17 @@ fn builtin(
 
 /// The built-in kinds this server serves.
 pub fn builtin_resources() -> Vec<ResourceDef> {
-    vec![
+    let rbac = [
+        ("clusterroles", "ClusterRole", false),
+        ("clusterrolebindings", "ClusterRoleBinding", false),
+        ("roles", "Role", true),
+        ("rolebindings", "RoleBinding", true),
+    ]
+    .map(|(plural, kind, namespaced)| {
+        let group = "rbac.authorization.k8s.io";
+        builtin(group, "v1", plural, kind, namespaced, false, &[], false)
+    });
+    let mut all = vec![
         builtin(
             "",
             "v1",
@@ -231,46 +241,6 @@ pub fn builtin_resources() -> Vec<ResourceDef> {
             true,
         ),
         builtin(
-            "rbac.authorization.k8s.io",
-            "v1",
-            "clusterroles",
-            "ClusterRole",
-            false,
-            false,
-            &[],
-            false,
-        ),
-        builtin(
-            "rbac.authorization.k8s.io",
-            "v1",
-            "clusterrolebindings",
-            "ClusterRoleBinding",
-            false,
-            false,
-            &[],
-            false,
-        ),
-        builtin(
-            "rbac.authorization.k8s.io",
-            "v1",
-            "roles",
-            "Role",
-            true,
-            false,
-            &[],
-            false,
-        ),
-        builtin(
-            "rbac.authorization.k8s.io",
-            "v1",
-            "rolebindings",
-            "RoleBinding",
-            true,
-            false,
-            &[],
-            false,
-        ),
-        builtin(
             "policy",
             "v1",
             "poddisruptionbudgets",
@@ -310,7 +280,9 @@ pub fn builtin_resources() -> Vec<ResourceDef> {
             &["crd", "crds"],
             false,
         ),
-    ]
+    ];
+    all.extend(rbac);
+    all
 }
 
 /// All served resources, looked up by (group, version, plural).

@@ -169,6 +169,7 @@ fn every_shipped_manifest_validates() {
     let crds = crds(&sets);
     let mut failures = Vec::new();
     let mut checked = 0;
+    let started = std::time::Instant::now();
     for set in &sets {
         for doc in &set.docs {
             checked += 1;
@@ -184,8 +185,9 @@ fn every_shipped_manifest_validates() {
         }
     }
     println!(
-        "{checked} documents in {} sets validated: {}",
+        "{checked} documents in {} sets validated in {:?} (first use parses the schemas): {}",
         sets.len(),
+        started.elapsed(),
         sets.iter()
             .map(|s| format!("{} ({})", s.name, s.docs.len()))
             .collect::<Vec<_>>()
@@ -253,11 +255,8 @@ async fn kubectl_server_dry_run_of_every_set_stores_nothing() {
         .find(|d| is_workload(d))
         .expect("a workload ships");
     let typo = k.write("typo.json", &with_typo(workload).to_string());
-    let out = k
-        .run(&["apply", "--dry-run=server", "-f", path_str(&typo)])
-        .await;
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "the typo was accepted: {stderr}");
+    let (ok, stderr) = server_dry_run(&k, "apply", &[], &typo).await;
+    assert!(!ok, "the typo was accepted: {stderr}");
     let want = format!("strict decoding error: unknown field \"{TYPO_PATH}\"");
     assert!(
         stderr.contains("Error from server (BadRequest)") && stderr.contains(&want),
@@ -265,35 +264,14 @@ async fn kubectl_server_dry_run_of_every_set_stores_nothing() {
     );
     println!("typo rejected: {}", stderr.trim());
 
-    let out = k
-        .run(&[
-            "apply",
-            "--dry-run=server",
-            "--validate=warn",
-            "-f",
-            path_str(&typo),
-        ])
-        .await;
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let (ok, stderr) = server_dry_run(&k, "apply", &["--validate=warn"], &typo).await;
+    assert!(ok, "{stderr}");
     assert!(
         stderr.contains(&format!("Warning: unknown field \"{TYPO_PATH}\"")),
         "{stderr}"
     );
-    let out = k
-        .run(&[
-            "apply",
-            "--dry-run=server",
-            "--validate=false",
-            "-f",
-            path_str(&typo),
-        ])
-        .await;
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && !stderr.contains("Warning"),
-        "{stderr}"
-    );
+    let (ok, stderr) = server_dry_run(&k, "apply", &["--validate=false"], &typo).await;
+    assert!(ok && !stderr.contains("Warning"), "{stderr}");
     assert_eq!(k.ok(&["get", "deploy,ds,sts", "-A"]).await, "");
 }
 
@@ -318,11 +296,8 @@ async fn a_custom_resource_needs_its_crd_applied_first() {
             serde_saphyr::to_string(&good).expect("Subnet serialises")
         ),
     );
-    let out = k
-        .run(&["apply", "--dry-run=server", "-f", path_str(&together)])
-        .await;
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "a CR of a dry-run CRD was accepted");
+    let (ok, stderr) = server_dry_run(&k, "apply", &[], &together).await;
+    assert!(!ok, "a CR of a dry-run CRD was accepted");
     assert!(
         stderr.contains("no matches for kind \"Subnet\" in version \"rovn.io/v1\"")
             && stderr.contains("ensure CRDs are installed first"),
@@ -344,25 +319,30 @@ async fn a_custom_resource_needs_its_crd_applied_first() {
 
     let typo = subnet(json!({"cidrBlock": "10.77.0.0/16", "natOutgoin": true}));
     let typo_file = k.write("typo.json", &typo.to_string());
-    let out = k
-        .run(&["apply", "--dry-run=server", "-f", path_str(&typo_file)])
-        .await;
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (ok, stderr) = server_dry_run(&k, "apply", &[], &typo_file).await;
     assert!(
-        !out.status.success()
-            && stderr.contains("strict decoding error: unknown field \"spec.natOutgoin\""),
+        !ok && stderr.contains("strict decoding error: unknown field \"spec.natOutgoin\""),
         "{stderr}"
     );
     let wrong = subnet(json!({"cidrBlock": 10}));
     let wrong_file = k.write("wrong.json", &wrong.to_string());
-    let out = k
-        .run(&["apply", "--dry-run=server", "-f", path_str(&wrong_file)])
-        .await;
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (ok, stderr) = server_dry_run(&k, "apply", &[], &wrong_file).await;
     assert!(
-        !out.status.success() && stderr.contains("spec.cidrBlock: Invalid value: \"integer\""),
+        !ok && stderr.contains("spec.cidrBlock: Invalid value: \"integer\""),
         "{stderr}"
     );
+}
+
+/// `kubectl VERB --dry-run=server FLAGS -f FILE`: whether it succeeded, and its stderr.
+async fn server_dry_run(k: &Kubectl, verb: &str, flags: &[&str], file: &Path) -> (bool, String) {
+    let mut args = vec![verb, "--dry-run=server"];
+    args.extend_from_slice(flags);
+    args.extend(["-f", path_str(file)]);
+    let out = k.run(&args).await;
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// The stored image of a workload's first container.
@@ -398,24 +378,17 @@ async fn updates_and_patches_are_validated_and_dry_runs_change_nothing() {
 
     // kubectl apply of an existing object is a strategic merge PATCH.
     let typo = k.write("typo.json", &with_typo(&workload).to_string());
-    let out = k
-        .run(&["apply", "--dry-run=server", "-f", path_str(&typo)])
-        .await;
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (ok, stderr) = server_dry_run(&k, "apply", &[], &typo).await;
     assert!(
-        !out.status.success()
-            && stderr.contains(&format!(
-                "strict decoding error: unknown field \"{TYPO_PATH}\""
-            )),
+        !ok && stderr.contains(&format!(
+            "strict decoding error: unknown field \"{TYPO_PATH}\""
+        )),
         "patch: {stderr}"
     );
     // kubectl replace is a PUT.
-    let out = k
-        .run(&["replace", "--dry-run=server", "-f", path_str(&typo)])
-        .await;
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (ok, stderr) = server_dry_run(&k, "replace", &[], &typo).await;
     assert!(
-        !out.status.success() && stderr.contains("strict decoding error"),
+        !ok && stderr.contains("strict decoding error"),
         "update: {stderr}"
     );
 
