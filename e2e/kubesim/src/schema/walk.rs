@@ -91,59 +91,72 @@ fn type_matches(expected: &str, v: &Value) -> bool {
 }
 
 impl<'a> Walker<'a> {
+    /// Folds `schema` (and what its `$ref` and `allOf` name) into `view`, in one pass
+    /// over each schema's keys: this runs for every value of every object written.
     fn merge(&self, schema: &'a Value, view: &mut View<'a>, depth: usize) {
+        let Some(map) = schema.as_object() else {
+            return;
+        };
         if depth > MAX_REF_DEPTH {
             return;
         }
-        if let Some(target) = schema
-            .get("$ref")
-            .and_then(Value::as_str)
-            .and_then(|r| r.strip_prefix("#/components/schemas/"))
-            .and_then(|name| self.components?.get(name))
-        {
-            self.merge(target, view, depth + 1);
-        }
-        for part in schema
-            .get("allOf")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            self.merge(part, view, depth + 1);
-        }
-        for key in ["oneOf", "anyOf"] {
-            for alt in schema
-                .get(key)
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                if let Some(t) = alt.get("type").and_then(Value::as_str) {
-                    view.alternatives.push(t);
+        let mut own_type = None;
+        let mut own_additional = None;
+        let mut own_items = None;
+        let mut own_enum = None;
+        for (key, value) in map {
+            match key.as_str() {
+                "$ref" => {
+                    if let Some(target) = value
+                        .as_str()
+                        .and_then(|r| r.strip_prefix("#/components/schemas/"))
+                        .and_then(|name| self.components?.get(name))
+                    {
+                        self.merge(target, view, depth + 1);
+                    }
                 }
+                "allOf" => {
+                    for part in value.as_array().into_iter().flatten() {
+                        self.merge(part, view, depth + 1);
+                    }
+                }
+                "oneOf" | "anyOf" => {
+                    for alt in value.as_array().into_iter().flatten() {
+                        if let Some(t) = alt.get("type").and_then(Value::as_str) {
+                            view.alternatives.push(t);
+                        }
+                    }
+                }
+                "type" => own_type = value.as_str(),
+                "properties" => {
+                    if let Some(p) = value.as_object() {
+                        view.properties.push(p);
+                    }
+                }
+                "required" => view.required.extend(
+                    value
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str),
+                ),
+                "additionalProperties" => own_additional = Some(value),
+                "items" => own_items = Some(value),
+                "enum" => own_enum = value.as_array(),
+                "format" => view.int_or_string |= value.as_str() == Some("int-or-string"),
+                "x-kubernetes-int-or-string" => view.int_or_string |= value == &Value::Bool(true),
+                "x-kubernetes-preserve-unknown-fields" => {
+                    view.preserve_unknown |= value == &Value::Bool(true)
+                }
+                "x-kubernetes-embedded-resource" => view.embedded |= value == &Value::Bool(true),
+                "nullable" => view.nullable |= value == &Value::Bool(true),
+                _ => {}
             }
         }
-        let flag = |k: &str| schema.get(k).and_then(Value::as_bool) == Some(true);
-        view.type_ = view.type_.or(schema.get("type").and_then(Value::as_str));
-        if let Some(p) = schema.get("properties").and_then(Value::as_object) {
-            view.properties.push(p);
-        }
-        view.required.extend(
-            schema
-                .get("required")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str),
-        );
-        view.additional = view.additional.or(schema.get("additionalProperties"));
-        view.items = view.items.or(schema.get("items"));
-        view.enum_ = view.enum_.or(schema.get("enum").and_then(Value::as_array));
-        view.int_or_string |= flag("x-kubernetes-int-or-string")
-            || schema.get("format").and_then(Value::as_str) == Some("int-or-string");
-        view.preserve_unknown |= flag("x-kubernetes-preserve-unknown-fields");
-        view.embedded |= flag("x-kubernetes-embedded-resource");
-        view.nullable |= flag("nullable");
+        view.type_ = view.type_.or(own_type);
+        view.additional = view.additional.or(own_additional);
+        view.items = view.items.or(own_items);
+        view.enum_ = view.enum_.or(own_enum);
     }
 
     fn push(&mut self, path: &str, problem: Problem) {
@@ -218,16 +231,18 @@ impl<'a> Walker<'a> {
     }
 
     fn check_object(&mut self, view: &View<'a>, map: &Map<String, Value>, path: &mut String) {
-        let field_path = |path: &str, key: &str| {
-            if path.is_empty() {
-                key.to_string()
-            } else {
-                format!("{path}.{key}")
+        let field = |path: &mut String, key: &str| {
+            if !path.is_empty() {
+                path.push('.');
             }
+            path.push_str(key);
         };
         for r in &view.required {
             if !map.contains_key(*r) {
-                self.push(&field_path(path, r), Problem::Required);
+                let len = path.len();
+                field(path, r);
+                self.push(path, Problem::Required);
+                path.truncate(len);
             }
         }
         let opaque = view.properties.is_empty()
@@ -236,14 +251,19 @@ impl<'a> Walker<'a> {
         for (key, item) in map {
             let len = path.len();
             if let Some(s) = view.property(key) {
-                *path = field_path(path, key);
+                field(path, key);
                 self.check(s, item, path);
             } else if let Some(extra) = view.additional {
                 match extra {
                     Value::Bool(true) => {}
-                    Value::Bool(false) => self.push(&field_path(path, key), Problem::UnknownField),
+                    Value::Bool(false) => {
+                        field(path, key);
+                        self.push(path, Problem::UnknownField);
+                    }
                     s => {
-                        path.push_str(&format!("[{key}]"));
+                        path.push('[');
+                        path.push_str(key);
+                        path.push(']');
                         self.check(s, item, path);
                     }
                 }
@@ -251,7 +271,8 @@ impl<'a> Walker<'a> {
                 || view.preserve_unknown
                 || (view.embedded && matches!(key.as_str(), "apiVersion" | "kind" | "metadata")))
             {
-                self.push(&field_path(path, key), Problem::UnknownField);
+                field(path, key);
+                self.push(path, Problem::UnknownField);
             }
             path.truncate(len);
         }
