@@ -408,3 +408,107 @@ async fn updates_and_patches_are_validated_and_dry_runs_change_nothing() {
         "a dry run changed the object"
     );
 }
+
+/// The kinds an OVN install adds next to rovn's own (what `deploy/` grows into): a headless
+/// Service, a StatefulSet with volume claim templates, a PodDisruptionBudget, a privileged
+/// host-network DaemonSet with host paths, a ConfigMap.
+const OVN_INSTALL: &str = r#"apiVersion: v1
+kind: Service
+metadata: {name: ovn-central, namespace: kube-system}
+spec:
+  clusterIP: None
+  selector: {app: ovn-central}
+  ports:
+  - {name: nb, port: 6641, targetPort: 6641}
+  - {name: sb, port: 6642, targetPort: nb-raft}
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: ovn-central, namespace: kube-system}
+spec:
+  serviceName: ovn-central
+  replicas: 3
+  podManagementPolicy: Parallel
+  selector: {matchLabels: {app: ovn-central}}
+  template:
+    metadata: {labels: {app: ovn-central}}
+    spec:
+      containers:
+      - name: nb
+        image: rovn-ovn:dev
+        ports: [{name: nb-raft, containerPort: 6643}]
+        resources: {requests: {cpu: 100m, memory: 128Mi}}
+        volumeMounts: [{name: data, mountPath: /var/lib/ovn}]
+  volumeClaimTemplates:
+  - metadata: {name: data}
+    spec:
+      accessModes: [ReadWriteOnce]
+      resources: {requests: {storage: 1Gi}}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: ovn-central, namespace: kube-system}
+spec:
+  maxUnavailable: 1
+  selector: {matchLabels: {app: ovn-central}}
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: ovs-ovn, namespace: kube-system}
+spec:
+  selector: {matchLabels: {app: ovs-ovn}}
+  updateStrategy: {type: RollingUpdate, rollingUpdate: {maxUnavailable: "10%"}}
+  template:
+    metadata: {labels: {app: ovs-ovn}}
+    spec:
+      hostNetwork: true
+      hostPID: true
+      tolerations: [{operator: Exists}]
+      containers:
+      - name: openvswitch
+        image: rovn-ovn:dev
+        securityContext: {privileged: true, capabilities: {add: [NET_ADMIN, SYS_ADMIN]}}
+        livenessProbe: {exec: {command: [ovs-appctl, version]}, periodSeconds: 10}
+        volumeMounts: [{name: run, mountPath: /run/openvswitch}]
+      volumes:
+      - {name: run, hostPath: {path: /run/openvswitch, type: DirectoryOrCreate}}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: ovn-config, namespace: kube-system}
+data: {replicas: "3"}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kinds_an_ovn_install_adds_validate_and_dry_run() {
+    for doc in documents(OVN_INSTALL, "OVN_INSTALL") {
+        let errors = schema::validate(&doc, &[]).expect("built-in kinds have schemas");
+        assert!(errors.is_empty(), "{}: {errors:?}", describe(&doc));
+    }
+    let t = start().await;
+    let k = Kubectl::new(&t.server.url());
+    let file = k.write("ovn.yaml", OVN_INSTALL);
+    let out = k
+        .ok(&["apply", "--dry-run=server", "-f", path_str(&file)])
+        .await;
+    assert_eq!(out.matches("(server dry run)").count(), 5, "{out}");
+    assert_eq!(
+        k.ok(&["get", STORED_KINDS, "-A", "-o", "name"]).await,
+        "service/kubernetes\n"
+    );
+
+    let missing = OVN_INSTALL.replace("- name: nb\n        image", "- image");
+    let (ok, stderr) = server_dry_run(&k, "apply", &[], &k.write("missing.yaml", &missing)).await;
+    assert!(
+        !ok && stderr.contains("is invalid: spec.template.spec.containers[0].name: Required value"),
+        "{stderr}"
+    );
+    let wrong = OVN_INSTALL.replace("replicas: 3", "replicas: three");
+    let (ok, stderr) = server_dry_run(&k, "apply", &[], &k.write("wrong.yaml", &wrong)).await;
+    assert!(
+        !ok && stderr.contains(
+            "cannot unmarshal string into Go struct field .spec.replicas of type integer"
+        ),
+        "{stderr}"
+    );
+}
