@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use crate::cluster::{PatchKind, Target};
 use crate::deletion::DeleteOptions;
 use crate::event_versions::served_form;
+use crate::field_validation::{FieldValidation, Write};
 use crate::proxy::ProxyTarget;
 use crate::resources::ResourceDef;
 use crate::selectors::{FieldSelector, LabelSelector};
@@ -62,6 +63,18 @@ fn json_response(code: u16, body: impl Into<Body>) -> Response {
 
 fn value_response(code: u16, v: &Value) -> Response {
     json_response(code, v.to_string())
+}
+
+/// Adds one `Warning` header per text, in the RFC 7234 form kube-apiserver uses
+/// (`299 - "text"`), which kubectl prints as `Warning: text`.
+fn with_warnings(mut r: Response, warnings: &[String]) -> Response {
+    for w in warnings {
+        let quoted = w.replace('\\', "\\\\").replace('"', "\\\"");
+        if let Ok(v) = HeaderValue::from_str(&format!("299 - \"{quoted}\"")) {
+            r.headers_mut().append(header::WARNING, v);
+        }
+    }
+    r
 }
 
 fn error_response(e: &ApiError) -> Response {
@@ -268,6 +281,11 @@ async fn dispatch(
                 .into_response());
         }
         Route::OpenApiRoot => openapi::root(&state.registry),
+        Route::OpenApiGroupVersion(g, v)
+            if let Some(text) = openapi::vendored(&state.registry, &g, &v) =>
+        {
+            return Ok(json_response(200, text));
+        }
         Route::OpenApiGroupVersion(g, v) => openapi::group_version(&state.registry, &g, &v)
             .ok_or_else(|| ApiError::path_not_found(uri.path()))?,
         Route::NotFound | Route::Resource(_) | Route::PodProxy(_) => {
@@ -440,6 +458,15 @@ async fn resource(
     let q = parse_query(uri);
     let acc = accept(headers);
     let dry_run = q.get("dryRun").is_some_and(|v| v == "All");
+    let write_options = || -> Result<Write, ApiError> {
+        Ok(Write {
+            dry_run,
+            field_validation: FieldValidation::from_query(
+                q.get("fieldValidation").map(String::as_str),
+            )?,
+            warnings: Vec::new(),
+        })
+    };
     let ns = path.namespace.clone().unwrap_or_default();
     let watch = path.watch_prefix || flag(&q, "watch");
     let target = match path.subresource.as_deref() {
@@ -462,10 +489,13 @@ async fn resource(
         }
         (Method::POST, None) => {
             let v = decode_body(headers, &body, &format!("creating {}", def.plural))?;
-            let obj = cluster
-                .write()
-                .create(&def, path.namespace.as_deref(), v, dry_run)?;
-            Ok(object_response(201, &def, &obj, &acc, &q))
+            let mut write = write_options()?;
+            let obj =
+                cluster
+                    .write()
+                    .create_with(&def, path.namespace.as_deref(), v, &mut write)?;
+            let r = object_response(201, &def, &obj, &acc, &q);
+            Ok(with_warnings(r, &write.warnings))
         }
         (Method::POST, Some(name)) if path.subresource.as_deref() == Some("binding") => {
             let v = decode_body(headers, &body, &format!("binding pod {ns}/{name}"))?;
@@ -474,10 +504,12 @@ async fn resource(
         }
         (Method::PUT, Some(name)) => {
             let v = decode_body(headers, &body, &format!("updating {} {name}", def.plural))?;
+            let mut write = write_options()?;
             let obj = cluster
                 .write()
-                .update(&def, &ns, name, v, target, dry_run)?;
-            Ok(object_response(200, &def, &obj, &acc, &q))
+                .update_with(&def, &ns, name, v, target, &mut write)?;
+            let r = object_response(200, &def, &obj, &acc, &q);
+            Ok(with_warnings(r, &write.warnings))
         }
         (Method::PATCH, Some(name)) => {
             let ct = content_type(headers);
@@ -491,16 +523,13 @@ async fn resource(
                     "PATCH: fieldManager is required for apply requests",
                 ));
             }
+            let mut write = write_options()?;
             let (obj, created) = cluster
                 .write()
-                .patch(&def, &ns, name, kind, &body, target, dry_run)?;
-            Ok(object_response(
-                if created { 201 } else { 200 },
-                &def,
-                &obj,
-                &acc,
-                &q,
-            ))
+                .patch(&def, &ns, name, kind, &body, target, &mut write)?;
+            let code = if created { 201 } else { 200 };
+            let r = object_response(code, &def, &obj, &acc, &q);
+            Ok(with_warnings(r, &write.warnings))
         }
         (Method::DELETE, Some(name)) if target == Target::Main => {
             let opts = delete_options(&body, &q)?;

@@ -12,6 +12,7 @@ use crate::clock;
 use crate::crd;
 use crate::defaults::{self, ServiceAllocator};
 use crate::event_versions;
+use crate::field_validation::{self, Write};
 use crate::patch::{self, PatchError};
 use crate::resources::{Registry, ResourceDef};
 use crate::status::{ApiError, Cause};
@@ -69,7 +70,7 @@ fn mismatch(def: &ResourceDef, name: &str, why: &str) -> ApiError {
     ApiError::bad_request(format!("{} {name:?}: {why}", def.plural))
 }
 
-fn invalid(def: &ResourceDef, name: &str, causes: Vec<Cause>) -> ApiError {
+pub(crate) fn invalid(def: &ResourceDef, name: &str, causes: Vec<Cause>) -> ApiError {
     ApiError::invalid(&def.kind, &def.group, name, causes)
 }
 
@@ -287,6 +288,17 @@ impl State {
     }
 
     /// The core/v1 Events resource that stores what `def` (events.k8s.io) serves.
+    /// The CRD defining a custom resource kind (its schema validates the objects).
+    fn crd_of(&self, def: &ResourceDef) -> Option<&Value> {
+        if !def.custom {
+            return None;
+        }
+        let crds =
+            crate::resources::storage_key("apiextensions.k8s.io", "customresourcedefinitions");
+        let name = format!("{}.{}", def.plural, def.group);
+        self.store.get(&crds, "", &name).map(|o| &o.value)
+    }
+
     fn core_events(&self, def: &ResourceDef) -> Result<Arc<ResourceDef>, ApiError> {
         self.registry.get("", "v1", "events").ok_or_else(|| {
             ApiError::internal(format!(
@@ -296,21 +308,33 @@ impl State {
         })
     }
 
-    /// Create: 201 semantics of POST on a collection.
+    /// Create: 201 semantics of POST on a collection (the server's own writes: no
+    /// warnings, unknown fields ignored).
     pub fn create(
         &mut self,
         def: &ResourceDef,
         namespace: Option<&str>,
-        mut body: Value,
+        body: Value,
         dry_run: bool,
+    ) -> Result<Arc<StoredObject>, ApiError> {
+        self.create_with(def, namespace, body, &mut Write::internal(dry_run))
+    }
+
+    /// Create as a client asked for it: dry run, field validation, warnings in `write`.
+    pub fn create_with(
+        &mut self,
+        def: &ResourceDef,
+        namespace: Option<&str>,
+        mut body: Value,
+        write: &mut Write,
     ) -> Result<Arc<StoredObject>, ApiError> {
         if event_versions::is_events_v1(def) {
             let core = self.core_events(def)?;
-            return self.create(
+            return self.create_with(
                 &core,
                 namespace,
                 event_versions::core_from_events_v1(body),
-                dry_run,
+                write,
             );
         }
         Self::normalise_identity(def, namespace, &mut body)?;
@@ -374,12 +398,13 @@ impl State {
         {
             m.remove("status");
         }
+        field_validation::check(def, self.crd_of(def), &body, write)?;
         let causes = validation::check_object(&def.group, &def.kind, &body);
         if !causes.is_empty() {
             return Err(invalid(def, &name, causes));
         }
-        self.apply_defaults(def, &mut body, None, dry_run, &name)?;
-        if dry_run {
+        self.apply_defaults(def, &mut body, None, write.dry_run, &name)?;
+        if write.dry_run {
             let rv = self.store.resource_version();
             return Ok(Arc::new(dry_object(body, rv)));
         }
@@ -455,20 +480,34 @@ impl State {
             .ok_or_else(|| ApiError::not_found(&def.plural, &def.group, name))
     }
 
-    /// Update (PUT) of the object or its status.
+    /// Update (PUT) of the object or its status (the server's own writes).
     pub fn update(
+        &mut self,
+        def: &ResourceDef,
+        namespace: &str,
+        name: &str,
+        body: Value,
+        target: Target,
+        dry_run: bool,
+    ) -> Result<Arc<StoredObject>, ApiError> {
+        let write = &mut Write::internal(dry_run);
+        self.update_with(def, namespace, name, body, target, write)
+    }
+
+    /// Update as a client asked for it: dry run, field validation, warnings in `write`.
+    pub fn update_with(
         &mut self,
         def: &ResourceDef,
         namespace: &str,
         name: &str,
         mut body: Value,
         target: Target,
-        dry_run: bool,
+        write: &mut Write,
     ) -> Result<Arc<StoredObject>, ApiError> {
         if event_versions::is_events_v1(def) {
             let core = self.core_events(def)?;
             let body = event_versions::core_from_events_v1(body);
-            return self.update(&core, namespace, name, body, target, dry_run);
+            return self.update_with(&core, namespace, name, body, target, write);
         }
         let ns_opt = def.namespaced.then_some(namespace);
         Self::normalise_identity(def, ns_opt, &mut body)?;
@@ -486,11 +525,11 @@ impl State {
                 && def.group.is_empty()
                 && matches!(def.kind.as_str(), "Endpoints" | "Event") =>
             {
-                return self.create(def, ns_opt, body, dry_run);
+                return self.create_with(def, ns_opt, body, write);
             }
             None => return Err(ApiError::not_found(&def.plural, &def.group, name)),
         };
-        self.commit_update(def, &current, body, target, dry_run)
+        self.commit_update(def, &current, body, target, write)
     }
 
     /// The common tail of update, patch and binding.
@@ -500,7 +539,7 @@ impl State {
         current: &Arc<StoredObject>,
         mut new: Value,
         target: Target,
-        dry_run: bool,
+        write: &mut Write,
     ) -> Result<Arc<StoredObject>, ApiError> {
         prune_empty_metadata(&mut new);
         let name = current.name().to_string();
@@ -597,16 +636,17 @@ impl State {
             }
         }
         metadata_mut(&mut new).remove("resourceVersion");
+        field_validation::check(def, self.crd_of(def), &new, write)?;
         let causes = validation::check_object(&def.group, &def.kind, &new);
         if !causes.is_empty() {
             return Err(invalid(def, &name, causes));
         }
-        self.apply_defaults(def, &mut new, Some(&current.value), dry_run, &name)?;
+        self.apply_defaults(def, &mut new, Some(&current.value), write.dry_run, &name)?;
         if target == Target::Main && def.group.is_empty() && def.kind == "Pod" {
             check_pod_spec_update(&current.value, &new)
                 .map_err(|c| invalid(def, &name, vec![c]))?;
         }
-        self.finish_update(def, current, new, dry_run)
+        self.finish_update(def, current, new, write.dry_run)
     }
 
     fn finish_update(
@@ -659,7 +699,9 @@ impl State {
         Ok(stored)
     }
 
-    /// PATCH of the object or its status. Apply patches create absent objects.
+    /// PATCH of the object or its status as a client asked for it: dry run, field
+    /// validation (of the patched object), warnings in `write`. Apply patches create
+    /// absent objects.
     #[allow(clippy::too_many_arguments)]
     pub fn patch(
         &mut self,
@@ -669,7 +711,7 @@ impl State {
         kind: PatchKind,
         body: &[u8],
         target: Target,
-        dry_run: bool,
+        write: &mut Write,
     ) -> Result<(Arc<StoredObject>, bool), ApiError> {
         let parse_json = || {
             serde_json::from_slice::<Value>(body)
@@ -697,7 +739,7 @@ impl State {
                     metadata_mut(&mut obj).insert("name".into(), json!(name));
                 }
                 let ns = def.namespaced.then_some(namespace);
-                return self.create(def, ns, obj, dry_run).map(|o| (o, true));
+                return self.create_with(def, ns, obj, write).map(|o| (o, true));
             }
             None => return Err(ApiError::not_found(&def.plural, &def.group, name)),
         };
@@ -775,10 +817,10 @@ impl State {
             let core = self.core_events(def)?;
             let patched = event_versions::core_from_events_v1(patched);
             return self
-                .commit_update(&core, &current, patched, target, dry_run)
+                .commit_update(&core, &current, patched, target, write)
                 .map(|o| (o, false));
         }
-        self.commit_update(def, &current, patched, target, dry_run)
+        self.commit_update(def, &current, patched, target, write)
             .map(|o| (o, false))
     }
 

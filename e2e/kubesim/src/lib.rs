@@ -2,11 +2,19 @@
 //! rovn (kube-rs) and `kubectl` use, over plain HTTP without authentication.
 //!
 //! Served: core/v1 namespaces, nodes, pods (+status, +binding), services (+status),
-//! endpoints, events, configmaps; discovery.k8s.io/v1 endpointslices;
+//! endpoints, events, configmaps, serviceaccounts; discovery.k8s.io/v1 endpointslices;
 //! networking.k8s.io/v1 networkpolicies; coordination.k8s.io/v1 leases;
 //! events.k8s.io/v1 events; apiextensions.k8s.io/v1 customresourcedefinitions and the
-//! custom resources they define; legacy discovery, `/version`, health endpoints, and a
-//! minimal `/openapi/v3`.
+//! custom resources they define; apps/v1 deployments, daemonsets, statefulsets (+status);
+//! rbac.authorization.k8s.io/v1 clusterroles, clusterrolebindings, roles, rolebindings;
+//! policy/v1 poddisruptionbudgets (+status); admissionregistration.k8s.io/v1
+//! validatingadmissionpolicies (+status), validatingadmissionpolicybindings (the kinds a
+//! rovn install applies: stored, nothing acts on them); legacy discovery, `/version`,
+//! health endpoints, and `/openapi/v3` (the vendored Kubernetes v1.33 documents).
+//!
+//! Writes are validated against the vendored schemas or the CRD's (`schema`,
+//! `field_validation`): wrong types, missing required fields and, per `fieldValidation`,
+//! unknown fields are refused as kube-apiserver refuses them; `dryRun=All` stores nothing.
 //!
 //! Faithful where clients can tell: one cluster-wide resourceVersion counter, 409/404/
 //! 422/410 `Status` errors with upstream reasons, list pagination over a consistent
@@ -34,13 +42,15 @@
 //!   prefer protobuf also accept JSON); protobuf request bodies are decoded only for
 //!   ConfigMap, Namespace and Service (the common fields kubectl's
 //!   `create configmap|namespace|service` send), other kinds get 415;
-//! - `/openapi/v3` publishes only the PATCH operations with their `fieldValidation`
-//!   parameter (so kubectl leaves validation to the server) and no schemas;
-//!   `/openapi/v2` is an empty document (so kubectl's client-side check of a `kind: List`
-//!   passes); unknown fields are kept, not rejected;
-//! - no CRD schema validation, defaulting, pruning or version conversion (all served
-//!   versions of a CRD share storage, like `conversion: None`); Events are the one
-//!   converted kind: core/v1 and events.k8s.io/v1 share one storage (`event_versions`);
+//! - `/openapi/v3` of CRD groups and events.k8s.io/v1 publishes only the PATCH operations
+//!   with their `fieldValidation` parameter (so kubectl leaves validation to the server)
+//!   and no schemas; `/openapi/v2` is an empty document (so kubectl's client-side check
+//!   of a `kind: List` passes);
+//! - schema validation checks structure only (no formats, patterns, bounds or CEL), and
+//!   unknown fields accepted under `fieldValidation=Warn|Ignore` are kept, not pruned;
+//! - no CRD defaulting, pruning or version conversion (all served versions of a CRD
+//!   share storage, like `conversion: None`); Events are the one converted kind: core/v1
+//!   and events.k8s.io/v1 share one storage (`event_versions`);
 //! - no other controllers: no garbage collection of dependents (`propagationPolicy` is
 //!   accepted and ignored), no Endpoints controller, no scheduler;
 //! - the EndpointSlice controller publishes IPv4 addresses only, sets no topology
@@ -66,12 +76,14 @@ pub mod deletion;
 pub mod discovery;
 pub mod endpointslices;
 pub mod event_versions;
+pub mod field_validation;
 pub mod listen;
 pub mod openapi;
 pub mod patch;
 pub mod protobuf;
 pub mod proxy;
 pub mod resources;
+pub mod schema;
 pub mod selectors;
 pub mod server;
 pub mod status;

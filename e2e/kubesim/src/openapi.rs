@@ -1,9 +1,10 @@
-//! Minimal OpenAPI v3 documents: the root index and, per group/version, one PATCH
-//! operation per kind declaring the `fieldValidation` query parameter. That is what
-//! kubectl looks for to decide that the server validates fields itself, so
-//! `kubectl apply/create` work with default flags without a full schema (which this
-//! server does not have). No schemas are published, so kubectl's client-side patch
-//! computation falls back to its built-in types.
+//! OpenAPI v3 documents: the root index; for the built-in group/versions with a vendored
+//! Kubernetes v1.33 document, that document verbatim (so `kubectl explain` and kubectl's
+//! patch computation see the real schemas); for the others (CRD groups,
+//! `events.k8s.io/v1`), a minimal one: one PATCH operation per kind declaring the
+//! `fieldValidation` query parameter and no schemas. The parameter is what kubectl looks
+//! for to decide that the server validates fields itself (it does: `field_validation`),
+//! so `kubectl apply/create` work with default flags.
 //!
 //! `/openapi/v2` is an empty Swagger document (no definitions), in the protobuf form kubectl
 //! asks for: kubectl validates a `kind: List` (what `kubectl get -o yaml` prints for several
@@ -25,6 +26,11 @@ fn gv_path(group: &str, version: &str) -> String {
 /// A short stable hash of a group/version's kinds, for the `?hash=` cache key.
 fn content_hash(registry: &Registry, group: &str, version: &str) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    if vendored(registry, group, version).is_some() {
+        for b in crate::schema::builtin::KUBERNETES_VERSION.bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
     for d in registry.in_group_version(group, version) {
         for b in d
             .kind
@@ -86,7 +92,20 @@ fn query_param(name: &str) -> Value {
     json!({"name": name, "in": "query", "schema": {"type": "string", "uniqueItems": true}})
 }
 
-/// `/openapi/v3/api/v1`, `/openapi/v3/apis/G/V`; `None` if not served.
+/// `/openapi/v3/api/v1`, `/openapi/v3/apis/G/V` of a built-in group/version with a
+/// vendored Kubernetes document ([`crate::schema::builtin`]): that document, verbatim
+/// (it describes some kinds this server does not serve; kubectl only looks up the ones
+/// it uses). `None` if not served or not vendored.
+pub fn vendored(registry: &Registry, group: &str, version: &str) -> Option<&'static str> {
+    let served = registry.in_group_version(group, version);
+    if served.is_empty() || served.iter().any(|d| d.custom) {
+        return None;
+    }
+    crate::schema::builtin::document_text(group, version)
+}
+
+/// `/openapi/v3/api/v1`, `/openapi/v3/apis/G/V` of the other group/versions: PATCH
+/// operations only; `None` if not served.
 pub fn group_version(registry: &Registry, group: &str, version: &str) -> Option<Value> {
     let defs = registry.in_group_version(group, version);
     if defs.is_empty() {
@@ -128,6 +147,19 @@ mod tests {
         assert_eq!(doc[5], 0x12);
         assert_eq!(usize::from(doc[6]), doc.len() - 7);
         assert_eq!(proto_bytes(1, &[0; 200])[1..3], [0xc8, 0x01]);
+    }
+
+    #[test]
+    fn built_in_group_versions_publish_the_vendored_document() {
+        let reg = Registry::new();
+        let apps = vendored(&reg, "apps", "v1").unwrap_or_default();
+        assert!(apps.contains("\"io.k8s.api.apps.v1.DeploymentSpec\""));
+        assert!(vendored(&reg, "events.k8s.io", "v1").is_none());
+        assert!(vendored(&reg, "rovn.io", "v1").is_none());
+        assert_ne!(
+            content_hash(&reg, "apps", "v1"),
+            content_hash(&Registry::new(), "events.k8s.io", "v1")
+        );
     }
 
     #[test]

@@ -108,7 +108,17 @@ fn builtin(
 
 /// The built-in kinds this server serves.
 pub fn builtin_resources() -> Vec<ResourceDef> {
-    vec![
+    let rbac = [
+        ("clusterroles", "ClusterRole", false),
+        ("clusterrolebindings", "ClusterRoleBinding", false),
+        ("roles", "Role", true),
+        ("rolebindings", "RoleBinding", true),
+    ]
+    .map(|(plural, kind, namespaced)| {
+        let group = "rbac.authorization.k8s.io";
+        builtin(group, "v1", plural, kind, namespaced, false, &[], false)
+    });
+    let mut all = vec![
         builtin(
             "",
             "v1",
@@ -187,6 +197,79 @@ pub fn builtin_resources() -> Vec<ResourceDef> {
                 false,
             )
         },
+        // Storage only, for the kinds a rovn install applies (`kubectl apply
+        // --dry-run=server` of deploy/): no Deployment, DaemonSet or StatefulSet
+        // controller, no RBAC or admission enforcement, no disruption controller.
+        builtin(
+            "",
+            "v1",
+            "serviceaccounts",
+            "ServiceAccount",
+            true,
+            false,
+            &["sa"],
+            false,
+        ),
+        builtin(
+            "apps",
+            "v1",
+            "deployments",
+            "Deployment",
+            true,
+            true,
+            &["deploy"],
+            true,
+        ),
+        builtin(
+            "apps",
+            "v1",
+            "daemonsets",
+            "DaemonSet",
+            true,
+            true,
+            &["ds"],
+            true,
+        ),
+        builtin(
+            "apps",
+            "v1",
+            "statefulsets",
+            "StatefulSet",
+            true,
+            true,
+            &["sts"],
+            true,
+        ),
+        builtin(
+            "policy",
+            "v1",
+            "poddisruptionbudgets",
+            "PodDisruptionBudget",
+            true,
+            true,
+            &["pdb"],
+            false,
+        ),
+        builtin(
+            "admissionregistration.k8s.io",
+            "v1",
+            "validatingadmissionpolicies",
+            "ValidatingAdmissionPolicy",
+            false,
+            true,
+            &[],
+            false,
+        ),
+        builtin(
+            "admissionregistration.k8s.io",
+            "v1",
+            "validatingadmissionpolicybindings",
+            "ValidatingAdmissionPolicyBinding",
+            false,
+            false,
+            &[],
+            false,
+        ),
         builtin(
             "apiextensions.k8s.io",
             "v1",
@@ -197,7 +280,9 @@ pub fn builtin_resources() -> Vec<ResourceDef> {
             &["crd", "crds"],
             false,
         ),
-    ]
+    ];
+    all.extend(rbac);
+    all
 }
 
 /// All served resources, looked up by (group, version, plural).

@@ -5,9 +5,9 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
+use common::kubectl::Kubectl;
 use common::{api_code, start, unique};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Event as CoreEvent, Namespace, Pod};
@@ -16,46 +16,6 @@ use kube::Resource;
 use kube::api::{Api, DeleteParams, ListParams, PostParams, WatchEvent, WatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use serde_json::json;
-
-/// The machine's kubectl with a kubeconfig for one test server, in its own temp dir.
-struct Kubectl {
-    dir: tempfile::TempDir,
-    kubeconfig: PathBuf,
-}
-
-impl Kubectl {
-    fn new(server_url: &str) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let kubeconfig = dir.path().join("kubeconfig");
-        let text = format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: lab\n  cluster:\n    server: {server_url}\ncontexts:\n- name: lab\n  context:\n    cluster: lab\n    user: lab\ncurrent-context: lab\nusers:\n- name: lab\n  user: {{}}\n"
-        );
-        std::fs::write(&kubeconfig, text).expect("kubeconfig written");
-        Kubectl { dir, kubeconfig }
-    }
-
-    /// Runs kubectl and insists on success; returns stdout.
-    async fn ok(&self, args: &[&str]) -> String {
-        let out = tokio::process::Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .arg("--cache-dir")
-            .arg(self.dir.path().join("cache"))
-            .args(args)
-            .env("HOME", self.dir.path())
-            .kill_on_drop(true)
-            .output()
-            .await
-            .expect("kubectl runs");
-        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        assert!(
-            out.status.success(),
-            "kubectl {args:?} failed: {}\nstdout: {stdout}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        stdout
-    }
-}
 
 async fn namespace(client: &kube::Client) -> String {
     let name = unique("ev");

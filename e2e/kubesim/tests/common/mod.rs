@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod kubectl;
+
 use rovn_kubesim::{Config, RunningServer};
 
 /// A running server and a client talking to it; the server stops when dropped.
