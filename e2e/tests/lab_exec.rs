@@ -14,8 +14,10 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
-use kube::api::{AttachParams, PostParams};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
+use kube::api::{AttachParams, AttachedProcess, PostParams};
 use kube::{Api, Client};
 use rovn_e2e::lab::kube::SYSTEM_CNI_BIN_DIR;
 use rovn_e2e::lab::{LabGuard, LabNames, LabSpec, Place};
@@ -23,7 +25,9 @@ use rovn_e2e::scenario::pods;
 use rovn_e2e::scenario::report::FailureReport;
 use rovn_e2e::scenario::wait;
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{
+    AsyncBufReadExt, AsyncWriteExt, BufReader, Lines, ReadHalf, SimplexStream, WriteHalf,
+};
 
 const NAMESPACE: &str = "labexec";
 const POD_TIMEOUT: Duration = Duration::from_secs(30);
@@ -345,88 +349,80 @@ impl Lab {
         Ok(())
     }
 
-    /// kube-rs `Api::exec` with a long-lived command: stdin written line by line while stdout
-    /// is read, then stdin closed and the status read (what `KubectlCluster` does).
-    async fn check_kube_rs_streaming(&self) -> anyhow::Result<()> {
+    /// A kube-rs exec session with stdin and stdout streamed (what `KubectlCluster` uses for
+    /// long-lived commands).
+    async fn streamed(&self, command: &[&str]) -> anyhow::Result<Streamed> {
         let params = AttachParams::default()
             .stdin(true)
             .stdout(true)
             .stderr(false);
         let mut attached = self
             .pods
-            .exec(APP, ["cat"], &params)
+            .exec(APP, command.to_vec(), &params)
             .await
-            .context("kube-rs exec cat")?;
-        let mut stdin = attached.stdin().context("no stdin")?;
-        let mut stdout = BufReader::new(attached.stdout().context("no stdout")?).lines();
+            .with_context(|| format!("kube-rs exec {command:?}"))?;
+        let stdin = attached.stdin().context("no stdin")?;
+        let stdout = BufReader::new(attached.stdout().context("no stdout")?).lines();
         let status = attached.take_status().context("no status")?;
+        Ok(Streamed {
+            attached,
+            stdin,
+            stdout,
+            status: Box::pin(status),
+        })
+    }
+
+    /// kube-rs `Api::exec` with long-lived commands: stdin written line by line while stdout
+    /// is read, then stdin closed and the status read; a dropped session kills its command.
+    async fn check_kube_rs_streaming(&self) -> anyhow::Result<()> {
+        let mut cat = self.streamed(&["cat"]).await?;
         for i in 0..3 {
             let line = format!("line {i}");
-            stdin.write_all(format!("{line}\n").as_bytes()).await?;
-            stdin.flush().await?;
-            let echoed = stdout.next_line().await?;
+            cat.stdin.write_all(format!("{line}\n").as_bytes()).await?;
+            cat.stdin.flush().await?;
+            let echoed = cat.stdout.next_line().await?;
             anyhow::ensure!(
                 echoed.as_deref() == Some(line.as_str()),
                 "cat echoed {echoed:?}, expected {line:?}"
             );
         }
-        // Ends stdin (kube-rs sends v5's close of channel 0); dropping the writer alone does
-        // not, the pipe is shared with kube-rs's reader.
-        stdin.shutdown().await?;
-        anyhow::ensure!(
-            stdout.next_line().await?.is_none(),
-            "stdout went on after stdin closed"
-        );
-        let status = status.await.context("no status after cat ended")?;
-        anyhow::ensure!(
-            status.status.as_deref() == Some("Success"),
-            "cat ended with {status:?}"
-        );
-        attached.join().await.context("the exec session")?;
+        cat.finish("cat").await?;
 
         // podtool's probe loop runs until stdin closes: lines come while it runs.
-        let mut attached = self
-            .pods
-            .exec(
-                APP,
-                [
-                    "rovn-podtool",
-                    "probe",
-                    "--every",
-                    "100ms",
-                    "tcp:127.0.0.1:8080",
-                ],
-                &params,
-            )
-            .await
-            .context("kube-rs exec rovn-podtool probe")?;
-        let mut stdin = attached.stdin().context("no stdin")?;
-        let mut stdout = BufReader::new(attached.stdout().context("no stdout")?).lines();
-        let status = attached.take_status().context("no status")?;
+        let target = "tcp:127.0.0.1:8080";
+        let mut probe = self
+            .streamed(&["rovn-podtool", "probe", "--every", "100ms", target])
+            .await?;
         for _ in 0..2 {
-            let line = stdout.next_line().await?.unwrap_or_default();
+            let line = probe.stdout.next_line().await?.unwrap_or_default();
             anyhow::ensure!(
-                line.starts_with("tcp:127.0.0.1:8080 reached"),
+                line.starts_with(&format!("{target} reached")),
                 "probe printed {line:?}"
             );
         }
-        stdin.shutdown().await?;
-        while stdout.next_line().await?.is_some() {}
-        let status = status.await.context("no status after the probe ended")?;
+        probe.finish("rovn-podtool probe").await?;
+
+        // The client goes away: the command is killed.
+        let mut sleeper = self
+            .streamed(&["sh", "-c", "echo $$; exec sleep 100000"])
+            .await?;
+        let pid = sleeper.stdout.next_line().await?.unwrap_or_default();
+        let proc_dir = PathBuf::from(format!("/proc/{}", pid.trim()));
         anyhow::ensure!(
-            status.status.as_deref() == Some("Success"),
-            "the probe ended with {status:?}"
+            !pid.trim().is_empty() && proc_dir.exists(),
+            "the sleeper printed {pid:?}, no such process"
         );
-        attached.join().await.context("the exec session")?;
+        drop(sleeper);
+        wait::until_anyhow(POD_TIMEOUT, "the abandoned exec killed", async || {
+            Ok((!proc_dir.exists()).then_some(()))
+        })
+        .await?;
 
         // A non-zero exit: the status carries the code.
+        let one_shot = AttachParams::default().stdin(false).stderr(false);
         let mut attached = self
             .pods
-            .exec(
-                APP,
-                ["sh", "-c", "exit 7"],
-                &AttachParams::default().stdin(false).stderr(false),
-            )
+            .exec(APP, ["sh", "-c", "exit 7"], &one_shot)
             .await
             .context("kube-rs exec exit 7")?;
         let status = attached.take_status().context("no status")?.await;
@@ -437,6 +433,52 @@ impl Lab {
             .and_then(|c| c.first())
             .and_then(|c| c.message.clone());
         anyhow::ensure!(code.as_deref() == Some("7"), "exit 7 reported {status:?}");
+
+        // A figure, not a check: one-shot exec round trips through API server and kubelet.
+        const ROUNDS: u32 = 10;
+        let started = Instant::now();
+        for _ in 0..ROUNDS {
+            let mut attached = self.pods.exec(APP, ["true"], &one_shot).await?;
+            let status = attached.take_status().context("no status")?.await;
+            anyhow::ensure!(
+                status.as_ref().and_then(|s| s.status.as_deref()) == Some("Success"),
+                "true ended with {status:?}"
+            );
+        }
+        eprintln!(
+            "lab_exec figure: kube-rs exec `true` round trip {:?} (mean of {ROUNDS})",
+            started.elapsed() / ROUNDS
+        );
         Ok(())
+    }
+}
+
+/// An open exec session.
+struct Streamed {
+    attached: AttachedProcess,
+    stdin: WriteHalf<SimplexStream>,
+    stdout: Lines<BufReader<ReadHalf<SimplexStream>>>,
+    status: BoxFuture<'static, Option<Status>>,
+}
+
+impl Streamed {
+    /// Closes stdin, reads stdout to its end and expects the command to succeed.
+    async fn finish(mut self, what: &str) -> anyhow::Result<()> {
+        // Ends stdin (kube-rs sends v5's close of channel 0); dropping the writer alone does
+        // not: the pipe is shared with kube-rs's reader.
+        self.stdin.shutdown().await?;
+        while self.stdout.next_line().await?.is_some() {}
+        let status = self
+            .status
+            .await
+            .with_context(|| format!("no status after {what} ended"))?;
+        anyhow::ensure!(
+            status.status.as_deref() == Some("Success"),
+            "{what} ended with {status:?}"
+        );
+        self.attached
+            .join()
+            .await
+            .with_context(|| format!("the exec session of {what}"))
     }
 }
