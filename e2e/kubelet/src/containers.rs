@@ -241,6 +241,18 @@ pub fn signal_group(pid: u32, signal: Signal) {
     }
 }
 
+/// SIGKILLs a process group when dropped armed (`Some(pid)`): an exec probe on timeout or when
+/// abandoned, an exec session whose connection dropped. Disarm by setting it to `None`.
+pub struct GroupKiller(pub Option<u32>);
+
+impl Drop for GroupKiller {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            signal_group(pid, Signal::SIGKILL);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

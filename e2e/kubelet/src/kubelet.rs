@@ -19,6 +19,8 @@ use crate::node::{self, NodeIdentity};
 use crate::pod_sandbox::{self, SandboxRecord};
 use crate::pod_worker;
 use crate::sandbox;
+use crate::streaming::registry::Containers;
+use crate::streaming::server::StreamingConfig;
 
 /// How the kubelet was configured (its command line).
 #[derive(Debug, Clone)]
@@ -51,6 +53,8 @@ pub struct KubeletContext {
     pub recorder: Recorder,
     /// The `PATH` containers get and bare program names are searched in.
     pub path_env: String,
+    /// The containers the streaming server (exec, logs) can reach.
+    pub containers: Arc<Containers>,
 }
 
 impl KubeletContext {
@@ -73,6 +77,16 @@ impl KubeletContext {
             cni,
             recorder,
             path_env: crate::containers::inherited_path(),
+            containers: Arc::new(Containers::default()),
+        }
+    }
+
+    /// What the streaming server needs.
+    pub fn streaming(&self) -> StreamingConfig {
+        StreamingConfig {
+            containers: self.containers.clone(),
+            own_dir: self.config.own_dir.clone(),
+            path_env: self.path_env.clone(),
         }
     }
 

@@ -11,6 +11,10 @@
 //! (`exec` in the pod's sandbox, `tcpSocket` or `httpGet` from the node to the pod IP) passes,
 //! with upstream's defaults, thresholds and events, and keeps being probed while the pod
 //! terminates (see [`prober`]). Readiness changes reach the pod's status at once.
+//!
+//! Like the real kubelet it serves `exec` (WebSocket channel protocol) and `containerLogs` on
+//! the node's address (see [`streaming`]); the API server relays `pods/exec` and `pods/log`
+//! there.
 
 #![warn(missing_docs)]
 
@@ -25,3 +29,4 @@ pub mod prober;
 pub mod sandbox;
 pub mod scheduler;
 pub mod status;
+pub mod streaming;

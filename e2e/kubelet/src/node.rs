@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
-use k8s_openapi::api::core::v1::{Node, NodeAddress, NodeCondition, NodeStatus, NodeSystemInfo};
+use k8s_openapi::api::core::v1::{
+    DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeStatus,
+    NodeSystemInfo,
+};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, OwnerReference, Time};
 use k8s_openapi::jiff::Timestamp;
@@ -26,6 +29,9 @@ pub struct NodeIdentity {
     pub name: String,
     /// The node's InternalIP (the lab's underlay address).
     pub ip: String,
+    /// The port of the kubelet's server (exec, logs) on that address, published in
+    /// `status.daemonEndpoints.kubeletEndpoint.Port` for the API server.
+    pub kubelet_port: u16,
 }
 
 /// A node API call failed; names the object.
@@ -97,6 +103,11 @@ pub fn node_status(id: &NodeIdentity, previous: Option<&NodeStatus>, now: Timest
                 address: id.name.clone(),
             },
         ]),
+        daemon_endpoints: Some(NodeDaemonEndpoints {
+            kubelet_endpoint: Some(DaemonEndpoint {
+                port: i32::from(id.kubelet_port),
+            }),
+        }),
         allocatable: Some(capacity.clone()),
         capacity: Some(capacity),
         conditions: Some(vec![
@@ -324,6 +335,7 @@ mod tests {
         NodeIdentity {
             name: "node1".into(),
             ip: "172.30.0.11".into(),
+            kubelet_port: 10250,
         }
     }
 
@@ -341,6 +353,12 @@ mod tests {
                 .iter()
                 .any(|a| a.type_ == "Hostname" && a.address == "node1")
         );
+        let port = s
+            .daemon_endpoints
+            .as_ref()
+            .and_then(|d| d.kubelet_endpoint.as_ref())
+            .map(|e| e.port);
+        assert_eq!(port, Some(10250));
         let ready = s
             .conditions
             .clone()

@@ -23,6 +23,7 @@ use crate::prober::spec::readiness_probe;
 use crate::prober::worker::{ContainerRun, Prober, ProberMessage};
 use crate::sandbox;
 use crate::status::{ContainerRecord, PodObservation, RestartPolicy, RunState, pod_status};
+use crate::streaming::registry::ExecTarget;
 
 /// Longest wait between sandbox or container retries: far shorter than the real kubelet's five
 /// minutes, so a lab whose network comes up late (no conflist yet) recovers within seconds.
@@ -101,6 +102,15 @@ struct Worker {
 
 impl Worker {
     async fn pod_lifecycle(&mut self, rx: &mut watch::Receiver<Option<Pod>>) {
+        let (namespace, name) = self.namespace_name();
+        let logs: Vec<_> = self
+            .slots()
+            .into_iter()
+            .map(|s| (s.spec.name.clone(), self.log_path(&s.spec.name)))
+            .collect();
+        self.ctx
+            .containers
+            .pod_started(&namespace, &name, &self.uid, logs);
         let phase = self.pod.status.as_ref().and_then(|s| s.phase.clone());
         let finished = matches!(phase.as_deref(), Some("Succeeded" | "Failed"));
         // A finished pod is never run again (e.g. after a kubelet restart).
@@ -116,6 +126,7 @@ impl Worker {
             destroy_sandbox(&self.ctx, &self.netns_name, Some(&target)).await;
         }
         let in_api = self.wait_for_deletion(rx).await;
+        self.ctx.containers.pod_gone(&namespace, &name, &self.uid);
         self.finish(in_api).await;
     }
 
@@ -247,6 +258,18 @@ impl Worker {
                 prober: None,
             })
             .collect()
+    }
+
+    fn namespace_name(&self) -> (String, String) {
+        (
+            self.pod.metadata.namespace.clone().unwrap_or_default(),
+            self.pod.metadata.name.clone().unwrap_or_default(),
+        )
+    }
+
+    fn log_path(&self, container: &str) -> std::path::PathBuf {
+        let (namespace, name) = self.namespace_name();
+        containers::log_path(&self.ctx.config.state_dir, &namespace, &name, container)
     }
 
     /// The environment a container (and its exec probes) gets.
@@ -431,14 +454,18 @@ impl Worker {
                 container: slot.spec.name.clone(),
                 argv,
                 env: self.container_env(&slot.spec, &pod_ip),
-                log_path: containers::log_path(
-                    &self.ctx.config.state_dir,
-                    self.pod.metadata.namespace.as_deref().unwrap_or(""),
-                    self.pod.metadata.name.as_deref().unwrap_or(""),
-                    &slot.spec.name,
-                ),
+                log_path: self.log_path(&slot.spec.name),
                 netns: network.netns.as_deref().map(sandbox::netns_path),
             });
+        // What an exec in this run gets, and where its output starts in the log.
+        let exec_target = launch.as_ref().ok().map(|l| {
+            let offset = std::fs::metadata(&l.log_path).map_or(0, |m| m.len());
+            let target = ExecTarget {
+                env: l.env.clone(),
+                netns: l.netns.clone(),
+            };
+            (target, offset)
+        });
         let spawned = launch.and_then(|launch| {
             let program = containers::resolve_program(
                 &launch.argv[0],
@@ -473,6 +500,17 @@ impl Worker {
                     });
                 }
                 tracing::info!(pod = %self.key, container = %slot.spec.name, pid = ?slot.pid, "container started");
+                if let Some((target, offset)) = exec_target {
+                    let (namespace, name) = self.namespace_name();
+                    self.ctx.containers.container_started(
+                        &namespace,
+                        &name,
+                        &self.uid,
+                        &slot.spec.name,
+                        target,
+                        offset,
+                    );
+                }
                 let exits = exits.clone();
                 tokio::spawn(async move {
                     use std::os::unix::process::ExitStatusExt;
@@ -515,6 +553,10 @@ impl Worker {
         }
         slot.pid = None;
         slot.record.ready = false;
+        let (namespace, name) = self.namespace_name();
+        self.ctx
+            .containers
+            .container_stopped(&namespace, &name, &self.uid, &slot.spec.name);
         if let Some(prober) = &slot.prober {
             prober.container_stopped();
         }

@@ -34,6 +34,14 @@ const MAX_BODY: usize = 3 * 1024 * 1024;
 /// The router serving the whole API.
 pub fn router(cluster: Arc<Cluster>) -> Router {
     Router::new()
+        .route(
+            "/api/v1/namespaces/{namespace}/pods/{name}/exec",
+            axum::routing::any(crate::kubelet_relay::exec),
+        )
+        .route(
+            "/api/v1/namespaces/{namespace}/pods/{name}/log",
+            axum::routing::any(crate::kubelet_relay::log),
+        )
         .fallback(handle)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(cluster)

@@ -93,6 +93,9 @@ fn resource_entries(def: &ResourceDef) -> Vec<Value> {
         out.push(json!({"name": format!("{}/binding", def.plural), "singularName": "", "namespaced": def.namespaced,
             "kind": "Binding", "verbs": ["create"]}));
     }
+    if def.group.is_empty() && def.plural == "pods" {
+        out.extend(crate::kubelet_relay::pod_subresources());
+    }
     out
 }
 
@@ -131,6 +134,8 @@ mod tests {
             "pods",
             "pods/status",
             "pods/binding",
+            "pods/exec",
+            "pods/log",
             "nodes/status",
             "services",
             "namespaces",

@@ -63,7 +63,9 @@
 //!   served (always at least as new as asked);
 //! - one global history window: a watch resuming from a resourceVersion older than the
 //!   window gets 410 even if its own kind did not change since;
-//! - generation is tracked for every kind; no pod logs/exec/port-forward.
+//! - generation is tracked for every kind; no port-forward or attach; `pods/exec` and
+//!   `pods/log` are relayed to the pod's kubelet (`kubelet_relay`), exec over WebSocket only
+//!   (kubectl falls back to SPDY only when the WebSocket upgrade fails).
 
 #![warn(missing_docs)]
 
@@ -77,6 +79,7 @@ pub mod discovery;
 pub mod endpointslices;
 pub mod event_versions;
 pub mod field_validation;
+pub mod kubelet_relay;
 pub mod listen;
 pub mod openapi;
 pub mod patch;

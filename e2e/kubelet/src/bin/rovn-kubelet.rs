@@ -40,6 +40,10 @@ struct Args {
     /// Log here instead of stderr.
     #[arg(long)]
     log_file: Option<PathBuf>,
+    /// Port of the kubelet's server (exec, container logs) on --node-ip, published in the
+    /// Node's `status.daemonEndpoints` for the API server.
+    #[arg(long, default_value_t = rovn_kubelet::streaming::server::DEFAULT_PORT)]
+    port: u16,
     /// Node status and lease renewal period in seconds.
     #[arg(long, default_value_t = 10)]
     heartbeat_seconds: u64,
@@ -71,10 +75,16 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
         let client = rovn_kubelet::client::client_from_kubeconfig(&args.kubeconfig).await?;
+        // Bound before registering, so the published port is served once the node is seen.
+        let server_addr = std::net::SocketAddr::new(args.node_ip, args.port);
+        let listener = tokio::net::TcpListener::bind(server_addr)
+            .await
+            .with_context(|| format!("binding the kubelet server on {server_addr}"))?;
         let config = KubeletConfig {
             node: NodeIdentity {
                 name: args.node_name.clone(),
                 ip: args.node_ip.to_string(),
+                kubelet_port: args.port,
             },
             netns_prefix: args.netns_prefix.clone(),
             cni_conf_dir: args.cni_conf_dir.clone(),
@@ -87,6 +97,11 @@ fn main() -> anyhow::Result<()> {
         };
         tracing::info!(node = %args.node_name, "rovn-kubelet starting");
         let ctx = Arc::new(KubeletContext::new(config, client));
+        tracing::info!(addr = %server_addr, "kubelet server (exec, containerLogs) listening");
+        tokio::spawn(rovn_kubelet::streaming::server::serve(
+            listener,
+            ctx.streaming(),
+        ));
         tokio::select! {
             r = rovn_kubelet::kubelet::run(ctx) => r.context("kubelet stopped"),
             _ = shutdown_signal() => {

@@ -14,7 +14,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
-use nix::sys::signal::Signal;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpStream;
 
@@ -219,7 +218,7 @@ pub async fn exec(command: &[String], timeout: Duration, target: &ProbeTarget) -
         Ok(child) => child,
         Err(e) => return Outcome::Error(format!("exec probe: starting {program_name:?}: {e}")),
     };
-    let mut group = GroupKiller(child.id());
+    let mut group = containers::GroupKiller(child.id());
     let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
     let finished = tokio::time::timeout(timeout, async {
         tokio::join!(read_capped(stdout), read_capped(stderr), child.wait())
@@ -246,18 +245,6 @@ pub async fn exec(command: &[String], timeout: Duration, target: &ProbeTarget) -
                 command.join(" "),
                 timeout.as_secs()
             ))
-        }
-    }
-}
-
-/// SIGKILLs an exec probe's process group when dropped armed: on timeout, and when the probe is
-/// abandoned (its container stopped, the pod went away).
-struct GroupKiller(Option<u32>);
-
-impl Drop for GroupKiller {
-    fn drop(&mut self) {
-        if let Some(pid) = self.0 {
-            containers::signal_group(pid, Signal::SIGKILL);
         }
     }
 }
