@@ -21,9 +21,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
 use kube::api::{AttachParams, AttachedProcess, LogParams, PostParams};
 use kube::{Api, Client};
 use rovn_e2e::lab::kube::SYSTEM_CNI_BIN_DIR;
-use rovn_e2e::lab::{LabGuard, LabNames, LabSpec, Place};
+use rovn_e2e::lab::{LabNames, Place};
 use rovn_e2e::scenario::pods;
-use rovn_e2e::scenario::report::FailureReport;
 use rovn_e2e::scenario::wait;
 use serde_json::json;
 use tokio::io::{
@@ -46,31 +45,10 @@ const GREETING: &str = "hello-from-the-spec";
 
 #[test]
 fn exec_and_logs_reach_the_pods_containers() {
-    let started = Instant::now();
-    let name = common::unique_name("lx");
-    let mut spec = LabSpec::new(name.clone(), 1);
-    spec.kube = true;
-    let lab = LabGuard::up(&spec).unwrap_or_else(|e| panic!("bringing up lab {name}: {e}"));
-    let lab_up = started.elapsed();
-    let report = FailureReport::new(lab.names(), 1, NAMESPACE);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| panic!("starting the tokio runtime: {e}"));
-    runtime
-        .block_on(scenario(lab.names()))
-        .unwrap_or_else(|e| panic!("lab {name}: {e:#}"));
-    drop(runtime);
-    drop(report);
-    let checked = started.elapsed();
-    lab.down()
-        .unwrap_or_else(|e| panic!("tearing down lab {name}: {e}"));
-    common::assert_gone(&name);
+    let ((), lab) = common::run_kube_lab("lx", 1, NAMESPACE, scenario);
     eprintln!(
-        "lab_exec timings: lab up {lab_up:?}, checks {:?}, lab down {:?}",
-        checked - lab_up,
-        started.elapsed() - checked
+        "lab_exec timings: lab up {:?}, checks {:?}, lab down {:?}",
+        lab.up, lab.scenario, lab.down
     );
 }
 
