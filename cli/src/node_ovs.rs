@@ -6,8 +6,8 @@
 //! machine), `--ovs-rundir`, `$ROVN_OVS_RUNDIR` or the ConfigMap key `ovs-rundir` give it as a
 //! template with `{node}` for the node's name, found in that order like the NB/SB remotes.
 //! On a real cluster OVS runs in each node's OVS pod, found by label and `spec.nodeName`, and
-//! `trace --ovs` runs `ovs-vsctl`/`ovs-appctl` there through `pods/exec` ([`Reach::Pod`]; not yet
-//! tried on a real cluster, as the lab's API server serves no exec). `diagnose` reads tunnel
+//! `trace --ovs` runs `ovs-vsctl`/`ovs-appctl` there through `pods/exec` ([`Reach::Pod`]; tried
+//! through the lab's exec, not yet on a real cluster). `diagnose` reads tunnel
 //! ports through run directories only.
 
 use std::path::{Path, PathBuf};

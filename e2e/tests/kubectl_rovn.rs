@@ -1,6 +1,6 @@
 //! `kubectl rovn` on one 2-node lab running rovn: trace (pod → pod delivered, with `--ovs` also
-//! through OpenFlow on the source node, and as on a cluster up to the exec into the node's OVS
-//! pod, which the lab's API server refuses; pod → Service balanced to its backends, a spoofed source
+//! through OpenFlow on the source node, and as on a cluster by exec into the node's OVS pod
+//! through the API server; pod → Service balanced to its backends, a spoofed source
 //! dropped by port security, a drop by a namespace's default-deny ACL and a delivery allowed by
 //! a NetworkPolicy's ACL, both written by hand as the controller's NetworkPolicy rows are), rows
 //! of a pod and a Subnet, and diagnose (clean on the healthy lab; a stopped ovn-controller and a
@@ -18,13 +18,13 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, EnvVar, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use rovn_e2e::lab::{LabSpec, bins};
-use rovn_e2e::scenario::cluster::{Cluster, Component, argv, two_nodes};
+use rovn_e2e::scenario::cluster::{Cluster, Component, PodRef, argv, two_nodes};
 use rovn_e2e::scenario::harness::{run_on_lab, step};
 use rovn_e2e::scenario::pods::{PodSpec, TCP_PORT, pod_ip};
 use rovn_e2e::scenario::{ScenarioError, api, wait};
@@ -165,13 +165,14 @@ async fn set_ovs_rundir(client: &kube::Client, template: Option<&str>) -> Result
 }
 
 /// `trace --ovs` as on a cluster (no run directories): without an OVS pod on the source's node
-/// it names what is missing and the command to run there; with one it execs into that pod (the
-/// lab's API server refuses exec, so the error must name the pod and the command).
+/// it names what is missing and the command to run there; with one it execs OVS's tools in that
+/// pod through the API server and the node's kubelet, and traces through OpenFlow.
 async fn ovs_pod_traces(
     cluster: &impl Cluster,
     run: &impl AsyncFn(&[&str]) -> Result<Run>,
     tool: &str,
     node: &str,
+    rundir: &str,
 ) -> Result<()> {
     let port = TCP_PORT.to_string();
     let args = [
@@ -195,19 +196,33 @@ async fn ovs_pod_traces(
         "{}",
         r.describe()
     );
-    api::create_and_wait(
-        &cluster.client(),
-        &[PodSpec::server(NS, "ovs-ovn", tool)
-            .on(node)
-            .label("app.kubernetes.io/name", "ovs-ovn")],
-    )
-    .await?;
+    // The node's OVS pod: its container's OVS_RUNDIR is the node's run directory, as an
+    // ovs-ovn image's is the node's /var/run/openvswitch, so OVS's tools exec'd in it (with the
+    // container's environment) reach the node's OVS.
+    let mut pod = PodSpec::server(NS, "ovs-ovn", tool)
+        .on(node)
+        .label("app.kubernetes.io/name", "ovs-ovn")
+        .to_pod()?;
+    if let Some(container) = pod.spec.as_mut().and_then(|s| s.containers.first_mut()) {
+        container.env = Some(vec![EnvVar {
+            name: "OVS_RUNDIR".into(),
+            value: Some(rundir.to_string()),
+            ..EnvVar::default()
+        }]);
+    }
+    Api::<Pod>::namespaced(cluster.client(), NS)
+        .create(&PostParams::default(), &pod)
+        .await
+        .map_err(|e| ScenarioError::kube("creating pod kr/ovs-ovn", e))?;
+    api::wait_running(&cluster.client(), &PodRef::new(NS, "ovs-ovn")).await?;
     let r = run(&args).await?;
     ensure!(
-        r.code == Some(2)
-            && r.stderr.contains(&format!(
-                "exec ovs-vsctl --timeout=10 --bare --columns=ofport find Interface external_ids:iface-id=client.kr in pod {NS}/ovs-ovn: the API server answered 404 NotFound"
-            )),
+        r.code == Some(0)
+            && r.first_line() == "VERDICT: delivered to port server.kr (Pod kr/server)"
+            && r.stdout.contains(&format!(
+                "# OpenFlow on node {node}: ovs-appctl ofproto/trace br-int 'in_port="
+            ))
+            && r.stdout.contains("Datapath actions:"),
         "{}",
         r.describe()
     );
@@ -368,8 +383,9 @@ fn kubectl_rovn_on_a_lab() {
             async || {
                 // Without the lab's run directories the plugin looks for the node's OVS pod.
                 set_ovs_rundir(&client, None).await?;
-                let result = ovs_pod_traces(cluster, &run, &tool, &n1).await;
                 let template = cluster.lab().names().node_rundir_template();
+                let rundir = template.replace("{node}", &n1);
+                let result = ovs_pod_traces(cluster, &run, &tool, &n1, &rundir).await;
                 set_ovs_rundir(&client, Some(&template)).await?;
                 result
             },

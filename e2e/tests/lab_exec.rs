@@ -15,14 +15,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use futures::future::BoxFuture;
+use futures::{AsyncBufReadExt as _, TryStreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
-use kube::api::{AttachParams, AttachedProcess, PostParams};
+use kube::api::{AttachParams, AttachedProcess, LogParams, PostParams};
 use kube::{Api, Client};
 use rovn_e2e::lab::kube::SYSTEM_CNI_BIN_DIR;
-use rovn_e2e::lab::{LabGuard, LabNames, LabSpec, Place};
+use rovn_e2e::lab::{LabNames, Place};
 use rovn_e2e::scenario::pods;
-use rovn_e2e::scenario::report::FailureReport;
 use rovn_e2e::scenario::wait;
 use serde_json::json;
 use tokio::io::{
@@ -37,35 +37,18 @@ const APP: &str = "app";
 const HOST: &str = "host";
 /// A pod that prints to stdout and stderr, then waits.
 const TALKER: &str = "talker";
+/// A pod whose first run prints `first` and fails, its second prints `second` and waits.
+const RESTARTED: &str = "restarted";
+/// A pod printing `tick-N` five times a second.
+const TICKER: &str = "ticker";
 const GREETING: &str = "hello-from-the-spec";
 
 #[test]
 fn exec_and_logs_reach_the_pods_containers() {
-    let started = Instant::now();
-    let name = common::unique_name("lx");
-    let mut spec = LabSpec::new(name.clone(), 1);
-    spec.kube = true;
-    let lab = LabGuard::up(&spec).unwrap_or_else(|e| panic!("bringing up lab {name}: {e}"));
-    let lab_up = started.elapsed();
-    let report = FailureReport::new(lab.names(), 1, NAMESPACE);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| panic!("starting the tokio runtime: {e}"));
-    runtime
-        .block_on(scenario(lab.names()))
-        .unwrap_or_else(|e| panic!("lab {name}: {e:#}"));
-    drop(runtime);
-    drop(report);
-    let checked = started.elapsed();
-    lab.down()
-        .unwrap_or_else(|e| panic!("tearing down lab {name}: {e}"));
-    common::assert_gone(&name);
+    let ((), lab) = common::run_kube_lab("lx", 1, NAMESPACE, scenario);
     eprintln!(
-        "lab_exec timings: lab up {lab_up:?}, checks {:?}, lab down {:?}",
-        checked - lab_up,
-        started.elapsed() - checked
+        "lab_exec timings: lab up {:?}, checks {:?}, lab down {:?}",
+        lab.up, lab.scenario, lab.down
     );
 }
 
@@ -84,9 +67,11 @@ async fn scenario(names: &LabNames) -> anyhow::Result<()> {
     lab.check_stdin().await?;
     lab.check_host_network().await?;
     lab.check_logs().await?;
+    lab.check_previous_logs().await?;
+    lab.check_follow().await?;
     lab.check_unknown_container().await?;
     // Bounded so that a stream that never ends fails the test instead of hanging it.
-    tokio::time::timeout(POD_TIMEOUT, lab.check_kube_rs_streaming())
+    tokio::time::timeout(2 * POD_TIMEOUT, lab.check_kube_rs_streaming())
         .await
         .context("kube-rs exec sessions did not end")??;
     Ok(())
@@ -178,6 +163,7 @@ impl Lab {
                         "env": [
                             {"name": "GREETING", "value": GREETING},
                             {"name": "MY_NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+                            {"name": "POD_UID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.uid"}}},
                         ],
                     }],
                 },
@@ -186,6 +172,25 @@ impl Lab {
         let specs = [
             pod(APP, false, vec!["rovn-podtool", "serve", "--tcp", "8080"]),
             pod(HOST, true, vec!["rovn-podtool", "pause"]),
+            pod(
+                RESTARTED,
+                false,
+                vec![
+                    "sh",
+                    "-c",
+                    "m=/tmp/rovn-lab-exec-$POD_UID; if [ -e $m ]; then rm -f $m; echo second; \
+                     exec sleep 100000; else touch $m; echo first; exit 1; fi",
+                ],
+            ),
+            pod(
+                TICKER,
+                false,
+                vec![
+                    "sh",
+                    "-c",
+                    "i=0; while true; do echo tick-$i; i=$((i+1)); sleep 0.2; done",
+                ],
+            ),
             pod(
                 TALKER,
                 false,
@@ -210,7 +215,7 @@ impl Lab {
     async fn wait_running(&self) -> anyhow::Result<Ipv4Addr> {
         wait::until_anyhow(POD_TIMEOUT, "every pod Running and Ready", async || {
             let mut app_ip = None;
-            for name in [APP, HOST, TALKER] {
+            for name in [APP, HOST, TALKER, TICKER] {
                 let Some(pod) = self.pods.get_opt(name).await? else {
                     return Ok(None);
                 };
@@ -334,6 +339,49 @@ impl Lab {
         )?;
         anyhow::ensure!(tail.lines().count() == 1, "--tail=1 printed {tail:?}");
         Ok(())
+    }
+
+    /// `kubectl logs` shows the current run; `--previous` the one before.
+    async fn check_previous_logs(&self) -> anyhow::Result<()> {
+        wait::until_anyhow(POD_TIMEOUT, "the restarted pod's second run", async || {
+            let pod = self.pods.get(RESTARTED).await?;
+            let restarts = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.container_statuses.as_ref())
+                .and_then(|c| c.first())
+                .map_or(0, |c| c.restart_count);
+            Ok((restarts >= 1 && pods::is_ready(&pod)).then_some(()))
+        })
+        .await?;
+        let current = ["-n", NAMESPACE, "logs", RESTARTED];
+        let current = succeeded(&kubectl(&self.kubeconfig, &current, b"").await?, "logs")?;
+        anyhow::ensure!(current == "second\n", "current run's log: {current:?}");
+        let previous = ["-n", NAMESPACE, "logs", "--previous", RESTARTED];
+        let previous = succeeded(
+            &kubectl(&self.kubeconfig, &previous, b"").await?,
+            "logs --previous",
+        )?;
+        anyhow::ensure!(previous == "first\n", "previous run's log: {previous:?}");
+        Ok(())
+    }
+
+    /// Following streams output written after the request.
+    async fn check_follow(&self) -> anyhow::Result<()> {
+        let now = ["-n", NAMESPACE, "logs", TICKER];
+        let so_far = succeeded(&kubectl(&self.kubeconfig, &now, b"").await?, "logs")?;
+        let later = format!("tick-{}", so_far.lines().count() + 2);
+        let params = LogParams {
+            follow: true,
+            ..LogParams::default()
+        };
+        let mut lines = self.pods.log_stream(TICKER, &params).await?.lines();
+        while let Some(line) = lines.try_next().await? {
+            if line == later {
+                return Ok(());
+            }
+        }
+        anyhow::bail!("the followed log of {TICKER} ended before {later}")
     }
 
     /// A container the pod does not have: the API server's refusal, through kubectl.

@@ -19,11 +19,10 @@ use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use kube::api::{DeleteParams, PostParams};
 use kube::{Api, Client};
 use rovn_e2e::lab::kube::SYSTEM_CNI_BIN_DIR;
-use rovn_e2e::lab::{LabGuard, LabNames, LabSpec, Place, bins, netns};
+use rovn_e2e::lab::{LabNames, Place, bins, netns};
 use serde_json::json;
 
 use rovn_e2e::scenario::pods::{self, PodSpec};
-use rovn_e2e::scenario::report::FailureReport;
 use rovn_e2e::scenario::wait;
 use support::cni::{self, PodRange};
 use support::kubectl::kubectl;
@@ -47,37 +46,11 @@ const RUN_ONCE: &str = "once";
 
 #[test]
 fn reference_cni_pods_get_ips_reach_each_other_and_tear_down() {
-    let started = Instant::now();
-    let name = common::unique_name("lk");
-    let mut spec = LabSpec::new(name.clone(), NODES);
-    spec.kube = true;
-    let lab = LabGuard::up(&spec).unwrap_or_else(|e| panic!("bringing up lab {name}: {e}"));
-    let lab_up = started.elapsed();
-    let report = FailureReport::new(lab.names(), NODES, NAMESPACE);
-
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| panic!("starting the tokio runtime: {e}"));
-    let phases = runtime
-        .block_on(scenario(lab.names()))
-        .unwrap_or_else(|e| panic!("lab {name}: {e:#}"));
-    drop(runtime);
-    drop(report);
-
-    let scenario_done = started.elapsed();
-    lab.down()
-        .unwrap_or_else(|e| panic!("tearing down lab {name}: {e}"));
-    common::assert_gone(&name);
+    let (phases, lab) = common::run_kube_lab("lk", NODES, NAMESPACE, scenario);
     eprintln!(
-        "lab_kube timings: lab up {lab_up:?}, pods Running+Ready {:?}, checks done {:?}, \
+        "lab_kube timings: lab up {:?}, pods Running+Ready {:?}, checks done {:?}, \
          all pods deleted {:?}, scenario total {:?}, lab down {:?}",
-        phases.ready,
-        phases.checked,
-        phases.deleted,
-        scenario_done - lab_up,
-        started.elapsed() - scenario_done
+        lab.up, phases.ready, phases.checked, phases.deleted, lab.scenario, lab.down
     );
 }
 

@@ -5,7 +5,8 @@
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use rovn_e2e::lab::{LabName, LabNames, LabSpec, Place, netns};
+use rovn_e2e::lab::{LabGuard, LabName, LabNames, LabSpec, Place, netns};
+use rovn_e2e::scenario::report::FailureReport;
 use rovn_testkit::wait;
 
 /// A lab name unique to this test process and `tag` (≤ 3 chars), so tests run in parallel and
@@ -208,4 +209,53 @@ pub fn make_pod(names: &LabNames, node: u8, tag: &str, host: u8, switch: &str) -
     });
     assert!(up, "logical switch port {lsp} never came up");
     HandPod { ns, ip, lsp }
+}
+
+/// How long [`run_kube_lab`]'s phases took.
+pub struct LabTimings {
+    /// Bringing the lab up.
+    pub up: Duration,
+    /// The scenario.
+    pub scenario: Duration,
+    /// Taking the lab down and checking nothing is left.
+    pub down: Duration,
+}
+
+/// Brings up a `nodes`-node lab (a unique name from `tag`) with the API server, kubelets and
+/// scheduler, runs `scenario` on a two-thread runtime (the lab's state is printed if it fails),
+/// then takes the lab down and checks nothing of it is left. Panics on any failure: for the
+/// lab tests that drive the cluster through the API.
+pub fn run_kube_lab<T>(
+    tag: &str,
+    nodes: u8,
+    namespace: &str,
+    scenario: impl AsyncFnOnce(&LabNames) -> anyhow::Result<T>,
+) -> (T, LabTimings) {
+    let started = std::time::Instant::now();
+    let name = unique_name(tag);
+    let mut spec = LabSpec::new(name.clone(), nodes);
+    spec.kube = true;
+    let lab = LabGuard::up(&spec).unwrap_or_else(|e| panic!("bringing up lab {name}: {e}"));
+    let up = started.elapsed();
+    let report = FailureReport::new(lab.names(), nodes, namespace);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("starting the tokio runtime: {e}"));
+    let result = runtime
+        .block_on(scenario(lab.names()))
+        .unwrap_or_else(|e| panic!("lab {name}: {e:#}"));
+    drop(runtime);
+    drop(report);
+    let scenario_done = started.elapsed();
+    lab.down()
+        .unwrap_or_else(|e| panic!("tearing down lab {name}: {e}"));
+    assert_gone(&name);
+    let timings = LabTimings {
+        up,
+        scenario: scenario_done - up,
+        down: started.elapsed() - scenario_done,
+    };
+    (result, timings)
 }

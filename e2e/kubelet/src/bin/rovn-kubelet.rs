@@ -40,8 +40,12 @@ struct Args {
     /// Log here instead of stderr.
     #[arg(long)]
     log_file: Option<PathBuf>,
-    /// Port of the kubelet's server (exec, container logs) on --node-ip, published in the
-    /// Node's `status.daemonEndpoints` for the API server.
+    /// Address of the kubelet's server (exec, container logs); all of the node's, as the real
+    /// kubelet's default.
+    #[arg(long, default_value = "0.0.0.0")]
+    address: std::net::IpAddr,
+    /// Port of the kubelet's server, published in the Node's `status.daemonEndpoints` for the
+    /// API server (which connects to the node's InternalIP).
     #[arg(long, default_value_t = rovn_kubelet::streaming::server::DEFAULT_PORT)]
     port: u16,
     /// Node status and lease renewal period in seconds.
@@ -76,7 +80,7 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async {
         let client = rovn_kubelet::client::client_from_kubeconfig(&args.kubeconfig).await?;
         // Bound before registering, so the published port is served once the node is seen.
-        let server_addr = std::net::SocketAddr::new(args.node_ip, args.port);
+        let server_addr = std::net::SocketAddr::new(args.address, args.port);
         let listener = tokio::net::TcpListener::bind(server_addr)
             .await
             .with_context(|| format!("binding the kubelet server on {server_addr}"))?;
