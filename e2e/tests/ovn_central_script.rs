@@ -73,7 +73,10 @@ fn three_members_form_a_cluster_and_a_restarted_member_rejoins() {
         .expect("temp dir");
     // --pid --fork --kill-child: when the harness ends, however it ends, every daemon it
     // started dies with its PID namespace.
-    let out = Command::new("unshare")
+    // timeout: a hang guard for the whole harness; its SIGKILL of unshare takes the
+    // namespace's processes along (--kill-child).
+    let out = Command::new("timeout")
+        .args(["--signal=KILL", "300", "unshare"])
         .args(["--net", "--pid", "--fork", "--kill-child", "--mount-proc"])
         .args(["bash", "-c", HARNESS, "harness"])
         .arg(&script)
