@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 /// The namespace of the ConfigMap naming the OVN databases.
 pub const CONFIGMAP_NAMESPACE: &str = "kube-system";
-/// The ConfigMap naming the OVN databases (`deploy/ovn-remotes.yaml`).
+/// The ConfigMap naming the OVN databases (`deploy/base/rovn-config.yaml`).
 pub const CONFIGMAP_NAME: &str = "rovn-config";
 /// The ConfigMap key holding the NB remote.
 pub const NB_KEY: &str = "nb-remote";
