@@ -89,6 +89,9 @@ buildah bud --quiet --isolation chroot --layers --pull=false \
     --build-arg RUST_IMAGE="$rust" --build-arg BASE_IMAGE="$base" \
     -f deploy/images/Dockerfile -t "$image" .
 
+# The build stage's image is dangling once the build is done; its work is in the cargo caches.
+buildah rmi --prune >/dev/null 2>&1 || true
+
 echo "image: smoke-running $image"
 c=$(buildah from --pull=false "$image")
 containers+=("$c")
@@ -109,4 +112,4 @@ in_image ovn-controller --version | sed -n 1p
 in_image ovn-northd --version | sed -n 1p
 in_image bash -n /usr/local/bin/start-ovn-central.sh
 in_image bash -n /usr/local/bin/start-ovs-ovn.sh
-echo "image: $image ok ($(buildah inspect --type image --format '{{.Size}}' "$image" 2>/dev/null || echo '?') bytes)"
+echo "image: $image ok ($(buildah images --format '{{.Size}}' "$image" 2>/dev/null | sed -n 1p))"

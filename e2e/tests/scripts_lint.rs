@@ -12,7 +12,13 @@ fn repo_root() -> PathBuf {
 /// The repository's shell scripts, relative to its root.
 fn scripts() -> Vec<String> {
     let out = Command::new("git")
-        .args(["ls-files", "--cached", "--others", "--exclude-standard", "*.sh"])
+        .args([
+            "ls-files",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+            "*.sh",
+        ])
         .current_dir(repo_root())
         .output()
         .unwrap_or_else(|e| panic!("running git ls-files: {e}"));
