@@ -213,6 +213,30 @@ impl Parsed {
             .unwrap_or_else(|| panic!("{}: no StatefulSet {name}", self.overlay))
     }
 
+    /// The pod template of DaemonSet `name`.
+    fn daemon_set_pod(&self, name: &str) -> &PodSpec {
+        pod_spec(
+            self.daemon_set(name).spec.as_ref().map(|s| &s.template),
+            name,
+        )
+    }
+
+    /// The pod template of Deployment `name`.
+    fn deployment_pod(&self, name: &str) -> &PodSpec {
+        pod_spec(
+            self.deployment(name).spec.as_ref().map(|s| &s.template),
+            name,
+        )
+    }
+
+    /// The pod template of StatefulSet `name`.
+    fn stateful_set_pod(&self, name: &str) -> &PodSpec {
+        pod_spec(
+            self.stateful_set(name).spec.as_ref().map(|s| &s.template),
+            name,
+        )
+    }
+
     /// `rovn-config`'s data.
     fn config(&self) -> BTreeMap<String, String> {
         let [config] = self.config_maps.as_slice() else {
@@ -458,16 +482,10 @@ fn rbac_grants_exactly_what_the_components_use_in(parsed: &Parsed) {
     );
     assert!(bound(parsed, "rovn-node", "rovn-node"));
     // OVN's own pods never call the API server: no token is mounted into them.
-    for name in ["ovs-ovn"] {
-        let pod = pod_spec(
-            parsed.daemon_set(name).spec.as_ref().map(|s| &s.template),
-            name,
-        );
-        assert_eq!(pod.automount_service_account_token, Some(false), "{name}");
-    }
-    let central = parsed.stateful_set("ovn-central");
-    let pod = pod_spec(central.spec.as_ref().map(|s| &s.template), "ovn-central");
-    assert_eq!(pod.automount_service_account_token, Some(false));
+    let ovs = parsed.daemon_set_pod("ovs-ovn");
+    assert_eq!(ovs.automount_service_account_token, Some(false));
+    let central = parsed.stateful_set_pod("ovn-central");
+    assert_eq!(central.automount_service_account_token, Some(false));
 }
 
 /// RBAC lets rovn-node patch every Node; the admission policy narrows that to its own Node's
@@ -638,39 +656,10 @@ fn components_take_ranges_and_remotes_from_rovn_config() {
                 }
             }
         }
-        let controller = only_container(
-            pod_spec(
-                parsed
-                    .deployment("rovn-controller")
-                    .spec
-                    .as_ref()
-                    .map(|s| &s.template),
-                "rovn-controller",
-            ),
-            "rovn-controller",
-        );
-        let node = only_container(
-            pod_spec(
-                parsed
-                    .daemon_set("rovn-node")
-                    .spec
-                    .as_ref()
-                    .map(|s| &s.template),
-                "rovn-node",
-            ),
-            "rovn-node",
-        );
-        let central = only_container(
-            pod_spec(
-                parsed
-                    .stateful_set("ovn-central")
-                    .spec
-                    .as_ref()
-                    .map(|s| &s.template),
-                "ovn-central",
-            ),
-            "ovn-central",
-        );
+        let controller =
+            only_container(parsed.deployment_pod("rovn-controller"), "rovn-controller");
+        let node = only_container(parsed.daemon_set_pod("rovn-node"), "rovn-node");
+        let central = only_container(parsed.stateful_set_pod("ovn-central"), "ovn-central");
         for (container, env, key) in [
             (controller, "ROVN_NB_REMOTE", "nb-remote"),
             (controller, "ROVN_DEFAULT_CIDR", "default-cidr"),
@@ -885,10 +874,7 @@ fn kind_overlay_has_kinds_ranges() {
 fn node_daemonsets_tolerate_every_taint() {
     for parsed in parse_all() {
         for name in ["rovn-node", "ovs-ovn"] {
-            let pod = pod_spec(
-                parsed.daemon_set(name).spec.as_ref().map(|s| &s.template),
-                name,
-            );
+            let pod = parsed.daemon_set_pod(name);
             assert!(
                 pod.tolerations
                     .iter()
@@ -908,14 +894,7 @@ fn node_daemonsets_tolerate_every_taint() {
 #[test]
 fn ovs_ovn_daemonset_uses_the_hosts_switch_state() {
     for parsed in parse_all() {
-        let pod = pod_spec(
-            parsed
-                .daemon_set("ovs-ovn")
-                .spec
-                .as_ref()
-                .map(|s| &s.template),
-            "ovs-ovn",
-        );
+        let pod = parsed.daemon_set_pod("ovs-ovn");
         let container = only_container(pod, "ovs-ovn");
         assert_eq!(
             container
@@ -972,14 +951,7 @@ fn host_mounts(pod: &PodSpec, container: &Container) -> BTreeSet<(String, Option
 #[test]
 fn node_daemonset_has_host_access() {
     for parsed in parse_all() {
-        let pod = pod_spec(
-            parsed
-                .daemon_set("rovn-node")
-                .spec
-                .as_ref()
-                .map(|s| &s.template),
-            "rovn-node",
-        );
+        let pod = parsed.daemon_set_pod("rovn-node");
         assert_eq!(pod.service_account_name.as_deref(), Some("rovn-node"));
         let container = only_container(pod, "rovn-node");
         assert_eq!(
