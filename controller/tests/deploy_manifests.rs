@@ -576,6 +576,15 @@ fn env_config_key<'a>(container: &'a Container, name: &str) -> Option<&'a str> {
         .map(|r| r.key.as_str())
 }
 
+/// The HTTP path of `container`'s readiness probe.
+fn readiness_path(container: &Container) -> Option<&str> {
+    container
+        .readiness_probe
+        .as_ref()
+        .and_then(|p| p.http_get.as_ref())
+        .and_then(|h| h.path.as_deref())
+}
+
 /// The only container of `name`'s pod template.
 fn only_container<'a>(pod: &'a PodSpec, name: &str) -> &'a Container {
     let [container] = pod.containers.as_slice() else {
@@ -593,13 +602,8 @@ fn controller_deployment_matches_the_contract() {
         let pod = pod_spec(Some(&spec.template), "rovn-controller");
         assert_eq!(pod.service_account_name.as_deref(), Some("rovn-controller"));
         let container = only_container(pod, "rovn-controller");
-        let readiness = container
-            .readiness_probe
-            .as_ref()
-            .and_then(|p| p.http_get.as_ref())
-            .and_then(|h| h.path.as_deref());
         assert_eq!(
-            readiness,
+            readiness_path(container),
             Some("/readyz"),
             "ready when leading with NB reconciled, or standing by"
         );
@@ -961,13 +965,8 @@ fn node_daemonset_has_host_access() {
                 .and_then(|s| s.privileged),
             Some(true)
         );
-        let readiness = container
-            .readiness_probe
-            .as_ref()
-            .and_then(|p| p.http_get.as_ref())
-            .and_then(|h| h.path.as_deref());
         assert_eq!(
-            readiness,
+            readiness_path(container),
             Some("/readyz"),
             "the agent is ready when it serves CNI"
         );
