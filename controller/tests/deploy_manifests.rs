@@ -191,26 +191,29 @@ fn parse_overlay(name: &str) -> Parsed {
         .unwrap_or_else(|| panic!("no overlay {name}"))
 }
 
+/// The object called `name` among `items`.
+fn named<'a, T>(items: &'a [T], name: &str, overlay: &str) -> &'a T
+where
+    T: k8s_openapi::Metadata<Ty = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>
+        + k8s_openapi::Resource,
+{
+    items
+        .iter()
+        .find(|item| item.metadata().name.as_deref() == Some(name))
+        .unwrap_or_else(|| panic!("{overlay}: no {} {name}", T::KIND))
+}
+
 impl Parsed {
     fn deployment(&self, name: &str) -> &Deployment {
-        self.deployments
-            .iter()
-            .find(|d| d.metadata.name.as_deref() == Some(name))
-            .unwrap_or_else(|| panic!("{}: no Deployment {name}", self.overlay))
+        named(&self.deployments, name, &self.overlay)
     }
 
     fn daemon_set(&self, name: &str) -> &DaemonSet {
-        self.daemon_sets
-            .iter()
-            .find(|d| d.metadata.name.as_deref() == Some(name))
-            .unwrap_or_else(|| panic!("{}: no DaemonSet {name}", self.overlay))
+        named(&self.daemon_sets, name, &self.overlay)
     }
 
     fn stateful_set(&self, name: &str) -> &StatefulSet {
-        self.stateful_sets
-            .iter()
-            .find(|d| d.metadata.name.as_deref() == Some(name))
-            .unwrap_or_else(|| panic!("{}: no StatefulSet {name}", self.overlay))
+        named(&self.stateful_sets, name, &self.overlay)
     }
 
     /// The pod template of DaemonSet `name`.
@@ -900,25 +903,16 @@ fn ovs_ovn_daemonset_uses_the_hosts_switch_state() {
     for parsed in parse_all() {
         let pod = parsed.daemon_set_pod("ovs-ovn");
         let container = only_container(pod, "ovs-ovn");
-        assert_eq!(
-            container
-                .security_context
-                .as_ref()
-                .and_then(|s| s.privileged),
-            Some(true)
+        assert_privileged_with_host_paths(
+            pod,
+            container,
+            &[
+                "/run/openvswitch",
+                "/var/run/ovn",
+                "/etc/openvswitch",
+                "/lib/modules",
+            ],
         );
-        let mounted = host_mounts(pod, container);
-        for path in [
-            "/run/openvswitch",
-            "/var/run/ovn",
-            "/etc/openvswitch",
-            "/lib/modules",
-        ] {
-            assert!(
-                mounted.contains(&(path.to_string(), Some(path.to_string()))),
-                "host {path} is not mounted at {path}: {mounted:?}"
-            );
-        }
         let stop = container
             .lifecycle
             .as_ref()
@@ -934,22 +928,38 @@ fn ovs_ovn_daemonset_uses_the_hosts_switch_state() {
     }
 }
 
-/// (mount path, host path) of `container`'s volumes.
-fn host_mounts(pod: &PodSpec, container: &Container) -> BTreeSet<(String, Option<String>)> {
+/// `container` is privileged and has each host path of `paths` mounted at the same path.
+fn assert_privileged_with_host_paths(pod: &PodSpec, container: &Container, paths: &[&str]) {
+    assert_eq!(
+        container
+            .security_context
+            .as_ref()
+            .and_then(|s| s.privileged),
+        Some(true),
+        "{} is not privileged",
+        container.name
+    );
     let volumes = pod.volumes.as_deref().unwrap_or_default();
     let host_path_of = |volume: &str| {
         volumes
             .iter()
             .find(|v| v.name == volume)
             .and_then(|v| v.host_path.as_ref())
-            .map(|h| h.path.clone())
+            .map(|h| h.path.as_str())
     };
-    container
+    let mounted: BTreeSet<(&str, Option<&str>)> = container
         .volume_mounts
         .iter()
         .flatten()
-        .map(|m| (m.mount_path.clone(), host_path_of(&m.name)))
-        .collect()
+        .map(|m| (m.mount_path.as_str(), host_path_of(&m.name)))
+        .collect();
+    for path in paths {
+        assert!(
+            mounted.contains(&(*path, Some(*path))),
+            "{}: host {path} is not mounted at {path}: {mounted:?}",
+            container.name
+        );
+    }
 }
 
 #[test]
@@ -959,13 +969,6 @@ fn node_daemonset_has_host_access() {
         assert_eq!(pod.service_account_name.as_deref(), Some("rovn-node"));
         let container = only_container(pod, "rovn-node");
         assert_eq!(
-            container
-                .security_context
-                .as_ref()
-                .and_then(|s| s.privileged),
-            Some(true)
-        );
-        assert_eq!(
             readiness_path(container),
             Some("/readyz"),
             "the agent is ready when it serves CNI"
@@ -974,19 +977,17 @@ fn node_daemonset_has_host_access() {
         for name in ["NODE_NAME", "ROVN_OVN_REMOTE"] {
             assert!(env.contains(name), "agent env lacks {name}");
         }
-        let mounted = host_mounts(pod, container);
-        for path in [
-            "/run/openvswitch",
-            "/etc/cni/net.d",
-            "/opt/cni/bin",
-            "/run/rovn",
-            "/var/run/netns",
-        ] {
-            assert!(
-                mounted.contains(&(path.to_string(), Some(path.to_string()))),
-                "host {path} is not mounted at {path}: {mounted:?}"
-            );
-        }
+        assert_privileged_with_host_paths(
+            pod,
+            container,
+            &[
+                "/run/openvswitch",
+                "/etc/cni/net.d",
+                "/opt/cni/bin",
+                "/run/rovn",
+                "/var/run/netns",
+            ],
+        );
     }
 }
 
