@@ -83,7 +83,7 @@ have_image "$rust" || debian_image "$rust" "gcc,libc6-dev,ca-certificates" yes \
 
 echo "image: building $image"
 # --layers reuses the apt layer; the Dockerfile's cache mounts keep cargo's registry and
-# target dir between builds (buildah keeps them under /var/tmp/buildah-cache-*).
+# target dir between builds (buildah keeps them under /var/tmp/buildah-cache).
 buildah bud --quiet --isolation chroot --layers --pull=false \
     --volume "$sysroot:/usr/local/rust:ro" \
     --build-arg RUST_IMAGE="$rust" --build-arg BASE_IMAGE="$base" \
