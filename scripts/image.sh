@@ -83,11 +83,14 @@ have_image "$rust" || debian_image "$rust" "gcc,libc6-dev,ca-certificates" yes \
 
 echo "image: building $image"
 # --layers reuses the apt layer; the Dockerfile's cache mounts keep cargo's registry and
-# target dir between builds (buildah keeps them under /var/tmp/buildah-cache-*).
+# target dir between builds (buildah keeps them under /var/tmp/buildah-cache).
 buildah bud --quiet --isolation chroot --layers --pull=false \
     --volume "$sysroot:/usr/local/rust:ro" \
     --build-arg RUST_IMAGE="$rust" --build-arg BASE_IMAGE="$base" \
     -f deploy/images/Dockerfile -t "$image" .
+
+# The build stage's image is dangling once the build is done; its work is in the cargo caches.
+buildah rmi --prune >/dev/null 2>&1 || true
 
 echo "image: smoke-running $image"
 c=$(buildah from --pull=false "$image")
@@ -109,4 +112,4 @@ in_image ovn-controller --version | sed -n 1p
 in_image ovn-northd --version | sed -n 1p
 in_image bash -n /usr/local/bin/start-ovn-central.sh
 in_image bash -n /usr/local/bin/start-ovs-ovn.sh
-echo "image: $image ok ($(buildah inspect --type image --format '{{.Size}}' "$image" 2>/dev/null || echo '?') bytes)"
+echo "image: $image ok ($(buildah images --format '{{.Size}}' "$image" 2>/dev/null | sed -n 1p))"

@@ -19,7 +19,7 @@ pub const CONTROLLER_LEASE_NAMESPACE: &str = "kube-system";
 pub const CONTROLLER_LEASE: &str = "rovn-controller";
 /// The namespace of the ConfigMap [`CONFIG_MAP`].
 pub const CONFIG_MAP_NAMESPACE: &str = "kube-system";
-/// The ConfigMap of an installation (`deploy/`): where the OVN databases are (keys
+/// The ConfigMap of an installation (`deploy/base/rovn-config.yaml`): where the OVN databases are (keys
 /// [`CONFIG_NB_KEY`], [`CONFIG_SB_KEY`]), for `kubectl rovn` and for scenarios run on a cluster.
 pub const CONFIG_MAP: &str = "rovn-config";
 /// The [`CONFIG_MAP`] key holding the Northbound remote.

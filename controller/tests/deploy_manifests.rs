@@ -191,26 +191,53 @@ fn parse_overlay(name: &str) -> Parsed {
         .unwrap_or_else(|| panic!("no overlay {name}"))
 }
 
+/// The object called `name` among `items`.
+fn named<'a, T>(items: &'a [T], name: &str, overlay: &str) -> &'a T
+where
+    T: k8s_openapi::Metadata<Ty = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>
+        + k8s_openapi::Resource,
+{
+    items
+        .iter()
+        .find(|item| item.metadata().name.as_deref() == Some(name))
+        .unwrap_or_else(|| panic!("{overlay}: no {} {name}", T::KIND))
+}
+
 impl Parsed {
     fn deployment(&self, name: &str) -> &Deployment {
-        self.deployments
-            .iter()
-            .find(|d| d.metadata.name.as_deref() == Some(name))
-            .unwrap_or_else(|| panic!("{}: no Deployment {name}", self.overlay))
+        named(&self.deployments, name, &self.overlay)
     }
 
     fn daemon_set(&self, name: &str) -> &DaemonSet {
-        self.daemon_sets
-            .iter()
-            .find(|d| d.metadata.name.as_deref() == Some(name))
-            .unwrap_or_else(|| panic!("{}: no DaemonSet {name}", self.overlay))
+        named(&self.daemon_sets, name, &self.overlay)
     }
 
     fn stateful_set(&self, name: &str) -> &StatefulSet {
-        self.stateful_sets
-            .iter()
-            .find(|d| d.metadata.name.as_deref() == Some(name))
-            .unwrap_or_else(|| panic!("{}: no StatefulSet {name}", self.overlay))
+        named(&self.stateful_sets, name, &self.overlay)
+    }
+
+    /// The pod template of DaemonSet `name`.
+    fn daemon_set_pod(&self, name: &str) -> &PodSpec {
+        pod_spec(
+            self.daemon_set(name).spec.as_ref().map(|s| &s.template),
+            name,
+        )
+    }
+
+    /// The pod template of Deployment `name`.
+    fn deployment_pod(&self, name: &str) -> &PodSpec {
+        pod_spec(
+            self.deployment(name).spec.as_ref().map(|s| &s.template),
+            name,
+        )
+    }
+
+    /// The pod template of StatefulSet `name`.
+    fn stateful_set_pod(&self, name: &str) -> &PodSpec {
+        pod_spec(
+            self.stateful_set(name).spec.as_ref().map(|s| &s.template),
+            name,
+        )
     }
 
     /// `rovn-config`'s data.
@@ -458,16 +485,10 @@ fn rbac_grants_exactly_what_the_components_use_in(parsed: &Parsed) {
     );
     assert!(bound(parsed, "rovn-node", "rovn-node"));
     // OVN's own pods never call the API server: no token is mounted into them.
-    for name in ["ovs-ovn"] {
-        let pod = pod_spec(
-            parsed.daemon_set(name).spec.as_ref().map(|s| &s.template),
-            name,
-        );
-        assert_eq!(pod.automount_service_account_token, Some(false), "{name}");
-    }
-    let central = parsed.stateful_set("ovn-central");
-    let pod = pod_spec(central.spec.as_ref().map(|s| &s.template), "ovn-central");
-    assert_eq!(pod.automount_service_account_token, Some(false));
+    let ovs = parsed.daemon_set_pod("ovs-ovn");
+    assert_eq!(ovs.automount_service_account_token, Some(false));
+    let central = parsed.stateful_set_pod("ovn-central");
+    assert_eq!(central.automount_service_account_token, Some(false));
 }
 
 /// RBAC lets rovn-node patch every Node; the admission policy narrows that to its own Node's
@@ -558,6 +579,15 @@ fn env_config_key<'a>(container: &'a Container, name: &str) -> Option<&'a str> {
         .map(|r| r.key.as_str())
 }
 
+/// The HTTP path of `container`'s readiness probe.
+fn readiness_path(container: &Container) -> Option<&str> {
+    container
+        .readiness_probe
+        .as_ref()
+        .and_then(|p| p.http_get.as_ref())
+        .and_then(|h| h.path.as_deref())
+}
+
 /// The only container of `name`'s pod template.
 fn only_container<'a>(pod: &'a PodSpec, name: &str) -> &'a Container {
     let [container] = pod.containers.as_slice() else {
@@ -575,13 +605,8 @@ fn controller_deployment_matches_the_contract() {
         let pod = pod_spec(Some(&spec.template), "rovn-controller");
         assert_eq!(pod.service_account_name.as_deref(), Some("rovn-controller"));
         let container = only_container(pod, "rovn-controller");
-        let readiness = container
-            .readiness_probe
-            .as_ref()
-            .and_then(|p| p.http_get.as_ref())
-            .and_then(|h| h.path.as_deref());
         assert_eq!(
-            readiness,
+            readiness_path(container),
             Some("/readyz"),
             "ready when leading with NB reconciled, or standing by"
         );
@@ -638,39 +663,10 @@ fn components_take_ranges_and_remotes_from_rovn_config() {
                 }
             }
         }
-        let controller = only_container(
-            pod_spec(
-                parsed
-                    .deployment("rovn-controller")
-                    .spec
-                    .as_ref()
-                    .map(|s| &s.template),
-                "rovn-controller",
-            ),
-            "rovn-controller",
-        );
-        let node = only_container(
-            pod_spec(
-                parsed
-                    .daemon_set("rovn-node")
-                    .spec
-                    .as_ref()
-                    .map(|s| &s.template),
-                "rovn-node",
-            ),
-            "rovn-node",
-        );
-        let central = only_container(
-            pod_spec(
-                parsed
-                    .stateful_set("ovn-central")
-                    .spec
-                    .as_ref()
-                    .map(|s| &s.template),
-                "ovn-central",
-            ),
-            "ovn-central",
-        );
+        let controller =
+            only_container(parsed.deployment_pod("rovn-controller"), "rovn-controller");
+        let node = only_container(parsed.daemon_set_pod("rovn-node"), "rovn-node");
+        let central = only_container(parsed.stateful_set_pod("ovn-central"), "ovn-central");
         for (container, env, key) in [
             (controller, "ROVN_NB_REMOTE", "nb-remote"),
             (controller, "ROVN_DEFAULT_CIDR", "default-cidr"),
@@ -885,10 +881,7 @@ fn kind_overlay_has_kinds_ranges() {
 fn node_daemonsets_tolerate_every_taint() {
     for parsed in parse_all() {
         for name in ["rovn-node", "ovs-ovn"] {
-            let pod = pod_spec(
-                parsed.daemon_set(name).spec.as_ref().map(|s| &s.template),
-                name,
-            );
+            let pod = parsed.daemon_set_pod(name);
             assert!(
                 pod.tolerations
                     .iter()
@@ -908,34 +901,18 @@ fn node_daemonsets_tolerate_every_taint() {
 #[test]
 fn ovs_ovn_daemonset_uses_the_hosts_switch_state() {
     for parsed in parse_all() {
-        let pod = pod_spec(
-            parsed
-                .daemon_set("ovs-ovn")
-                .spec
-                .as_ref()
-                .map(|s| &s.template),
-            "ovs-ovn",
-        );
+        let pod = parsed.daemon_set_pod("ovs-ovn");
         let container = only_container(pod, "ovs-ovn");
-        assert_eq!(
-            container
-                .security_context
-                .as_ref()
-                .and_then(|s| s.privileged),
-            Some(true)
+        assert_privileged_with_host_paths(
+            pod,
+            container,
+            &[
+                "/run/openvswitch",
+                "/var/run/ovn",
+                "/etc/openvswitch",
+                "/lib/modules",
+            ],
         );
-        let mounted = host_mounts(pod, container);
-        for path in [
-            "/run/openvswitch",
-            "/var/run/ovn",
-            "/etc/openvswitch",
-            "/lib/modules",
-        ] {
-            assert!(
-                mounted.contains(&(path.to_string(), Some(path.to_string()))),
-                "host {path} is not mounted at {path}: {mounted:?}"
-            );
-        }
         let stop = container
             .lifecycle
             .as_ref()
@@ -951,51 +928,48 @@ fn ovs_ovn_daemonset_uses_the_hosts_switch_state() {
     }
 }
 
-/// (mount path, host path) of `container`'s volumes.
-fn host_mounts(pod: &PodSpec, container: &Container) -> BTreeSet<(String, Option<String>)> {
+/// `container` is privileged and has each host path of `paths` mounted at the same path.
+fn assert_privileged_with_host_paths(pod: &PodSpec, container: &Container, paths: &[&str]) {
+    assert_eq!(
+        container
+            .security_context
+            .as_ref()
+            .and_then(|s| s.privileged),
+        Some(true),
+        "{} is not privileged",
+        container.name
+    );
     let volumes = pod.volumes.as_deref().unwrap_or_default();
     let host_path_of = |volume: &str| {
         volumes
             .iter()
             .find(|v| v.name == volume)
             .and_then(|v| v.host_path.as_ref())
-            .map(|h| h.path.clone())
+            .map(|h| h.path.as_str())
     };
-    container
+    let mounted: BTreeSet<(&str, Option<&str>)> = container
         .volume_mounts
         .iter()
         .flatten()
-        .map(|m| (m.mount_path.clone(), host_path_of(&m.name)))
-        .collect()
+        .map(|m| (m.mount_path.as_str(), host_path_of(&m.name)))
+        .collect();
+    for path in paths {
+        assert!(
+            mounted.contains(&(*path, Some(*path))),
+            "{}: host {path} is not mounted at {path}: {mounted:?}",
+            container.name
+        );
+    }
 }
 
 #[test]
 fn node_daemonset_has_host_access() {
     for parsed in parse_all() {
-        let pod = pod_spec(
-            parsed
-                .daemon_set("rovn-node")
-                .spec
-                .as_ref()
-                .map(|s| &s.template),
-            "rovn-node",
-        );
+        let pod = parsed.daemon_set_pod("rovn-node");
         assert_eq!(pod.service_account_name.as_deref(), Some("rovn-node"));
         let container = only_container(pod, "rovn-node");
         assert_eq!(
-            container
-                .security_context
-                .as_ref()
-                .and_then(|s| s.privileged),
-            Some(true)
-        );
-        let readiness = container
-            .readiness_probe
-            .as_ref()
-            .and_then(|p| p.http_get.as_ref())
-            .and_then(|h| h.path.as_deref());
-        assert_eq!(
-            readiness,
+            readiness_path(container),
             Some("/readyz"),
             "the agent is ready when it serves CNI"
         );
@@ -1003,19 +977,17 @@ fn node_daemonset_has_host_access() {
         for name in ["NODE_NAME", "ROVN_OVN_REMOTE"] {
             assert!(env.contains(name), "agent env lacks {name}");
         }
-        let mounted = host_mounts(pod, container);
-        for path in [
-            "/run/openvswitch",
-            "/etc/cni/net.d",
-            "/opt/cni/bin",
-            "/run/rovn",
-            "/var/run/netns",
-        ] {
-            assert!(
-                mounted.contains(&(path.to_string(), Some(path.to_string()))),
-                "host {path} is not mounted at {path}: {mounted:?}"
-            );
-        }
+        assert_privileged_with_host_paths(
+            pod,
+            container,
+            &[
+                "/run/openvswitch",
+                "/etc/cni/net.d",
+                "/opt/cni/bin",
+                "/run/rovn",
+                "/var/run/netns",
+            ],
+        );
     }
 }
 

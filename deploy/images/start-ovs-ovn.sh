@@ -9,6 +9,9 @@
 #   start-ovs-ovn.sh probe ready  ovn-controller is connected to the Southbound database
 #   start-ovs-ovn.sh stop         exit keeping br-int, its ports and the kernel datapath, so a
 #                                 restart (an update) leaves the pods' interfaces in place
+#
+# Environment: OVS_DATAPATH_TYPE (default system) is rovn-node's --datapath-type; only the
+# system datapath needs the openvswitch kernel module.
 set -euo pipefail
 
 conf_db=/etc/openvswitch/conf.db
@@ -31,7 +34,7 @@ stop() {
 }
 
 run() {
-    if [ ! -d /sys/module/openvswitch ]; then
+    if [ "${OVS_DATAPATH_TYPE:-system}" = system ] && [ ! -d /sys/module/openvswitch ]; then
         modprobe openvswitch || die "the openvswitch kernel module is not loaded and cannot be (is the host's /lib/modules mounted?)"
     fi
     mkdir -p "$ovs_run" "$ovn_run" "$(dirname "$conf_db")"

@@ -84,3 +84,47 @@ fn every_script_is_shellcheck_clean() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `e2e/kind/run.sh --dry-run` walks every step without docker or kind, and the overlay it
+/// renders for the cluster (kind's overlay with the node and API server addresses patched in)
+/// is one kustomize accepts and that carries those addresses.
+#[test]
+fn kind_run_dry_run_renders_its_overlay() {
+    let out = Command::new("bash")
+        .args(["e2e/kind/run.sh", "--dry-run"])
+        .current_dir(repo_root())
+        .output()
+        .unwrap_or_else(|e| panic!("running e2e/kind/run.sh --dry-run: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("kind: ok"),
+        "run.sh --dry-run failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for step in [
+        "docker build -f deploy/images/Dockerfile -t rovn:dev .",
+        "kind create cluster",
+        "kind load docker-image rovn:dev",
+        "apply --server-side -k",
+        "rollout status statefulset/ovn-central",
+        "cargo test -p rovn-e2e --test kind_scenarios",
+        "e2e.test",
+        "kind delete cluster",
+    ] {
+        assert!(
+            stdout.contains(step),
+            "run.sh --dry-run lacks {step:?}:\n{stdout}"
+        );
+    }
+    for patched in [
+        "ovn-central-ips: \"172.18.0.2,172.18.0.3,172.18.0.4\"",
+        "nb-remote: \"tcp:172.18.0.2:6641,tcp:172.18.0.3:6641,tcp:172.18.0.4:6641\"",
+        "kube-apiserver-host: \"172.18.0.2\"",
+    ] {
+        assert!(
+            stdout.contains(patched),
+            "the rendered overlay lacks {patched}:\n{stdout}"
+        );
+    }
+}

@@ -118,7 +118,7 @@ pub fn rovn_config_object(names: &LabNames) -> serde_json::Value {
     })
 }
 
-/// Publishes where the lab's NB and SB are, as `deploy/rovn-config.yaml` does on a cluster, so
+/// Publishes where the lab's NB and SB are, as `deploy/base/rovn-config.yaml` does on a cluster, so
 /// `kubectl rovn` finds them with the lab's kubeconfig alone.
 pub fn create_rovn_config(api: SocketAddr, names: &LabNames) -> Result<(), LabError> {
     http_send(

@@ -34,7 +34,7 @@ pub const EXTERNAL_IP: Ipv4Addr = Ipv4Addr::new(172, 30, 0, 200);
 pub const DELETED_EXTERNAL_IP: Ipv4Addr = Ipv4Addr::new(172, 30, 0, 201);
 /// The hostPort the hostPort scenario publishes its pod's TCP echo on.
 pub const HOST_PORT: u16 = 18481;
-/// rovn-node's `/metrics` port (its `--listen` default and `deploy/node.yaml`'s).
+/// rovn-node's `/metrics` port (its `--listen` default and `deploy/base/node.yaml`'s).
 pub const AGENT_METRICS_PORT: u16 = 10665;
 /// How long nodes' tables may take to follow a change.
 const FOLLOW_TIMEOUT: Duration = Duration::from_secs(30);
