@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use k8s_openapi::api::core::v1::{Container, Pod};
-use nix::sched::{CloneFlags, setns};
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sched::{CloneFlags, setns, unshare};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
@@ -167,8 +168,9 @@ pub fn resolve_program(program: &str, own_dir: Option<&Path>, path: &OsStr) -> O
 
 /// The command for a program that runs "in the pod": a cleared environment, `/` as working
 /// directory, its own process group (so a signal to the group reaches whatever it forks), and
-/// the sandbox namespace entered between fork and exec. Shared by containers and exec probes so
-/// that a probe sees exactly what its container sees. Standard streams are left to the caller.
+/// the sandbox namespace entered between fork and exec, with a `/sys` of that network. Shared
+/// by containers, exec probes and `exec` sessions so that all see exactly what the container
+/// sees. Standard streams are left to the caller.
 pub fn pod_command(
     program: &Path,
     args: &[String],
@@ -182,17 +184,41 @@ pub fn pod_command(
         .current_dir("/")
         .stdin(Stdio::null())
         .process_group(0);
-    if let Some(netns) = netns {
-        let ns = std::fs::File::open(netns)?;
-        // SAFETY: the closure runs between fork and exec and only calls setns(2), which is
-        // async-signal-safe; `ns` is an open descriptor owned by the closure.
-        unsafe {
-            cmd.pre_exec(move || {
-                setns(ns.as_fd(), CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)
-            });
-        }
+    let ns = netns.map(std::fs::File::open).transpose()?;
+    // SAFETY: the closure runs between fork and exec and only makes system calls (setns,
+    // unshare, mount, umount2; the short paths are converted on the stack); `ns` is an open
+    // descriptor owned by the closure.
+    unsafe {
+        cmd.pre_exec(move || {
+            if let Some(ns) = &ns {
+                setns(ns.as_fd(), CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)?;
+            }
+            sysfs_of_own_network().map_err(std::io::Error::from)
+        });
     }
     Ok(cmd)
+}
+
+/// Gives the process a `/sys` of the network namespace it has entered, as a container runtime
+/// does (and `ip netns exec`): in a mount namespace of its own, so `/sys/class/net` lists the
+/// sandbox's (or, for hostNetwork, the node's) devices rather than the host's.
+fn sysfs_of_own_network() -> nix::Result<()> {
+    unshare(CloneFlags::CLONE_NEWNS)?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        None::<&str>,
+    )?;
+    umount2("/sys", MntFlags::MNT_DETACH)?;
+    mount(
+        Some("sysfs"),
+        "/sys",
+        Some("sysfs"),
+        MsFlags::empty(),
+        None::<&str>,
+    )
 }
 
 /// Starts the process in its own process group (so stop signals reach its children too), in
