@@ -26,6 +26,9 @@ pub const CONFIG_MAP: &str = "rovn-config";
 pub const CONFIG_NB_KEY: &str = "nb-remote";
 /// The [`CONFIG_MAP`] key holding the Southbound remote.
 pub const CONFIG_SB_KEY: &str = "sb-remote";
+/// The node label that keeps the `rovn-node` DaemonSet off a node (its affinity requires the
+/// label to be absent): an agent taken off for maintenance, or stopped by a scenario.
+pub const AGENT_STOPPED_LABEL: &str = "rovn.io/agent-stopped";
 /// The controller's HTTP port (`/metrics`, `/healthz`, `/readyz`, `/debug/plan`).
 pub const CONTROLLER_HTTP_PORT: u16 = 10660;
 

@@ -897,6 +897,40 @@ fn node_daemonsets_tolerate_every_taint() {
     }
 }
 
+/// An agent is taken off a node by labelling the node (maintenance, and how the scenarios stop
+/// an agent on a real cluster), and only rovn-node's pods leave: ovs-ovn keeps the switch.
+#[test]
+fn a_labelled_node_runs_no_agent() {
+    for parsed in parse_all() {
+        let excluded = |name: &str| {
+            parsed
+                .daemon_set_pod(name)
+                .affinity
+                .as_ref()
+                .and_then(|a| a.node_affinity.as_ref())
+                .and_then(|a| {
+                    a.required_during_scheduling_ignored_during_execution
+                        .as_ref()
+                })
+                .is_some_and(|required| {
+                    required.node_selector_terms.iter().all(|term| {
+                        term.match_expressions.iter().flatten().any(|e| {
+                            e.key == rovn_api::names::AGENT_STOPPED_LABEL
+                                && e.operator == "DoesNotExist"
+                        })
+                    })
+                })
+        };
+        assert!(
+            excluded("rovn-node"),
+            "{}: rovn-node must stay off nodes labelled {}",
+            parsed.overlay,
+            rovn_api::names::AGENT_STOPPED_LABEL
+        );
+        assert!(!excluded("ovs-ovn"), "{}: ovs-ovn must not", parsed.overlay);
+    }
+}
+
 /// ovs-ovn runs the switch on the host's OVS state, and keeps it across its own restarts.
 #[test]
 fn ovs_ovn_daemonset_uses_the_hosts_switch_state() {

@@ -20,9 +20,6 @@ use super::kubectl_cluster::{run, spawn_piped};
 const SYSTEM_NAMESPACE: &str = rovn_api::names::CONFIG_MAP_NAMESPACE;
 /// How long a component may take to come back.
 const START_TIMEOUT: &str = "180s";
-/// The node label that keeps the `rovn-node` DaemonSet off a node (its affinity says
-/// `DoesNotExist`): how an agent is stopped and kept down.
-pub const AGENT_STOP_LABEL: &str = "rovn.io/agent-stopped";
 
 /// A cluster installed from `deploy/`, reached with `kubeconfig` from the outside host.
 pub struct KindInfra {
@@ -124,7 +121,7 @@ impl Infra for KindInfra {
                 .await?;
             }
             Component::Agent(node) => {
-                let label = format!("{AGENT_STOP_LABEL}=true");
+                let label = format!("{}=true", names::AGENT_STOPPED_LABEL);
                 self.kubectl_ok(&["label", "node", node, &label, "--overwrite"])
                     .await?;
                 let selector = format!("spec.nodeName={node}");
@@ -159,7 +156,7 @@ impl Infra for KindInfra {
                 .await?;
             }
             Component::Agent(node) => {
-                let label = format!("{AGENT_STOP_LABEL}-");
+                let label = format!("{}-", names::AGENT_STOPPED_LABEL);
                 self.kubectl_ok(&["label", "node", node, &label]).await?;
                 self.kubectl_ok(&[
                     "rollout",
