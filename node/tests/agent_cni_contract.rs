@@ -17,7 +17,7 @@ use anyhow::{Context, bail, ensure};
 use k8s_openapi::api::events::v1::Event as KubeEvent;
 use kube::Api;
 use kube::api::{DeleteParams, PostParams};
-use rovn_e2e::lab::rovn::{self as lab_rovn, RovnBins};
+use rovn_e2e::lab::rovn::{self as lab_rovn, RovnInstall};
 use rovn_e2e::lab::{Encap, LabGuard, LabNames, LabSpec};
 use serde_json::{Value, json};
 
@@ -300,10 +300,10 @@ async fn scenario(names: &LabNames) -> anyhow::Result<()> {
     let before = vsctl(names, 1, &["get", "Interface", &veth1, "_uuid", "ofport"])?;
     let mut agent = lab_rovn::agent_spec(
         names,
-        &RovnBins::find(&support::bin_dir())?,
+        &RovnInstall::find(&support::bin_dir())?,
         1,
         Encap::Geneve,
-    );
+    )?;
     rovn_e2e::lab::daemon::stop_pidfile(&agent.pidfile, lab_rovn::STOP_GRACE)?;
     support::delete_pod(&client, NS, "p3").await?;
     agent

@@ -67,31 +67,40 @@ async fn change_while_controller_down(
     api::create_pod(&client, &born).await
 }
 
-/// Runs scenario 6 in namespace `ns` (the cluster should hold no other pods' ports than the
-/// ones it can list, as the stale-port check compares NB and OVS with every pod).
-pub async fn survive_restarts(cluster: &impl Cluster, ns: &str) -> Result<()> {
-    let Stage {
-        client,
-        n1,
-        n2,
-        tool,
-    } = stage(cluster, ns).await?;
-    let running = api::create_and_wait(
-        &client,
-        &[
-            PodSpec::server(ns, "server", &tool).on(&n2),
-            PodSpec::idle(ns, "client", &tool).on(&n1),
-            PodSpec::idle(ns, "doomed", &tool).on(&n2),
-        ],
-    )
-    .await?;
-    let (server, client_pod) = (&running[0], &running[1]);
-    let doomed = pod_ref(&running[2]);
-    let refs = [pod_ref(server), pod_ref(client_pod)];
-    let before = addresses(cluster, &refs).await?;
-    let server_ip =
-        pods::pod_ip(server).ok_or_else(|| ScenarioError::Check("server without podIP".into()))?;
-    let client_ip = pods::pod_ip(client_pod)
+/// A server pod on the second node and a client pod on the first, with an established TCP
+/// connection between them: what the restart scenarios keep alive.
+struct Connected {
+    stage: Stage,
+    /// The server and the client.
+    refs: [PodRef; 2],
+    server_ip: std::net::Ipv4Addr,
+    /// The server's TCP port.
+    target: SocketAddrV4,
+    conn: LongConnection,
+    /// The pods of `extra`, running.
+    extra: Vec<Pod>,
+}
+
+/// Starts the server and client of [`Connected`] (and `extra`, made by `extra(ns, tool, n1,
+/// n2)`) in namespace `ns`, checks one exchange and opens the long-lived connection.
+async fn serve_and_connect(
+    cluster: &impl Cluster,
+    ns: &str,
+    extra: impl FnOnce(&str, &str, &str) -> Vec<PodSpec>,
+) -> Result<Connected> {
+    let stage = stage(cluster, ns).await?;
+    let (n1, n2, tool) = (&stage.n1, &stage.n2, &stage.tool);
+    let mut specs = vec![
+        PodSpec::server(ns, "server", tool).on(n2),
+        PodSpec::idle(ns, "client", tool).on(n1),
+    ];
+    specs.extend(extra(tool, n1, n2));
+    let mut running = api::create_and_wait(&stage.client, &specs).await?;
+    let extra = running.split_off(2);
+    let refs = [pod_ref(&running[0]), pod_ref(&running[1])];
+    let server_ip = pods::pod_ip(&running[0])
+        .ok_or_else(|| ScenarioError::Check("server without podIP".into()))?;
+    let client_ip = pods::pod_ip(&running[1])
         .ok_or_else(|| ScenarioError::Check("client without podIP".into()))?;
     let target = SocketAddrV4::new(server_ip, TCP_PORT);
     // The server may still be binding although Running: a first exchange waits for it.
@@ -104,11 +113,43 @@ pub async fn survive_restarts(cluster: &impl Cluster, ns: &str) -> Result<()> {
         client_ip,
     )
     .await?;
-    let (mut conn, greeting) = LongConnection::open(cluster, &refs[1], target).await?;
+    let (conn, greeting) = LongConnection::open(cluster, &refs[1], target).await?;
     crate::ensure!(
         greeting.server == "server" && greeting.client == client_ip,
         "long-lived connection greeted by {greeting:?}, expected server seeing {client_ip}"
     );
+    Ok(Connected {
+        stage,
+        refs,
+        server_ip,
+        target,
+        conn,
+        extra,
+    })
+}
+
+/// Runs scenario 6 in namespace `ns` (the cluster should hold no other pods' ports than the
+/// ones it can list, as the stale-port check compares NB and OVS with every pod).
+pub async fn survive_restarts(cluster: &impl Cluster, ns: &str) -> Result<()> {
+    let Connected {
+        stage:
+            Stage {
+                client,
+                n1,
+                n2,
+                tool,
+            },
+        refs,
+        server_ip,
+        target,
+        mut conn,
+        extra,
+    } = serve_and_connect(cluster, ns, |tool, _, n2| {
+        vec![PodSpec::idle(ns, "doomed", tool).on(n2)]
+    })
+    .await?;
+    let doomed = pod_ref(&extra[0]);
+    let before = addresses(cluster, &refs).await?;
     conn.round_trip("before-restarts").await?;
 
     // The pods' rows as they are: a restart must leave them as they are, not re-create them.
@@ -214,36 +255,15 @@ pub async fn survive_restarts(cluster: &impl Cluster, ns: &str) -> Result<()> {
 /// controller restarted in turn under an established cross-node TCP connection, which must
 /// carry data after each, with pods keeping their addresses and rows and nothing left stale.
 pub async fn rolling_update(cluster: &impl Cluster, ns: &str) -> Result<()> {
-    let Stage {
-        client,
-        n1,
-        n2,
-        tool,
-    } = stage(cluster, ns).await?;
-    let running = api::create_and_wait(
-        &client,
-        &[
-            PodSpec::server(ns, "server", &tool).on(&n2),
-            PodSpec::idle(ns, "client", &tool).on(&n1),
-        ],
-    )
-    .await?;
-    let refs = [pod_ref(&running[0]), pod_ref(&running[1])];
-    let server_ip = pods::pod_ip(&running[0])
-        .ok_or_else(|| ScenarioError::Check("server without podIP".into()))?;
-    let client_ip = pods::pod_ip(&running[1])
-        .ok_or_else(|| ScenarioError::Check("client without podIP".into()))?;
-    let target = SocketAddrV4::new(server_ip, TCP_PORT);
-    expect_exchange(
-        cluster,
-        &From::Pod(refs[1].clone()),
-        Proto::Tcp,
+    let Connected {
+        stage: Stage {
+            client, n1, tool, ..
+        },
+        refs,
         target,
-        "server",
-        client_ip,
-    )
-    .await?;
-    let (mut conn, _) = LongConnection::open(cluster, &refs[1], target).await?;
+        mut conn,
+        ..
+    } = serve_and_connect(cluster, ns, |_, _, _| Vec::new()).await?;
     let before = addresses(cluster, &refs).await?;
     let rows_before = pod_rows(cluster, &refs).await?;
     let mut order: Vec<Component> = cluster.nodes().into_iter().map(Component::Agent).collect();
