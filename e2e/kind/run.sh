@@ -158,7 +158,10 @@ kctl wait --for=condition=Ready nodes --all --timeout=10m
 kctl -n kube-system rollout status deployment/coredns --timeout=10m
 
 # 5. rovn's own scenarios, through the API (KubectlCluster).
+# This host is the scenarios' outside: it runs rovn-podtool from the build (on PATH), as pods
+# run it from the image.
 run env ROVN_KUBECONFIG="$kubeconfig" ROVN_OUTSIDE_ADDRESS="$(outside_ip)" \
+    PATH="$repo/target/debug:$PATH" \
     cargo test -p rovn-e2e --test kind_scenarios -- --ignored --test-threads 1
 
 # 6. Upstream e2e.test of the cluster's Kubernetes version.

@@ -1,5 +1,6 @@
 //! A kind cluster (or any cluster installed from `deploy/`) as the scenarios' [`Infra`]: the
-//! host running the tests is the outside (kind's nodes sit on a bridge of that host), the node
+//! host running the tests is the outside (kind's nodes sit on a bridge of that host; it runs
+//! `rovn-podtool` from its PATH, where `e2e/kind/run.sh` puts the build's), the node
 //! shells mount the host's OVS and OVN run directories, and rovn's components are stopped and
 //! started through their workloads.
 
