@@ -70,7 +70,7 @@ fn mismatch(def: &ResourceDef, name: &str, why: &str) -> ApiError {
     ApiError::bad_request(format!("{} {name:?}: {why}", def.plural))
 }
 
-pub(crate) fn invalid(def: &ResourceDef, name: &str, causes: Vec<Cause>) -> ApiError {
+fn invalid(def: &ResourceDef, name: &str, causes: Vec<Cause>) -> ApiError {
     ApiError::invalid(&def.kind, &def.group, name, causes)
 }
 

@@ -7,7 +7,6 @@
 
 use serde_json::Value;
 
-use crate::cluster::invalid;
 use crate::resources::ResourceDef;
 use crate::schema::{self, FieldError, Problem, SchemaError};
 use crate::status::{ApiError, Cause};
@@ -116,7 +115,7 @@ pub fn check(
                 _ => None,
             })
             .collect();
-        return Err(invalid(def, name, causes));
+        return Err(ApiError::invalid(&def.kind, &def.group, name, causes));
     }
     let (unknown, rest): (Vec<&FieldError>, Vec<&FieldError>) =
         rest.into_iter().partition(|e| e.is_unknown_field());
@@ -152,6 +151,6 @@ pub fn check(
     if causes.is_empty() {
         Ok(())
     } else {
-        Err(invalid(def, name, causes))
+        Err(ApiError::invalid(&def.kind, &def.group, name, causes))
     }
 }
