@@ -217,18 +217,8 @@ pub async fn survive_restarts(cluster: &impl Cluster, ns: &str) -> Result<()> {
         );
     }
 
-    let late = api::create_and_wait(&client, &[PodSpec::server(ns, "late", &tool).on(&n1)]).await?;
-    let late_ip = pods::pod_ip(&late[0])
-        .ok_or_else(|| ScenarioError::Check("late pod without podIP".into()))?;
-    expect_exchange(
-        cluster,
-        &From::Pod(pod_ref(&late[0])),
-        Proto::Tcp,
-        target,
-        "server",
-        late_ip,
-    )
-    .await?;
+    let late_ip =
+        late_pod_reaches(cluster, PodSpec::server(ns, "late", &tool).on(&n1), target).await?;
     expect_exchange(
         cluster,
         &From::Pod(refs[0].clone()),
@@ -256,9 +246,7 @@ pub async fn survive_restarts(cluster: &impl Cluster, ns: &str) -> Result<()> {
 /// carry data after each, with pods keeping their addresses and rows and nothing left stale.
 pub async fn rolling_update(cluster: &impl Cluster, ns: &str) -> Result<()> {
     let Connected {
-        stage: Stage {
-            client, n1, tool, ..
-        },
+        stage: Stage { n1, tool, .. },
         refs,
         target,
         mut conn,
@@ -294,19 +282,30 @@ pub async fn rolling_update(cluster: &impl Cluster, ns: &str) -> Result<()> {
         rows == rows_before,
         "the rolling update re-created pod rows: {rows_before:?} → {rows:?}"
     );
-    let late = api::create_and_wait(&client, &[PodSpec::idle(ns, "late", &tool).on(&n1)]).await?;
-    let late_ip = pods::pod_ip(&late[0])
+    late_pod_reaches(cluster, PodSpec::idle(ns, "late", &tool).on(&n1), target).await?;
+    conn.round_trip("after-rolling-update").await.map(|_| ())
+}
+
+/// A pod made from `late` after the restarts reaches the server at `target`, which sees its
+/// address. Returns that address.
+async fn late_pod_reaches(
+    cluster: &impl Cluster,
+    late: PodSpec,
+    target: SocketAddrV4,
+) -> Result<std::net::Ipv4Addr> {
+    let running = api::create_and_wait(&cluster.client(), &[late]).await?;
+    let late_ip = pods::pod_ip(&running[0])
         .ok_or_else(|| ScenarioError::Check("late pod without podIP".into()))?;
     expect_exchange(
         cluster,
-        &From::Pod(pod_ref(&late[0])),
+        &From::Pod(pod_ref(&running[0])),
         Proto::Tcp,
         target,
         "server",
         late_ip,
     )
     .await?;
-    conn.round_trip("after-rolling-update").await.map(|_| ())
+    Ok(late_ip)
 }
 
 /// NB's pod ports are exactly the pods on the pod network, and each node's switch has exactly
