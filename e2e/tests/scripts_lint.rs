@@ -1,6 +1,7 @@
 //! Every shell script of the repository (`git ls-files '*.sh'`, tracked or new) parses
-//! (`bash -n`) and is clean under `shellcheck`, so the scripts that only run elsewhere (the
-//! kind suite on GitHub Actions, the image's start scripts in pods) are checked here too.
+//! (`bash -n`) and is clean under `shellcheck`, and so is the shell of every GitHub Actions
+//! step, so what only runs elsewhere (the kind suite and its workflow on GitHub Actions, the
+//! image's start scripts in pods) is checked here too.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -133,4 +134,80 @@ fn kind_run_dry_run_renders_its_overlay() {
             "the rendered overlay lacks {patched}:\n{stdout}"
         );
     }
+}
+
+/// The shell of every GitHub Actions step (`run:` blocks of `.github/workflows/*.yml`) is
+/// shellcheck-clean, as the workflow runs it (`bash -e`), with `${{ … }}` expressions replaced
+/// by a plain word: those steps run only on GitHub.
+#[test]
+fn every_workflow_step_is_shellcheck_clean() {
+    let dir = repo_root().join(".github/workflows");
+    let mut workflows: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yml" || x == "yaml"))
+        .collect();
+    workflows.sort();
+    assert!(!workflows.is_empty(), "no workflow in {}", dir.display());
+    let scratch = tempfile::tempdir().unwrap_or_else(|e| panic!("a temporary directory: {e}"));
+    let mut steps = Vec::new();
+    for workflow in &workflows {
+        let text = std::fs::read_to_string(workflow)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", workflow.display()));
+        let doc: serde_json::Value = serde_saphyr::from_str(&text)
+            .unwrap_or_else(|e| panic!("{} is not YAML: {e}", workflow.display()));
+        let jobs = doc["jobs"].as_object().cloned().unwrap_or_default();
+        for (job, body) in jobs {
+            for (i, step) in body["steps"].as_array().into_iter().flatten().enumerate() {
+                let Some(run) = step["run"].as_str() else {
+                    continue;
+                };
+                let name = format!(
+                    "{}-{job}-{i}.sh",
+                    workflow.file_stem().unwrap_or_default().to_string_lossy()
+                );
+                let path = scratch.path().join(&name);
+                let script = format!(
+                    "#!/usr/bin/env bash\nset -e\n{}\n",
+                    without_expressions(run)
+                );
+                std::fs::write(&path, script)
+                    .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+                steps.push(path);
+            }
+        }
+    }
+    assert!(!steps.is_empty(), "no run: step in {workflows:?}");
+    let out = Command::new("shellcheck")
+        .args(&steps)
+        .output()
+        .unwrap_or_else(|e| panic!("running shellcheck (scripts/setup.sh installs it): {e}"));
+    assert!(
+        out.status.success(),
+        "shellcheck of the workflows' run: steps:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `text` with every `${{ … }}` replaced by a word shellcheck reads as plain text.
+fn without_expressions(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${{") {
+        out.push_str(&rest[..start]);
+        match rest[start..].find("}}") {
+            Some(end) => {
+                out.push_str("github-expression");
+                rest = &rest[start + end + 2..];
+            }
+            None => {
+                rest = &rest[start..];
+                break;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
