@@ -19,16 +19,11 @@ sysroot=$(rustc --print sysroot)
 rust_version=$(rustc --version | awk '{print $2}')
 rust=localhost/rovn-rust:$rust_version-$suite
 
-missing=()
+# scripts/setup.sh holds the one package list (mmdebstrap and buildah among it); run alone,
+# this script asks it for what is missing.
 for tool in mmdebstrap buildah; do
-    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+    command -v "$tool" >/dev/null 2>&1 || { "$(dirname "$0")/setup.sh"; break; }
 done
-if ((${#missing[@]})); then
-    echo "image: installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
 
 work=$(mktemp -d /tmp/rovn-image.XXXXXX)
 containers=()

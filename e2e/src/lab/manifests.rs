@@ -43,11 +43,6 @@ pub struct Rendered {
 }
 
 impl Rendered {
-    /// Manifests from documents already parsed (tests).
-    pub fn from_documents(docs: Vec<Value>) -> Self {
-        Rendered { docs }
-    }
-
     fn find(&self, kind: &str, name: &str) -> Result<&Value, LabError> {
         self.docs
             .iter()

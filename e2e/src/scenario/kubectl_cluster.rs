@@ -71,11 +71,6 @@ impl<I: Infra> KubectlCluster<I> {
         &self.infra
     }
 
-    /// The kubeconfig every `kubectl` call of this cluster uses.
-    pub fn kubeconfig(&self) -> &Path {
-        &self.kubeconfig
-    }
-
     /// `kubectl` pointed at the cluster.
     pub fn kubectl(&self) -> tokio::process::Command {
         let mut command = tokio::process::Command::new("kubectl");
