@@ -22,7 +22,7 @@ rust=localhost/rovn-rust:$rust_version-$suite
 # scripts/setup.sh holds the one package list (mmdebstrap and buildah among it); run alone,
 # this script asks it for what is missing.
 for tool in mmdebstrap buildah; do
-    command -v "$tool" >/dev/null 2>&1 || { "$(dirname "$0")/setup.sh"; break; }
+    command -v "$tool" >/dev/null 2>&1 || { scripts/setup.sh; break; }
 done
 
 work=$(mktemp -d /tmp/rovn-image.XXXXXX)
